@@ -1,0 +1,254 @@
+/**
+ * The dispatchd client library: `import { DispatchClient, request } from 'dispatchd/client'`.
+ *
+ * One request is: ask the main server for a lease (client → main.sock), follow the redirect
+ * to the secondary it names, present the lease with the payload, read the result. Failures
+ * that leave the request un-run, or that hit an idempotent built-in type mid-run, are
+ * retried on a fresh lease (so on another secondary when the chosen one is gone), within a
+ * bounded number of attempts and a total time budget. docs/PROTOCOL.md §4 lists what is
+ * retried.
+ */
+import net from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import { DispatchError, errnoCode, reason, type ErrorCode } from '../common/errors.js';
+import { FrameConnection } from '../common/frame-connection.js';
+import { MAX_BODY_BYTES_CEILING, type Frame, type FrameHeader } from '../common/frame.js';
+import { ErrorReply, LeaseGranted, REQUEST_TYPES, RunResult, type RequestType } from '../common/protocol.js';
+
+export { DispatchError } from '../common/errors.js';
+export type { ErrorCode } from '../common/errors.js';
+export { EXIT, exitCodeFor } from '../common/exit-codes.js';
+export { REQUEST_TYPES, type RequestType } from '../common/protocol.js';
+
+export const DEFAULT_SOCKET = '/run/dispatchd/main.sock';
+
+export interface ClientOptions {
+  /** The main server's socket (default /run/dispatchd/main.sock). */
+  socket?: string;
+  /** Total time budget for one request, retries included, in ms (default 60000). */
+  timeoutMs?: number;
+  /** Most attempts for one request (default 10). */
+  attempts?: number;
+  /** How long to wait for the main server's answer to a lease request, in ms (default 5000). */
+  answerTimeoutMs?: number;
+  /** Per-request deadline sent to the secondary, in ms (default: the server's). */
+  deadlineMs?: number;
+  /** Largest result accepted, in bytes (default 1 GiB). */
+  maxResultBytes?: number;
+  /** Called before each retry, with what failed and how long the client waits. */
+  onRetry?: (info: { attempt: number; error: DispatchError; waitMs: number }) => void;
+}
+
+/** Codes after which a fresh lease may be asked for. */
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'CONNECT_FAILED',
+  'CONNECTION_LOST',
+  'TIMEOUT',
+  'UNAVAILABLE',
+  'BUSY',
+  'SHUTTING_DOWN',
+  'LEASE_UNKNOWN',
+  'LEASE_EXPIRED',
+  'LEASE_STALE',
+  'IDLE_TIMEOUT',
+]);
+
+/** Converts an error frame into a DispatchError. */
+function fromReply(header: FrameHeader, peer: string): DispatchError {
+  const e = ErrorReply.safeParse(header);
+  if (!e.success) return new DispatchError('PROTOCOL_ERROR', `failed to understand the answer of ${peer}: not a dispatchd reply`);
+  return new DispatchError(e.data.code, e.data.message, { retryAfterMs: e.data.retry_after_ms, retryable: e.data.retryable ?? false, fields: { peer } });
+}
+
+/**
+ * Opens a framed connection to a unix stream socket.
+ * @throws DispatchError CONNECT_FAILED (missing socket, refused, permission).
+ */
+export function connectFramed(path: string, maxBodyBytes: number, timeoutMs: number): Promise<FrameConnection> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection({ path });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new DispatchError('CONNECT_FAILED', `failed to connect to '${path}': no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(new FrameConnection(socket, { maxBodyBytes, idleTimeoutMs: 0 }));
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      const code = errnoCode(err);
+      const hint =
+        code === 'ENOENT' ? 'no such socket: is dispatchd.target running (systemctl start dispatchd.target)?'
+        : code === 'EACCES' ? 'permission denied: run as root or as a member of the dispatchd-clients group'
+        : code === 'ECONNREFUSED' ? 'connection refused: is the socket unit running (systemctl status dispatchd.target)?'
+        : reason(err);
+      reject(new DispatchError('CONNECT_FAILED', `failed to connect to '${path}': ${hint}`, { cause: err, retryable: true }));
+    });
+  });
+}
+
+/**
+ * Sends one frame and waits for one frame back.
+ * @throws DispatchError TIMEOUT, CONNECTION_LOST, or the framing errors.
+ */
+export function exchange(conn: FrameConnection, header: FrameHeader, body: Buffer | undefined, timeoutMs: number, peer: string): Promise<Frame> {
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      clearTimeout(timer);
+      conn.off('frame', onFrame);
+      conn.off('close', onClose);
+      conn.off('protocol-error', onBad);
+      conn.off('error', onError);
+    };
+    const onFrame = (f: Frame) => {
+      cleanup();
+      resolve(f);
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new DispatchError('CONNECTION_LOST', `failed to get an answer from ${peer}: the connection closed`, { retryable: true }));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      conn.destroy();
+      reject(new DispatchError('CONNECTION_LOST', `failed to get an answer from ${peer}: ${reason(err)}`, { cause: err, retryable: true }));
+    };
+    const onBad = (err: DispatchError) => {
+      cleanup();
+      conn.destroy();
+      reject(new DispatchError('PROTOCOL_ERROR', `failed to read the answer of ${peer}: ${err.message}`, { cause: err }));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      conn.destroy();
+      reject(new DispatchError('TIMEOUT', `failed to get an answer from ${peer} within ${timeoutMs} ms`, { retryable: true }));
+    }, timeoutMs);
+    conn.on('frame', onFrame);
+    conn.on('close', onClose);
+    conn.on('protocol-error', onBad);
+    conn.on('error', onError);
+    conn.send(header, body);
+  });
+}
+
+/** A client of one dispatchd suite. Stateless between requests; safe to share. */
+export class DispatchClient {
+  readonly socket: string;
+  private readonly o: Required<Omit<ClientOptions, 'deadlineMs' | 'onRetry'>> & Pick<ClientOptions, 'deadlineMs' | 'onRetry'>;
+
+  constructor(options: ClientOptions = {}) {
+    this.socket = options.socket ?? DEFAULT_SOCKET;
+    this.o = {
+      socket: this.socket,
+      timeoutMs: options.timeoutMs ?? 60_000,
+      attempts: options.attempts ?? 10,
+      answerTimeoutMs: options.answerTimeoutMs ?? 5000,
+      maxResultBytes: options.maxResultBytes ?? MAX_BODY_BYTES_CEILING,
+      deadlineMs: options.deadlineMs,
+      onRetry: options.onRetry,
+    };
+  }
+
+  /**
+   * Asks the main server for a lease for one request of `type`.
+   * @throws DispatchError CONNECT_FAILED, TIMEOUT, CONNECTION_LOST, BUSY, UNAVAILABLE, UNKNOWN_TYPE, …
+   */
+  async lease(type: string, timeoutMs = this.o.answerTimeoutMs): Promise<LeaseGranted> {
+    const conn = await connectFramed(this.socket, 0, timeoutMs);
+    try {
+      const f = await exchange(conn, { op: 'lease', type }, undefined, timeoutMs, 'the main server');
+      if (f.header.ok !== true) throw fromReply(f.header, 'the main server');
+      const g = LeaseGranted.safeParse(f.header);
+      if (!g.success) throw new DispatchError('PROTOCOL_ERROR', 'failed to understand the main server\'s answer: not a lease');
+      return g.data;
+    } finally {
+      conn.end(100);
+    }
+  }
+
+  /**
+   * Presents a lease to its secondary and runs one request on a new connection.
+   * @throws DispatchError LEASE_*, DEADLINE_EXCEEDED, CONNECT_FAILED, CONNECTION_LOST, …
+   */
+  async runOnLease(grant: LeaseGranted, type: string, data: Buffer, timeoutMs: number): Promise<Buffer> {
+    const session = await Session.open(grant, this.o.maxResultBytes, Math.min(timeoutMs, this.o.answerTimeoutMs));
+    try {
+      return await session.run(type, data, timeoutMs, this.o.deadlineMs);
+    } finally {
+      session.close();
+    }
+  }
+
+  /**
+   * Sends one request and returns the result's bytes, retrying on a fresh lease when that
+   * is safe (see the module comment).
+   *
+   * @throws DispatchError with the last failure's code when the request cannot be served
+   *   (codes and their exit codes: README "Exit codes").
+   */
+  async request(type: string, data: Buffer = Buffer.alloc(0)): Promise<Buffer> {
+    if (!(REQUEST_TYPES as readonly string[]).includes(type)) {
+      throw new DispatchError('UNKNOWN_TYPE', `unknown request type '${type}'; known types: ${REQUEST_TYPES.join(', ')}`);
+    }
+    const deadline = Date.now() + this.o.timeoutMs;
+    let last: DispatchError | undefined;
+    for (let attempt = 1; attempt <= this.o.attempts; attempt++) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      try {
+        const grant = await this.lease(type, Math.min(this.o.answerTimeoutMs, left));
+        return await this.runOnLease(grant, type, data, Math.max(1, deadline - Date.now()));
+      } catch (err) {
+        last = err instanceof DispatchError ? err : new DispatchError('INTERNAL', reason(err), { cause: err });
+        if (!RETRYABLE.has(last.code) || attempt === this.o.attempts) break;
+        const waitMs = last.code === 'BUSY' && last.retryAfterMs !== undefined ? last.retryAfterMs : backoffMs(attempt);
+        if (Date.now() + waitMs >= deadline) break;
+        this.o.onRetry?.({ attempt, error: last, waitMs });
+        await delay(waitMs);
+      }
+    }
+    const e = last ?? new DispatchError('TIMEOUT', `failed to complete the '${type}' request within ${this.o.timeoutMs} ms`);
+    throw new DispatchError(e.code, e.message, { cause: e, retryAfterMs: e.retryAfterMs, retryable: RETRYABLE.has(e.code), fields: e.fields });
+  }
+}
+
+/** Exponential back-off with jitter: about 25, 50, 100 … ms, at most 1 s. */
+function backoffMs(attempt: number): number {
+  const base = Math.min(1000, 25 * 2 ** (attempt - 1));
+  return Math.round(base / 2 + Math.random() * (base / 2));
+}
+
+/**
+ * A connection to a secondary holding a claimed lease: several requests may run on it one
+ * after the other ("established lease"). The lease ends when the session closes.
+ */
+export class Session {
+  private constructor(private readonly conn: FrameConnection, readonly grant: LeaseGranted) {}
+
+  /** @throws DispatchError CONNECT_FAILED. */
+  static async open(grant: LeaseGranted, maxResultBytes: number, connectTimeoutMs: number): Promise<Session> {
+    return new Session(await connectFramed(grant.socket, maxResultBytes, connectTimeoutMs), grant);
+  }
+
+  /** Runs one request on this lease. @throws DispatchError as DispatchClient.runOnLease. */
+  async run(type: string, data: Buffer, timeoutMs: number, deadlineMs?: number): Promise<Buffer> {
+    const header: FrameHeader = { op: 'run', lease: this.grant.lease, generation: this.grant.generation, type };
+    if (deadlineMs !== undefined) header.deadline_ms = deadlineMs;
+    const peer = `secondary-${this.grant.secondary}`;
+    const f = await exchange(this.conn, header, data, timeoutMs, peer);
+    if (f.header.ok !== true) throw fromReply(f.header, peer);
+    if (!RunResult.safeParse(f.header).success) throw new DispatchError('PROTOCOL_ERROR', `failed to understand the answer of ${peer}: not a result`);
+    return f.body;
+  }
+
+  close(): void {
+    this.conn.end(100);
+  }
+}
+
+/** Sends one request with a new client. See {@link DispatchClient.request}. */
+export function request(type: RequestType | string, data?: Buffer, options?: ClientOptions): Promise<Buffer> {
+  return new DispatchClient(options).request(type, data);
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/node
+/**
+ * dispatchctl: send requests to dispatchd and show its scoreboard. See dispatchctl(1).
+ *
+ *   dispatchctl [--socket PATH] request TYPE [DATA]   DATA from the argument, or stdin if '-' or absent
+ *   dispatchctl status [--json]
+ *
+ * Errors: one line on stderr, and the exit code of README "Exit codes".
+ */
+import fs from 'node:fs';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { DEFAULT_CONFIG_PATH, loadConfig } from '../common/config.js';
+import { DispatchError, reason } from '../common/errors.js';
+import { EXIT, exitCodeFor } from '../common/exit-codes.js';
+import { REQUEST_TYPES } from '../common/protocol.js';
+import { ScoreboardReader } from '../common/scoreboard.js';
+import { DEFAULT_SOCKET, DispatchClient } from './client.js';
+import { formatTable, statusReport } from './status.js';
+
+function fail(what: string, err: unknown): never {
+  const de = err instanceof DispatchError ? err : undefined;
+  process.stderr.write(`dispatchctl: ${what}: ${reason(err)}${de ? ` [${de.code}]` : ''}\n`);
+  process.exit(de ? exitCodeFor(de.code) : EXIT.FAILURE);
+}
+
+function readStdin(): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    process.stdin.on('data', (c: Buffer) => chunks.push(c));
+    process.stdin.on('end', () => resolve(Buffer.concat(chunks)));
+    process.stdin.on('error', reject);
+  });
+}
+
+function writeStdout(b: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => process.stdout.write(b, (err) => (err ? reject(err) : resolve())));
+}
+
+/** Default scoreboard path: from the configuration file if it is readable, else the built-in one. */
+function defaultScoreboard(): string {
+  try {
+    return loadConfig(DEFAULT_CONFIG_PATH).paths.scoreboard;
+  } catch {
+    return '/dev/shm/dispatchd.scoreboard';
+  }
+}
+
+await yargs(hideBin(process.argv))
+  .scriptName('dispatchctl')
+  .usage('$0 <command> [options]\n\nSend requests to dispatchd and show its scoreboard.')
+  .option('socket', { type: 'string', default: DEFAULT_SOCKET, describe: "the main server's socket", global: true })
+  .command(
+    'request <type> [data]',
+    `send one request (types: ${REQUEST_TYPES.join(', ')}); DATA from the argument, or standard input when it is - or absent; the result's bytes go to standard output`,
+    (y) =>
+      y
+        .positional('type', { type: 'string', demandOption: true, describe: 'request type' })
+        .positional('data', { type: 'string', describe: "request data, or '-' for standard input" })
+        .option('timeout', { type: 'number', default: 60_000, describe: 'total time budget for the request, retries included (ms)' })
+        .option('deadline', { type: 'number', describe: "deadline for running the request on the secondary (ms; default: the server's)" })
+        .option('verbose', { type: 'boolean', default: false, alias: 'v', describe: 'report retries on standard error' }),
+    async (a) => {
+      let data: Buffer;
+      try {
+        data = a.data === undefined || a.data === '-' ? await readStdin() : Buffer.from(a.data, 'utf8');
+      } catch (err) {
+        fail('failed to read standard input', err);
+      }
+      const client = new DispatchClient({
+        socket: a.socket,
+        timeoutMs: a.timeout,
+        deadlineMs: a.deadline,
+        onRetry: a.verbose ? ({ attempt, error, waitMs }) => process.stderr.write(`dispatchctl: attempt ${attempt} failed: ${error.message} [${error.code}]; retrying in ${waitMs} ms\n`) : undefined,
+      });
+      try {
+        const result = await client.request(a.type, data);
+        await writeStdout(result);
+      } catch (err) {
+        fail(`'${a.type}' request failed`, err);
+      }
+    },
+  )
+  .command(
+    'status',
+    'show every daemon from the scoreboard: name, pid, state, requests, heartbeat age, restarts',
+    (y) =>
+      y
+        .option('json', { type: 'boolean', default: false, describe: 'one JSON object with a daemons array' })
+        .option('scoreboard', { type: 'string', describe: 'the scoreboard file (default: from /etc/dispatchd/dispatchd.conf)' }),
+    async (a) => {
+      const file = a.scoreboard ?? defaultScoreboard();
+      let report;
+      try {
+        const reader = new ScoreboardReader(file);
+        try {
+          report = statusReport(file, reader.read(), Date.now(), (pid) => pid > 0 && fs.existsSync(`/proc/${pid}`));
+        } finally {
+          reader.close();
+        }
+      } catch (err) {
+        fail('failed to read the status', err);
+      }
+      await writeStdout(Buffer.from(a.json ? JSON.stringify(report, null, 2) + '\n' : formatTable(report)));
+    },
+  )
+  .demandCommand(1, 'name a command: request or status')
+  .strict()
+  .version(false)
+  .help()
+  .fail((msg, err) => {
+    if (err) fail('failed', err);
+    process.stderr.write(`dispatchctl: ${msg}; see 'dispatchctl --help'\n`);
+    process.exit(EXIT.USAGE);
+  })
+  .parseAsync();

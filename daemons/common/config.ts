@@ -1,0 +1,131 @@
+/**
+ * Configuration: /etc/dispatchd/dispatchd.conf, TOML (https://toml.io/en/v1.0.0), every key
+ * optional with the defaults below. Times in ms, sizes in bytes. A bad file is refused with
+ * the file, line and key named; daemons then exit 78 (EXIT.CONFIG), which the units list in
+ * RestartPreventExitStatus= so that a bad configuration does not crash-loop.
+ */
+import fs from 'node:fs';
+import { parse as parseToml } from 'smol-toml';
+import { z } from 'zod';
+import { DispatchError, reason } from './errors.js';
+import { MAX_BODY_BYTES_CEILING } from './frame.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/dispatchd/dispatchd.conf';
+
+const ms = (min: number, max: number) => z.number().int().min(min).max(max);
+
+export const ConfigSchema = z.strictObject({
+  paths: z
+    .strictObject({
+      runtime_dir: z.string().startsWith('/').default('/run/dispatchd'),
+      scoreboard: z.string().startsWith('/').default('/dev/shm/dispatchd.scoreboard'),
+    })
+    .prefault({}),
+  main: z
+    .strictObject({
+      reserve_timeout_ms: ms(10, 60_000).default(500),
+      lease_ttl_ms: ms(100, 600_000).default(3000),
+      queue_timeout_ms: ms(0, 600_000).default(2000),
+      queue_max: z.number().int().min(0).max(1_000_000).default(1024),
+      client_idle_timeout_ms: ms(100, 3_600_000).default(5000),
+      heartbeat_stale_ms: ms(500, 600_000).default(3000),
+    })
+    .prefault({}),
+  secondary: z
+    .strictObject({
+      max_leases: z.number().int().min(1).max(100_000).default(32),
+      request_deadline_ms: ms(10, 3_600_000).default(30_000),
+      max_payload_bytes: z.number().int().min(16 * 1024 * 1024).max(MAX_BODY_BYTES_CEILING).default(64 * 1024 * 1024),
+      client_idle_timeout_ms: ms(100, 3_600_000).default(5000),
+    })
+    .prefault({}),
+  watchdog: z
+    .strictObject({
+      probe_interval_ms: ms(50, 60_000).default(300),
+      max_missed: z.number().int().min(1).max(100).default(3),
+    })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** The defaults: what an empty file means. */
+export function defaultConfig(): Config {
+  return ConfigSchema.parse({});
+}
+
+/** The 1-based line where `key` is assigned in `section` of a TOML text, if it can be found. */
+export function lineOf(text: string, path: PropertyKey[]): number | undefined {
+  const [section, key] = path.map(String);
+  const lines = text.split('\n');
+  let current = '';
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!.trim();
+    const header = /^\[\s*([A-Za-z0-9_.-]+)\s*\]/.exec(l);
+    if (header) {
+      current = header[1]!;
+      if (key === undefined && current === section) return i + 1;
+      continue;
+    }
+    const assign = /^([A-Za-z0-9_-]+)\s*=/.exec(l);
+    if (assign && current === section && assign[1] === key) return i + 1;
+    if (assign && current === '' && assign[1] === section && key === undefined) return i + 1;
+  }
+  return undefined;
+}
+
+/**
+ * Parses and validates configuration text.
+ *
+ * @param where the file name, for messages.
+ * @throws DispatchError CONFIG_INVALID with file, line and key in the message.
+ */
+export function parseConfig(text: string, where: string): Config {
+  let raw: unknown;
+  try {
+    raw = parseToml(text);
+  } catch (cause) {
+    const line = (cause as { line?: number }).line;
+    const first = reason(cause).split('\n')[0];
+    throw new DispatchError('CONFIG_INVALID', `failed to parse configuration '${where}'${line ? ` line ${line}` : ''}: ${first}; fix the file and restart the suite`, { cause });
+  }
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = issue.path.map(String).join('.');
+    let p = issue.path;
+    if (issue.code === 'unrecognized_keys') p = [...issue.path, issue.keys[0]!];
+    const line = lineOf(text, p);
+    const what = issue.code === 'unrecognized_keys' ? `unknown key '${[...issue.path, ...issue.keys].join('.')}'` : `key '${key}': ${issue.message}`;
+    throw new DispatchError('CONFIG_INVALID', `failed to load configuration '${where}'${line ? ` line ${line}` : ''}: ${what}; fix the file and restart the suite`, {
+      fields: { config: where, key: issue.code === 'unrecognized_keys' ? [...issue.path, ...issue.keys].join('.') : key },
+    });
+  }
+  return parsed.data;
+}
+
+/**
+ * Reads and validates the configuration file. A missing file at the default path means the
+ * defaults; a missing file named explicitly is an error.
+ *
+ * @throws DispatchError CONFIG_UNREADABLE, CONFIG_INVALID.
+ */
+export function loadConfig(file: string = DEFAULT_CONFIG_PATH, explicit = false): Config {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (cause) {
+    if (!explicit && (cause as { code?: string }).code === 'ENOENT') return defaultConfig();
+    throw new DispatchError('CONFIG_UNREADABLE', `failed to read configuration '${file}': ${reason(cause)}`, { cause });
+  }
+  return parseConfig(text, file);
+}
+
+/** Paths derived from the runtime directory (docs/ARCHITECTURE.md). */
+export const runtimePaths = {
+  mainSocket: (dir: string) => `${dir}/main.sock`,
+  mainMailbox: (dir: string) => `${dir}/main.fifo`,
+  secondarySocket: (dir: string, n: number) => `${dir}/secondary-${n}.sock`,
+  secondaryMailbox: (dir: string, n: number) => `${dir}/secondary-${n}.fifo`,
+  watchdogMailbox: (dir: string) => `${dir}/watchdog.fifo`,
+};

@@ -1,0 +1,118 @@
+/**
+ * The process-level side of every daemon: command line, configuration, logger, systemd
+ * notifications, signals, and the exit-code mapping. Each daemon's main.ts is a call to
+ * {@link runDaemon}; the testable server classes know nothing of the process.
+ *
+ * Signals handled: SIGTERM and SIGINT (stop: drain, close everything, flush the log, exit 0).
+ * Nothing else; in particular no signal is used for IPC.
+ */
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { DEFAULT_CONFIG_PATH, loadConfig, type Config } from './config.js';
+import { DispatchError, reason } from './errors.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+import { parseListenFds, type ListenFds } from './listen-fds.js';
+import { closeLogger, createLogger, type Logger } from './logger.js';
+import { loadNotifyBinding, Notifier } from './notify.js';
+
+/** A running daemon: stop() releases everything it holds. */
+export interface Service {
+  stop(why: string): Promise<void>;
+}
+
+export interface DaemonContext<A> {
+  args: A;
+  config: Config;
+  logger: Logger;
+  notifier: Notifier;
+  listenFds: ListenFds;
+}
+
+export interface DaemonSpec<A> {
+  /** SYSLOG_IDENTIFIER, e.g. dispatchd-main. */
+  identifier: string;
+  /** The unit that runs it, for messages (dispatchd-main.service). */
+  unit: (args: A) => string;
+  /** Extra command-line options. */
+  options?: (y: Argv<{ config: string }>) => Argv<A>;
+  start: (ctx: DaemonContext<A>) => Promise<Service>;
+}
+
+/** Runs a daemon until SIGTERM/SIGINT; never returns normally (the process exits). */
+export async function runDaemon<A extends { config: string }>(spec: DaemonSpec<A>): Promise<never> {
+  let args: A;
+  const base = yargs(hideBin(process.argv))
+    .scriptName(spec.identifier)
+    .option('config', { type: 'string', default: DEFAULT_CONFIG_PATH, describe: 'configuration file (TOML)' })
+    .strict()
+    .version(false)
+    .fail((msg, err) => {
+      process.stderr.write(`${spec.identifier}: ${msg ?? reason(err)}\n`);
+      process.exit(EXIT.USAGE);
+    });
+  try {
+    args = (await (spec.options ? spec.options(base) : (base as unknown as Argv<A>)).parseAsync()) as unknown as A;
+  } catch (err) {
+    process.stderr.write(`${spec.identifier}: ${reason(err)}\n`);
+    process.exit(EXIT.USAGE);
+  }
+  const logger = createLogger({ identifier: spec.identifier });
+  const notifier = new Notifier(loadNotifyBinding());
+  const unit = spec.unit(args);
+
+  const die = async (err: unknown, what: string): Promise<never> => {
+    const de = err instanceof DispatchError ? err : undefined;
+    const code = de ? exitCodeFor(de.code) : EXIT.FAILURE;
+    const hint = code === EXIT.CONFIG ? ' (not restarted: fix the configuration, then systemctl restart dispatchd.target)' : '';
+    logger.error(`${what}: ${reason(err)}${hint}`, { code: de?.code ?? 'INTERNAL', unit, exit_status: code, ...(de?.fields ?? {}), ...(err instanceof Error && !de ? { stack: err.stack } : {}) });
+    try {
+      notifier.status(`failed: ${reason(err)}`);
+    } catch {
+      // not under systemd, or it is gone: the log line above is what matters
+    }
+    await closeLogger(logger);
+    process.exit(code);
+  };
+
+  let config: Config;
+  let listenFds: ListenFds;
+  try {
+    config = loadConfig(args.config, args.config !== DEFAULT_CONFIG_PATH);
+    listenFds = parseListenFds(process.env, process.pid);
+  } catch (err) {
+    return die(err, `failed to start ${unit}`);
+  }
+
+  process.on('uncaughtException', (err) => void die(err, `${unit} crashed`));
+  process.on('unhandledRejection', (err) => void die(err, `${unit} crashed`));
+
+  let service: Service;
+  try {
+    service = await spec.start({ args, config, logger, notifier, listenFds });
+  } catch (err) {
+    return die(err, `failed to start ${unit}`);
+  }
+
+  return new Promise<never>(() => {
+    let stopping = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warning(`received ${sig} again while stopping, exiting now`, { signal: sig });
+        void closeLogger(logger).then(() => process.exit(EXIT.OK));
+        return;
+      }
+      stopping = true;
+      logger.info(`received ${sig}, stopping`, { signal: sig });
+      service
+        .stop(sig)
+        .then(async () => {
+          logger.info(`${unit} stopped cleanly`);
+          await closeLogger(logger);
+          process.exit(EXIT.OK);
+        })
+        .catch((err) => die(err, `failed to stop ${unit} cleanly`));
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}

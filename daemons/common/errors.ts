@@ -1,0 +1,100 @@
+/**
+ * Typed errors for dispatchd. Library code throws a {@link DispatchError} with a stable
+ * `code`; only daemon entry points and dispatchctl log it and map it to an exit code
+ * (see exit-codes.ts). Messages follow "failed to <verb> '<object>': <reason>" and say
+ * what to do where the reader can act.
+ */
+
+/** Every stable error code dispatchd uses, in code and on the wire. */
+export const ERROR_CODES = [
+  // configuration and start-up
+  'CONFIG_UNREADABLE',
+  'CONFIG_INVALID',
+  'LISTEN_FDS_INVALID',
+  'LISTEN_FDS_MISSING',
+  // socket framing
+  'FRAME_BAD_MAGIC',
+  'FRAME_BAD_VERSION',
+  'FRAME_TOO_LARGE',
+  'FRAME_BAD_HEADER',
+  // mailbox FIFOs
+  'MESSAGE_TOO_LARGE',
+  'MESSAGE_INVALID',
+  'MAILBOX_NO_READER',
+  'MAILBOX_OPEN_FAILED',
+  'MAILBOX_FULL',
+  'MAILBOX_WRITE_FAILED',
+  // scoreboard
+  'SCOREBOARD_OPEN_FAILED',
+  'SCOREBOARD_BAD_LAYOUT',
+  'SCOREBOARD_NO_SPACE',
+  'SCOREBOARD_IO',
+  // answers a server gives a client (also thrown by the client library)
+  'BAD_REQUEST',
+  'UNKNOWN_TYPE',
+  'PAYLOAD_TOO_LARGE',
+  'UNAVAILABLE',
+  'BUSY',
+  'LEASE_UNKNOWN',
+  'LEASE_EXPIRED',
+  'LEASE_STALE',
+  'DEADLINE_EXCEEDED',
+  'SHUTTING_DOWN',
+  'IDLE_TIMEOUT',
+  'INTERNAL',
+  // client side
+  'CONNECT_FAILED',
+  'CONNECTION_LOST',
+  'TIMEOUT',
+  'PROTOCOL_ERROR',
+  'SCOREBOARD_MISSING',
+  // supervision
+  'RESTART_FAILED',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Tells whether a string is one of {@link ERROR_CODES}. */
+export function isErrorCode(s: unknown): s is ErrorCode {
+  return typeof s === 'string' && (ERROR_CODES as readonly string[]).includes(s);
+}
+
+export interface DispatchErrorOptions {
+  /** The lower-level error this one wraps (an errno error, a parse error, …). */
+  cause?: unknown;
+  /** For BUSY: how long the client should wait before retrying, in ms. */
+  retryAfterMs?: number;
+  /** True when the operation may be retried safely (the request was not run). */
+  retryable?: boolean;
+  /** Short key=value context for logs (peer, lease, path, …). */
+  fields?: Record<string, string | number | boolean>;
+}
+
+/** The one error class of dispatchd: a message for people and a stable `code` for programs. */
+export class DispatchError extends Error {
+  readonly code: ErrorCode;
+  readonly retryAfterMs: number | undefined;
+  readonly retryable: boolean;
+  readonly fields: Record<string, string | number | boolean>;
+
+  constructor(code: ErrorCode, message: string, options: DispatchErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'DispatchError';
+    this.code = code;
+    this.retryAfterMs = options.retryAfterMs;
+    this.retryable = options.retryable ?? false;
+    this.fields = options.fields ?? {};
+  }
+}
+
+/** The `code` of an errno-style error (`ENOENT`, `EAGAIN`, …), or undefined. */
+export function errnoCode(err: unknown): string | undefined {
+  if (err && typeof err === 'object' && 'code' in err && typeof err.code === 'string') return err.code;
+  return undefined;
+}
+
+/** A one-line reason for any thrown value, for "failed to …: <reason>" messages. */
+export function reason(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

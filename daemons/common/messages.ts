@@ -1,0 +1,104 @@
+/**
+ * Messages carried by the mailbox FIFOs between daemons (docs/PROTOCOL.md §2).
+ *
+ * Each message is one JSON object on one line (NDJSON), at most {@link PIPE_BUF} bytes
+ * including the newline, so that one write(2) delivers it whole even with many writers on
+ * the FIFO (POSIX write(2), Linux pipe(7): writes of at most PIPE_BUF bytes are atomic).
+ */
+import { z } from 'zod';
+
+/** Linux PIPE_BUF, in bytes: the largest write to a pipe that is atomic. */
+export const PIPE_BUF = 4096;
+/** Version of the mailbox message format; a message with another `v` is invalid. */
+export const MAILBOX_VERSION = 1;
+
+/** A daemon's name on the scoreboard and in messages: main, watchdog, secondary-N. */
+export const DAEMON_NAME = /^(main|watchdog|secondary-[1-9][0-9]{0,2})$/;
+const name = z.string().regex(DAEMON_NAME);
+/** Lease token: 32 lowercase hex digits (128 random bits). */
+export const LEASE_TOKEN = /^[0-9a-f]{32}$/;
+const lease = z.string().regex(LEASE_TOKEN);
+const id = z.string().min(1).max(64);
+const uint = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const u32 = z.number().int().nonnegative().max(0xffffffff);
+
+/** main → secondary-N: hold a slot for this lease until `exp` (unix ms) unless claimed. */
+export const Reserve = z.strictObject({
+  v: z.literal(MAILBOX_VERSION),
+  t: z.literal('reserve'),
+  id,
+  lease,
+  /** generation of the secondary main believes it is talking to (from the scoreboard) */
+  gen: u32,
+  /** unix ms after which the reservation, and an unclaimed lease, are void */
+  exp: uint,
+});
+
+/** secondary-N → main: the reservation is held. */
+export const Reserved = z.strictObject({
+  v: z.literal(MAILBOX_VERSION),
+  t: z.literal('reserved'),
+  id,
+  from: name,
+  gen: u32,
+  lease,
+});
+
+/** secondary-N → main: the reservation is refused (full, stopping, stale generation, expired). */
+export const Refused = z.strictObject({
+  v: z.literal(MAILBOX_VERSION),
+  t: z.literal('refused'),
+  id,
+  from: name,
+  gen: u32,
+  reason: z.enum(['full', 'stopping', 'stale-generation', 'expired']),
+});
+
+/** secondary-N → main: a lease ended (its connection closed, or it expired unclaimed). */
+export const Done = z.strictObject({
+  v: z.literal(MAILBOX_VERSION),
+  t: z.literal('done'),
+  from: name,
+  gen: u32,
+  lease,
+  claimed: z.boolean(),
+  requests: uint,
+  failed: uint,
+});
+
+/** secondary-N → main: this process of secondary N is ready for reservations (wakes main's queue). */
+export const Ready = z.strictObject({
+  v: z.literal(MAILBOX_VERSION),
+  t: z.literal('ready'),
+  from: name,
+  gen: u32,
+});
+
+/** watchdog → any daemon: prove your event loop and mailbox work. */
+export const Ping = z.strictObject({
+  v: z.literal(MAILBOX_VERSION),
+  t: z.literal('ping'),
+  from: z.literal('watchdog'),
+  seq: uint,
+});
+
+/** any daemon → watchdog: the answer to a ping. */
+export const Pong = z.strictObject({
+  v: z.literal(MAILBOX_VERSION),
+  t: z.literal('pong'),
+  from: name,
+  seq: uint,
+  pid: uint,
+  gen: u32,
+});
+
+export const MailboxMessage = z.discriminatedUnion('t', [Reserve, Reserved, Refused, Done, Ready, Ping, Pong]);
+
+export type Reserve = z.infer<typeof Reserve>;
+export type Reserved = z.infer<typeof Reserved>;
+export type Refused = z.infer<typeof Refused>;
+export type Done = z.infer<typeof Done>;
+export type Ready = z.infer<typeof Ready>;
+export type Ping = z.infer<typeof Ping>;
+export type Pong = z.infer<typeof Pong>;
+export type MailboxMessage = z.infer<typeof MailboxMessage>;

@@ -1,0 +1,88 @@
+/**
+ * Service manager notifications (sd_notify(3)) through the `sd-notify` native addon over
+ * libsystemd: READY=1, STATUS=, WATCHDOG=1, STOPPING=1. Outside systemd (no NOTIFY_SOCKET)
+ * every call is a no-op, so daemons run unchanged in tests.
+ */
+import { createRequire } from 'node:module';
+
+/** The part of the `sd-notify` addon dispatchd uses. */
+export interface NotifyBinding {
+  /** sd_notify(0, state): `state` is newline-separated VAR=value assignments. */
+  sendState(state: string): void;
+  /** WATCHDOG_USEC in ms when the watchdog is enabled for this process, else 0. */
+  watchdogInterval(): number;
+}
+
+/** Loads the `sd-notify` addon (libsystemd's sd_notify). */
+export function loadNotifyBinding(): NotifyBinding {
+  const require = createRequire(import.meta.url);
+  const mod = require('sd-notify') as { sendState(s: string): void; watchdogInterval(): number };
+  return { sendState: (s) => mod.sendState(s), watchdogInterval: () => mod.watchdogInterval() };
+}
+
+/** Strips what sd_notify cannot carry in a STATUS= value (newlines). */
+function oneLine(text: string): string {
+  return text.replace(/[\r\n]+/g, ' ');
+}
+
+/**
+ * A daemon's channel to systemd. `keepalive()` must be called from the daemon's own event
+ * loop work (a timer or its probe loop), so that a stuck loop stops the pings and systemd's
+ * WatchdogSec= catches it.
+ */
+export class Notifier {
+  private lastKeepalive = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** The systemd watchdog period (WATCHDOG_USEC) in ms, 0 when disabled. */
+  readonly watchdogMs: number;
+
+  constructor(private readonly binding: NotifyBinding) {
+    this.watchdogMs = binding.watchdogInterval();
+  }
+
+  /** Interval at which to send WATCHDOG=1: half of WATCHDOG_USEC (sd_watchdog_enabled(3)), ms; 0 if disabled. */
+  get keepaliveIntervalMs(): number {
+    return Math.floor(this.watchdogMs / 2);
+  }
+
+  /** READY=1 with a status line: only once the daemon can serve. */
+  ready(status: string): void {
+    this.binding.sendState(`READY=1\nSTATUS=${oneLine(status)}`);
+  }
+
+  /** STATUS=, shown by `systemctl status`. */
+  status(status: string): void {
+    this.binding.sendState(`STATUS=${oneLine(status)}`);
+  }
+
+  /**
+   * WATCHDOG=1, sent at most once per quarter of WATCHDOG_USEC however often it is called.
+   * @param now current time in ms (Date.now()).
+   */
+  keepalive(now: number = Date.now()): void {
+    if (this.watchdogMs === 0) return;
+    if (now - this.lastKeepalive < this.watchdogMs / 4) return;
+    this.lastKeepalive = now;
+    this.binding.sendState('WATCHDOG=1');
+  }
+
+  /**
+   * Calls `tick` every `everyMs` (or at half of WATCHDOG_USEC if shorter) on the event loop
+   * and sends WATCHDOG=1 after it; the tick is where a daemon refreshes its heartbeat.
+   */
+  startTicking(tick: (now: number) => void, everyMs: number): void {
+    const interval = this.keepaliveIntervalMs > 0 ? Math.min(everyMs, this.keepaliveIntervalMs) : everyMs;
+    this.timer = setInterval(() => {
+      const now = Date.now();
+      tick(now);
+      this.keepalive(now);
+    }, interval);
+  }
+
+  /** STOPPING=1 with a status line, and stops the keepalive timer. */
+  stopping(status: string): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.binding.sendState(`STOPPING=1\nSTATUS=${oneLine(status)}`);
+  }
+}

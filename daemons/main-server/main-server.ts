@@ -1,0 +1,411 @@
+/**
+ * The main server: accepts clients on its (socket-activated) stream socket, and for each
+ * lease request picks the least-busy live secondary from the scoreboard, reserves it over
+ * that secondary's mailbox FIFO, waits for the answer on its own mailbox (with a deadline)
+ * and answers the client with the secondary's socket and a short-lived lease. It never
+ * carries payloads (its frames have no body: the decoder's body limit is 0).
+ *
+ * docs/PROTOCOL.md describes the exchanges; docs/ARCHITECTURE.md the processes.
+ */
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { runtimePaths, type Config } from '../common/config.js';
+import { DispatchError, reason } from '../common/errors.js';
+import { FrameConnection } from '../common/frame-connection.js';
+import type { Frame } from '../common/frame.js';
+import { IncidentLimiter, type Logger } from '../common/logger.js';
+import { MailboxReader, MailboxWriter } from '../common/mailbox.js';
+import type { MailboxMessage, Refused, Reserved } from '../common/messages.js';
+import type { Notifier } from '../common/notify.js';
+import { describeIssue, errorReply, LeaseRequest, REQUEST_TYPES, type LeaseGranted } from '../common/protocol.js';
+import { ScoreboardReader, SlotWriter } from '../common/scoreboard.js';
+import { AdmissionQueue } from './admission-queue.js';
+import { pickSecondaries, type Candidate } from './secondary-picker.js';
+
+/** While requests wait in the admission queue, the scoreboard is re-read at least this often (ms). */
+const QUEUE_RECHECK_MS = 250;
+/** What a BUSY answer tells the client to wait before retrying (ms). */
+const BUSY_RETRY_AFTER_MS = 250;
+/** How long in-flight requests may take to finish on stop (ms); the unit allows more. */
+const DRAIN_MS = 1500;
+/** How often the heartbeat and STATUS= are refreshed (ms), unless the systemd watchdog wants it sooner. */
+const TICK_MS = 1000;
+
+export interface MainServerOptions {
+  config: Config;
+  logger: Logger;
+  notifier: Notifier;
+  /** The client socket: an activated listening fd, or a path to bind (tests, development). */
+  listen: { fd: number } | { path: string };
+  /** This daemon's mailbox FIFO, open for reading. */
+  mailboxFd: number;
+  /** Random per process; published in the slot. */
+  generation: number;
+  pid: number;
+}
+
+type ReserveOutcome = { kind: 'granted'; lease: string; generation: number } | { kind: 'full' } | { kind: 'gone' };
+
+interface Pending {
+  instance: number;
+  lease: string;
+  resolve: (m: Reserved | Refused | undefined) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class MainServer {
+  private readonly server = net.createServer();
+  private readonly reader: MailboxReader;
+  private readonly scoreboard: ScoreboardReader;
+  private readonly slot: SlotWriter;
+  private readonly writers = new Map<string, MailboxWriter>();
+  private readonly pending = new Map<string, Pending>();
+  private readonly queue: AdmissionQueue;
+  private readonly coolDown = new Map<number, number>();
+  private readonly connections = new Set<FrameConnection>();
+  private readonly incidents = new IncidentLimiter();
+  private readonly runtimeDir: string;
+  private inflight = 0;
+  private rotation = 0;
+  private seq = 0;
+  private connSeq = 0;
+  private stopping = false;
+  private publishScheduled = false;
+  private secondariesAlive = 0;
+  private drained: (() => void) | undefined;
+
+  private constructor(private readonly o: MainServerOptions) {
+    this.runtimeDir = o.config.paths.runtime_dir;
+    this.queue = new AdmissionQueue(o.config.main.queue_max);
+    this.scoreboard = new ScoreboardReader(o.config.paths.scoreboard);
+    try {
+      this.slot = new SlotWriter(o.config.paths.scoreboard, 'main', 0, { pid: o.pid, generation: o.generation });
+      this.slot.publish();
+    } catch (err) {
+      this.scoreboard.close();
+      throw err;
+    }
+    this.reader = new MailboxReader(o.mailboxFd, runtimePaths.mainMailbox(this.runtimeDir));
+    this.reader.on('message', (m) => this.onMessage(m));
+    this.reader.on('invalid', (err, preview) => this.incident(`mailbox:${err.code}`, `failed to decode a message in mailbox '${this.reader.label}': ${err.message}, ignoring`, { peer: 'mailbox writer', code: err.code, preview }));
+    this.reader.on('error', (err) => this.o.logger.error(err.message, { code: err.code }));
+    this.server.on('connection', (s) => this.onConnection(s));
+    this.server.on('error', (err) => this.o.logger.error(`failed to accept on the client socket: ${reason(err)}`, { code: 'CONNECT_FAILED' }));
+  }
+
+  /**
+   * Starts the main server: claims its scoreboard slot, reads its mailbox, listens, then
+   * sends READY=1.
+   *
+   * @throws DispatchError SCOREBOARD_* when the scoreboard is missing or unusable; an Error
+   *   from listen(2) when the socket cannot be served.
+   */
+  static async start(o: MainServerOptions): Promise<MainServer> {
+    const m = new MainServer(o);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        m.server.once('error', reject);
+        m.server.listen(o.listen, () => {
+          m.server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      m.release();
+      throw new DispatchError('CONNECT_FAILED', `failed to listen on the client socket: ${reason(err)}`, { cause: err });
+    }
+    m.slot.update({ state: 'ready', heartbeatMs: Date.now() });
+    o.notifier.ready(m.statusLine());
+    o.notifier.startTicking((now) => m.tick(now), TICK_MS);
+    o.logger.info(`main server ready`, { generation: o.generation });
+    return m;
+  }
+
+  /** The listening address (for tests that bind a path). */
+  address(): string | net.AddressInfo | null {
+    return this.server.address();
+  }
+
+  private tick(now: number): void {
+    for (const [n, until] of this.coolDown) if (until <= now) this.coolDown.delete(n);
+    try {
+      this.slot.update({ heartbeatMs: now });
+      const snap = this.scoreboard.read();
+      this.secondariesAlive = pickSecondaries(snap.slots, this.pickOptions(now)).alive;
+    } catch (err) {
+      this.incident('scoreboard', `failed to refresh the scoreboard: ${reason(err)}, retrying in ${TICK_MS} ms`, { code: err instanceof DispatchError ? err.code : 'SCOREBOARD_IO' });
+    }
+    this.o.notifier.status(this.statusLine());
+  }
+
+  private statusLine(): string {
+    const d = this.slot.data;
+    return `${this.stopping ? 'stopping' : 'ready'}: ${d.requests} leases granted, ${d.failures} refused, ${this.inflight} in progress, ${this.queue.length} queued; ${this.secondariesAlive} secondaries alive`;
+  }
+
+  private pickOptions(now: number) {
+    return { now, staleMs: this.o.config.main.heartbeat_stale_ms, coolDown: this.coolDown, rotation: this.rotation };
+  }
+
+  /** Publishes the slot once per event-loop turn however many counters changed. */
+  private markDirty(): void {
+    if (this.publishScheduled) return;
+    this.publishScheduled = true;
+    setImmediate(() => {
+      this.publishScheduled = false;
+      this.slot.data.active = this.inflight;
+      this.slot.data.queued = this.queue.length;
+      try {
+        this.slot.publish();
+      } catch (err) {
+        this.incident('scoreboard', `failed to publish to the scoreboard: ${reason(err)}, ignoring`, {});
+      }
+    });
+  }
+
+  /** Logs an error at most once per interval per key, with what was suppressed. */
+  private incident(key: string, message: string, fields: Record<string, unknown>, level: 'error' | 'warning' | 'info' = 'error'): void {
+    const suppressed = this.incidents.shouldLog(key);
+    if (suppressed === undefined) return;
+    this.slot.data.incidents++;
+    this.o.logger.log(level, suppressed > 0 ? `${message} (${suppressed} more like it since the last report)` : message, fields);
+  }
+
+  // ---- mailbox -------------------------------------------------------------------------
+
+  private onMessage(m: MailboxMessage): void {
+    switch (m.t) {
+      case 'reserved':
+      case 'refused': {
+        const p = this.pending.get(m.id);
+        if (!p) {
+          this.o.logger.debug(`late answer to reservation ${m.id} from ${m.from}, ignoring (its lease expires unclaimed)`, { peer: m.from });
+          return;
+        }
+        if (m.from !== `secondary-${p.instance}` || (m.t === 'reserved' && m.lease !== p.lease)) {
+          this.incident(`mismatch:${m.from}`, `answer to reservation ${m.id} came from ${m.from} for another lease, ignoring`, { peer: m.from });
+          return;
+        }
+        p.resolve(m);
+        return;
+      }
+      case 'done':
+        this.queue.wake(1);
+        return;
+      case 'ready':
+        this.coolDown.delete(Number(m.from.slice('secondary-'.length)));
+        this.queue.wake();
+        return;
+      case 'ping':
+        this.writer(runtimePaths.watchdogMailbox(this.runtimeDir))
+          .send({ v: 1, t: 'pong', from: 'main', seq: m.seq, pid: this.o.pid, gen: this.o.generation })
+          .catch((err: DispatchError) => this.incident(`pong:${err.code}`, `failed to answer the watchdog's ping: ${err.message}, ignoring`, { peer: 'watchdog', code: err.code }, 'warning'));
+        return;
+      default:
+        this.incident(`unexpected:${m.t}`, `unexpected '${m.t}' message in main's mailbox, ignoring`, { peer: 'mailbox writer' });
+    }
+  }
+
+  private writer(path: string): MailboxWriter {
+    let w = this.writers.get(path);
+    if (!w) {
+      w = new MailboxWriter(path, { backpressureTimeoutMs: this.o.config.main.reserve_timeout_ms });
+      this.writers.set(path, w);
+    }
+    return w;
+  }
+
+  // ---- clients -------------------------------------------------------------------------
+
+  private onConnection(socket: net.Socket): void {
+    if (this.stopping) {
+      socket.destroy();
+      return;
+    }
+    const peer = `client#${++this.connSeq}`;
+    const conn = new FrameConnection(socket, { maxBodyBytes: 0, idleTimeoutMs: this.o.config.main.client_idle_timeout_ms });
+    this.connections.add(conn);
+    let chain = Promise.resolve();
+    conn.on('frame', (f) => {
+      chain = chain.then(() => this.onFrame(conn, f, peer));
+    });
+    conn.on('protocol-error', (err) => {
+      this.incident(`client-protocol:${err.code}`, `failed to read a request from ${peer}: ${err.message}; disconnecting it`, { peer, code: err.code });
+      conn.sendAndEnd(errorReply(err));
+    });
+    conn.on('idle', () => {
+      this.incident('client-idle', `${peer} sent no complete request for ${this.o.config.main.client_idle_timeout_ms} ms; disconnecting it`, { peer, code: 'IDLE_TIMEOUT', partial_bytes: conn.partialBytes }, 'info');
+      conn.sendAndEnd(errorReply(new DispatchError('IDLE_TIMEOUT', `no complete request within ${this.o.config.main.client_idle_timeout_ms} ms; send a whole frame after connecting`)));
+    });
+    conn.on('error', (err) => this.o.logger.debug(`connection error on ${peer}: ${reason(err)}`, { peer }));
+    conn.on('close', () => {
+      this.connections.delete(conn);
+      if (this.drained && this.inflight === 0) this.drained();
+    });
+  }
+
+  private async onFrame(conn: FrameConnection, frame: Frame, peer: string): Promise<void> {
+    if (conn.isClosed) return;
+    conn.busy();
+    this.inflight++;
+    this.markDirty();
+    try {
+      const parsed = LeaseRequest.safeParse(frame.header);
+      if (!parsed.success) {
+        throw new DispatchError('BAD_REQUEST', `bad lease request: ${describeIssue(parsed.error)}`);
+      }
+      const grant = await this.lease(parsed.data.type);
+      this.slot.data.requests++;
+      conn.send(grant);
+    } catch (err) {
+      const de = err instanceof DispatchError ? err : new DispatchError('INTERNAL', `failed to grant a lease: ${reason(err)}`, { cause: err });
+      this.slot.data.failures++;
+      if (de.code === 'INTERNAL') this.o.logger.error(de.message, { peer, code: de.code, stack: err instanceof Error ? err.stack : undefined });
+      else if (de.code === 'UNAVAILABLE' || de.code === 'BUSY') this.incident(`refuse:${de.code}`, `refused a lease to ${peer}: ${de.message}`, { peer, code: de.code }, 'warning');
+      conn.send(errorReply(de));
+    } finally {
+      this.inflight--;
+      this.markDirty();
+      if (!conn.isClosed) conn.idle();
+      if (this.drained && this.inflight === 0) this.drained();
+    }
+  }
+
+  /**
+   * Reserves a secondary for one request of `type`, queueing while all are full.
+   *
+   * @throws DispatchError UNKNOWN_TYPE, BUSY (with retryAfterMs), UNAVAILABLE, SHUTTING_DOWN.
+   */
+  private async lease(type: string): Promise<LeaseGranted> {
+    if (!(REQUEST_TYPES as readonly string[]).includes(type)) {
+      throw new DispatchError('UNKNOWN_TYPE', `unknown request type '${type}'; known types: ${REQUEST_TYPES.join(', ')}`);
+    }
+    const deadline = Date.now() + this.o.config.main.queue_timeout_ms;
+    let sawFull = false;
+    for (;;) {
+      if (this.stopping) throw new DispatchError('SHUTTING_DOWN', 'the main server is stopping; retry', { retryable: true });
+      const now = Date.now();
+      let candidates: Candidate[];
+      let alive: number;
+      try {
+        ({ candidates, alive } = pickSecondaries(this.scoreboard.read().slots, this.pickOptions(now)));
+      } catch (err) {
+        throw new DispatchError('UNAVAILABLE', `failed to read the scoreboard: ${reason(err)}`, { cause: err, retryable: true });
+      }
+      this.secondariesAlive = alive;
+      this.rotation++;
+      for (const c of candidates) {
+        const r = await this.reserve(c);
+        if (r.kind === 'granted') {
+          return {
+            ok: true,
+            op: 'lease',
+            secondary: c.instance,
+            socket: runtimePaths.secondarySocket(this.runtimeDir, c.instance),
+            lease: r.lease,
+            generation: r.generation,
+            expires_in_ms: this.o.config.main.lease_ttl_ms,
+          };
+        }
+        if (r.kind === 'full') sawFull = true;
+        if (this.stopping) break;
+      }
+      if (alive > 0 && candidates.length === 0) sawFull = true;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0 || this.queue.full) {
+        if (sawFull || alive > 0) {
+          throw new DispatchError('BUSY', `every secondary is busy (waited ${this.o.config.main.queue_timeout_ms} ms in the admission queue); retry after ${BUSY_RETRY_AFTER_MS} ms`, { retryAfterMs: BUSY_RETRY_AFTER_MS, retryable: true });
+        }
+        throw new DispatchError('UNAVAILABLE', `no secondary server is running (waited ${this.o.config.main.queue_timeout_ms} ms); check 'systemctl status dispatchd-secondary@*.service'`, { retryable: true });
+      }
+      this.markDirty();
+      await this.queue.wait(Math.min(remaining, QUEUE_RECHECK_MS));
+      this.markDirty();
+    }
+  }
+
+  private async reserve(c: Candidate): Promise<ReserveOutcome> {
+    const id = `${this.o.generation.toString(16)}-${++this.seq}`;
+    const lease = randomBytes(16).toString('hex');
+    const timeoutMs = this.o.config.main.reserve_timeout_ms;
+    const exp = Date.now() + this.o.config.main.lease_ttl_ms;
+    const name = `secondary-${c.instance}`;
+    const answer = new Promise<Reserved | Refused | undefined>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        resolve(undefined);
+      }, timeoutMs);
+      this.pending.set(id, {
+        instance: c.instance,
+        lease,
+        timer,
+        resolve: (m) => {
+          clearTimeout(timer);
+          this.pending.delete(id);
+          resolve(m);
+        },
+      });
+    });
+    try {
+      await this.writer(runtimePaths.secondaryMailbox(this.runtimeDir, c.instance)).send({ v: 1, t: 'reserve', id, lease, gen: c.generation, exp });
+    } catch (err) {
+      this.pending.get(id)?.resolve(undefined);
+      const de = err as DispatchError;
+      this.coolDown.set(c.instance, Date.now() + 2 * timeoutMs);
+      this.incident(`reserve-write:${c.instance}:${de.code}`, `failed to reserve ${name}: ${de.message}; trying another secondary`, { peer: name, code: de.code }, 'warning');
+      return { kind: 'gone' };
+    }
+    const m = await answer;
+    if (m === undefined) {
+      this.coolDown.set(c.instance, Date.now() + 2 * timeoutMs);
+      this.incident(`reserve-timeout:${c.instance}`, `${name} did not answer a reservation within ${timeoutMs} ms; not choosing it for ${2 * timeoutMs} ms, trying another secondary`, { peer: name, code: 'TIMEOUT' }, 'warning');
+      return { kind: 'gone' };
+    }
+    if (m.t === 'reserved') return { kind: 'granted', lease, generation: m.gen };
+    if (m.reason === 'full') return { kind: 'full' };
+    return { kind: 'gone' };
+  }
+
+  // ---- stop ----------------------------------------------------------------------------
+
+  /** Stops accepting, lets in-flight requests finish (≤ 1.5 s), then releases everything. */
+  async stop(why: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.o.notifier.stopping(`stopping (${why}): draining ${this.inflight} requests`);
+    try {
+      this.slot.update({ state: 'stopping' });
+    } catch {
+      // the scoreboard is gone: nothing to tell readers
+    }
+    this.server.close();
+    this.queue.wake(); // queued requests see `stopping` and answer SHUTTING_DOWN
+    if (this.inflight > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, DRAIN_MS);
+        this.drained = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+    for (const c of this.connections) c.end(200);
+    this.release();
+  }
+
+  private release(): void {
+    for (const p of this.pending.values()) p.resolve(undefined);
+    this.queue.clear();
+    this.reader.close();
+    for (const w of this.writers.values()) w.close();
+    this.writers.clear();
+    if (this.server.listening) this.server.close();
+    try {
+      this.slot.update({ state: 'stopped', active: 0, queued: 0, heartbeatMs: Date.now() });
+    } catch {
+      // the scoreboard was removed first: nothing to publish
+    }
+    this.slot.close();
+    this.scoreboard.close();
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * Choosing a secondary for a new lease, from a scoreboard snapshot. Pure: no I/O.
+ *
+ * A secondary is a candidate when its slot says it is ready or busy (not starting, full,
+ * stopping or stopped), its heartbeat is fresh, it has room (active < capacity) and main
+ * has not just seen it miss a reservation (cool-down). Candidates are ordered least-loaded
+ * first (active / capacity); ties rotate so that equal secondaries share the work.
+ */
+import type { SlotData } from '../common/scoreboard.js';
+
+export interface Candidate {
+  instance: number;
+  generation: number;
+  load: number;
+}
+
+export interface PickResult {
+  candidates: Candidate[];
+  /** Secondaries that are alive (fresh heartbeat, not stopping) whatever their load. */
+  alive: number;
+}
+
+export interface PickOptions {
+  now: number;
+  /** A heartbeat older than this (ms) means the secondary is not running. */
+  staleMs: number;
+  /** Instance → unix ms until which it is not chosen. */
+  coolDown: ReadonlyMap<number, number>;
+  /** Rotates the order among equally loaded secondaries. */
+  rotation: number;
+}
+
+export function pickSecondaries(slots: readonly SlotData[], o: PickOptions): PickResult {
+  const candidates: Candidate[] = [];
+  let alive = 0;
+  for (const s of slots) {
+    if (s.kind !== 'secondary') continue;
+    if (o.now - s.heartbeatMs > o.staleMs) continue;
+    if (s.state !== 'ready' && s.state !== 'busy' && s.state !== 'full') continue;
+    alive++;
+    if (s.state === 'full' || s.active >= s.capacity || s.capacity === 0) continue;
+    if ((o.coolDown.get(s.instance) ?? 0) > o.now) continue;
+    candidates.push({ instance: s.instance, generation: s.generation, load: s.active / s.capacity });
+  }
+  const n = Math.max(1, candidates.length);
+  candidates.sort((a, b) => a.load - b.load || ((a.instance + o.rotation) % n) - ((b.instance + o.rotation) % n) || a.instance - b.instance);
+  return { candidates, alive };
+}

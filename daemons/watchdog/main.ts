@@ -1,0 +1,26 @@
+#!/usr/bin/node
+/**
+ * dispatchd-watchdog: entry point of the watchdog (dispatchd-watchdog.service).
+ * Needs the fd of dispatchd-watchdog.socket (name "mailbox") and the system D-Bus.
+ * Exit codes: README "Exit codes".
+ */
+import { runDaemon } from '../common/daemon.js';
+import { newGeneration } from '../common/generation.js';
+import { requireFd } from '../common/listen-fds.js';
+import { DbusUnitManager } from './unit-manager.js';
+import { Watchdog } from './watchdog.js';
+
+await runDaemon({
+  identifier: 'dispatchd-watchdog',
+  unit: () => 'dispatchd-watchdog.service',
+  start: async ({ config, logger, notifier, listenFds }) =>
+    Watchdog.start({
+      config,
+      logger,
+      notifier,
+      units: new DbusUnitManager(),
+      mailboxFd: requireFd(listenFds, 'mailbox', 'dispatchd-watchdog.socket'),
+      generation: newGeneration(),
+      pid: process.pid,
+    }),
+});

@@ -1,0 +1,105 @@
+/**
+ * What the watchdog needs from the service manager: which dispatchd units are running, and
+ * a way to restart (or, when a restart hangs, kill) one. Production talks to systemd over
+ * the system D-Bus (org.freedesktop.systemd1(5)); tests pass their own implementation.
+ */
+import dbus from 'dbus-next';
+import { DispatchError, reason } from '../common/errors.js';
+
+/** A unit as systemd reports it (ListUnitsByPatterns). */
+export interface UnitState {
+  unit: string;
+  /** ActiveState: active, activating, deactivating, reloading, inactive, failed. */
+  activeState: string;
+  /** True while a job (start, stop, restart) is queued or running for the unit. */
+  jobPending: boolean;
+}
+
+export interface UnitManager {
+  /** The main and secondary service units systemd knows, with their states. */
+  list(): Promise<UnitState[]>;
+  /** Restarts a unit (stop: SIGTERM then SIGCONT, so a frozen process wakes to exit; then start). */
+  restart(unit: string): Promise<void>;
+  /** Sends SIGKILL to a unit's main process; systemd's Restart= brings it back. */
+  kill(unit: string): Promise<void>;
+  close(): void;
+}
+
+/** The units the watchdog probes. */
+export const PROBED_UNIT_PATTERNS = ['dispatchd-main.service', 'dispatchd-secondary@*.service'];
+
+const SIGKILL = 9;
+/** A D-Bus call that takes longer than this (ms) fails, and the connection is renewed. */
+const DBUS_TIMEOUT_MS = 2000;
+
+type Manager = dbus.ClientInterface & {
+  ListUnitsByPatterns(states: string[], patterns: string[]): Promise<Array<[string, string, string, string, string, string, string, number, string, string]>>;
+  RestartUnit(name: string, mode: string): Promise<string>;
+  KillUnit(name: string, whom: string, signal: number): Promise<void>;
+};
+
+/**
+ * systemd's manager over the system bus (dbus-next). Calls as user `dispatchd` are allowed
+ * for dispatchd-* units only, by /usr/share/polkit-1/rules.d/dispatchd.rules.
+ */
+export class DbusUnitManager implements UnitManager {
+  private bus: dbus.MessageBus | undefined;
+  private manager: Promise<Manager> | undefined;
+
+  private connect(): Promise<Manager> {
+    if (!this.manager) {
+      const bus = dbus.systemBus();
+      this.bus = bus;
+      bus.on('error', () => this.reset()); // reconnect on the next call
+      this.manager = bus
+        .getProxyObject('org.freedesktop.systemd1', '/org/freedesktop/systemd1')
+        .then((o) => o.getInterface('org.freedesktop.systemd1.Manager') as Manager);
+      this.manager.catch(() => this.reset());
+    }
+    return this.manager;
+  }
+
+  private reset(): void {
+    try {
+      this.bus?.disconnect();
+    } catch {
+      // already disconnected
+    }
+    this.bus = undefined;
+    this.manager = undefined;
+  }
+
+  private async call<T>(what: string, fn: (m: Manager) => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${DBUS_TIMEOUT_MS} ms`)), DBUS_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([this.connect().then(fn), timeout]);
+    } catch (err) {
+      const text = reason(err);
+      if (!/Interactive authentication required|Access denied|not allowed/i.test(text)) this.reset();
+      const hint = /Interactive authentication required|Access denied/i.test(text) ? ' (is the polkit rule /usr/share/polkit-1/rules.d/dispatchd.rules installed and polkitd running?)' : '';
+      throw new DispatchError('RESTART_FAILED', `failed to ${what} through systemd's D-Bus API: ${text}${hint}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async list(): Promise<UnitState[]> {
+    const rows = await this.call('list units', (m) => m.ListUnitsByPatterns([], PROBED_UNIT_PATTERNS));
+    return rows.map((r) => ({ unit: r[0], activeState: r[3], jobPending: r[7] !== 0 }));
+  }
+
+  async restart(unit: string): Promise<void> {
+    await this.call(`restart ${unit}`, (m) => m.RestartUnit(unit, 'replace'));
+  }
+
+  async kill(unit: string): Promise<void> {
+    await this.call(`kill ${unit}`, (m) => m.KillUnit(unit, 'main', SIGKILL));
+  }
+
+  close(): void {
+    this.reset();
+  }
+}
