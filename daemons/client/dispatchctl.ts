@@ -46,7 +46,15 @@ function defaultScoreboard(): string {
   }
 }
 
-await yargs(hideBin(process.argv))
+/**
+ * yargs-parser reads a lone '-' as an option; map it to a sentinel before parsing. The
+ * sentinel starts with NUL, which no real command-line argument can contain.
+ */
+const STDIN = '\0-';
+const argv = hideBin(process.argv).map((a) => (a === '-' ? STDIN : a));
+
+await yargs(argv)
+  .parserConfiguration({ 'populate--': true })
   .scriptName('dispatchctl')
   .usage('$0 <command> [options]\n\nSend requests to dispatchd and show its scoreboard.')
   .option('socket', { type: 'string', default: DEFAULT_SOCKET, describe: "the main server's socket", global: true })
@@ -56,14 +64,16 @@ await yargs(hideBin(process.argv))
     (y) =>
       y
         .positional('type', { type: 'string', demandOption: true, describe: 'request type' })
-        .positional('data', { type: 'string', describe: "request data, or '-' for standard input" })
+        .positional('data', { type: 'string', describe: "request data, or '-' for standard input (DATA starting with '-' goes after '--')" })
         .option('timeout', { type: 'number', default: 60_000, describe: 'total time budget for the request, retries included (ms)' })
         .option('deadline', { type: 'number', describe: "deadline for running the request on the secondary (ms; default: the server's)" })
         .option('verbose', { type: 'boolean', default: false, alias: 'v', describe: 'report retries on standard error' }),
     async (a) => {
       let data: Buffer;
       try {
-        data = a.data === undefined || a.data === '-' ? await readStdin() : Buffer.from(a.data, 'utf8');
+        // DATA that starts with a dash goes after '--': dispatchctl request echo -- -n
+        const given = a.data ?? (a['--'] as string[] | undefined)?.[0];
+        data = given === undefined || given === STDIN ? await readStdin() : Buffer.from(given, 'utf8');
       } catch (err) {
         fail('failed to read standard input', err);
       }

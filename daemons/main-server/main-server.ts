@@ -8,6 +8,7 @@
  * docs/PROTOCOL.md describes the exchanges; docs/ARCHITECTURE.md the processes.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
 import { runtimePaths, type Config } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
@@ -42,6 +43,11 @@ export interface MainServerOptions {
   /** Random per process; published in the slot. */
   generation: number;
   pid: number;
+}
+
+/** Whether a pid exists: a /proc look-up, never a signal. */
+function processExists(pid: number): boolean {
+  return pid > 0 && fs.existsSync(`/proc/${pid}`);
 }
 
 type ReserveOutcome = { kind: 'granted'; lease: string; generation: number } | { kind: 'full' } | { kind: 'gone' };
@@ -144,7 +150,7 @@ export class MainServer {
   }
 
   private pickOptions(now: number) {
-    return { now, staleMs: this.o.config.main.heartbeat_stale_ms, coolDown: this.coolDown, rotation: this.rotation };
+    return { now, staleMs: this.o.config.main.heartbeat_stale_ms, coolDown: this.coolDown, rotation: this.rotation, processExists };
   }
 
   /** Publishes the slot once per event-loop turn however many counters changed. */
@@ -287,8 +293,9 @@ export class MainServer {
       const now = Date.now();
       let candidates: Candidate[];
       let alive: number;
+      let full: number;
       try {
-        ({ candidates, alive } = pickSecondaries(this.scoreboard.read().slots, this.pickOptions(now)));
+        ({ candidates, alive, full } = pickSecondaries(this.scoreboard.read().slots, this.pickOptions(now)));
       } catch (err) {
         throw new DispatchError('UNAVAILABLE', `failed to read the scoreboard: ${reason(err)}`, { cause: err, retryable: true });
       }
@@ -310,13 +317,14 @@ export class MainServer {
         if (r.kind === 'full') sawFull = true;
         if (this.stopping) break;
       }
-      if (alive > 0 && candidates.length === 0) sawFull = true;
+      if (full > 0) sawFull = true;
       const remaining = deadline - Date.now();
       if (remaining <= 0 || this.queue.full) {
-        if (sawFull || alive > 0) {
+        if (sawFull) {
           throw new DispatchError('BUSY', `every secondary is busy (waited ${this.o.config.main.queue_timeout_ms} ms in the admission queue); retry after ${BUSY_RETRY_AFTER_MS} ms`, { retryAfterMs: BUSY_RETRY_AFTER_MS, retryable: true });
         }
-        throw new DispatchError('UNAVAILABLE', `no secondary server is running (waited ${this.o.config.main.queue_timeout_ms} ms); check 'systemctl status dispatchd-secondary@*.service'`, { retryable: true });
+        const why = alive > 0 ? `none of the ${alive} running secondaries answered` : 'no secondary server is running';
+        throw new DispatchError('UNAVAILABLE', `${why} (waited ${this.o.config.main.queue_timeout_ms} ms); check 'systemctl status dispatchd-secondary@*.service'`, { retryable: true });
       }
       this.markDirty();
       await this.queue.wait(Math.min(remaining, QUEUE_RECHECK_MS));

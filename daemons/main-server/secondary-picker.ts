@@ -1,9 +1,10 @@
 /**
  * Choosing a secondary for a new lease, from a scoreboard snapshot. Pure: no I/O.
  *
- * A secondary is a candidate when its slot says it is ready or busy (not starting, full,
- * stopping or stopped), its heartbeat is fresh, it has room (active < capacity) and main
- * has not just seen it miss a reservation (cool-down). Candidates are ordered least-loaded
+ * A secondary is alive when its slot says ready, busy or full, its heartbeat is fresh and its
+ * process exists (a /proc look-up, so a killed secondary is skipped at once rather than
+ * after its heartbeat goes stale). It is a candidate when it also has room
+ * (active < capacity) and main has not just seen it miss a reservation (cool-down). Candidates are ordered least-loaded
  * first (active / capacity); ties rotate so that equal secondaries share the work.
  */
 import type { SlotData } from '../common/scoreboard.js';
@@ -16,8 +17,10 @@ export interface Candidate {
 
 export interface PickResult {
   candidates: Candidate[];
-  /** Secondaries that are alive (fresh heartbeat, not stopping) whatever their load. */
+  /** Secondaries that are alive (fresh heartbeat, process exists, not stopping) whatever their load. */
   alive: number;
+  /** Alive secondaries with no room left (active ≥ capacity). */
+  full: number;
 }
 
 export interface PickOptions {
@@ -28,21 +31,28 @@ export interface PickOptions {
   coolDown: ReadonlyMap<number, number>;
   /** Rotates the order among equally loaded secondaries. */
   rotation: number;
+  /** Tells whether a process exists (default: always). */
+  processExists?: (pid: number) => boolean;
 }
 
 export function pickSecondaries(slots: readonly SlotData[], o: PickOptions): PickResult {
   const candidates: Candidate[] = [];
   let alive = 0;
+  let full = 0;
   for (const s of slots) {
     if (s.kind !== 'secondary') continue;
     if (o.now - s.heartbeatMs > o.staleMs) continue;
     if (s.state !== 'ready' && s.state !== 'busy' && s.state !== 'full') continue;
+    if (o.processExists && !o.processExists(s.pid)) continue;
     alive++;
-    if (s.state === 'full' || s.active >= s.capacity || s.capacity === 0) continue;
+    if (s.state === 'full' || s.active >= s.capacity || s.capacity === 0) {
+      full++;
+      continue;
+    }
     if ((o.coolDown.get(s.instance) ?? 0) > o.now) continue;
     candidates.push({ instance: s.instance, generation: s.generation, load: s.active / s.capacity });
   }
   const n = Math.max(1, candidates.length);
   candidates.sort((a, b) => a.load - b.load || ((a.instance + o.rotation) % n) - ((b.instance + o.rotation) % n) || a.instance - b.instance);
-  return { candidates, alive };
+  return { candidates, alive, full };
 }

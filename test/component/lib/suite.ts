@@ -111,6 +111,21 @@ export class Suite {
     return { code, signal };
   }
 
+  /** Runs dispatchctl against this suite; resolves with its exit code and output. */
+  dispatchctl(args: string[], stdin?: Buffer | string): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [path.join(BUILD, 'client/dispatchctl.js'), '--socket', this.mainSocket, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      let err = '';
+      child.stdout.on('data', (c: Buffer) => out.push(c));
+      child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: err }));
+      child.stdin.on('error', () => undefined); // dispatchctl need not read stdin (DATA given as an argument)
+      child.stdin.end(stdin ?? '');
+    });
+  }
+
   async close(): Promise<void> {
     for (const d of this.daemons.values()) {
       d.child.kill('SIGKILL');

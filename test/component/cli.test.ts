@@ -1,0 +1,93 @@
+/**
+ * dispatchctl and the daemons' command line, as a user runs them: results on stdout,
+ * one-line errors on stderr, the documented exit codes; and a bad configuration refused
+ * with the file, line and key named, exit 78 (the unit's RestartPreventExitStatus=).
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes, createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { EXIT } from '../../daemons/common/exit-codes.js';
+import { BUILD, Suite } from './lib/suite.js';
+
+const suite = new Suite(`[main]\nqueue_timeout_ms = 200\n`);
+t.teardown(() => suite.close());
+t.before(async () => {
+  await suite.start('secondary-1');
+  await suite.start('main');
+});
+
+t.test('request: DATA from the argument, from stdin with -, and from stdin when absent', async (t) => {
+  const a = await suite.dispatchctl(['request', 'echo', 'hello']);
+  t.equal(a.code, 0);
+  t.equal(a.stdout.toString(), 'hello', 'exactly the bytes, no newline added');
+  const bin = randomBytes(1 << 20);
+  const b = await suite.dispatchctl(['request', 'echo', '-'], bin);
+  t.ok(b.stdout.equals(bin), '1 MiB of binary stdin echoes byte for byte');
+  const c = await suite.dispatchctl(['request', 'sha256'], bin);
+  t.equal(c.stdout.toString(), createHash('sha256').update(bin).digest('hex'));
+  const dashed = await suite.dispatchctl(['request', 'echo', '--', '-n']);
+  t.equal(dashed.stdout.toString(), '-n', "DATA starting with a dash goes after '--'");
+  const d = await suite.dispatchctl(['request', 'sleep', '10']);
+  t.equal(d.stdout.toString(), 'slept 10');
+});
+
+t.test('errors: one line on stderr and the documented exit code', async (t) => {
+  const unknown = await suite.dispatchctl(['request', 'nope', 'x']);
+  t.equal(unknown.code, EXIT.REJECTED);
+  t.match(unknown.stderr, /^dispatchctl: 'nope' request failed: unknown request type 'nope'; known types: echo, sha256, sleep \[UNKNOWN_TYPE\]\n$/);
+  const usage = await suite.dispatchctl(['frobnicate']);
+  t.equal(usage.code, EXIT.USAGE);
+  t.equal(usage.stderr.trim().split('\n').length, 1, 'usage error is one line');
+  const deadline = await suite.dispatchctl(['request', 'sleep', '2000', '--deadline', '100']);
+  t.equal(deadline.code, EXIT.TIMED_OUT);
+  t.match(deadline.stderr, /cut off/);
+  const gone = spawnSync(process.execPath, [path.join(BUILD, 'client/dispatchctl.js'), '--socket', path.join(suite.dir, 'nothing.sock'), 'request', 'echo', 'x', '--timeout', '2000'], { encoding: 'utf8' });
+  t.equal(gone.status, EXIT.UNAVAILABLE);
+  t.match(gone.stderr, /is dispatchd.target running/);
+  t.equal(gone.stderr.trim().split('\n').length, 1);
+});
+
+t.test('status: a table and JSON with the contract fields', async (t) => {
+  const table = await suite.dispatchctl(['status', '--scoreboard', suite.scoreboard]);
+  t.equal(table.code, 0);
+  t.match(table.stdout.toString(), /^NAME\s+PID\s+STATE\s+ACTIVE\s+REQUESTS\s+FAILED\s+HEARTBEAT\s+RESTARTS\n/);
+  t.match(table.stdout.toString(), /\nmain\s+\d+\s+ready/);
+  const json = await suite.dispatchctl(['status', '--json', '--scoreboard', suite.scoreboard]);
+  const report = JSON.parse(json.stdout.toString()) as { daemons: Array<Record<string, unknown>> };
+  t.same(report.daemons.map((d) => d.name), ['main', 'secondary-1']);
+  for (const d of report.daemons) {
+    for (const k of ['name', 'pid', 'state', 'requests', 'heartbeat_age_ms', 'restarts']) t.ok(k in d, `${d.name} has ${k}`);
+  }
+  t.equal(report.daemons[0]!.pid, suite.daemons.get('main')!.child.pid);
+  const missing = await suite.dispatchctl(['status', '--scoreboard', path.join(suite.dir, 'none')]);
+  t.equal(missing.code, EXIT.UNAVAILABLE);
+  t.match(missing.stderr, /does not exist; is dispatchd.target running/);
+});
+
+t.test('a dead daemon shows as dead in status', async (t) => {
+  suite.daemons.get('secondary-1')!.child.kill('SIGKILL');
+  await suite.waitFor(() => suite.daemons.get('secondary-1')!.child.exitCode !== null || suite.daemons.get('secondary-1')!.child.signalCode !== null, 5000, 'secondary-1 to die');
+  const json = JSON.parse((await suite.dispatchctl(['status', '--json', '--scoreboard', suite.scoreboard])).stdout.toString()) as { daemons: Array<{ name: string; state: string }> };
+  t.equal(json.daemons.find((d) => d.name === 'secondary-1')!.state, 'dead');
+});
+
+t.test('a bad configuration is refused with file, line and key, exit 78', async (t) => {
+  const conf = path.join(suite.dir, 'bad.conf');
+  fs.writeFileSync(conf, '[main]\n# comment\nlease_ttl_ms = "soon"\n');
+  const r = spawnSync(process.execPath, [path.join(BUILD, 'main-server/main.js'), '--config', conf], { encoding: 'utf8', env: { ...process.env, JOURNAL_STREAM: '' } });
+  t.equal(r.status, EXIT.CONFIG);
+  t.match(r.stderr, new RegExp(`failed to start dispatchd-main.service: failed to load configuration '${conf}' line 3: key 'main.lease_ttl_ms'`));
+  t.match(r.stderr, /not restarted/);
+  fs.writeFileSync(conf, '[secondary]\nmax_leasez = 3\n');
+  const u = spawnSync(process.execPath, [path.join(BUILD, 'secondary-server/main.js'), '--instance', '1', '--config', conf], { encoding: 'utf8' });
+  t.equal(u.status, EXIT.CONFIG);
+  t.match(u.stderr, /line 2: unknown key 'secondary.max_leasez'/);
+});
+
+t.test('a daemon started without its sockets says which unit to use', async (t) => {
+  const r = spawnSync(process.execPath, [path.join(BUILD, 'main-server/main.js'), '--config', suite.configPath], { encoding: 'utf8' });
+  t.equal(r.status, EXIT.FAILURE);
+  t.match(r.stderr, /failed to find the socket-activated fd 'client'.*start the daemon through dispatchd-main.socket/);
+});

@@ -1,0 +1,170 @@
+/**
+ * Bad input and faults against the real daemons: garbage on sockets and FIFOs, idle and
+ * half-frame clients, lease misuse, a full pool, a killed secondary, a request past its
+ * deadline. In every case the offender gets a clear answer, the daemon logs it once, and
+ * everyone else keeps being served.
+ */
+import path from 'node:path';
+import t from 'tap';
+import { DispatchClient, Session } from '../../daemons/client/client.js';
+import { DispatchError } from '../../daemons/common/errors.js';
+import { encodeFrame } from '../../daemons/common/frame.js';
+import { rawExchange, writeFifo } from './lib/raw.js';
+import { Suite } from './lib/suite.js';
+
+const IDLE_MS = 400;
+const suite = new Suite(`[main]\nclient_idle_timeout_ms = ${IDLE_MS}\nqueue_timeout_ms = 300\nlease_ttl_ms = 300\n[secondary]\nclient_idle_timeout_ms = ${IDLE_MS}\nmax_leases = 2\nrequest_deadline_ms = 500\n`);
+t.teardown(() => suite.close());
+t.before(async () => {
+  await suite.start('secondary-1');
+  await suite.start('secondary-2');
+  await suite.start('main');
+});
+const client = (o = {}) => new DispatchClient({ socket: suite.mainSocket, timeoutMs: 10_000, ...o });
+const sock = (name: string) => path.join(suite.dir, `${name}.sock`);
+const fifo = (name: string) => path.join(suite.dir, `${name}.fifo`);
+const errorOf = async (p: Promise<unknown>): Promise<DispatchError> => {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof DispatchError) return e;
+    throw e;
+  }
+  throw new Error('expected a DispatchError');
+};
+const count = (name: string, re: RegExp) => suite.daemons.get(name)!.output().split('\n').filter((l) => re.test(l)).length;
+
+t.test('garbage on the main socket: one error frame, disconnected, logged once, others served', async (t) => {
+  for (let i = 0; i < 5; i++) {
+    const r = await rawExchange(suite.mainSocket, Buffer.from('GET / HTTP/1.1\r\n\r\n'), 2000);
+    t.ok(r.closedByServer, 'closed by the server');
+    t.equal(r.frames[0]?.header.code, 'FRAME_BAD_MAGIC');
+  }
+  t.equal(count('main', /error: failed to read a request from client#.*bad magic/), 1, 'logged once, not once per peer or byte');
+  t.equal((await client().request('echo', Buffer.from('still'))).toString(), 'still');
+});
+
+t.test('a frame announcing a body to main is refused before the body is sent (main never carries payloads)', async (t) => {
+  const [head] = encodeFrame({ op: 'lease', type: 'echo' }, Buffer.alloc(10));
+  const r = await rawExchange(suite.mainSocket, head, 2000);
+  t.equal(r.frames[0]?.header.code, 'FRAME_TOO_LARGE');
+  t.ok(r.closedByServer);
+});
+
+t.test('garbage on a secondary socket: error frame, others served', async (t) => {
+  const r = await rawExchange(sock('secondary-1'), Buffer.alloc(64, 0xff), 2000);
+  t.equal(r.frames[0]?.header.code, 'FRAME_BAD_MAGIC');
+  t.equal((await client().request('echo', Buffer.from('ok'))).toString(), 'ok');
+});
+
+t.test('a valid frame with a bad header gets BAD_REQUEST and the connection stays usable', async (t) => {
+  const [h1] = encodeFrame({ op: 'nope' });
+  const [h2] = encodeFrame({ op: 'lease', type: 'echo' });
+  const r = await rawExchange(suite.mainSocket, Buffer.concat([h1, h2]), IDLE_MS / 2);
+  t.equal(r.frames[0]?.header.code, 'BAD_REQUEST');
+  t.equal(r.frames[1]?.header.ok, true, 'the next request on the same connection is served');
+});
+
+t.test('garbage in every mailbox FIFO is logged and the suite keeps serving', async (t) => {
+  for (const name of ['main', 'secondary-1', 'secondary-2']) {
+    writeFifo(fifo(name), 'this is not json\n{"v":1,"t":"reserve"}\n' + 'x'.repeat(5000) + '\n');
+  }
+  await suite.waitFor(() => ['main', 'secondary-1', 'secondary-2'].every((n) => count(n, /failed to decode a message in mailbox/) >= 1), 3000, 'the damage to be logged');
+  const c = client();
+  const results = await Promise.all(Array.from({ length: 20 }, (_, i) => c.request('echo', Buffer.from(`g${i}`))));
+  t.equal(results.length, 20);
+  t.ok(count('main', /MESSAGE_TOO_LARGE|exceeds PIPE_BUF/) <= 1, 'the over-long line is reported at most once');
+});
+
+t.test('a client that sends nothing, or half a frame, is cut off after the idle timeout', async (t) => {
+  const silent = await rawExchange(suite.mainSocket, undefined, 5000);
+  t.ok(silent.closedByServer, 'silent client closed');
+  t.equal(silent.frames[0]?.header.code, 'IDLE_TIMEOUT');
+  t.ok(silent.elapsedMs >= IDLE_MS - 50 && silent.elapsedMs < IDLE_MS + 1500, `cut after ${silent.elapsedMs} ms`);
+  const [head] = encodeFrame({ op: 'lease', type: 'echo' });
+  const half = await rawExchange(suite.mainSocket, head.subarray(0, 7), 5000);
+  t.ok(half.closedByServer, 'half-frame client closed');
+  t.equal(half.frames[0]?.header.code, 'IDLE_TIMEOUT');
+  const sec = await rawExchange(sock('secondary-2'), Buffer.from([0x44, 0x51, 1]), 5000);
+  t.equal(sec.frames[0]?.header.code, 'IDLE_TIMEOUT', 'secondaries too');
+});
+
+t.test('idle clients do not delay others', async (t) => {
+  const idlers = Array.from({ length: 50 }, () => rawExchange(suite.mainSocket, undefined, 5000));
+  t.equal((await client().request('echo', Buffer.from('through'))).toString(), 'through');
+  await Promise.all(idlers);
+});
+
+t.test('leases: unknown, reused, expired and stale are refused with their own codes', async (t) => {
+  const c = client();
+  const g = await c.lease('echo');
+  const fake = { ...g, lease: '0'.repeat(32) };
+  t.equal((await errorOf(c.runOnLease(fake, 'echo', Buffer.from('x'), 2000))).code, 'LEASE_UNKNOWN');
+  const stale = { ...g, generation: (g.generation + 1) >>> 0 };
+  t.equal((await errorOf(c.runOnLease(stale, 'echo', Buffer.from('x'), 2000))).code, 'LEASE_STALE');
+  t.equal((await c.runOnLease(g, 'echo', Buffer.from('x'), 2000)).toString(), 'x', 'the real lease works once');
+  t.equal((await errorOf(c.runOnLease(g, 'echo', Buffer.from('x'), 2000))).code, 'LEASE_UNKNOWN', 'not twice');
+  const late = await c.lease('echo');
+  await new Promise((r) => setTimeout(r, 450)); // lease_ttl_ms is 300: let it lapse
+  t.equal((await errorOf(c.runOnLease(late, 'echo', Buffer.from('x'), 2000))).code, 'LEASE_EXPIRED');
+});
+
+t.test('a client holding a stale lease gets a new one through the library', async (t) => {
+  t.equal((await client().request('sha256', Buffer.from(''))).toString(), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+});
+
+t.test('unknown type is refused by main without reserving anything', async (t) => {
+  const c = client();
+  t.equal((await errorOf(c.lease('frobnicate'))).code, 'UNKNOWN_TYPE');
+});
+
+t.test('sleep past the deadline is cut off, logged, and the secondary stays healthy', async (t) => {
+  const e = await errorOf(client().request('sleep', Buffer.from('5000')));
+  t.equal(e.code, 'DEADLINE_EXCEEDED');
+  await suite.waitFor(() => count('secondary-1', /cut off a 'sleep' request/) + count('secondary-2', /cut off a 'sleep' request/) === 1, 2000, 'the diagnostic');
+  const line = [...suite.daemons.values()].map((d) => d.output()).join('\n').split('\n').find((l) => /cut off a 'sleep'/.test(l))!;
+  t.match(line, /deadline_ms=500/);
+  t.match(line, /lease=[0-9a-f]{32}/);
+  t.match(line, /secondary=secondary-\d/);
+  t.equal((await client().request('echo', Buffer.from('alive'))).toString(), 'alive');
+  t.equal((await errorOf(client().request('sleep', Buffer.from('abc')))).code, 'BAD_REQUEST');
+});
+
+t.test('every secondary full: requests wait in the admission queue, then BUSY with retry-after', async (t) => {
+  // 2 secondaries × max_leases 2 = 4 leases; hold them all with open sessions.
+  const c = client({ attempts: 1 });
+  const held: Session[] = [];
+  for (let i = 0; i < 4; i++) {
+    const g = await c.lease('echo');
+    const s = await Session.open(g, 1024, 2000);
+    await s.run('echo', Buffer.from('hold'), 2000);
+    held.push(s);
+  }
+  const e = await errorOf(c.lease('echo'));
+  t.equal(e.code, 'BUSY');
+  t.ok((e.retryAfterMs ?? 0) > 0, `retry after ${e.retryAfterMs} ms`);
+  // A queued request is served as soon as a lease frees up.
+  const queued = client({ attempts: 1 }).request('echo', Buffer.from('queued'));
+  await new Promise((r) => setTimeout(r, 50));
+  held.pop()!.close();
+  t.equal((await queued).toString(), 'queued');
+  for (const s of held) s.close();
+});
+
+t.test('a killed secondary: requests keep succeeding on the other one', async (t) => {
+  suite.daemons.get('secondary-2')!.child.kill('SIGKILL');
+  const c = client();
+  const results = await Promise.all(Array.from({ length: 30 }, (_, i) => c.request('echo', Buffer.from(`k${i}`))));
+  t.equal(results.length, 30);
+  t.equal(results.map(String).join(','), Array.from({ length: 30 }, (_, i) => `k${i}`).join(','));
+});
+
+t.test('no secondary at all: UNAVAILABLE after the queue timeout', async (t) => {
+  await suite.stop('secondary-1');
+  await suite.stop('secondary-2');
+  const e = await errorOf(client({ attempts: 1 }).request('echo', Buffer.from('x')));
+  t.equal(e.code, 'UNAVAILABLE');
+  t.match(e.message, /no secondary server is running/);
+  await suite.start('secondary-1');
+  t.equal((await client().request('echo', Buffer.from('back'))).toString(), 'back', 'served again once one is back');
+});
