@@ -1,0 +1,89 @@
+import t from 'tap';
+import {
+  DAEMON_NAME,
+  Done,
+  LEASE_TOKEN,
+  MAILBOX_VERSION,
+  MailboxMessage,
+  PIPE_BUF,
+  Ping,
+  Pong,
+  Ready,
+  Refused,
+  Reserve,
+  Reserved,
+} from '../../../daemons/common/messages.js';
+import { LEASE, SAMPLES, TYPES } from '../lib/sample-messages.js';
+
+const BY_TYPE = { reserve: Reserve, reserved: Reserved, refused: Refused, done: Done, ready: Ready, ping: Ping, pong: Pong };
+
+t.test('constants', async (t) => {
+  t.equal(PIPE_BUF, 4096, 'Linux PIPE_BUF');
+  t.equal(MAILBOX_VERSION, 1);
+});
+
+t.test('every message type has a valid example that parses', async (t) => {
+  t.same([...new Set(SAMPLES.map((m) => m.t))].sort(), [...TYPES].sort(), 'the samples cover every type');
+  for (const m of SAMPLES) {
+    const r = MailboxMessage.safeParse(m);
+    t.ok(r.success, `${m.t} ${JSON.stringify(m)}`);
+    t.same(r.data, m);
+    t.ok(BY_TYPE[m.t].safeParse(m).success, `its own schema accepts ${m.t}`);
+  }
+});
+
+/** A sample of type `t` with some fields changed (undefined removes a field). */
+function variant(type: string, change: Record<string, unknown>): Record<string, unknown> {
+  const base = { ...SAMPLES.find((m) => m.t === type)! } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(change)) {
+    if (v === undefined) delete base[k];
+    else base[k] = v;
+  }
+  return base;
+}
+
+t.test('invalid messages are refused', async (t) => {
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['extra key', variant('ping', { extra: 1 })],
+    ['extra key on done', variant('done', { note: 'x' })],
+    ['v 2', variant('ping', { v: 2 })],
+    ['v 0', variant('pong', { v: 0 })],
+    ['v as a string', variant('ping', { v: '1' })],
+    ['no v', variant('ping', { v: undefined })],
+    ['unknown t', variant('ping', { t: 'pang' })],
+    ['no t', variant('ping', { t: undefined })],
+    ['lease upper case', variant('reserve', { lease: LEASE.toUpperCase() })],
+    ['lease 31 hex', variant('reserve', { lease: LEASE.slice(1) })],
+    ['lease 33 hex', variant('reserved', { lease: LEASE + 'a' })],
+    ['lease not hex', variant('done', { lease: 'g'.repeat(32) })],
+    ['from secondary-0', variant('ready', { from: 'secondary-0' })],
+    ['from secondary-01', variant('ready', { from: 'secondary-01' })],
+    ['from secondary-1000', variant('ready', { from: 'secondary-1000' })],
+    ['from client', variant('pong', { from: 'client' })],
+    ['ping not from the watchdog', variant('ping', { from: 'main' })],
+    ['gen negative', variant('ready', { gen: -1 })],
+    ['gen over 32 bits', variant('ready', { gen: 2 ** 32 })],
+    ['gen fractional', variant('ready', { gen: 1.5 })],
+    ['seq negative', variant('ping', { seq: -1 })],
+    ['seq unsafe', variant('ping', { seq: 2 ** 53 })],
+    ['id empty', variant('reserve', { id: '' })],
+    ['id of 65 characters', variant('reserve', { id: 'x'.repeat(65) })],
+    ['unknown refusal reason', variant('refused', { reason: 'tired' })],
+    ['claimed not boolean', variant('done', { claimed: 'yes' })],
+    ['exp missing', variant('reserve', { exp: undefined })],
+  ];
+  for (const [what, m] of cases) t.notOk(MailboxMessage.safeParse(m).success, what);
+  t.notOk(MailboxMessage.safeParse(null).success, 'null');
+  t.notOk(MailboxMessage.safeParse([]).success, 'an array');
+  t.ok(MailboxMessage.safeParse(variant('reserve', { id: 'x'.repeat(64) })).success, 'id of 64 characters is fine');
+});
+
+t.test('DAEMON_NAME and LEASE_TOKEN', async (t) => {
+  for (const ok of ['main', 'watchdog', 'secondary-1', 'secondary-62', 'secondary-999']) t.match(ok, DAEMON_NAME, ok);
+  for (const bad of ['', 'Main', 'main ', 'secondary', 'secondary-', 'secondary-0', 'secondary-01', 'secondary-1000', 'secondary-1a', 'watchdog2']) {
+    t.notMatch(bad, DAEMON_NAME, JSON.stringify(bad));
+  }
+  t.match(LEASE, LEASE_TOKEN);
+  t.notMatch(LEASE + '\n', LEASE_TOKEN, 'anchored');
+  t.notMatch(' ' + LEASE, LEASE_TOKEN, 'anchored at the start');
+});
