@@ -10,6 +10,7 @@ import { hideBin } from 'yargs/helpers';
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { EXIT, exitCodeFor } from '../common/exit-codes.js';
+import { stderrIsJournal } from '../common/logger.js';
 import { createScoreboard, removeScoreboard } from '../common/scoreboard.js';
 
 const argv = await yargs(hideBin(process.argv))
@@ -37,6 +38,7 @@ try {
     process.stdout.write(`removed scoreboard ${file}\n`);
   }
 } catch (err) {
-  process.stderr.write(`<3>dispatchd-scoreboard: ${reason(err)}\n`);
+  // <3> is the journal's priority prefix (err), shown only when stderr is the journal.
+  process.stderr.write(`${stderrIsJournal() ? '<3>' : ''}dispatchd-scoreboard: ${reason(err)}\n`);
   process.exit(err instanceof DispatchError ? exitCodeFor(err.code) : EXIT.FAILURE);
 }
