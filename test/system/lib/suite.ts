@@ -1,0 +1,126 @@
+/**
+ * Set-up shared by the system test files: build (or reuse) the .deb, boot a sandbox for
+ * this file, install the package there; on failure dump the dispatchd journal; always tear
+ * the sandbox down.
+ *
+ *   const sb = await installedSuite(t);   // undefined: the file was skipped, with the reason
+ *   if (sb) { t.test(...) }
+ */
+import { basename } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { ensureDeb } from './deb.js';
+import { cannotBootReason, describe, Sandbox } from './sandbox.js';
+
+/** The parts of a tap Test these helpers use. */
+export interface TestLike {
+  plan(n: number, comment?: string): void;
+  teardown(fn: () => unknown): void;
+  passing(): boolean;
+  comment(...args: unknown[]): void;
+}
+
+/** The units of the default suite, as an operator lists them. */
+export const SERVICES = [
+  'dispatchd-scoreboard.service',
+  'dispatchd-main.service',
+  'dispatchd-secondary@1.service',
+  'dispatchd-secondary@2.service',
+  'dispatchd-watchdog.service',
+];
+export const SOCKETS = [
+  'dispatchd-main.socket',
+  'dispatchd-main-mailbox.socket',
+  'dispatchd-secondary@1.socket',
+  'dispatchd-secondary-mailbox@1.socket',
+  'dispatchd-secondary@2.socket',
+  'dispatchd-secondary-mailbox@2.socket',
+  'dispatchd-watchdog.socket',
+];
+export const UNITS = ['dispatchd.target', ...SERVICES, ...SOCKETS];
+/** Where the package puts the .deb inside the sandbox. */
+export const DEB_DIR = '/root/dispatchd-deb';
+
+export interface SuiteOptions {
+  /** Install the .deb right away (default true). */
+  install?: boolean;
+}
+
+/**
+ * Boots a sandbox for the calling test file and installs the .deb in it. Returns undefined
+ * (and plans the file as skipped, with the reason) when this machine cannot boot one.
+ */
+export async function installedSuite(t: TestLike, importMetaUrl: string, opts: SuiteOptions = {}): Promise<Sandbox | undefined> {
+  const reason = cannotBootReason();
+  if (reason) {
+    t.plan(0, `skip: ${reason}`);
+    return undefined;
+  }
+  const deb = await ensureDeb();
+  const sb = await Sandbox.boot(basename(fileURLToPath(importMetaUrl)));
+  t.teardown(async () => {
+    if (!t.passing()) {
+      // What a reader of a failed run needs first: the units' states and their journal.
+      const text = await sb.diagnostics();
+      console.error(`\n===== ${sb.name}: dispatchd units and journal =====\n${text}\n===== end of ${sb.name} =====`);
+    }
+    await sb.stop();
+  });
+  await sb.copyIn(DEB_DIR, deb);
+  if (opts.install ?? true) await install(sb, `${DEB_DIR}/${basename(deb)}`);
+  return sb;
+}
+
+/** `apt-get install ./the.deb` inside the sandbox, as the contract's operator does it. */
+export async function install(sb: Sandbox, debInside: string): Promise<void> {
+  const r = await sb.exec(['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '--no-install-recommends', debInside], {
+    timeoutMs: 300_000,
+  });
+  if (r.code !== 0) throw new Error(describe(`apt-get install ${debInside}`, r));
+}
+
+/**
+ * Polls `check` until it returns a value other than undefined, or fails after `ms`
+ * milliseconds with `what` and the last value seen.
+ */
+export async function until<T>(what: string, ms: number, check: () => Promise<T | undefined>, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `; last error: ${String(last)}` : ''}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** Waits until every listed unit reports ActiveState=`state`. */
+export async function untilUnits(sb: Sandbox, units: string[], state: string, ms: number): Promise<void> {
+  await until(`${units.join(' ')} to be ${state}`, ms, async () => {
+    const out = await sb.out(`for u in ${units.map((u) => `'${u}'`).join(' ')}; do systemctl show -p ActiveState --value -- "$u"; done`);
+    const states = out.trim().split('\n');
+    return states.every((s) => s === state) ? true : undefined;
+  });
+}
+
+/** The journal lines of `unit` at priority err or worse ('' when none). */
+export async function journalErrors(sb: Sandbox, unit: string): Promise<string> {
+  return (await sb.out(`journalctl --no-pager -q -u '${unit}' -p err`)).trim();
+}
+
+/**
+ * What a stopped suite must not leave behind: processes of user dispatchd, entries in
+ * /run/dispatchd, the scoreboard segment. Returns a list of leftovers (empty: clean).
+ */
+export async function leftovers(sb: Sandbox): Promise<string[]> {
+  const out = await sb.out(
+    'pgrep -a -u dispatchd 2>/dev/null | sed "s/^/process: /" || true; ' +
+      'if [ -d /run/dispatchd ]; then ls -A /run/dispatchd | sed "s|^|/run/dispatchd/|"; fi; ' +
+      'if [ -e /dev/shm/dispatchd.scoreboard ]; then echo /dev/shm/dispatchd.scoreboard; fi',
+  );
+  return out.split('\n').filter((l) => l.trim() !== '');
+}
