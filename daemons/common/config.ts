@@ -121,6 +121,36 @@ export function loadConfig(file: string = DEFAULT_CONFIG_PATH, explicit = false)
   return parseConfig(text, file);
 }
 
+/** Every key whose value differs between two configurations, as `section.key`. */
+export function changedKeys(before: Config, after: Config): string[] {
+  const out: string[] = [];
+  for (const section of Object.keys(after) as Array<keyof Config>) {
+    const a = before[section] as Record<string, unknown>;
+    const b = after[section] as Record<string, unknown>;
+    for (const key of Object.keys(b)) if (a[key] !== b[key]) out.push(`${section}.${key}`);
+  }
+  return out;
+}
+
+/**
+ * The result of applying a new configuration to a running daemon: which changed keys took
+ * effect, and which need a restart (paths: the sockets and FIFOs are systemd's).
+ */
+export interface ReloadOutcome {
+  applied: string[];
+  needRestart: string[];
+}
+
+/**
+ * Merges a reloaded configuration into a running one: everything but `paths` is taken.
+ * Returns the merged configuration and what changed.
+ */
+export function mergeReload(running: Config, next: Config): { config: Config; outcome: ReloadOutcome } {
+  const changed = changedKeys(running, next);
+  const needRestart = changed.filter((k) => k.startsWith('paths.'));
+  return { config: { ...next, paths: running.paths }, outcome: { applied: changed.filter((k) => !k.startsWith('paths.')), needRestart } };
+}
+
 /** Paths derived from the runtime directory (docs/ARCHITECTURE.md). */
 export const runtimePaths = {
   mainSocket: (dir: string) => `${dir}/main.sock`,

@@ -3,21 +3,25 @@
  * notifications, signals, and the exit-code mapping. Each daemon's main.ts is a call to
  * {@link runDaemon}; the testable server classes know nothing of the process.
  *
- * Signals handled: SIGTERM and SIGINT (stop: drain, close everything, flush the log, exit 0).
- * Nothing else; in particular no signal is used for IPC.
+ * Signals handled: SIGTERM and SIGINT (stop: drain, close everything, flush the log, exit 0)
+ * and SIGHUP (reload the configuration file, sent by `systemctl reload` through the units'
+ * ExecReload=). Nothing else; in particular no signal is used for IPC.
  */
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { DEFAULT_CONFIG_PATH, loadConfig, type Config } from './config.js';
+import { DEFAULT_CONFIG_PATH, loadConfig, type Config, type ReloadOutcome } from './config.js';
 import { DispatchError, reason } from './errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { parseListenFds, type ListenFds } from './listen-fds.js';
 import { closeLogger, createLogger, type Logger } from './logger.js';
 import { loadNotifyBinding, Notifier } from './notify.js';
 
-/** A running daemon: stop() releases everything it holds. */
+/** A running daemon: stop() releases everything it holds; reload() applies a new configuration. */
 export interface Service {
   stop(why: string): Promise<void>;
+  reload(config: Config): ReloadOutcome;
+  /** The STATUS= line to show once a reload is over. */
+  statusLine(): string;
 }
 
 export interface DaemonContext<A> {
@@ -114,5 +118,19 @@ export async function runDaemon<A extends { config: string }>(spec: DaemonSpec<A
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    process.on('SIGHUP', () => {
+      if (stopping) return;
+      notifier.reloading('reloading configuration');
+      try {
+        const outcome = service.reload(loadConfig(args.config, args.config !== DEFAULT_CONFIG_PATH));
+        const restart = outcome.needRestart.length ? `; needs a restart to take effect: ${outcome.needRestart.join(', ')}` : '';
+        const level = outcome.needRestart.length ? 'warning' : 'notice';
+        logger.log(level, `reloaded configuration '${args.config}': ${outcome.applied.length ? `applied ${outcome.applied.join(', ')}` : 'nothing changed'}${restart}`, { config: args.config });
+      } catch (err) {
+        const de = err instanceof DispatchError ? err : undefined;
+        logger.error(`failed to reload configuration: ${reason(err)}; keeping the running configuration`, { code: de?.code ?? 'CONFIG_INVALID', ...(de?.fields ?? {}) });
+      }
+      notifier.ready(service.statusLine());
+    });
   });
 }

@@ -50,6 +50,11 @@ export class Notifier {
     this.binding.sendState(`READY=1\nSTATUS=${oneLine(status)}`);
   }
 
+  /** RELOADING=1: a configuration reload began; {@link ready} ends it (sd_notify(3)). */
+  reloading(status: string): void {
+    this.binding.sendState(`RELOADING=1\nSTATUS=${oneLine(status)}`);
+  }
+
   /** STATUS=, shown by `systemctl status`. */
   status(status: string): void {
     this.binding.sendState(`STATUS=${oneLine(status)}`);

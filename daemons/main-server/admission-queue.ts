@@ -6,7 +6,8 @@
 export class AdmissionQueue {
   private readonly waiters: Array<{ wake: (woken: boolean) => void; timer: NodeJS.Timeout }> = [];
 
-  constructor(private readonly max: number) {}
+  /** @param max most waiters; may be changed while running (configuration reload). */
+  constructor(public max: number) {}
 
   get length(): number {
     return this.waiters.length;

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
-import { runtimePaths, type Config } from '../common/config.js';
+import { mergeReload, runtimePaths, type Config, type ReloadOutcome } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { FrameConnection } from '../common/frame-connection.js';
 import type { Frame } from '../common/frame.js';
@@ -144,7 +144,15 @@ export class MainServer {
     this.o.notifier.status(this.statusLine());
   }
 
-  private statusLine(): string {
+  /** Applies a reloaded configuration (all but paths) to the running server. */
+  reload(next: Config): ReloadOutcome {
+    const { config, outcome } = mergeReload(this.o.config, next);
+    this.o.config = config;
+    this.queue.max = config.main.queue_max;
+    return outcome;
+  }
+
+  statusLine(): string {
     const d = this.slot.data;
     return `${this.stopping ? 'stopping' : 'ready'}: ${d.requests} leases granted, ${d.failures} refused, ${this.inflight} in progress, ${this.queue.length} queued; ${this.secondariesAlive} secondaries alive`;
   }

@@ -9,7 +9,7 @@
  * process of secondary N is refused as LEASE_STALE.
  */
 import net from 'node:net';
-import { runtimePaths, type Config } from '../common/config.js';
+import { mergeReload, runtimePaths, type Config, type ReloadOutcome } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { FrameConnection } from '../common/frame-connection.js';
 import type { Frame } from '../common/frame.js';
@@ -120,7 +120,16 @@ export class SecondaryServer {
     this.o.notifier.status(this.statusLine());
   }
 
-  private statusLine(): string {
+  /** Applies a reloaded configuration (all but paths): new limits hold for new leases and requests. */
+  reload(next: Config): ReloadOutcome {
+    const { config, outcome } = mergeReload(this.o.config, next);
+    this.o.config = config;
+    this.slot.data.capacity = config.secondary.max_leases;
+    this.publishNow();
+    return outcome;
+  }
+
+  statusLine(): string {
     const d = this.slot.data;
     return `${this.stopping ? 'stopping' : 'ready'}: ${this.leases.size}/${this.o.config.secondary.max_leases} leases, ${this.running} running, ${d.requests} served, ${d.failures} failed`;
   }

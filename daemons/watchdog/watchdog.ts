@@ -9,7 +9,7 @@
  * The watchdog sends its own WATCHDOG=1 only from its probe loop, so a stuck loop (or one
  * stuck waiting on systemd) gets the watchdog itself restarted by systemd.
  */
-import { runtimePaths, type Config } from '../common/config.js';
+import { mergeReload, runtimePaths, type Config, type ReloadOutcome } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { IncidentLimiter, type Logger } from '../common/logger.js';
 import { MailboxReader, MailboxWriter } from '../common/mailbox.js';
@@ -80,7 +80,14 @@ export class Watchdog {
     return w;
   }
 
-  private statusLine(): string {
+  /** Applies a reloaded configuration (all but paths): from the next probe round on. */
+  reload(next: Config): ReloadOutcome {
+    const { config, outcome } = mergeReload(this.o.config, next);
+    this.o.config = config;
+    return outcome;
+  }
+
+  statusLine(): string {
     const names = [...this.targets.values()].map((t) => `${t.name}${t.missed ? `(${t.missed} missed)` : ''}`);
     return `${this.stopping ? 'stopping' : 'probing'} ${names.length ? names.join(', ') : 'nothing yet'}; ${this.slot.data.incidents} restarts ordered`;
   }
