@@ -79,6 +79,16 @@ if (sb) {
     }
   });
 
+  t.test('systemctl reload re-reads the configuration without a restart', async (t) => {
+    const daemons = SERVICES.filter((u) => u !== 'dispatchd-scoreboard.service');
+    const before = await Promise.all(daemons.map(async (u) => (await sb.show(u, 'MainPID')).MainPID));
+    const r = await sb.exec(['systemctl', 'reload', ...daemons]);
+    t.equal(r.code, 0, `systemctl reload exits 0 (${r.stderr.trim()})`);
+    const after = await Promise.all(daemons.map(async (u) => (await sb.show(u, 'MainPID')).MainPID));
+    t.same(after, before, 'same processes: reloaded, not restarted');
+    t.equal((await sb.exec(['dispatchctl', 'request', 'echo', 'reloaded'])).stdout.toString(), 'reloaded', 'still serving');
+  });
+
   t.test('no errors in the journal in normal operation', async (t) => {
     t.equal(await journalErrors(sb, 'dispatchd-main'), '', 'journalctl -u dispatchd-main -p err is empty');
     for (const unit of UNITS) t.equal(await journalErrors(sb, unit), '', `no errors from ${unit}`);
