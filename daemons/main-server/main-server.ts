@@ -12,9 +12,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { mergeReload, runtimePaths, type Config, type ReloadOutcome } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
-import { FrameConnection } from '../common/frame-connection.js';
+import type { FrameConnection } from '../common/frame-connection.js';
+import { acceptFramed, listen } from '../common/framed-server.js';
 import type { Frame } from '../common/frame.js';
-import { IncidentLimiter, type Logger } from '../common/logger.js';
+import { IncidentLog, type IncidentLevel } from '../common/incident-log.js';
+import type { Logger } from '../common/logger.js';
 import { MailboxReader, MailboxWriter } from '../common/mailbox.js';
 import type { MailboxMessage, Refused, Reserved } from '../common/messages.js';
 import type { Notifier } from '../common/notify.js';
@@ -69,7 +71,7 @@ export class MainServer {
   private readonly queue: AdmissionQueue;
   private readonly coolDown = new Map<number, number>();
   private readonly connections = new Set<FrameConnection>();
-  private readonly incidents = new IncidentLimiter();
+  private readonly incidents: IncidentLog;
   private readonly runtimeDir: string;
   private inflight = 0;
   private rotation = 0;
@@ -82,6 +84,7 @@ export class MainServer {
 
   private constructor(private readonly o: MainServerOptions) {
     this.runtimeDir = o.config.paths.runtime_dir;
+    this.incidents = new IncidentLog(o.logger, () => this.slot.data.incidents++);
     this.queue = new AdmissionQueue(o.config.main.queue_max);
     this.scoreboard = new ScoreboardReader(o.config.paths.scoreboard);
     try {
@@ -109,16 +112,10 @@ export class MainServer {
   static async start(o: MainServerOptions): Promise<MainServer> {
     const m = new MainServer(o);
     try {
-      await new Promise<void>((resolve, reject) => {
-        m.server.once('error', reject);
-        m.server.listen(o.listen, () => {
-          m.server.off('error', reject);
-          resolve();
-        });
-      });
+      await listen(m.server, o.listen);
     } catch (err) {
       m.release();
-      throw new DispatchError('CONNECT_FAILED', `failed to listen on the client socket: ${reason(err)}`, { cause: err });
+      throw err;
     }
     m.slot.update({ state: 'ready', heartbeatMs: Date.now() });
     o.notifier.ready(m.statusLine());
@@ -177,12 +174,8 @@ export class MainServer {
     });
   }
 
-  /** Logs an error at most once per interval per key, with what was suppressed. */
-  private incident(key: string, message: string, fields: Record<string, unknown>, level: 'error' | 'warning' | 'info' = 'error'): void {
-    const suppressed = this.incidents.shouldLog(key);
-    if (suppressed === undefined) return;
-    this.slot.data.incidents++;
-    this.o.logger.log(level, suppressed > 0 ? `${message} (${suppressed} more like it since the last report)` : message, fields);
+  private incident(key: string, message: string, fields: Record<string, unknown>, level: IncidentLevel = 'error'): void {
+    this.incidents.report(key, level, message, fields);
   }
 
   // ---- mailbox -------------------------------------------------------------------------
@@ -237,25 +230,19 @@ export class MainServer {
       return;
     }
     const peer = `client#${++this.connSeq}`;
-    const conn = new FrameConnection(socket, { maxBodyBytes: 0, idleTimeoutMs: this.o.config.main.client_idle_timeout_ms });
+    const conn: FrameConnection = acceptFramed(socket, {
+      maxBodyBytes: 0, // main never carries payloads
+      idleTimeoutMs: this.o.config.main.client_idle_timeout_ms,
+      peer,
+      incidents: this.incidents,
+      logger: this.o.logger,
+      onFrame: (c, f) => this.onFrame(c, f, peer),
+      onClose: () => {
+        this.connections.delete(conn);
+        if (this.drained && this.inflight === 0) this.drained();
+      },
+    });
     this.connections.add(conn);
-    let chain = Promise.resolve();
-    conn.on('frame', (f) => {
-      chain = chain.then(() => this.onFrame(conn, f, peer));
-    });
-    conn.on('protocol-error', (err) => {
-      this.incident(`client-protocol:${err.code}`, `failed to read a request from ${peer}: ${err.message}; disconnecting it`, { peer, code: err.code });
-      conn.sendAndEnd(errorReply(err));
-    });
-    conn.on('idle', () => {
-      this.incident('client-idle', `${peer} sent no complete request for ${this.o.config.main.client_idle_timeout_ms} ms; disconnecting it`, { peer, code: 'IDLE_TIMEOUT', partial_bytes: conn.partialBytes }, 'info');
-      conn.sendAndEnd(errorReply(new DispatchError('IDLE_TIMEOUT', `no complete request within ${this.o.config.main.client_idle_timeout_ms} ms; send a whole frame after connecting`)));
-    });
-    conn.on('error', (err) => this.o.logger.debug(`connection error on ${peer}: ${reason(err)}`, { peer }));
-    conn.on('close', () => {
-      this.connections.delete(conn);
-      if (this.drained && this.inflight === 0) this.drained();
-    });
   }
 
   private async onFrame(conn: FrameConnection, frame: Frame, peer: string): Promise<void> {

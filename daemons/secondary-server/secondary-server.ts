@@ -11,9 +11,11 @@
 import net from 'node:net';
 import { mergeReload, runtimePaths, type Config, type ReloadOutcome } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
-import { FrameConnection } from '../common/frame-connection.js';
+import type { FrameConnection } from '../common/frame-connection.js';
+import { acceptFramed, listen } from '../common/framed-server.js';
 import type { Frame } from '../common/frame.js';
-import { IncidentLimiter, type Logger } from '../common/logger.js';
+import { IncidentLog, type IncidentLevel } from '../common/incident-log.js';
+import type { Logger } from '../common/logger.js';
 import { MailboxReader, MailboxWriter } from '../common/mailbox.js';
 import type { MailboxMessage, Reserve } from '../common/messages.js';
 import type { Notifier } from '../common/notify.js';
@@ -53,7 +55,7 @@ export class SecondaryServer {
   private readonly leases = new Map<string, Lease>();
   private readonly tombstones = new Map<string, 'expired' | 'ended'>();
   private readonly connections = new Set<FrameConnection>();
-  private readonly incidents = new IncidentLimiter();
+  private readonly incidents: IncidentLog;
   private readonly mainMailbox: MailboxWriter;
   private readonly watchdogMailbox: MailboxWriter;
   private readonly name: string;
@@ -65,6 +67,7 @@ export class SecondaryServer {
 
   private constructor(private readonly o: SecondaryServerOptions) {
     this.name = `secondary-${o.instance}`;
+    this.incidents = new IncidentLog(o.logger, () => this.slot.data.incidents++);
     const dir = o.config.paths.runtime_dir;
     this.slot = new SlotWriter(o.config.paths.scoreboard, 'secondary', o.instance, { pid: o.pid, generation: o.generation, capacity: o.config.secondary.max_leases });
     this.slot.publish();
@@ -85,16 +88,10 @@ export class SecondaryServer {
   static async start(o: SecondaryServerOptions): Promise<SecondaryServer> {
     const s = new SecondaryServer(o);
     try {
-      await new Promise<void>((resolve, reject) => {
-        s.server.once('error', reject);
-        s.server.listen(o.listen, () => {
-          s.server.off('error', reject);
-          resolve();
-        });
-      });
+      await listen(s.server, o.listen);
     } catch (err) {
       s.release();
-      throw new DispatchError('CONNECT_FAILED', `failed to listen on the client socket: ${reason(err)}`, { cause: err });
+      throw err;
     }
     s.slot.update({ state: 'ready', heartbeatMs: Date.now() });
     o.notifier.ready(s.statusLine());
@@ -160,11 +157,8 @@ export class SecondaryServer {
     });
   }
 
-  private incident(key: string, message: string, fields: Record<string, unknown>, level: 'error' | 'warning' | 'info' = 'error'): void {
-    const suppressed = this.incidents.shouldLog(key);
-    if (suppressed === undefined) return;
-    this.slot.data.incidents++;
-    this.o.logger.log(level, suppressed > 0 ? `${message} (${suppressed} more like it since the last report)` : message, { secondary: this.name, ...fields });
+  private incident(key: string, message: string, fields: Record<string, unknown>, level: IncidentLevel = 'error'): void {
+    this.incidents.report(key, level, message, { secondary: this.name, ...fields });
   }
 
   private toMain(m: MailboxMessage): void {
@@ -228,26 +222,20 @@ export class SecondaryServer {
       return;
     }
     const peer = `client#${++this.connSeq}`;
-    const conn = new FrameConnection(socket, { maxBodyBytes: this.o.config.secondary.max_payload_bytes, idleTimeoutMs: this.o.config.secondary.client_idle_timeout_ms });
-    this.connections.add(conn);
     const state: { lease: Lease | undefined } = { lease: undefined };
-    let chain = Promise.resolve();
-    conn.on('frame', (f) => {
-      chain = chain.then(() => this.onFrame(conn, f, peer, state));
+    const conn: FrameConnection = acceptFramed(socket, {
+      maxBodyBytes: this.o.config.secondary.max_payload_bytes,
+      idleTimeoutMs: this.o.config.secondary.client_idle_timeout_ms,
+      peer,
+      incidents: this.incidents,
+      logger: this.o.logger,
+      onFrame: (c, f) => this.onFrame(c, f, peer, state),
+      onClose: () => {
+        this.connections.delete(conn);
+        if (state.lease) this.endLease(state.lease, 'ended');
+      },
     });
-    conn.on('protocol-error', (err) => {
-      this.incident(`client-protocol:${err.code}`, `failed to read a request from ${peer}: ${err.message}; disconnecting it`, { peer, code: err.code });
-      conn.sendAndEnd(errorReply(err));
-    });
-    conn.on('idle', () => {
-      this.incident('client-idle', `${peer} sent no complete request for ${this.o.config.secondary.client_idle_timeout_ms} ms; disconnecting it`, { peer, code: 'IDLE_TIMEOUT', partial_bytes: conn.partialBytes }, 'info');
-      conn.sendAndEnd(errorReply(new DispatchError('IDLE_TIMEOUT', `no complete request within ${this.o.config.secondary.client_idle_timeout_ms} ms; send a whole frame after connecting`)));
-    });
-    conn.on('error', (err) => this.o.logger.debug(`connection error on ${peer}: ${reason(err)}`, { peer }));
-    conn.on('close', () => {
-      this.connections.delete(conn);
-      if (state.lease) this.endLease(state.lease, 'ended');
-    });
+    this.connections.add(conn);
   }
 
   /** Finds and claims the lease a run frame presents. @throws DispatchError LEASE_*, BAD_REQUEST. */

@@ -11,7 +11,8 @@
  */
 import { mergeReload, runtimePaths, type Config, type ReloadOutcome } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
-import { IncidentLimiter, type Logger } from '../common/logger.js';
+import { IncidentLog } from '../common/incident-log.js';
+import type { Logger } from '../common/logger.js';
 import { MailboxReader, MailboxWriter } from '../common/mailbox.js';
 import type { MailboxMessage } from '../common/messages.js';
 import type { Notifier } from '../common/notify.js';
@@ -55,13 +56,15 @@ export class Watchdog {
   private readonly reader: MailboxReader;
   private readonly slot: SlotWriter;
   private readonly targets = new Map<string, Target>();
-  private readonly incidents = new IncidentLimiter(30_000);
+  private readonly incidents: IncidentLog;
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
   private seq = 0;
   private ticking: Promise<void> | undefined;
 
   private constructor(private readonly o: WatchdogOptions) {
+    // Probe failures repeat every round: report each kind at most every 30 s.
+    this.incidents = new IncidentLog(o.logger, () => undefined, 30_000);
     this.slot = new SlotWriter(o.config.paths.scoreboard, 'watchdog', 0, { pid: o.pid, generation: o.generation });
     this.slot.publish();
     this.reader = new MailboxReader(o.mailboxFd, runtimePaths.watchdogMailbox(o.config.paths.runtime_dir));
@@ -93,9 +96,7 @@ export class Watchdog {
   }
 
   private incident(key: string, level: 'error' | 'warning', message: string, fields: Record<string, unknown>): void {
-    const suppressed = this.incidents.shouldLog(key);
-    if (suppressed === undefined) return;
-    this.o.logger.log(level, suppressed > 0 ? `${message} (${suppressed} more like it since the last report)` : message, fields);
+    this.incidents.report(key, level, message, fields);
   }
 
   private schedule(): void {

@@ -1,0 +1,61 @@
+/**
+ * The server side shared by main and the secondaries: listening on the activated socket, and
+ * wrapping each accepted client in a FrameConnection with the standard treatment of bad
+ * clients (protocol errors answered with one error frame and logged once per interval; idle
+ * and half-frame clients cut off) while frames are handled one at a time per connection.
+ */
+import type net from 'node:net';
+import { DispatchError, reason } from './errors.js';
+import { FrameConnection } from './frame-connection.js';
+import type { Frame } from './frame.js';
+import type { IncidentLog } from './incident-log.js';
+import type { Logger } from './logger.js';
+import { errorReply } from './protocol.js';
+
+/**
+ * Listens on an activated fd (`{ fd }`, systemd.socket(5)) or binds a path (`{ path }`).
+ * @throws DispatchError CONNECT_FAILED when listen(2) fails.
+ */
+export function listen(server: net.Server, target: { fd: number } | { path: string }): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) =>
+      reject(new DispatchError('CONNECT_FAILED', `failed to listen on the client socket: ${reason(err)}`, { cause: err }));
+    server.once('error', onError);
+    server.listen(target, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+export interface AcceptOptions {
+  maxBodyBytes: number;
+  idleTimeoutMs: number;
+  /** A name for the client in logs: client#N. */
+  peer: string;
+  incidents: IncidentLog;
+  logger: Logger;
+  /** Handles one frame; the next frame of this connection waits until it settles. */
+  onFrame: (conn: FrameConnection, frame: Frame) => Promise<void>;
+  onClose: () => void;
+}
+
+/** Wraps an accepted client socket. */
+export function acceptFramed(socket: net.Socket, o: AcceptOptions): FrameConnection {
+  const conn = new FrameConnection(socket, { maxBodyBytes: o.maxBodyBytes, idleTimeoutMs: o.idleTimeoutMs });
+  let chain = Promise.resolve();
+  conn.on('frame', (f) => {
+    chain = chain.then(() => (conn.isClosed ? undefined : o.onFrame(conn, f)));
+  });
+  conn.on('protocol-error', (err) => {
+    o.incidents.report(`client-protocol:${err.code}`, 'error', `failed to read a request from ${o.peer}: ${err.message}; disconnecting it`, { peer: o.peer, code: err.code });
+    conn.sendAndEnd(errorReply(err));
+  });
+  conn.on('idle', () => {
+    o.incidents.report('client-idle', 'info', `${o.peer} sent no complete request for ${o.idleTimeoutMs} ms; disconnecting it`, { peer: o.peer, code: 'IDLE_TIMEOUT', partial_bytes: conn.partialBytes });
+    conn.sendAndEnd(errorReply(new DispatchError('IDLE_TIMEOUT', `no complete request within ${o.idleTimeoutMs} ms; send a whole frame after connecting`)));
+  });
+  conn.on('error', (err) => o.logger.debug(`connection error on ${o.peer}: ${reason(err)}`, { peer: o.peer }));
+  conn.on('close', o.onClose);
+  return conn;
+}
