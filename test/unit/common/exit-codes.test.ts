@@ -1,0 +1,119 @@
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { ERROR_CODES, type ErrorCode } from '../../../daemons/common/errors.js';
+import { EXIT, exitCodeFor } from '../../../daemons/common/exit-codes.js';
+
+const root = (p: string) => fileURLToPath(new URL(`../../../${p}`, import.meta.url));
+
+/** The contract: what each error code ends a process with. */
+const EXPECTED: Record<ErrorCode, keyof typeof EXIT> = {
+  CONFIG_UNREADABLE: 'CONFIG',
+  CONFIG_INVALID: 'CONFIG',
+  LISTEN_FDS_INVALID: 'FAILURE',
+  LISTEN_FDS_MISSING: 'FAILURE',
+  FRAME_BAD_MAGIC: 'PROTOCOL',
+  FRAME_BAD_VERSION: 'PROTOCOL',
+  FRAME_TOO_LARGE: 'PROTOCOL',
+  FRAME_BAD_HEADER: 'PROTOCOL',
+  MESSAGE_TOO_LARGE: 'FAILURE',
+  MESSAGE_INVALID: 'FAILURE',
+  MAILBOX_NO_READER: 'FAILURE',
+  MAILBOX_OPEN_FAILED: 'FAILURE',
+  MAILBOX_FULL: 'FAILURE',
+  MAILBOX_WRITE_FAILED: 'FAILURE',
+  SCOREBOARD_OPEN_FAILED: 'FAILURE',
+  SCOREBOARD_BAD_LAYOUT: 'FAILURE',
+  SCOREBOARD_NO_SPACE: 'FAILURE',
+  SCOREBOARD_IO: 'FAILURE',
+  BAD_REQUEST: 'REJECTED',
+  UNKNOWN_TYPE: 'REJECTED',
+  PAYLOAD_TOO_LARGE: 'REJECTED',
+  UNAVAILABLE: 'UNAVAILABLE',
+  BUSY: 'BUSY',
+  LEASE_UNKNOWN: 'REJECTED',
+  LEASE_EXPIRED: 'REJECTED',
+  LEASE_STALE: 'REJECTED',
+  DEADLINE_EXCEEDED: 'TIMED_OUT',
+  SHUTTING_DOWN: 'UNAVAILABLE',
+  IDLE_TIMEOUT: 'TIMED_OUT',
+  INTERNAL: 'FAILURE',
+  CONNECT_FAILED: 'UNAVAILABLE',
+  CONNECTION_LOST: 'UNAVAILABLE',
+  TIMEOUT: 'TIMED_OUT',
+  PROTOCOL_ERROR: 'PROTOCOL',
+  SCOREBOARD_MISSING: 'UNAVAILABLE',
+  RESTART_FAILED: 'FAILURE',
+};
+
+t.test('the exit-code table: sysexits.h values, unique', async (t) => {
+  t.same(EXIT, { OK: 0, FAILURE: 1, USAGE: 64, REJECTED: 65, UNAVAILABLE: 69, BUSY: 75, PROTOCOL: 76, CONFIG: 78, TIMED_OUT: 124 });
+  const values = Object.values(EXIT);
+  t.equal(new Set(values).size, values.length, 'no two names share a value');
+  t.ok(values.every((v) => Number.isInteger(v) && v >= 0 && v <= 125), 'all are valid exit statuses below the shell range');
+});
+
+t.test('every error code maps to a documented exit code', async (t) => {
+  const documented = new Set<number>(Object.values(EXIT));
+  t.same(Object.keys(EXPECTED).sort(), [...ERROR_CODES].sort(), 'this test knows every code');
+  for (const code of ERROR_CODES) {
+    const exit = exitCodeFor(code);
+    t.ok(documented.has(exit), `${code} → ${exit} is in the table`);
+    t.equal(exit, EXIT[EXPECTED[code]], `${code} → ${EXPECTED[code]}`);
+  }
+  t.equal(exitCodeFor(undefined), EXIT.FAILURE, 'a non-dispatchd error is a plain failure');
+  t.not(exitCodeFor('INTERNAL'), EXIT.CONFIG, 'only configuration errors stop restarts');
+  t.same(ERROR_CODES.filter((c) => exitCodeFor(c) === EXIT.CONFIG).sort(), ['CONFIG_INVALID', 'CONFIG_UNREADABLE'], 'exactly the configuration errors exit 78');
+});
+
+/** The exit statuses listed under ".SH EXIT STATUS" of a man page. */
+function manExitStatuses(file: string): number[] {
+  const text = fs.readFileSync(file, 'utf8');
+  const section = /^\.SH EXIT STATUS\n([\s\S]*?)(?=^\.SH )/m.exec(text + '\n.SH END\n');
+  if (!section) return [];
+  return [...section[1]!.matchAll(/^\.B (\d+)\s*$/gm)].map((m) => Number(m[1]));
+}
+
+t.test('the man pages list the same exit codes', async (t) => {
+  const daemonPage = root('docs/man/dispatchd.8');
+  if (!fs.existsSync(daemonPage)) {
+    t.skip('docs/man/dispatchd.8 does not exist yet');
+  } else {
+    t.same(manExitStatuses(daemonPage), Object.values(EXIT), 'dispatchd(8): the whole table, in order');
+  }
+  const ctlPage = root('docs/man/dispatchctl.1');
+  if (!fs.existsSync(ctlPage)) {
+    t.skip('docs/man/dispatchctl.1 does not exist yet');
+  } else {
+    const listed = manExitStatuses(ctlPage);
+    t.ok(listed.length > 0, 'dispatchctl(1) has an EXIT STATUS section');
+    const values = new Set<number>(Object.values(EXIT));
+    t.same(listed.filter((v) => !values.has(v)), [], 'dispatchctl(1) lists no status outside the table');
+  }
+});
+
+t.test('README lists every exit code', async (t) => {
+  const readme = root('README.md');
+  if (!fs.existsSync(readme)) {
+    t.skip('README.md does not exist yet');
+    return;
+  }
+  const text = fs.readFileSync(readme, 'utf8');
+  // The rows "| code | NAME | meaning |" of the table under "## Exit codes".
+  const section = /^## Exit codes\n([\s\S]*?)(?=^## |$(?![\s\S]))/m.exec(text)?.[1] ?? '';
+  const rows = [...section.matchAll(/^\|\s*(\d+)\s*\|\s*([A-Z_]+)\s*\|/gm)].map((m) => [m[2]!, Number(m[1])]);
+  t.same(Object.fromEntries(rows), EXIT, 'the README table has every name with its value, and no other');
+});
+
+t.test('units wire "bad configuration" to RestartPreventExitStatus=', async (t) => {
+  const dir = root('units');
+  const services = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.service') && f !== 'dispatchd-scoreboard.service') : [];
+  if (services.length === 0) {
+    t.skip('no daemon units');
+    return;
+  }
+  for (const s of services) {
+    const text = fs.readFileSync(`${dir}/${s}`, 'utf8');
+    t.match(text, new RegExp(`^RestartPreventExitStatus=${EXIT.CONFIG}$`, 'm'), s);
+  }
+});
