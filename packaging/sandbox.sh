@@ -2,7 +2,8 @@
 # packaging/sandbox.sh: a throw-away systemd to install and run dispatchd in, on a machine
 # where systemd is not PID 1 (a container, a CI runner). As root.
 #
-#   sandbox.sh boot NAME              boot sandbox NAME, return once its systemd is up
+#   sandbox.sh boot NAME [--host-network]
+#                                     boot sandbox NAME, return once its systemd is up
 #   sandbox.sh exec NAME CMD [ARG...] run CMD inside (stdin, stdout, exit status passed on)
 #   sandbox.sh shell NAME             an interactive shell inside
 #   sandbox.sh copy-in NAME DEST SRC...  copy host files or directories into DEST inside
@@ -13,7 +14,8 @@
 # How: in a private mount namespace (unshare), a tmpfs holds the upper and work
 # directories of an overlayfs whose lower directory is the host's /, and systemd-nspawn
 # boots /lib/systemd/systemd on the merged tree, in its own PID, IPC, UTS and cgroup
-# namespaces, and a network namespace of its own with only loopback. Every write (dpkg,
+# namespaces, and a network namespace of its own with only loopback (--host-network: the
+# host's network instead, e.g. for apt-get to download inside). Every write (dpkg,
 # /etc, /var) lands in the tmpfs and vanishes at stop; the host's file system is never
 # written. Several sandboxes, by distinct names, can run at once. Inside,
 # /usr/sbin/policy-rc.d is removed: some container images ship one that exits 101, which
@@ -28,7 +30,7 @@ BOOT_TIMEOUT=${DISPATCHD_SANDBOX_BOOT_TIMEOUT:-90}
 PROG=$(basename "$0")
 
 die() { echo "$PROG: $*" >&2; exit 1; }
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 
 check_name() {
     [[ ${1:-} =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$ ]] ||
@@ -83,7 +85,7 @@ enter() {
 
 # Run by `boot` in the new, private mount namespace: build the overlay, boot it.
 inner() {
-    local name=$1 dir=$STATE/$1
+    local name=$1 network=$2 dir=$STATE/$1
     local root=$dir/root
     mount -t tmpfs -o mode=0755 "dispatchd-sandbox-$name" "$root"
     mkdir "$root/upper" "$root/work" "$root/merged"
@@ -99,13 +101,15 @@ inner() {
     [ -d /run/systemd/system ] || keep_unit=(--keep-unit)
     echo $$ > "$dir/nspawn.pid"
     # --private-network: only a loopback device inside. dispatchd needs no network, and the
-    # container may then set up its own network namespace (the units' PrivateNetwork=).
+    # container may then set up network namespaces of its own (the units' PrivateNetwork=).
+    local net=(--private-network)
+    [ "$network" = host ] && net=()
     exec systemd-nspawn --directory="$root/merged" --machine="$name" --register=no \
-        "${keep_unit[@]}" --private-network --boot -- --unit=basic.target
+        "${keep_unit[@]}" "${net[@]}" --boot -- --unit=basic.target
 }
 
 cmd_boot() {
-    local name=$1 dir=$STATE/$1 deadline leader state=""
+    local name=$1 network=$2 dir=$STATE/$1 deadline leader state=""
     need_root boot "$name"
     need_nspawn
     grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null ||
@@ -115,7 +119,7 @@ cmd_boot() {
     if [ -d "$dir/root" ]; then rmdir "$dir/root"; fi
     mkdir -p "$dir/root"
 
-    setsid unshare --mount --propagation private -- "$0" __inner "$name" \
+    setsid unshare --mount --propagation private -- "$0" __inner "$name" "$network" \
         </dev/null >"$dir/console.log" 2>&1 &
 
     deadline=$((SECONDS + BOOT_TIMEOUT))
@@ -182,7 +186,10 @@ main() {
     local verb=${1:-}
     [ $# -gt 0 ] && shift
     case $verb in
-        boot) [ $# -eq 1 ] || usage; check_name "$1"; cmd_boot "$1" ;;
+        boot)
+            [ $# -eq 1 ] || { [ $# -eq 2 ] && [ "$2" = --host-network ]; } || usage
+            check_name "$1"
+            cmd_boot "$1" "$([ "${2:-}" = --host-network ] && echo host || echo private)" ;;
         exec) [ $# -ge 2 ] || usage; check_name "$1"; need_root exec "$1"; enter "$@" ;;
         shell)
             [ $# -eq 1 ] || usage; check_name "$1"; need_root shell "$1"
@@ -201,7 +208,7 @@ main() {
                 d=$(basename "$d")
                 if is_running "$d"; then echo "$d"; fi
             done ;;
-        __inner) inner "$1" ;;
+        __inner) inner "$1" "$2" ;;
         *) usage ;;
     esac
 }

@@ -1,0 +1,221 @@
+#!/bin/bash
+# install.sh: build dispatchd, package it and install it.
+#
+#   sudo ./install.sh            on a Debian host where systemd is PID 1: install the .deb,
+#                                start dispatchd.target, serve one demo request
+#   sudo ./install.sh --sandbox  where systemd is not PID 1 (containers, CI): the same build,
+#                                then install and run it in a throw-away systemd
+#                                (packaging/sandbox.sh); nothing on the host changes but the
+#                                build outputs (and any build tool that was missing)
+#
+# Both install what they need from apt (build tools) and npm (`npm ci`), build
+# (`npm run deb` writes dist/dispatchd_<version>_<arch>.deb) and are safe to run again.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SANDBOX_NAME=dispatchd
+SANDBOX="$REPO/packaging/sandbox.sh"
+BUILD_PACKAGES=(build-essential python3 pkg-config libsystemd-dev debhelper dpkg-dev)
+
+if [ -t 1 ]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD='' PLAIN=''; fi
+say() { printf '%sinstall.sh:%s %s\n' "$BOLD" "$PLAIN" "$*"; }
+die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    exit "${1:-0}"
+}
+
+mode=host
+case ${1:-} in
+    '') ;;
+    --sandbox) mode=sandbox ;;
+    -h | --help) usage 0 ;;
+    *) echo "install.sh: unknown option '$1'" >&2; usage 64 >&2 ;;
+esac
+[ $# -le 1 ] || usage 64 >&2
+
+[ "$(id -u)" -eq 0 ] || die "run as root: sudo $0 $*"
+command -v apt-get >/dev/null && command -v dpkg >/dev/null ||
+    die "this installer needs a Debian-based system (apt-get, dpkg); Debian 12 is the reference"
+
+# --- where systemd runs -------------------------------------------------------------------
+if [ "$mode" = host ] && [ ! -d /run/systemd/system ]; then
+    die "systemd is not PID 1 here (a container?), so the suite cannot run on this host.
+  Run it in a throw-away systemd instead:  sudo $0 --sandbox"
+fi
+
+# --- Node.js 20 -----------------------------------------------------------------------------
+node_help="dispatchd needs Node.js 20 from a Debian package named 'nodejs' (the package depends
+  on nodejs (>= 20), nodejs (<< 21): its native addons are built for Node 20's ABI). Install it,
+  for example from NodeSource:
+    curl -fsSL https://deb.nodesource.com/setup_20.x | sudo bash -
+    sudo apt-get install -y nodejs
+  then run $0 again."
+command -v node >/dev/null || die "Node.js is not installed. $node_help"
+node_version=$(node --version)
+[[ $node_version =~ ^v20\. ]] || die "found Node.js $node_version at $(command -v node), not 20.x. $node_help"
+pkg_version=$(dpkg-query -W -f '${Version}' nodejs 2>/dev/null || true)
+case $pkg_version in
+    20.*) ;;
+    '') die "Node.js $node_version is not from the Debian package 'nodejs' (nvm or a tarball?), so the .deb's dependency cannot be met. $node_help" ;;
+    *) die "the Debian package 'nodejs' is $pkg_version, not 20.x. $node_help" ;;
+esac
+command -v npm >/dev/null || die "npm is missing (NodeSource's nodejs package includes it). $node_help"
+say "Node.js $node_version (package nodejs $pkg_version), npm $(npm --version)"
+
+# --- build tools from apt -------------------------------------------------------------------
+apt_updated=no
+apt_install() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f '${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
+    done
+    [ ${#missing[@]} -gt 0 ] || return 0
+    say "installing from apt: ${missing[*]}"
+    if [ $apt_updated = no ]; then
+        apt-get update -qq
+        apt_updated=yes
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+apt_install "${BUILD_PACKAGES[@]}"
+[ "$mode" = sandbox ] && apt_install systemd systemd-container
+
+# --- build and package, as the owner of the checkout -----------------------------------------
+# (so that node_modules/, build/ and dist/ stay the developer's, not root's)
+owner=$(stat -c %U "$REPO")
+as_owner() {
+    if [ "$owner" = root ]; then
+        "$@"
+    else
+        runuser -u "$owner" -- env HOME="$(getent passwd "$owner" | cut -d: -f6)" "$@"
+    fi
+}
+cd "$REPO"
+# The native addons build against the installed Node headers: no download from nodejs.org.
+if [ -f /usr/include/node/node.h ]; then export npm_config_nodedir=/usr; fi
+say "installing the npm dependencies (npm ci)"
+as_owner env npm_config_nodedir="${npm_config_nodedir:-}" npm ci --no-audit --no-fund
+log="$REPO/build/install-build.log"
+as_owner mkdir -p "$REPO/build"
+say "building and packaging (npm run deb; log in ${log#"$REPO"/})"
+as_owner env npm_config_nodedir="${npm_config_nodedir:-}" npm run deb > "$log" 2>&1 || {
+    tail -n 40 "$log" >&2
+    die "npm run deb failed (the last lines above; all of it in $log)"
+}
+version=$(node -p 'require("./package.json").version')
+deb="$REPO/dist/dispatchd_${version}_$(dpkg --print-architecture).deb"
+[ -f "$deb" ] || die "npm run deb did not write $deb"
+say "built $deb"
+
+# --- install on this host ----------------------------------------------------------------------
+install_host() {
+    say "installing $deb"
+    # dbus and polkitd may have to come from the archive: make sure apt has package lists.
+    if [ $apt_updated = no ] && ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
+        apt-get update -qq
+    fi
+    # --reinstall: running this script again installs the freshly built package again.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$deb"
+
+    # Some container images ship /usr/sbin/policy-rc.d exiting 101: it lets package scripts
+    # enable units but not start or restart them. Say so, and do it ourselves.
+    rc=0
+    if [ -x /usr/sbin/policy-rc.d ]; then /usr/sbin/policy-rc.d dispatchd.target start >/dev/null 2>&1 || rc=$?; fi
+    if [ "$rc" = 101 ]; then
+        say "note: /usr/sbin/policy-rc.d forbids package scripts to start services (exit 101)."
+        if systemctl is-active --quiet dispatchd.target; then
+            say "      The package could not restart dispatchd.target onto the new files: restarting it now."
+            systemctl restart dispatchd.target
+        else
+            say "      The package enabled dispatchd.target without starting it: starting it now."
+            systemctl start dispatchd.target
+        fi
+    elif ! systemctl is-active --quiet dispatchd.target; then
+        systemctl start dispatchd.target
+    fi
+    systemctl is-active --quiet dispatchd.target || {
+        systemctl --no-pager status 'dispatchd*' || true
+        die "dispatchd.target did not start; see: journalctl -u 'dispatchd*' -p warning"
+    }
+
+    say "demo: dispatchctl request echo hello"
+    out=$(dispatchctl request echo hello) || die "the demo request failed: journalctl -u 'dispatchd*' -p warning"
+    echo "$out"
+    [ "$out" = hello ] || die "the demo request answered '$out' instead of 'hello'"
+
+    cat <<EOF
+
+dispatchd $version is installed and running (dispatchd.target is enabled and active).
+
+  dispatchctl request echo hello          # prints hello
+  dispatchctl request sha256 < FILE       # lowercase hex SHA-256 of FILE
+  dispatchctl status                      # every daemon from the scoreboard (--json too)
+  systemctl status dispatchd.target 'dispatchd-*'
+  journalctl -u 'dispatchd-*' -p warning  # what went wrong, if anything
+  sudo usermod -aG dispatchd-clients USER # let USER send requests (root always may)
+
+Configuration: /etc/dispatchd/dispatchd.conf, then: sudo systemctl restart dispatchd.target
+Manual: man dispatchd, man dispatchctl, /usr/share/doc/dispatchd/
+Remove: sudo apt-get remove dispatchd (purge also removes /etc/dispatchd)
+EOF
+}
+
+# --- install in a throw-away systemd -----------------------------------------------------------
+install_sandbox() {
+    local inside=/root/dispatchd-deb net=()
+    # The package's run-time dependencies come from the host's image underneath the overlay;
+    # what the host lacks is downloaded inside, which needs the host's network.
+    local need=() p
+    for p in dbus polkitd; do
+        dpkg-query -W -f '${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || need+=("$p")
+    done
+    [ ${#need[@]} -eq 0 ] || net=(--host-network)
+
+    if "$SANDBOX" status "$SANDBOX_NAME" >/dev/null 2>&1; then
+        say "stopping the sandbox '$SANDBOX_NAME' of a previous run"
+        "$SANDBOX" stop "$SANDBOX_NAME"
+    fi
+    say "booting a throw-away systemd: sandbox '$SANDBOX_NAME'"
+    "$SANDBOX" boot "$SANDBOX_NAME" "${net[@]}"
+    if [ ${#need[@]} -gt 0 ]; then
+        say "installing ${need[*]} inside the sandbox (the host has none)"
+        "$SANDBOX" exec "$SANDBOX_NAME" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${need[*]}"
+    fi
+    "$SANDBOX" copy-in "$SANDBOX_NAME" "$inside" "$deb"
+    say "installing $(basename "$deb") inside the sandbox"
+    "$SANDBOX" exec "$SANDBOX_NAME" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq "$inside/$(basename "$deb")"
+    "$SANDBOX" exec "$SANDBOX_NAME" systemctl is-active --quiet dispatchd.target || {
+        "$SANDBOX" exec "$SANDBOX_NAME" systemctl --no-pager status 'dispatchd*' || true
+        die "dispatchd.target is not active in the sandbox"
+    }
+    say "demo, inside the sandbox: dispatchctl request echo hello"
+    out=$("$SANDBOX" exec "$SANDBOX_NAME" dispatchctl request echo hello) ||
+        die "the demo request failed; look with: sudo $SANDBOX exec $SANDBOX_NAME journalctl -u 'dispatchd*' -p warning"
+    echo "$out"
+    [ "$out" = hello ] || die "the demo request answered '$out' instead of 'hello'"
+
+    cat <<EOF
+
+dispatchd $version is installed and running in the sandbox '$SANDBOX_NAME', a throw-away
+systemd over an overlay of / (its writes live in memory; the host is unchanged).
+
+Enter it (a root shell; leave with 'exit'):
+  sudo $SANDBOX shell $SANDBOX_NAME
+then, inside:
+  dispatchctl request echo hello
+  dispatchctl status
+  systemctl status dispatchd.target 'dispatchd-*'
+  journalctl -u 'dispatchd-*'
+
+Or run one command in it from the host:
+  sudo $SANDBOX exec $SANDBOX_NAME dispatchctl status
+
+Stop it (everything inside is discarded):
+  sudo $SANDBOX stop $SANDBOX_NAME
+EOF
+}
+
+if [ "$mode" = host ]; then install_host; else install_sandbox; fi
