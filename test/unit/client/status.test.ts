@@ -1,0 +1,114 @@
+import t from 'tap';
+import type { ScoreboardSnapshot } from '../../../daemons/common/scoreboard.js';
+import { formatTable, STALE_HEARTBEAT_MS, statusReport } from '../../../daemons/client/status.js';
+import { daemon, NOW, secondary } from '../lib/slots.js';
+
+const FILE = '/dev/shm/dispatchd.scoreboard';
+const everyoneAlive = () => true;
+
+const snap = (slots: ScoreboardSnapshot['slots']): ScoreboardSnapshot => ({ createdMs: NOW - 3_600_000, slots });
+
+t.test('the report: order, fields and derived values', async (t) => {
+  const r = statusReport(
+    FILE,
+    snap([
+      secondary(2, { active: 1, capacity: 4, requests: 10, failures: 1, starts: 3, heartbeatMs: NOW - 250, generation: 42, incidents: 2 }),
+      daemon('watchdog', { requests: 500, incidents: 1 }),
+      secondary(1),
+      daemon('main', { active: 2, requests: 99, startedMs: NOW - 1000 }),
+    ]),
+    NOW,
+    everyoneAlive,
+  );
+  t.equal(r.scoreboard, FILE);
+  t.equal(r.created_at, new Date(NOW - 3_600_000).toISOString());
+  t.same(r.daemons.map((d) => d.name), ['main', 'secondary-1', 'secondary-2', 'watchdog'], 'main, the secondaries by number, the watchdog last');
+  t.same(r.daemons[2], {
+    name: 'secondary-2',
+    pid: 1002,
+    state: 'ready',
+    requests: 10,
+    failures: 1,
+    active: 1,
+    capacity: 4,
+    heartbeat_age_ms: 250,
+    restarts: 2,
+    generation: 42,
+    started_at: new Date(NOW - 60_000).toISOString(),
+    incidents: 2,
+  });
+  t.equal(r.daemons[0]!.restarts, 0, 'one start is no restart');
+  t.same(JSON.parse(JSON.stringify(r)), r, 'plain JSON');
+});
+
+t.test('secondaries are ordered by number, not by name', async (t) => {
+  const r = statusReport(FILE, snap([secondary(10), secondary(9), secondary(1)]), NOW, everyoneAlive);
+  t.same(r.daemons.map((d) => d.name), ['secondary-1', 'secondary-9', 'secondary-10']);
+});
+
+t.test('dead and unresponsive', async (t) => {
+  const alive = (pid: number) => pid !== 1001 && pid !== 1003;
+  const r = statusReport(
+    FILE,
+    snap([
+      secondary(1), // pid gone, not stopped
+      secondary(2, { heartbeatMs: NOW - STALE_HEARTBEAT_MS - 1 }), // running, stale
+      secondary(3, { state: 'stopped', heartbeatMs: NOW - 60_000 }), // stopped cleanly: pid gone is expected
+      secondary(4, { heartbeatMs: NOW - STALE_HEARTBEAT_MS }), // exactly at the limit
+      secondary(5, { state: 'stopped' }), // stopped but its pid exists (reused)
+    ]),
+    NOW,
+    alive,
+  );
+  t.same(r.daemons.map((d) => [d.name, d.state]), [
+    ['secondary-1', 'dead'],
+    ['secondary-2', 'unresponsive'],
+    ['secondary-3', 'stopped'],
+    ['secondary-4', 'ready'],
+    ['secondary-5', 'stopped'],
+  ]);
+  t.equal(STALE_HEARTBEAT_MS, 5000);
+});
+
+t.test('a heartbeat from a clock ahead gives age 0, never negative', async (t) => {
+  const r = statusReport(FILE, snap([secondary(1, { heartbeatMs: NOW + 500 })]), NOW, everyoneAlive);
+  t.equal(r.daemons[0]!.heartbeat_age_ms, 0);
+});
+
+t.test('restarts never go negative (a slot with starts 0)', async (t) => {
+  const r = statusReport(FILE, snap([secondary(1, { starts: 0 })]), NOW, everyoneAlive);
+  t.equal(r.daemons[0]!.restarts, 0);
+});
+
+t.test('an empty scoreboard', async (t) => {
+  const r = statusReport(FILE, snap([]), NOW, everyoneAlive);
+  t.same(r.daemons, []);
+  t.equal(formatTable(r), 'NAME  PID  STATE  ACTIVE  REQUESTS  FAILED  HEARTBEAT  RESTARTS\n', 'just the header');
+});
+
+t.test('formatTable: aligned columns', async (t) => {
+  const r = statusReport(
+    FILE,
+    snap([
+      daemon('main', { active: 12, requests: 123456, heartbeatMs: NOW - 1500 }),
+      secondary(1, { active: 3, capacity: 32, requests: 7, failures: 2, starts: 4, heartbeatMs: NOW - 42_000 }),
+      daemon('watchdog', { heartbeatMs: NOW - 2 * 3_600_000, state: 'busy' }),
+    ]),
+    NOW,
+    everyoneAlive,
+  );
+  const text = formatTable(r);
+  t.ok(text.endsWith('\n'), 'ends with a newline');
+  const rows = text.trimEnd().split('\n');
+  t.equal(rows.length, 4);
+  t.same(rows[0]!.split(/\s+/), ['NAME', 'PID', 'STATE', 'ACTIVE', 'REQUESTS', 'FAILED', 'HEARTBEAT', 'RESTARTS']);
+  t.ok(rows.every((row) => row === row.trimEnd()), 'no trailing spaces');
+  const cells = rows.map((row) => row.split(/\s{2,}/));
+  t.same(cells[1], ['main', '900', 'ready', '12', '123456', '0', '1.5s ago', '0']);
+  t.same(cells[2], ['secondary-1', '1001', 'unresponsive', '3/32', '7', '2', '42s ago', '3'], 'active/capacity for a secondary');
+  t.same(cells[3], ['watchdog', '901', 'unresponsive', '0', '0', '0', '2.0h ago', '0']);
+  // Numeric columns are right-aligned: every row has the same length up to the last column's end.
+  t.equal(new Set(rows.map((row) => row.length)).size, 1, 'every row has the same width');
+  const pidEnd = rows[0]!.indexOf('PID') + 3;
+  t.ok(rows.every((row) => /\d|D/.test(row[pidEnd - 1]!)), 'PID column right-aligned');
+});
