@@ -1,0 +1,76 @@
+import { createHash, randomBytes } from 'node:crypto';
+import t from 'tap';
+import { REQUEST_TYPES } from '../../../daemons/common/protocol.js';
+import { HANDLERS, parseSleepMs } from '../../../daemons/secondary-server/request-types.js';
+
+const never = () => new AbortController().signal;
+
+t.test('a handler for every request type of the protocol', async (t) => {
+  t.same(Object.keys(HANDLERS).sort(), [...REQUEST_TYPES].sort());
+  t.same([...REQUEST_TYPES].sort(), ['echo', 'sha256', 'sleep']);
+});
+
+t.test('echo returns DATA byte for byte', async (t) => {
+  for (const data of [Buffer.alloc(0), Buffer.from([0, 255, 10, 13]), randomBytes(1 << 20)]) {
+    const out = await HANDLERS.echo(data, never());
+    t.ok(out.equals(data), `${data.length} bytes`);
+  }
+});
+
+t.test('sha256 matches node:crypto, as lowercase hex', async (t) => {
+  for (const data of [Buffer.alloc(0), Buffer.from('abc'), randomBytes(3 * 1024 * 1024 + 7)]) {
+    const out = await HANDLERS.sha256(data, never());
+    t.equal(out.toString('latin1'), createHash('sha256').update(data).digest('hex'), `${data.length} bytes`);
+    t.equal(out.length, 64);
+    t.match(out.toString('latin1'), /^[0-9a-f]{64}$/);
+  }
+  t.equal((await HANDLERS.sha256(Buffer.from('abc'), never())).toString(), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', 'FIPS 180-2 test vector');
+});
+
+t.test('parseSleepMs: a whole number of ms in ASCII decimal', async (t) => {
+  t.equal(parseSleepMs(Buffer.from('0')), 0);
+  t.equal(parseSleepMs(Buffer.from('250')), 250);
+  t.equal(parseSleepMs(Buffer.from(' 250\n')), 250, 'surrounding whitespace (echo adds a newline)');
+  t.equal(parseSleepMs(Buffer.from('007')), 7);
+  for (const bad of ['', ' ', 'abc', '-1', '1.5', '1e3', '0x10', '+5', '5 ms', '12345678901', '１２']) {
+    t.throws(() => parseSleepMs(Buffer.from(bad)), { code: 'BAD_REQUEST', message: /whole number of milliseconds/ }, JSON.stringify(bad));
+  }
+  t.throws(() => parseSleepMs(Buffer.from('x'.repeat(1000))), { message: new RegExp(`got '${'x'.repeat(32)}'$`) }, 'the echoed DATA is cut to 32 characters');
+});
+
+t.test('sleep with bad DATA is BAD_REQUEST', async (t) => {
+  await t.rejects(HANDLERS.sleep(Buffer.from('soon'), never()), { code: 'BAD_REQUEST' });
+});
+
+t.test('sleep sleeps, then answers "slept N"', async (t) => {
+  const start = Date.now();
+  const out = await HANDLERS.sleep(Buffer.from('30'), never());
+  t.equal(out.toString(), 'slept 30');
+  t.ok(Date.now() - start >= 25, 'it waited');
+  t.equal((await HANDLERS.sleep(Buffer.from('0'), never())).toString(), 'slept 0');
+});
+
+t.test('sleep aborts on its signal', async (t) => {
+  const ac = new AbortController();
+  const start = Date.now();
+  const p = HANDLERS.sleep(Buffer.from('60000'), ac.signal);
+  setImmediate(() => ac.abort());
+  await t.rejects(p, { name: 'AbortError' });
+  t.ok(Date.now() - start < 5000, 'promptly, not after 60 s');
+  const done = new AbortController();
+  done.abort();
+  await t.rejects(HANDLERS.sleep(Buffer.from('60000'), done.signal), { name: 'AbortError' }, 'an already aborted signal');
+});
+
+t.test('a sleep longer than a timer can hold is still cut off at the deadline, not answered at once', async (t) => {
+  const ac = new AbortController();
+  const deadline = setTimeout(() => ac.abort(), 100);
+  const outcome = await HANDLERS.sleep(Buffer.from('3000000000'), ac.signal).then(
+    (b) => `answered '${b.toString()}'`,
+    (e: Error) => e.name,
+  );
+  clearTimeout(deadline);
+  t.equal(outcome, 'AbortError', 'cut off by its signal', {
+    todo: `bug: request-types.ts accepts up to 10 digits (9 999 999 999 ms) but timers hold at most 2^31-1 ms; Node turns a longer delay into 1 ms (TimeoutOverflowWarning), so the request was ${outcome} after ~1 ms`,
+  });
+});
