@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { defaultConfig, DEFAULT_CONFIG_PATH, lineOf, loadConfig, parseConfig, runtimePaths, type Config } from '../../../daemons/common/config.js';
+import { changedKeys, defaultConfig, DEFAULT_CONFIG_PATH, lineOf, loadConfig, mergeReload, parseConfig, runtimePaths, type Config } from '../../../daemons/common/config.js';
 import type { DispatchError } from '../../../daemons/common/errors.js';
 
 const SHIPPED = fileURLToPath(new URL('../../../packaging/dispatchd.conf', import.meta.url));
@@ -177,4 +177,22 @@ t.test('runtimePaths', async (t) => {
   t.equal(runtimePaths.secondarySocket('/run/dispatchd', 2), '/run/dispatchd/secondary-2.sock');
   t.equal(runtimePaths.secondaryMailbox('/run/dispatchd', 2), '/run/dispatchd/secondary-2.fifo');
   t.equal(runtimePaths.watchdogMailbox('/run/x'), '/run/x/watchdog.fifo');
+});
+
+t.test('changedKeys', async (t) => {
+  const a = defaultConfig();
+  t.same(changedKeys(a, defaultConfig()), [], 'equal configurations');
+  const b = parseConfig('[main]\nqueue_max = 5\n[watchdog]\nmax_missed = 9\n[paths]\nruntime_dir = "/run/x"\n', FILE);
+  t.same(changedKeys(a, b).sort(), ['main.queue_max', 'paths.runtime_dir', 'watchdog.max_missed']);
+});
+
+t.test('mergeReload: everything but paths is taken; paths need a restart', async (t) => {
+  const running = defaultConfig();
+  const next = parseConfig('[main]\nlease_ttl_ms = 9000\n[paths]\nscoreboard = "/dev/shm/other"\n', FILE);
+  const { config, outcome } = mergeReload(running, next);
+  t.equal(config.main.lease_ttl_ms, 9000, 'a new timeout is live');
+  t.same(config.paths, running.paths, 'paths stay as they are');
+  t.same(outcome, { applied: ['main.lease_ttl_ms'], needRestart: ['paths.scoreboard'] });
+  t.equal(running.main.lease_ttl_ms, 3000, 'the running configuration is not modified');
+  t.same(mergeReload(running, defaultConfig()).outcome, { applied: [], needRestart: [] }, 'nothing changed');
 });

@@ -12,8 +12,16 @@ t.test('READY, STATUS and STOPPING strings', async (t) => {
   const n = new Notifier(b);
   n.ready('serving on /run/dispatchd/main.sock');
   n.status('2 secondaries, 0 queued');
+  n.reloading('reloading /etc/dispatchd/dispatchd.conf');
+  n.ready('reloaded');
   n.stopping('draining 3 connections');
-  t.same(b.sent, ['READY=1\nSTATUS=serving on /run/dispatchd/main.sock', 'STATUS=2 secondaries, 0 queued', 'STOPPING=1\nSTATUS=draining 3 connections']);
+  t.same(b.sent, [
+    'READY=1\nSTATUS=serving on /run/dispatchd/main.sock',
+    'STATUS=2 secondaries, 0 queued',
+    'RELOADING=1\nSTATUS=reloading /etc/dispatchd/dispatchd.conf',
+    'READY=1\nSTATUS=reloaded',
+    'STOPPING=1\nSTATUS=draining 3 connections',
+  ]);
 });
 
 t.test('newlines are stripped from STATUS, so a status cannot inject another assignment', async (t) => {
@@ -22,7 +30,8 @@ t.test('newlines are stripped from STATUS, so a status cannot inject another ass
   n.status('failed: bad\nREADY=1');
   n.ready('a\r\nb\n\nc');
   n.stopping('x\ry');
-  t.same(b.sent, ['STATUS=failed: bad READY=1', 'READY=1\nSTATUS=a b c', 'STOPPING=1\nSTATUS=x y']);
+  n.reloading('p\nq');
+  t.same(b.sent, ['STATUS=failed: bad READY=1', 'READY=1\nSTATUS=a b c', 'STOPPING=1\nSTATUS=x y', 'RELOADING=1\nSTATUS=p q']);
   for (const s of b.sent) {
     const assignments = s.split('\n');
     t.ok(assignments.every((a) => /^[A-Z_]+=/.test(a)), `only VAR=value lines in ${JSON.stringify(s)}`);

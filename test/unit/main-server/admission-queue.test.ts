@@ -82,3 +82,17 @@ t.test('clear() releases every waiter as timed out', async (t) => {
   t.equal(q.length, 0);
   t.notOk(q.full);
 });
+
+t.test('max may change while running (configuration reload)', async (t) => {
+  const q = new AdmissionQueue(1);
+  const a = q.wait(60_000);
+  t.ok(q.full);
+  q.max = 3;
+  t.notOk(q.full, 'a larger max makes room');
+  const b = q.wait(60_000);
+  q.max = 1;
+  t.ok(q.full, 'a smaller max: full, the ones already waiting stay');
+  t.equal(q.length, 2);
+  q.wake();
+  t.same(await Promise.all([a, b]), [true, true]);
+});
