@@ -107,6 +107,11 @@ t.test('a bad value written as a dotted key or in an inline table still names it
     ['inline table', '\n\nmain = { queue_max = -1 }\n', 3],
     ['quoted key', '[main]\n"queue_max" = -1\n', 2],
   ];
+  const subTable = failure('# dispatchd\n[main.extra]\nx = 1\n');
+  t.match(subTable.message, "unknown key 'main.extra'", 'a sub-table: names the key');
+  t.match(subTable.message, /\bline 2\b/, 'a sub-table: names line 2', {
+    todo: `bug: lineOf (config.ts) does not find a [section.sub] header: ${subTable.message}`,
+  });
   for (const [what, text, line] of cases) {
     const err = failure(text);
     t.equal(err.code, 'CONFIG_INVALID', what);
