@@ -74,44 +74,31 @@ function manExitStatuses(file: string): number[] {
   return [...section[1]!.matchAll(/^\.B (\d+)\s*$/gm)].map((m) => Number(m[1]));
 }
 
-t.test('the man pages list the same exit codes', async (t) => {
-  const daemonPage = root('docs/man/dispatchd.8');
-  if (!fs.existsSync(daemonPage)) {
-    t.skip('docs/man/dispatchd.8 does not exist yet');
-  } else {
-    t.same(manExitStatuses(daemonPage), Object.values(EXIT), 'dispatchd(8): the whole table, in order');
-  }
-  const ctlPage = root('docs/man/dispatchctl.1');
-  if (!fs.existsSync(ctlPage)) {
-    t.skip('docs/man/dispatchctl.1 does not exist yet');
-  } else {
-    const listed = manExitStatuses(ctlPage);
-    t.ok(listed.length > 0, 'dispatchctl(1) has an EXIT STATUS section');
-    const values = new Set<number>(Object.values(EXIT));
-    t.same(listed.filter((v) => !values.has(v)), [], 'dispatchctl(1) lists no status outside the table');
-  }
+const missing = (p: string) => (fs.existsSync(root(p)) ? false : `${p} does not exist yet`);
+
+t.test('dispatchd(8) lists the whole table, in order', { skip: missing('docs/man/dispatchd.8') }, async (t) => {
+  t.same(manExitStatuses(root('docs/man/dispatchd.8')), Object.values(EXIT));
 });
 
-t.test('README lists every exit code', async (t) => {
-  const readme = root('README.md');
-  if (!fs.existsSync(readme)) {
-    t.skip('README.md does not exist yet');
-    return;
-  }
-  const text = fs.readFileSync(readme, 'utf8');
+t.test('dispatchctl(1) lists no status outside the table', { skip: missing('docs/man/dispatchctl.1') }, async (t) => {
+  const listed = manExitStatuses(root('docs/man/dispatchctl.1'));
+  t.ok(listed.length > 0, 'it has an EXIT STATUS section');
+  const values = new Set<number>(Object.values(EXIT));
+  t.same(listed.filter((v) => !values.has(v)), []);
+});
+
+t.test('README lists every exit code', { skip: missing('README.md') }, async (t) => {
+  const text = fs.readFileSync(root('README.md'), 'utf8');
   // The rows "| code | NAME | meaning |" of the table under "## Exit codes".
   const section = /^## Exit codes\n([\s\S]*?)(?=^## |$(?![\s\S]))/m.exec(text)?.[1] ?? '';
   const rows = [...section.matchAll(/^\|\s*(\d+)\s*\|\s*([A-Z_]+)\s*\|/gm)].map((m) => [m[2]!, Number(m[1])]);
   t.same(Object.fromEntries(rows), EXIT, 'the README table has every name with its value, and no other');
 });
 
-t.test('units wire "bad configuration" to RestartPreventExitStatus=', async (t) => {
+t.test('units wire "bad configuration" to RestartPreventExitStatus=', { skip: missing('units') }, async (t) => {
   const dir = root('units');
-  const services = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.service') && f !== 'dispatchd-scoreboard.service') : [];
-  if (services.length === 0) {
-    t.skip('no daemon units');
-    return;
-  }
+  const services = fs.readdirSync(dir).filter((f) => f.endsWith('.service') && f !== 'dispatchd-scoreboard.service');
+  t.ok(services.length > 0, 'there are daemon units');
   for (const s of services) {
     const text = fs.readFileSync(`${dir}/${s}`, 'utf8');
     t.match(text, new RegExp(`^RestartPreventExitStatus=${EXIT.CONFIG}$`, 'm'), s);

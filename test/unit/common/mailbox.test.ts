@@ -269,7 +269,7 @@ t.test('close() fails what is queued; send after close fails', async (t) => {
   t.teardown(() => fs.closeSync(fd));
   const w = new MailboxWriter(p, { backpressureTimeoutMs: 60_000 });
   const sent = fill(w, ping);
-  const behind = w.send(ping(-1 >>> 0));
+  const behind = w.send(ping(999_999));
   w.close();
   await t.rejects(sent[sent.length - 1]!, { code: 'MAILBOX_WRITE_FAILED' });
   await t.rejects(behind, { code: 'MAILBOX_WRITE_FAILED' });

@@ -448,12 +448,10 @@ function writeForeignReaderFixture(file: string) {
   };
 }
 
-t.test('read back from Python (mmap + struct, docs/SCOREBOARD.md §4)', async (t) => {
-  const probe = spawnSync('python3', ['-c', 'import mmap, struct, json'], { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) {
-    t.skip(`python3 is not available: ${probe.error?.message ?? probe.stderr}`);
-    return;
-  }
+const probe = spawnSync('python3', ['-c', 'import mmap, struct, json'], { encoding: 'utf8' });
+const noPython = probe.error || probe.status !== 0 ? `python3 with mmap and struct is not available: ${probe.error?.message ?? probe.stderr}` : false;
+
+t.test('read back from Python (mmap + struct, docs/SCOREBOARD.md §4)', { skip: noPython }, async (t) => {
   const file = newFile();
   const expected = writeForeignReaderFixture(file);
   const r = spawnSync('python3', [path.join(FIXTURES, 'scoreboard_reader.py'), file], { encoding: 'utf8' });
@@ -466,15 +464,12 @@ t.test('read back from Python (mmap + struct, docs/SCOREBOARD.md §4)', async (t
   t.ok(slots.every((s) => s.reserved === '00'.repeat(16)), 'reserved slot bytes are zero');
 });
 
-t.test('read back from C (mmap + seqlock, docs/SCOREBOARD.md §4)', async (t) => {
-  const cc = ['cc', 'gcc', 'clang'].find((c) => !spawnSync(c, ['--version']).error);
-  if (!cc) {
-    t.skip('no C compiler (cc, gcc or clang) on this machine');
-    return;
-  }
+const cc = ['cc', 'gcc', 'clang'].find((c) => !spawnSync(c, ['--version']).error);
+
+t.test('read back from C (mmap + seqlock, docs/SCOREBOARD.md §4)', { skip: cc ? false : 'no C compiler (cc, gcc or clang) on this machine' }, async (t) => {
   const exe = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-cc-')), 'scoreboard-reader');
   t.teardown(() => fs.rmSync(path.dirname(exe), { recursive: true, force: true }));
-  const build = spawnSync(cc, ['-std=c11', '-O2', '-Wall', '-Werror', '-o', exe, path.join(FIXTURES, 'scoreboard-reader.c')], { encoding: 'utf8' });
+  const build = spawnSync(cc!, ['-std=c11', '-O2', '-Wall', '-Werror', '-o', exe, path.join(FIXTURES, 'scoreboard-reader.c')], { encoding: 'utf8' });
   t.equal(build.status, 0, `compiled with ${cc} ${build.stderr}`);
   if (build.status !== 0) return;
   const file = newFile();
