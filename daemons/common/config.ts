@@ -54,22 +54,40 @@ export function defaultConfig(): Config {
   return ConfigSchema.parse({});
 }
 
-/** The 1-based line where `key` is assigned in `section` of a TOML text, if it can be found. */
+/** Splits a TOML key (`a.b`, `"a".b`, `'a'`) into its parts. */
+function keyParts(key: string): string[] {
+  return key.split('.').map((p) => p.trim().replace(/^"(.*)"$|^'(.*)'$/, '$1$2'));
+}
+
+const samePath = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * The 1-based line of a TOML text where the value at `path` (e.g. ['main', 'queue_max']) is
+ * set: under a `[main]` header, as a dotted key `main.queue_max =`, inside an inline table
+ * `main = { queue_max = … }`, or, for a table, its `[main.sub]` header. Undefined when it
+ * cannot be found (a multi-line value, say).
+ */
 export function lineOf(text: string, path: PropertyKey[]): number | undefined {
-  const [section, key] = path.map(String);
+  const want = path.map(String);
   const lines = text.split('\n');
-  let current = '';
+  let table: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i]!.trim();
-    const header = /^\[\s*([A-Za-z0-9_.-]+)\s*\]/.exec(l);
-    if (header) {
-      current = header[1]!;
-      if (key === undefined && current === section) return i + 1;
+    const header = /^\[\s*([^\]]+?)\s*\]/.exec(l);
+    if (header && !l.startsWith('[[')) {
+      table = keyParts(header[1]!);
+      if (samePath(table, want)) return i + 1;
       continue;
     }
-    const assign = /^([A-Za-z0-9_-]+)\s*=/.exec(l);
-    if (assign && current === section && assign[1] === key) return i + 1;
-    if (assign && current === '' && assign[1] === section && key === undefined) return i + 1;
+    const assign = /^((?:"[^"]*"|'[^']*'|[A-Za-z0-9_.\s-])+?)\s*=\s*(.*)$/.exec(l);
+    if (!assign) continue;
+    const full = [...table, ...keyParts(assign[1]!)];
+    if (samePath(full, want)) return i + 1;
+    // An inline table on this line holding the rest of the path: `main = { queue_max = -1 }`.
+    if (full.length < want.length && samePath(full, want.slice(0, full.length)) && assign[2]!.startsWith('{')) {
+      const rest = want.slice(full.length);
+      if (new RegExp(`(^|[{,\\s])["']?${rest[0]!.replace(/[^A-Za-z0-9_-]/g, '')}["']?\\s*=`).test(assign[2]!)) return i + 1;
+    }
   }
   return undefined;
 }

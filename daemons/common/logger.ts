@@ -122,7 +122,8 @@ export function createLogger(options: LoggerOptions): Logger {
         stream: options.stream ?? process.stderr,
         format: winston.format.printf((info) => {
           const meta = formatFields(metadata(info));
-          const line = `${String(info.message)}${meta ? ' ' + meta : ''}`;
+          // One entry, one line: under the journal each line would be a separate entry.
+          const line = `${String(info.message).replace(/\r?\n/g, '\\n')}${meta ? ' ' + meta : ''}`;
           // <N> is parsed by journald as the priority (sd-daemon(3)); elsewhere show the level.
           return underJournal ? `<${PRIORITY[info.level as Level] ?? 6}>${line}` : `${new Date().toISOString()} ${options.identifier} ${info.level}: ${line}`;
         }),

@@ -196,15 +196,18 @@ export function createScoreboard(file: string, options: { mode?: number; replace
   const existing = tryReadHeader(file);
   if (existing === 'valid') return false;
   if (existing === 'invalid' && !options.replaceInvalid) {
-    // Let checkHeader produce the precise reason.
+    // Let checkHeader name the field that differs; a good header on a short file is the size.
     const b = Buffer.alloc(HEADER_BYTES);
     const fd = fs.openSync(file, 'r');
+    let size: number;
     try {
       fs.readSync(fd, b, 0, HEADER_BYTES, 0);
+      size = fs.fstatSync(fd).size;
     } finally {
       fs.closeSync(fd);
     }
     checkHeader(b, file);
+    throw new DispatchError('SCOREBOARD_BAD_LAYOUT', `failed to read scoreboard '${file}': ${size} bytes, expected ${SCOREBOARD_BYTES}; restart the suite (systemctl restart dispatchd.target) to recreate it`);
   }
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   const content = Buffer.alloc(SCOREBOARD_BYTES);

@@ -52,7 +52,16 @@ export function pickSecondaries(slots: readonly SlotData[], o: PickOptions): Pic
     if ((o.coolDown.get(s.instance) ?? 0) > o.now) continue;
     candidates.push({ instance: s.instance, generation: s.generation, load: s.active / s.capacity });
   }
-  const n = Math.max(1, candidates.length);
-  candidates.sort((a, b) => a.load - b.load || ((a.instance + o.rotation) % n) - ((b.instance + o.rotation) % n) || a.instance - b.instance);
+  candidates.sort((a, b) => a.load - b.load || a.instance - b.instance);
+  // Rotate each run of equally loaded candidates by `rotation` positions, so that over
+  // successive picks each of them comes first in turn, whatever their instance numbers.
+  for (let start = 0; start < candidates.length; ) {
+    let end = start + 1;
+    while (end < candidates.length && candidates[end]!.load === candidates[start]!.load) end++;
+    const run = candidates.slice(start, end);
+    const k = o.rotation % run.length;
+    candidates.splice(start, run.length, ...run.slice(k), ...run.slice(0, k));
+    start = end;
+  }
   return { candidates, alive, full };
 }

@@ -19,6 +19,9 @@ import type { RequestType } from '../common/protocol.js';
 
 export type Handler = (data: Buffer, signal: AbortSignal) => Promise<Buffer>;
 
+/** The longest delay one timer holds (2^31 − 1 ms); Node turns a longer one into 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Parses sleep's DATA. @throws DispatchError BAD_REQUEST. */
 export function parseSleepMs(data: Buffer): number {
   const text = data.toString('latin1').trim();
@@ -33,7 +36,7 @@ export const HANDLERS: Record<RequestType, Handler> = {
   sha256: async (data) => Buffer.from(createHash('sha256').update(data).digest('hex'), 'latin1'),
   sleep: async (data, signal) => {
     const ms = parseSleepMs(data);
-    await delay(ms, undefined, { signal });
+    for (let left = ms; left > 0; left -= MAX_TIMER_MS) await delay(Math.min(left, MAX_TIMER_MS), undefined, { signal });
     return Buffer.from(`slept ${ms}`, 'latin1');
   },
 };
