@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { onCleanup } from './cleanup.js';
 import { REPO } from './repo.js';
 
 const LOCK = join(REPO, 'build', '.system-test-deb.lock');
@@ -68,23 +69,29 @@ async function withLock<T>(fn: () => Promise<T>): Promise<T> {
       await sleep(250);
     }
   }
+  const release = () => rmSync(LOCK, { recursive: true, force: true });
+  const forget = onCleanup(release);
   try {
     return await fn();
   } finally {
-    rmSync(LOCK, { recursive: true, force: true });
+    forget();
+    release();
   }
 }
 
 function buildDeb(): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(join(REPO, 'packaging', 'build-deb.sh'), [], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group, so that a clean-up can stop the whole build (dpkg-buildpackage, npm).
+    const child = spawn(join(REPO, 'packaging', 'build-deb.sh'), [], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const forget = onCleanup(() => process.kill(-child.pid!, 'SIGKILL'));
     let log = '';
     child.stdout.on('data', (b: Buffer) => (log += b.toString()));
     child.stderr.on('data', (b: Buffer) => (log += b.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), BUILD_TIMEOUT_MS);
+    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), BUILD_TIMEOUT_MS);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
+      forget();
       if (code === 0) resolve(log);
       else reject(new Error(`packaging/build-deb.sh failed (exit ${code}):\n${log.slice(-6000)}`));
     });

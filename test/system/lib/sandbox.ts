@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { onCleanup } from './cleanup.js';
 import { REPO } from './repo.js';
 
 export const SANDBOX_SH = `${REPO}/packaging/sandbox.sh`;
@@ -72,12 +73,11 @@ export function describe(what: string, r: ExecResult): string {
 
 export class Sandbox {
   private stopped = false;
-  private readonly onExit = (): void => this.stopSync();
+  private readonly forget: () => void;
 
   private constructor(readonly name: string) {
-    // If the test process dies without its teardown (a crash, a timeout), do not leave a
-    // running systemd behind.
-    process.once('exit', this.onExit);
+    // Never leave a running systemd behind, even when the test process dies early.
+    this.forget = onCleanup(() => this.stopSync());
   }
 
   /** Boots a sandbox named after the test file (unique per process). */
@@ -140,15 +140,16 @@ export class Sandbox {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    process.removeListener('exit', this.onExit);
+    this.forget();
     const r = await run(['stop', this.name], { timeoutMs: 60_000 });
     if (r.code !== 0) throw new Error(describe(`failed to stop sandbox '${this.name}'`, r));
   }
 
-  private stopSync(): void {
+  /** Stops the sandbox synchronously (for exit and signal handlers). */
+  stopSync(): void {
     if (this.stopped) return;
     this.stopped = true;
-    process.removeListener('exit', this.onExit);
+    this.forget();
     spawnSync(SANDBOX_SH, ['stop', this.name], { stdio: 'ignore', timeout: 60_000 });
   }
 }
