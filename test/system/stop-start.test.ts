@@ -45,8 +45,8 @@ if (sb) {
       if (!(await stopAndCheck(t, `cycle ${i} stop`))) break;
     }
     t.comment(`20 stop/start cycles in ${Date.now() - t0} ms`);
-    const limits = await sb.out(`for u in ${UNITS.map((u) => `'${u}'`).join(' ')}; do systemctl show -p Result --value -- "$u"; done`);
-    t.notMatch(limits, /start-limit-hit/, 'no unit hit its start limit');
+    const limits = await sb.out("journalctl --no-pager -q -u 'dispatchd*' -g 'Start request repeated too quickly' || true");
+    t.equal(limits.trim(), '', 'no unit hit its start limit');
   });
 
   t.test('started once more, the suite serves', async (t) => {
