@@ -127,9 +127,22 @@ function recoverSuffix(line: Buffer): MailboxDecoded | undefined {
   return d.kind === 'message' ? d : undefined;
 }
 
+/**
+ * The error of a line that is not one JSON object at all (blank, binary, cut short): shared, so
+ * that rejecting such a line costs no exception, no stack trace and no JSON parse. A writer
+ * flooding a mailbox with them (say 64 KiB of newlines) must not stall the reader's event loop.
+ */
+const NOT_AN_OBJECT = new DispatchError('MESSAGE_INVALID', 'failed to decode mailbox message: not valid JSON (a message is one JSON object on one line)');
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+
 function decodeLine(line: Buffer): MailboxDecoded {
   if (line.length + 1 > PIPE_BUF) {
     return { kind: 'invalid', preview: previewOf(line), error: new DispatchError('MESSAGE_TOO_LARGE', `failed to decode mailbox message: line of ${line.length + 1} bytes exceeds PIPE_BUF (${PIPE_BUF} bytes)`) };
+  }
+  // encodeMessage writes JSON.stringify's output: '{' first and '}' last, no whitespace.
+  if (line.length < 2 || line[0] !== OPEN_BRACE || line[line.length - 1] !== CLOSE_BRACE) {
+    return { kind: 'invalid', preview: previewOf(line), error: NOT_AN_OBJECT };
   }
   let value: unknown;
   try {

@@ -177,6 +177,28 @@ t.test('a valid message glued behind garbage (a bad writer left no newline) is r
   t.same(messages(d.push(Buffer.from('xx{"v":1,"t":"ping"}\n{"v":1,"t":"pi{"v":2}\n'))), [], 'no message from invalid suffixes');
 });
 
+t.test('lines that cannot be a message are rejected without parsing them (a flood of garbage stays cheap)', async (t) => {
+  // 64 KiB of newlines once took the reader 1.6 s: one JSON.parse exception, error and stack
+  // trace per blank line. A pipe full of them froze the daemon past the watchdog's probes.
+  const parse = JSON.parse;
+  let parses = 0;
+  JSON.parse = ((text: string, reviver?: (this: unknown, key: string, value: unknown) => unknown) => {
+    parses++;
+    return parse(text, reviver);
+  }) as typeof JSON.parse;
+  try {
+    const d = new MailboxDecoder();
+    const garbage = Buffer.concat([Buffer.alloc(1000, '\n'), Buffer.from('{\n{"v":1\n[1,2]\n"ping"\nhello\n\u0000\u00ff\n')]);
+    const out = d.push(garbage);
+    t.equal(invalids(out).length, 1006, 'every damaged line is still reported');
+    t.ok(invalids(out).every((o) => o.error.code === 'MESSAGE_INVALID' && /not valid JSON/.test(o.error.message)), 'as not valid JSON');
+    t.equal(parses, 0, 'none of them was parsed');
+    t.same(messages(d.push(line(SAMPLES[9]!))), [SAMPLES[9]], 'a valid line after them decodes');
+  } finally {
+    JSON.parse = parse;
+  }
+});
+
 t.test('previewOf', async (t) => {
   t.equal(previewOf(Buffer.from('abc')), 'abc');
   t.equal(previewOf(Buffer.from([0, 0x41, 0x0a, 0xff])), '.A..', 'non-printable bytes become dots');
