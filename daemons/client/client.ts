@@ -53,6 +53,9 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'IDLE_TIMEOUT',
 ]);
 
+/** How much sooner than the client's own timeout main is asked to answer a queued lease request, ms. */
+const LEASE_ANSWER_MARGIN_MS = 250;
+
 /** Converts an error frame into a DispatchError. */
 function fromReply(header: FrameHeader, peer: string): DispatchError {
   const e = ErrorReply.safeParse(header);
@@ -156,9 +159,14 @@ export class DispatchClient {
    * @throws DispatchError CONNECT_FAILED, TIMEOUT, CONNECTION_LOST, BUSY, UNAVAILABLE, UNKNOWN_TYPE, …
    */
   async lease(type: string, timeoutMs = this.o.answerTimeoutMs): Promise<LeaseGranted> {
+    const started = Date.now();
     const conn = await connectFramed(this.socket, 0, timeoutMs);
     try {
-      const f = await exchange(conn, { op: 'lease', type }, undefined, timeoutMs, 'the main server');
+      // Main may queue the request while every secondary is busy: ask it to answer (BUSY) while
+      // this client still listens, rather than time out with no answer.
+      const left = Math.max(1, timeoutMs - (Date.now() - started));
+      const waitMs = Math.max(0, left - Math.min(LEASE_ANSWER_MARGIN_MS, Math.floor(left / 4)));
+      const f = await exchange(conn, { op: 'lease', type, wait_ms: waitMs }, undefined, left, 'the main server');
       if (f.header.ok !== true) throw fromReply(f.header, 'the main server');
       const g = LeaseGranted.safeParse(f.header);
       if (!g.success) throw new DispatchError('PROTOCOL_ERROR', 'failed to understand the main server\'s answer: not a lease');

@@ -2,7 +2,7 @@
  * Frame headers of the client protocol (docs/PROTOCOL.md §1.2). Frames are encoded by
  * frame.ts; these schemas validate the JSON headers.
  *
- *   client → main:       { op: "lease", type }                      → LeaseGranted | ErrorReply
+ *   client → main:       { op: "lease", type, wait_ms? }            → LeaseGranted | ErrorReply
  *   client → secondary:  { op: "run", lease, generation, type, deadline_ms? } + DATA
  *                                                                   → RunResult + result | ErrorReply
  */
@@ -19,6 +19,12 @@ const u32 = z.number().int().nonnegative().max(0xffffffff);
 export const LeaseRequest = z.object({
   op: z.literal('lease'),
   type: z.string().min(1).max(64),
+  /**
+   * The most the client will wait in the admission queue, in ms (capped by the server's
+   * queue_timeout_ms): a client with less time left than the queue timeout gets BUSY in time,
+   * rather than giving up with no answer.
+   */
+  wait_ms: z.number().int().nonnegative().max(3_600_000).optional(),
   /** Optional client-chosen id, echoed in logs. */
   id: z.string().max(64).optional(),
 });

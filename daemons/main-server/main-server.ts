@@ -255,7 +255,7 @@ export class MainServer {
       if (!parsed.success) {
         throw new DispatchError('BAD_REQUEST', `bad lease request: ${describeIssue(parsed.error)}`);
       }
-      const grant = await this.lease(parsed.data.type);
+      const grant = await this.lease(parsed.data.type, parsed.data.wait_ms);
       this.slot.data.requests++;
       conn.send(grant);
     } catch (err) {
@@ -275,13 +275,15 @@ export class MainServer {
   /**
    * Reserves a secondary for one request of `type`, queueing while all are full.
    *
+   * @param waitMs the most the client waits in the queue (capped by queue_timeout_ms).
    * @throws DispatchError UNKNOWN_TYPE, BUSY (with retryAfterMs), UNAVAILABLE, SHUTTING_DOWN.
    */
-  private async lease(type: string): Promise<LeaseGranted> {
+  private async lease(type: string, waitMs?: number): Promise<LeaseGranted> {
     if (!(REQUEST_TYPES as readonly string[]).includes(type)) {
       throw new DispatchError('UNKNOWN_TYPE', `unknown request type '${type}'; known types: ${REQUEST_TYPES.join(', ')}`);
     }
-    const deadline = Date.now() + this.o.config.main.queue_timeout_ms;
+    const queueMs = Math.min(this.o.config.main.queue_timeout_ms, waitMs ?? Infinity);
+    const deadline = Date.now() + queueMs;
     let sawFull = false;
     for (;;) {
       if (this.stopping) throw new DispatchError('SHUTTING_DOWN', 'the main server is stopping; retry', { retryable: true });
@@ -316,10 +318,10 @@ export class MainServer {
       const remaining = deadline - Date.now();
       if (remaining <= 0 || this.queue.full) {
         if (sawFull) {
-          throw new DispatchError('BUSY', `every secondary is busy (waited ${this.o.config.main.queue_timeout_ms} ms in the admission queue); retry after ${BUSY_RETRY_AFTER_MS} ms`, { retryAfterMs: BUSY_RETRY_AFTER_MS, retryable: true });
+          throw new DispatchError('BUSY', `every secondary is busy (waited ${queueMs} ms in the admission queue); retry after ${BUSY_RETRY_AFTER_MS} ms`, { retryAfterMs: BUSY_RETRY_AFTER_MS, retryable: true });
         }
         const why = alive > 0 ? `none of the ${alive} running secondaries answered` : 'no secondary server is running';
-        throw new DispatchError('UNAVAILABLE', `${why} (waited ${this.o.config.main.queue_timeout_ms} ms); check 'systemctl status dispatchd-secondary@*.service'`, { retryable: true });
+        throw new DispatchError('UNAVAILABLE', `${why} (waited ${queueMs} ms); check 'systemctl status dispatchd-secondary@*.service'`, { retryable: true });
       }
       this.markDirty();
       await this.queue.wait(Math.min(remaining, QUEUE_RECHECK_MS));
