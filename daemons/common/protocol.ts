@@ -59,6 +59,9 @@ export const RunResult = z.object({
   type: z.string(),
   /** Time the secondary spent running the request, in ms. */
   elapsed_ms: z.number().nonnegative(),
+  /** Which secondary ran it, and its generation: the client checks it is the lease's. */
+  secondary: z.number().int().min(1).optional(),
+  generation: u32.optional(),
 });
 
 export const ErrorReply = z.object({

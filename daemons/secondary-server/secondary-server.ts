@@ -281,7 +281,7 @@ export class SecondaryServer {
       const limit = this.o.config.secondary.request_deadline_ms;
       const deadlineMs = Math.min(req.deadline_ms ?? limit, limit);
       const result = await this.execute(req.type as RequestType, frame.body, deadlineMs, { peer, lease: lease.token });
-      const header: RunResult = { ok: true, op: 'result', type: req.type, elapsed_ms: Math.round((performance.now() - started) * 1000) / 1000 };
+      const header: RunResult = { ok: true, op: 'result', type: req.type, elapsed_ms: Math.round((performance.now() - started) * 1000) / 1000, secondary: this.o.instance, generation: this.o.generation };
       lease.requests++;
       this.slot.data.requests++;
       conn.send(header, result);

@@ -239,11 +239,18 @@ export class ProcessSuite implements UnitManager {
   async restart(unit: string): Promise<void> {
     const name = daemonOfUnit(unit)!.name;
     this.watchdogRestarts.set(name, (this.watchdogRestarts.get(name) ?? 0) + 1);
+    void this.restartDaemon(name).catch((err: Error) => this.log(name, `supervisor: failed to restart ${name}: ${err.message}`));
+  }
+
+  /** `systemctl restart`: stop, then start, with a job pending meanwhile (the watchdog leaves it alone). */
+  async restartDaemon(name: string): Promise<void> {
     this.busy.add(name);
-    void this.stop(name)
-      .then(() => (this.closed ? undefined : this.start(name)))
-      .catch((err: Error) => this.log(name, `supervisor: failed to restart ${name}: ${err.message}`))
-      .finally(() => this.busy.delete(name));
+    try {
+      await this.stop(name);
+      if (!this.closed) await this.start(name);
+    } finally {
+      this.busy.delete(name);
+    }
   }
 
   async kill(unit: string): Promise<void> {
