@@ -62,6 +62,10 @@ export class ProcessSuite implements UnitManager {
   private readonly fifos = new Map<string, number>();
   private readonly procs = new Map<string, Proc>();
   private readonly busy = new Set<string>();
+  /** Stopped on purpose (systemctl stop) and not started since: the watchdog does not probe it. */
+  private readonly inactive = new Set<string>();
+  /** Started, not yet up. */
+  private readonly starting = new Set<string>();
   private readonly logs = new Map<string, string[]>();
   private watchdog: Watchdog | undefined;
   private closed = false;
@@ -137,6 +141,17 @@ export class ProcessSuite implements UnitManager {
 
   /** Starts one daemon with its activated fds; resolves once its slot says it is up. */
   async start(name: string): Promise<void> {
+    this.inactive.delete(name);
+    // 'activating' until its slot says it is up, as a Type=notify unit until READY=1.
+    this.starting.add(name);
+    try {
+      await this.spawnDaemon(name);
+    } finally {
+      this.starting.delete(name);
+    }
+  }
+
+  private async spawnDaemon(name: string): Promise<void> {
     const fifoFd = this.mailboxFd(name);
     const isSecondary = name.startsWith('secondary-');
     const args = [path.join(BUILD_DAEMONS, isSecondary ? 'secondary-server/main.js' : 'main-server/main.js'), '--config', this.configPath];
@@ -190,6 +205,7 @@ export class ProcessSuite implements UnitManager {
     const p = this.procs.get(name);
     if (!p) return { code: null, signal: null };
     p.stopping = true;
+    this.inactive.add(name);
     if (p.child.exitCode === null && p.child.signalCode === null) {
       p.child.kill('SIGTERM');
       p.child.kill('SIGCONT');
@@ -215,7 +231,7 @@ export class ProcessSuite implements UnitManager {
     return this.names.every((n) => {
       const p = this.procs.get(n);
       const s = this.slot(n);
-      if (this.busy.has(n) || !p || p.child.exitCode !== null || p.child.signalCode !== null || !s) return false;
+      if (this.busy.has(n) || this.starting.has(n) || !p || p.child.exitCode !== null || p.child.signalCode !== null || !s) return false;
       return s.pid === p.child.pid && ['ready', 'busy', 'full'].includes(s.state) && now - s.heartbeatMs < 3000;
     });
   }
@@ -233,7 +249,11 @@ export class ProcessSuite implements UnitManager {
   // ---- UnitManager, for the watchdog: what systemd's D-Bus API does for it -------------
 
   async list(): Promise<UnitState[]> {
-    return this.names.map((n) => ({ unit: unitOf(n), activeState: this.busy.has(n) ? 'activating' : 'active', jobPending: this.busy.has(n) }));
+    return this.names.map((n) => ({
+      unit: unitOf(n),
+      activeState: this.busy.has(n) || this.starting.has(n) ? 'activating' : this.inactive.has(n) ? 'inactive' : 'active',
+      jobPending: this.busy.has(n) || this.starting.has(n),
+    }));
   }
 
   async restart(unit: string): Promise<void> {
