@@ -3,13 +3,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { FrameConnection } from '../../../daemons/common/frame-connection.js';
 import { encodeFrame } from '../../../daemons/common/frame.js';
 import type { DispatchError } from '../../../daemons/common/errors.js';
 
 /** A connected pair over a unix socket: the server side wrapped in a FrameConnection. */
-async function pair(t: Tap.Test, idleTimeoutMs = 0): Promise<{ conn: FrameConnection; peer: net.Socket }> {
+async function pair(t: Test, idleTimeoutMs = 0): Promise<{ conn: FrameConnection; peer: net.Socket }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-fc-'));
   const server = net.createServer();
   const sock = path.join(dir, 's');
@@ -25,10 +25,6 @@ async function pair(t: Tap.Test, idleTimeoutMs = 0): Promise<{ conn: FrameConnec
     fs.rmSync(dir, { recursive: true, force: true });
   });
   return { conn, peer };
-}
-
-declare namespace Tap {
-  type Test = Parameters<Parameters<typeof t.test>[1] & ((t: never) => unknown)>[0];
 }
 
 t.test('a framing error is reported once, however much more the peer sends', async (t) => {
