@@ -284,6 +284,7 @@ export class SecondaryServer {
       const header: RunResult = { ok: true, op: 'result', type: req.type, elapsed_ms: Math.round((performance.now() - started) * 1000) / 1000 };
       lease.requests++;
       this.slot.data.requests++;
+      this.slot.addLatency(Math.round((performance.now() - started) * 1000));
       conn.send(header, result);
     } catch (err) {
       const de = err instanceof DispatchError ? err : new DispatchError('INTERNAL', `failed to run a '${type}' request: ${reason(err)}`, { cause: err });
