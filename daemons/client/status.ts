@@ -14,11 +14,22 @@ export interface DaemonStatus {
   failures: number;
   active: number;
   capacity: number;
+  /** Main: requests waiting in the admission queue; else 0. */
+  queued: number;
   heartbeat_age_ms: number;
   restarts: number;
   generation: number;
   started_at: string;
   incidents: number;
+  /**
+   * Main: mean time from lease request to lease granted; secondary: mean run time of a
+   * request; in ms, over this process's `requests` (0 when none).
+   */
+  latency_avg_ms: number;
+  /** The largest of those latencies since this process started, in ms. */
+  latency_max_ms: number;
+  /** The sum of those latencies, in µs (the scoreboard's counter, for rates). */
+  latency_sum_us: number;
 }
 
 export interface StatusReport {
@@ -54,11 +65,15 @@ export function statusReport(file: string, snap: ScoreboardSnapshot, now: number
         failures: d.failures,
         active: d.active,
         capacity: d.capacity,
+        queued: d.queued,
         heartbeat_age_ms: age,
         restarts: Math.max(0, d.starts - 1),
         generation: d.generation,
         started_at: new Date(d.startedMs).toISOString(),
         incidents: d.incidents,
+        latency_avg_ms: d.requests > 0 ? Math.round(d.latencySumUs / d.requests) / 1000 : 0,
+        latency_max_ms: d.latencyMaxUs / 1000,
+        latency_sum_us: d.latencySumUs,
       };
     });
   return { scoreboard: file, created_at: new Date(snap.createdMs).toISOString(), daemons };
@@ -70,11 +85,22 @@ function age(ms: number): string {
   return `${(ms / 3_600_000).toFixed(1)}h`;
 }
 
-/** The report as an aligned text table. */
+/** A latency in ms, short: 0.42ms, 12ms, 3.1s. */
+function latency(ms: number): string {
+  if (ms < 10) return `${ms.toFixed(2)}ms`;
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  return `${(ms / 1000).toFixed(1)}s`;
+}
+
+/**
+ * The report as an aligned text table, one daemon a row. LATENCY is mean/max: for main the
+ * time to grant a lease, for a secondary the time to run a request; '-' before the first.
+ */
 export function formatTable(r: StatusReport): string {
-  const rows = [['NAME', 'PID', 'STATE', 'ACTIVE', 'REQUESTS', 'FAILED', 'HEARTBEAT', 'RESTARTS']];
+  const rows = [['NAME', 'PID', 'STATE', 'ACTIVE', 'REQUESTS', 'FAILED', 'LATENCY', 'HEARTBEAT', 'RESTARTS']];
   for (const d of r.daemons) {
-    rows.push([d.name, String(d.pid), d.state, d.capacity ? `${d.active}/${d.capacity}` : String(d.active), String(d.requests), String(d.failures), `${age(d.heartbeat_age_ms)} ago`, String(d.restarts)]);
+    const lat = d.requests > 0 && d.name !== 'watchdog' ? `${latency(d.latency_avg_ms)}/${latency(d.latency_max_ms)}` : '-';
+    rows.push([d.name, String(d.pid), d.state, d.capacity ? `${d.active}/${d.capacity}` : String(d.active), String(d.requests), String(d.failures), lat, `${age(d.heartbeat_age_ms)} ago`, String(d.restarts)]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   return rows.map((row) => row.map((c, i) => (i === 0 || i === 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
