@@ -105,7 +105,7 @@ export function parseConfig(text: string, where: string): Config {
   } catch (cause) {
     const line = (cause as { line?: number }).line;
     const first = reason(cause).split('\n')[0];
-    throw new DispatchError('CONFIG_INVALID', `failed to parse configuration '${where}'${line ? ` line ${line}` : ''}: ${first}; fix the file and restart the suite`, { cause });
+    throw new DispatchError('CONFIG_INVALID', `failed to parse configuration '${where}'${line ? ` line ${line}` : ''}: ${first}; fix the file, then reload or restart the suite (systemctl reload|restart dispatchd.target)`, { cause });
   }
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
@@ -115,7 +115,7 @@ export function parseConfig(text: string, where: string): Config {
     if (issue.code === 'unrecognized_keys') p = [...issue.path, issue.keys[0]!];
     const line = lineOf(text, p);
     const what = issue.code === 'unrecognized_keys' ? `unknown key '${[...issue.path, ...issue.keys].join('.')}'` : `key '${key}': ${issue.message}`;
-    throw new DispatchError('CONFIG_INVALID', `failed to load configuration '${where}'${line ? ` line ${line}` : ''}: ${what}; fix the file and restart the suite`, {
+    throw new DispatchError('CONFIG_INVALID', `failed to load configuration '${where}'${line ? ` line ${line}` : ''}: ${what}; fix the file, then reload or restart the suite (systemctl reload|restart dispatchd.target)`, {
       fields: { config: where, key: issue.code === 'unrecognized_keys' ? [...issue.path, ...issue.keys].join('.') : key },
     });
   }
