@@ -187,7 +187,11 @@ await yargs(argv)
   .command(
     'scale [count]',
     `show, or set, the number of secondary servers (1..${MAX_SECONDARIES}): enables dispatchd-secondary@1..N, starts them if the suite runs, stops and disables the others (as root)`,
-    (y) => y.positional('count', { type: 'number', describe: 'the number of secondaries; absent: show the current number' }),
+    (y) =>
+      y.positional('count', { type: 'number', describe: 'the number of secondaries; absent: show the current number' }).check((a) => {
+        if (a.count !== undefined && !(Number.isInteger(a.count) && a.count >= 1 && a.count <= MAX_SECONDARIES)) throw new Error(`the number of secondaries must be a whole number 1..${MAX_SECONDARIES}`);
+        return true;
+      }),
     async (a) => {
       try {
         if (a.count === undefined) {
@@ -221,7 +225,9 @@ await yargs(argv)
   .version(VERSION)
   .help()
   .fail((msg, err) => {
-    if (err) fail('failed', err);
+    // yargs passes a message for bad usage (a failed .check() included); none for an error
+    // thrown by a command.
+    if (err && !msg) fail('failed', err);
     process.stderr.write(`dispatchctl: ${msg}; see 'dispatchctl --help'\n`);
     process.exit(EXIT.USAGE);
   })
