@@ -122,7 +122,7 @@ await yargs(argv)
     'show every daemon from the scoreboard: name, pid, state, active leases, requests, failures, latency, heartbeat age, restarts',
     (y) =>
       y
-        .option('json', { type: 'boolean', default: false, describe: 'one JSON object with a daemons array (same as --format json)' })
+        .option('json', { type: 'boolean', describe: 'one JSON object with a daemons array (same as --format json)' })
         .option('format', { choices: ['table', 'json', 'openmetrics'] as const, describe: 'table (default), json, or OpenMetrics text for a scraper' })
         .option('watch', { type: 'boolean', default: false, alias: 'w', describe: 'refresh every --interval: in place on a terminal, one snapshot after another on a pipe' })
         .option('interval', { type: 'number', default: 1000, describe: 'time between --watch snapshots (ms)' })
