@@ -36,7 +36,19 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 /** Writes snapshots until `count` is reached or `signal` aborts; resolves when it stopped. */
 export async function watchStatus(o: WatchOptions): Promise<void> {
-  const redraw = o.tty ? createLogUpdate(o.out, { showCursor: false }) : undefined;
+  // A pseudo-terminal without a size (script(1), some CI runners) says 0 columns and rows,
+  // which would clip every snapshot away: count such a terminal as 80 x 24.
+  const screen = {
+    isTTY: true,
+    get columns() {
+      return o.out.columns || 80;
+    },
+    get rows() {
+      return o.out.rows || 24;
+    },
+    write: (chunk: string) => o.out.write(chunk),
+  };
+  const redraw = o.tty ? createLogUpdate(screen as unknown as NodeJS.WriteStream, { showCursor: false }) : undefined;
   try {
     for (let n = 0; !o.signal.aborted && (o.count === undefined || n < o.count); n++) {
       if (n > 0) await sleep(o.intervalMs, o.signal);

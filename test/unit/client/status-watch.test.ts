@@ -30,6 +30,13 @@ t.test('a terminal gets each snapshot drawn over the previous one (ANSI)', async
   t.match(text.slice(text.indexOf('line b 1')), /\u001b\[2K/, 'the previous snapshot is erased');
 });
 
+t.test('a terminal that reports no size (0 x 0) still gets the snapshots', async (t) => {
+  const s = sink(true);
+  Object.assign(s.out, { columns: 0, rows: 0 });
+  await watchStatus({ render: async () => 'visible\n', intervalMs: 100, out: s.out, tty: true, count: 1, signal: new AbortController().signal });
+  t.match(s.text(), 'visible');
+});
+
 t.test('an abort ends the watch promptly', async (t) => {
   const s = sink(false);
   const ac = new AbortController();
