@@ -156,7 +156,8 @@ dispatchd $version is installed and running (dispatchd.target is enabled and act
   journalctl -u 'dispatchd-*' -p warning  # what went wrong, if anything
   sudo usermod -aG dispatchd-clients USER # let USER send requests (root always may)
 
-Configuration: /etc/dispatchd/dispatchd.conf, then: sudo systemctl restart dispatchd.target
+Configuration: /etc/dispatchd/dispatchd.conf, then: dispatchctl check-config && sudo systemctl reload dispatchd.target
+Secondaries: sudo dispatchctl scale N     (2 by default)
 Manual: man dispatchd, man dispatchctl, /usr/share/doc/dispatchd/
 Remove: sudo apt-get remove dispatchd (purge also removes /etc/dispatchd)
 EOF
