@@ -52,7 +52,7 @@ t.test('errors: one line on stderr and the documented exit code', async (t) => {
 t.test('status: a table and JSON with the contract fields', async (t) => {
   const table = await suite.dispatchctl(['status', '--scoreboard', suite.scoreboard]);
   t.equal(table.code, 0);
-  t.match(table.stdout.toString(), /^NAME\s+PID\s+STATE\s+ACTIVE\s+REQUESTS\s+FAILED\s+HEARTBEAT\s+RESTARTS\n/);
+  t.match(table.stdout.toString(), /^NAME\s+PID\s+STATE\s+ACTIVE\s+REQUESTS\s+FAILED\s+LATENCY\s+HEARTBEAT\s+RESTARTS\n/);
   t.match(table.stdout.toString(), /\nmain\s+\d+\s+ready/);
   const json = await suite.dispatchctl(['status', '--json', '--scoreboard', suite.scoreboard]);
   const report = JSON.parse(json.stdout.toString()) as { daemons: Array<Record<string, unknown>> };

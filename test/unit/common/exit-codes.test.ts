@@ -44,6 +44,7 @@ const EXPECTED: Record<ErrorCode, keyof typeof EXIT> = {
   PROTOCOL_ERROR: 'PROTOCOL',
   SCOREBOARD_MISSING: 'UNAVAILABLE',
   RESTART_FAILED: 'FAILURE',
+  SCALE_FAILED: 'FAILURE',
 };
 
 t.test('the exit-code table: sysexits.h values, unique', async (t) => {
