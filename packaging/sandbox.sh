@@ -99,6 +99,12 @@ inner() {
     # Without systemd as PID 1 on the host there is no bus to ask for a scope: stay in ours.
     # With it, nspawn allocates its own scope (with the cgroup delegation it needs).
     [ -d /run/systemd/system ] || keep_unit=(--keep-unit)
+    # With --keep-unit, nspawn stays in our cgroup and the container's systemd builds its
+    # tree (system.slice, ...) right there: two sandboxes booted from the same cgroup would
+    # share one tree and move, kill and miscount each other's processes (systemctl kill
+    # then fails with EIO). Give each sandbox a cgroup of its own, a child of ours in every
+    # hierarchy (so every limit on ours still applies); `stop` removes it.
+    if [ ${#keep_unit[@]} -gt 0 ]; then own_cgroup "$name" "$$"; fi
     echo $$ > "$dir/nspawn.pid"
     # --private-network: only a loopback device inside. dispatchd needs no network, and the
     # container may then set up network namespaces of its own (the units' PrivateNetwork=).
@@ -144,6 +150,43 @@ cmd_boot() {
     echo "$PROG: sandbox '$name' is up ($state), PID 1 is host pid $leader" >&2
 }
 
+# Moves PID into a new cgroup named after sandbox NAME, below its current cgroup in each
+# mounted hierarchy (cgroup v1 controllers, name=systemd, the v2 unified one).
+own_cgroup() {
+    local name=$1 pid=$2 line path mnt
+    while IFS= read -r line; do
+        path=${line#*:*:}
+        mnt=$(cgroup_mount "$line") || continue
+        mkdir -p "$mnt$path/dispatchd-sandbox-$name" 2>/dev/null &&
+            echo "$pid" > "$mnt$path/dispatchd-sandbox-$name/cgroup.procs" 2>/dev/null || true
+    done < "/proc/$pid/cgroup"
+}
+
+# The mount point of the hierarchy of one /proc/PID/cgroup line ("ID:CONTROLLERS:PATH").
+cgroup_mount() {
+    local line=$1 ctl
+    ctl=${line#*:}
+    ctl=${ctl%%:*}
+    if [ -z "$ctl" ]; then
+        # v2: /sys/fs/cgroup itself, or /sys/fs/cgroup/unified next to v1 hierarchies
+        if [ -f /sys/fs/cgroup/cgroup.procs ] && [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo /sys/fs/cgroup; return 0; fi
+        [ -d /sys/fs/cgroup/unified ] && { echo /sys/fs/cgroup/unified; return 0; }
+        return 1
+    fi
+    ctl=${ctl#name=}
+    [ -d "/sys/fs/cgroup/${ctl%%,*}" ] || return 1
+    echo "/sys/fs/cgroup/${ctl%%,*}"
+}
+
+# Removes the cgroups own_cgroup made for sandbox NAME (empty once it stopped), deepest first.
+remove_own_cgroup() {
+    local name=$1 dir
+    for dir in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
+        find "$dir" -maxdepth 8 -type d -name "dispatchd-sandbox-$name" 2>/dev/null |
+            while IFS= read -r own; do find "$own" -depth -type d -exec rmdir {} \; 2>/dev/null || true; done
+    done
+}
+
 cmd_stop() {
     local name=$1 dir=$STATE/$1 pid deadline
     need_root stop "$name"
@@ -162,6 +205,7 @@ cmd_stop() {
     else
         echo "$PROG: sandbox '$name' is not running" >&2
     fi
+    remove_own_cgroup "$name"
     # The overlay lived in the sandbox's own mount namespace: here root/ is an empty dir.
     rm -f "$dir/nspawn.pid" "$dir/console.log"
     if [ -d "$dir/root" ]; then rmdir "$dir/root"; fi
