@@ -91,3 +91,31 @@ t.test('a daemon started without its sockets says which unit to use', async (t) 
   t.equal(r.status, EXIT.FAILURE);
   t.match(r.stderr, /failed to find the socket-activated fd 'client'.*start the daemon through dispatchd-main.socket/);
 });
+
+t.test('check-config: valid, invalid (line and key, exit 78), missing', async (t) => {
+  const good = path.join(suite.dir, 'good.conf');
+  fs.writeFileSync(good, '[secondary]\nmax_leases = 4\n');
+  const ok = await suite.dispatchctl(['check-config', good]);
+  t.equal(ok.code, 0);
+  t.equal(ok.stdout.toString(), `dispatchctl: configuration '${good}' is valid\n`);
+  const bad = path.join(suite.dir, 'bad-check.conf');
+  fs.writeFileSync(bad, '[secondary]\n\nmax_leases = "many"\n');
+  const r = await suite.dispatchctl(['check-config', bad]);
+  t.equal(r.code, EXIT.CONFIG, 'exit 78');
+  t.match(r.stderr, new RegExp(`^dispatchctl: configuration refused: failed to load configuration '${bad}' line 3: key 'secondary\\.max_leases'.*\\[CONFIG_INVALID\\]\\n$`));
+  const missing = await suite.dispatchctl(['check-config', path.join(suite.dir, 'nope.conf')]);
+  t.equal(missing.code, EXIT.CONFIG, 'a file named but missing is refused too');
+});
+
+t.test('status --format openmetrics and --watch on a pipe', async (t) => {
+  const om = await suite.dispatchctl(['status', '--format', 'openmetrics', '--scoreboard', suite.scoreboard]);
+  t.equal(om.code, 0);
+  t.match(om.stdout.toString(), /^dispatchd_requests_total\{daemon="main"\} \d+$/m);
+  t.ok(om.stdout.toString().endsWith('# EOF\n'));
+  const watch = await suite.dispatchctl(['status', '--watch', '--json', '--interval', '100', '--count', '2', '--scoreboard', suite.scoreboard]);
+  t.equal(watch.code, 0);
+  t.equal(watch.stdout.toString().trim().split('\n').length, 2, 'two snapshots, one JSON line each');
+  const both = await suite.dispatchctl(['status', '--json', '--format', 'table']);
+  t.equal(both.code, EXIT.USAGE, '--json and --format together are a usage error');
+  t.equal((await suite.dispatchctl(['--version'])).stdout.toString().trim(), JSON.parse(fs.readFileSync(path.join(BUILD, '../../package.json'), 'utf8')).version, '--version');
+});
