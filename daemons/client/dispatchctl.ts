@@ -16,12 +16,32 @@ import { EXIT, exitCodeFor } from '../common/exit-codes.js';
 import { REQUEST_TYPES } from '../common/protocol.js';
 import { ScoreboardReader } from '../common/scoreboard.js';
 import { DEFAULT_SOCKET, DispatchClient } from './client.js';
-import { formatTable, statusReport } from './status.js';
+import { formatTable, problems, statusReport } from './status.js';
+
+/** What the user of dispatchctl can do about an error, beyond what the server said. */
+const HINTS: Partial<Record<string, string>> = {
+  TIMEOUT: 'raise --timeout (ms) if the request needs longer',
+  DEADLINE_EXCEEDED: "raise --deadline (ms), up to the server's request_deadline_ms",
+  PAYLOAD_TOO_LARGE: 'send less, or raise max_payload_bytes in /etc/dispatchd/dispatchd.conf',
+  BUSY: 'retry later, or raise max_leases / add secondaries',
+};
 
 function fail(what: string, err: unknown): never {
   const de = err instanceof DispatchError ? err : undefined;
-  process.stderr.write(`dispatchctl: ${what}: ${reason(err)}${de ? ` [${de.code}]` : ''}\n`);
+  const hint = de && HINTS[de.code] && !reason(err).includes(HINTS[de.code]!) ? `; ${HINTS[de.code]}` : '';
+  process.stderr.write(`dispatchctl: ${what}: ${reason(err)}${hint}${de ? ` [${de.code}]` : ''}\n`);
   process.exit(de ? exitCodeFor(de.code) : EXIT.FAILURE);
+}
+
+/** A yargs check: the option, when given, is a whole number of ms in [min, max]. */
+function wholeMs(name: string, min: number, max: number) {
+  return (a: Record<string, unknown>) => {
+    const v = a[name];
+    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max)) {
+      throw new Error(`--${name} takes a whole number of milliseconds from ${min} to ${max}, got '${String(v)}'`);
+    }
+    return true;
+  };
 }
 
 function readStdin(): Promise<Buffer> {
@@ -51,6 +71,9 @@ function defaultScoreboard(): string {
  * sentinel starts with NUL, which no real command-line argument can contain.
  */
 const STDIN = '\0-';
+
+/** The package's version, from the package.json next to the build. */
+const VERSION = (JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const argv = hideBin(process.argv).map((a) => (a === '-' ? STDIN : a));
 
 await yargs(argv)
@@ -67,12 +90,15 @@ await yargs(argv)
         .positional('data', { type: 'string', describe: "request data, or '-' for standard input (DATA starting with '-' goes after '--')" })
         .option('timeout', { type: 'number', default: 60_000, describe: 'total time budget for the request, retries included (ms)' })
         .option('deadline', { type: 'number', describe: "deadline for running the request on the secondary (ms; default: the server's)" })
-        .option('verbose', { type: 'boolean', default: false, alias: 'v', describe: 'report retries on standard error' }),
+        .option('verbose', { type: 'boolean', default: false, alias: 'v', describe: 'report retries on standard error' })
+        .check(wholeMs('timeout', 1, 24 * 3_600_000))
+        .check(wholeMs('deadline', 1, 3_600_000)),
     async (a) => {
       let data: Buffer;
       try {
         // DATA that starts with a dash goes after '--': dispatchctl request echo -- -n
-        const given = a.data ?? (a['--'] as string[] | undefined)?.[0];
+        const rest = (a['--'] as Array<string | number> | undefined)?.[0];
+        const given = a.data ?? (rest === undefined ? undefined : String(rest));
         data = given === undefined || given === STDIN ? await readStdin() : Buffer.from(given, 'utf8');
       } catch (err) {
         fail('failed to read standard input', err);
@@ -112,15 +138,18 @@ await yargs(argv)
         fail('failed to read the status', err);
       }
       await writeStdout(Buffer.from(a.json ? JSON.stringify(report, null, 2) + '\n' : formatTable(report)));
+      if (!a.json) for (const p of problems(report)) process.stderr.write(`dispatchctl: ${p}\n`);
     },
   )
   .demandCommand(1, 'name a command: request or status')
   .strict()
-  .version(false)
+  .version(VERSION)
   .help()
+  .alias('h', 'help')
   .fail((msg, err) => {
-    if (err) fail('failed', err);
-    process.stderr.write(`dispatchctl: ${msg}; see 'dispatchctl --help'\n`);
+    // Only the command line reaches here (a failed check or parse): the handlers report
+    // their own errors through fail().
+    process.stderr.write(`dispatchctl: ${msg ?? reason(err)}; see 'dispatchctl --help'\n`);
     process.exit(EXIT.USAGE);
   })
   .parseAsync();
