@@ -31,6 +31,7 @@ PROG=$(basename "$0")
 
 die() { echo "$PROG: $*" >&2; exit 1; }
 usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+help() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
 
 check_name() {
     [[ ${1:-} =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$ ]] ||
@@ -83,6 +84,31 @@ enter() {
         SYSTEMD_PAGER= SYSTEMD_COLORS=0 "$@"
 }
 
+# Where systemd is not PID 1, nobody manages the cgroup tree, and nspawn --keep-unit puts
+# the container under the cgroup it was started in: for a process in the root cgroup that
+# is /payload, the same for every sandbox, so that concurrent sandboxes' systemds would
+# share (and kill in) one another's cgroups (seen: "Input/output error" from
+# `systemctl kill`, status=219/CGROUP). Start each sandbox in a cgroup of its own, in every
+# writable hierarchy nspawn uses (name=systemd on cgroup v1, the unified one).
+CGROUP_ROOTS=(/sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup)
+own_cgroup() {
+    local name=$1 h
+    for h in "${CGROUP_ROOTS[@]}"; do
+        [ -w "$h/cgroup.procs" ] || continue
+        mkdir -p "$h/dispatchd-sandbox-$name"
+        echo $$ > "$h/dispatchd-sandbox-$name/cgroup.procs"
+    done
+}
+
+# Removes a stopped sandbox's cgroups (empty once its processes are gone), deepest first.
+drop_cgroup() {
+    local name=$1 h
+    for h in "${CGROUP_ROOTS[@]}"; do
+        [ -d "$h/dispatchd-sandbox-$name" ] || continue
+        find "$h/dispatchd-sandbox-$name" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    done
+}
+
 # Run by `boot` in the new, private mount namespace: build the overlay, boot it.
 inner() {
     local name=$1 network=$2 dir=$STATE/$1
@@ -98,13 +124,10 @@ inner() {
     local keep_unit=()
     # Without systemd as PID 1 on the host there is no bus to ask for a scope: stay in ours.
     # With it, nspawn allocates its own scope (with the cgroup delegation it needs).
-    [ -d /run/systemd/system ] || keep_unit=(--keep-unit)
-    # With --keep-unit, nspawn stays in our cgroup and the container's systemd builds its
-    # tree (system.slice, ...) right there: two sandboxes booted from the same cgroup would
-    # share one tree and move, kill and miscount each other's processes (systemctl kill
-    # then fails with EIO). Give each sandbox a cgroup of its own, a child of ours in every
-    # hierarchy (so every limit on ours still applies); `stop` removes it.
-    if [ ${#keep_unit[@]} -gt 0 ]; then own_cgroup "$name" "$$"; fi
+    if [ ! -d /run/systemd/system ]; then
+        keep_unit=(--keep-unit)
+        own_cgroup "$name"
+    fi
     echo $$ > "$dir/nspawn.pid"
     # --private-network: only a loopback device inside. dispatchd needs no network, and the
     # container may then set up network namespaces of its own (the units' PrivateNetwork=).
@@ -150,43 +173,6 @@ cmd_boot() {
     echo "$PROG: sandbox '$name' is up ($state), PID 1 is host pid $leader" >&2
 }
 
-# Moves PID into a new cgroup named after sandbox NAME, below its current cgroup in each
-# mounted hierarchy (cgroup v1 controllers, name=systemd, the v2 unified one).
-own_cgroup() {
-    local name=$1 pid=$2 line path mnt
-    while IFS= read -r line; do
-        path=${line#*:*:}
-        mnt=$(cgroup_mount "$line") || continue
-        mkdir -p "$mnt$path/dispatchd-sandbox-$name" 2>/dev/null &&
-            echo "$pid" > "$mnt$path/dispatchd-sandbox-$name/cgroup.procs" 2>/dev/null || true
-    done < "/proc/$pid/cgroup"
-}
-
-# The mount point of the hierarchy of one /proc/PID/cgroup line ("ID:CONTROLLERS:PATH").
-cgroup_mount() {
-    local line=$1 ctl
-    ctl=${line#*:}
-    ctl=${ctl%%:*}
-    if [ -z "$ctl" ]; then
-        # v2: /sys/fs/cgroup itself, or /sys/fs/cgroup/unified next to v1 hierarchies
-        if [ -f /sys/fs/cgroup/cgroup.procs ] && [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo /sys/fs/cgroup; return 0; fi
-        [ -d /sys/fs/cgroup/unified ] && { echo /sys/fs/cgroup/unified; return 0; }
-        return 1
-    fi
-    ctl=${ctl#name=}
-    [ -d "/sys/fs/cgroup/${ctl%%,*}" ] || return 1
-    echo "/sys/fs/cgroup/${ctl%%,*}"
-}
-
-# Removes the cgroups own_cgroup made for sandbox NAME (empty once it stopped), deepest first.
-remove_own_cgroup() {
-    local name=$1 dir
-    for dir in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
-        find "$dir" -maxdepth 8 -type d -name "dispatchd-sandbox-$name" 2>/dev/null |
-            while IFS= read -r own; do find "$own" -depth -type d -exec rmdir {} \; 2>/dev/null || true; done
-    done
-}
-
 cmd_stop() {
     local name=$1 dir=$STATE/$1 pid deadline
     need_root stop "$name"
@@ -205,7 +191,7 @@ cmd_stop() {
     else
         echo "$PROG: sandbox '$name' is not running" >&2
     fi
-    remove_own_cgroup "$name"
+    drop_cgroup "$name"
     # The overlay lived in the sandbox's own mount namespace: here root/ is an empty dir.
     rm -f "$dir/nspawn.pid" "$dir/console.log"
     if [ -d "$dir/root" ]; then rmdir "$dir/root"; fi
@@ -253,6 +239,7 @@ main() {
                 if is_running "$d"; then echo "$d"; fi
             done ;;
         __inner) inner "$1" "$2" ;;
+        -h | --help | help) help ;;
         *) usage ;;
     esac
 }

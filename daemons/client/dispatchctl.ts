@@ -22,8 +22,16 @@ import { VERSION } from '../common/version.js';
 import { DEFAULT_SOCKET, DispatchClient } from './client.js';
 import { openMetrics } from './metrics.js';
 import { scale, scaleState, type ScaleState } from './scale.js';
-import { formatTable, statusReport, type StatusReport } from './status.js';
+import { formatTable, problems, statusReport, type StatusReport } from './status.js';
 import { watchStatus } from './status-watch.js';
+
+/** What the user of dispatchctl can do about an error, beyond what the server said. */
+const HINTS: Partial<Record<string, string>> = {
+  TIMEOUT: 'raise --timeout (ms) if the request needs longer',
+  DEADLINE_EXCEEDED: "raise --deadline (ms), up to the server's request_deadline_ms",
+  PAYLOAD_TOO_LARGE: 'send less, or raise max_payload_bytes in /etc/dispatchd/dispatchd.conf',
+  BUSY: 'retry later, or raise max_leases / add secondaries (dispatchctl scale N)',
+};
 
 /** True when stderr is the journal (run by a unit: ExecReload=): then lines get a priority prefix. */
 function stderrIsJournal(): boolean {
@@ -39,8 +47,9 @@ function stderrIsJournal(): boolean {
 
 function fail(what: string, err: unknown): never {
   const de = err instanceof DispatchError ? err : undefined;
+  const hint = de && HINTS[de.code] && !reason(err).includes(HINTS[de.code]!) ? `; ${HINTS[de.code]}` : '';
   // <3>: priority err for journald (sd-daemon(3)), so that `journalctl -p err` shows it.
-  process.stderr.write(`${stderrIsJournal() ? '<3>' : ''}dispatchctl: ${what}: ${reason(err)}${de ? ` [${de.code}]` : ''}\n`);
+  process.stderr.write(`${stderrIsJournal() ? '<3>' : ''}dispatchctl: ${what}: ${reason(err)}${hint}${de ? ` [${de.code}]` : ''}\n`);
   process.exit(de ? exitCodeFor(de.code) : EXIT.FAILURE);
 }
 
@@ -48,6 +57,17 @@ function fail(what: string, err: unknown): never {
 function describeScale(s: ScaleState): string {
   const list = (xs: number[]) => (xs.length ? xs.join(' ') : 'none');
   return `secondaries: ${s.enabled.length} enabled (${list(s.enabled)}), running: ${list(s.running)}${s.suiteActive ? '' : ' (dispatchd.target is not active)'}\n`;
+}
+
+/** A yargs check: the option, when given, is a whole number of ms in [min, max]. */
+function wholeMs(name: string, min: number, max: number) {
+  return (a: Record<string, unknown>) => {
+    const v = a[name];
+    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max)) {
+      throw new Error(`--${name} takes a whole number of milliseconds from ${min} to ${max}, got '${String(v)}'`);
+    }
+    return true;
+  };
 }
 
 function readStdin(): Promise<Buffer> {
@@ -77,6 +97,7 @@ function defaultScoreboard(): string {
  * sentinel starts with NUL, which no real command-line argument can contain.
  */
 const STDIN = '\0-';
+
 const argv = hideBin(process.argv).map((a) => (a === '-' ? STDIN : a));
 
 await yargs(argv)
@@ -93,12 +114,15 @@ await yargs(argv)
         .positional('data', { type: 'string', describe: "request data, or '-' for standard input (DATA starting with '-' goes after '--')" })
         .option('timeout', { type: 'number', default: 60_000, describe: 'total time budget for the request, retries included (ms)' })
         .option('deadline', { type: 'number', describe: "deadline for running the request on the secondary (ms; default: the server's)" })
-        .option('verbose', { type: 'boolean', default: false, alias: 'v', describe: 'report retries on standard error' }),
+        .option('verbose', { type: 'boolean', default: false, alias: 'v', describe: 'report retries on standard error' })
+        .check(wholeMs('timeout', 1, 24 * 3_600_000))
+        .check(wholeMs('deadline', 1, 3_600_000)),
     async (a) => {
       let data: Buffer;
       try {
         // DATA that starts with a dash goes after '--': dispatchctl request echo -- -n
-        const given = a.data ?? (a['--'] as string[] | undefined)?.[0];
+        const rest = (a['--'] as Array<string | number> | undefined)?.[0];
+        const given = a.data ?? (rest === undefined ? undefined : String(rest));
         data = given === undefined || given === STDIN ? await readStdin() : Buffer.from(given, 'utf8');
       } catch (err) {
         fail('failed to read standard input', err);
@@ -158,6 +182,7 @@ await yargs(argv)
           fail('failed to read the status', err);
         }
         await writeStdout(Buffer.from(await render(report, false)));
+        if (format === 'table') for (const p of problems(report)) process.stderr.write(`dispatchctl: ${p}\n`);
         return;
       }
       // --watch: a scoreboard that goes away (the suite stopped) is reported and retried.
@@ -224,9 +249,10 @@ await yargs(argv)
   .strict()
   .version(VERSION)
   .help()
+  .alias('h', 'help')
   .fail((msg, err) => {
     // yargs passes a message for bad usage (a failed .check() included); none for an error
-    // thrown by a command.
+    // thrown by a command, which is not a usage error.
     if (err && !msg) fail('failed', err);
     process.stderr.write(`dispatchctl: ${msg}; see 'dispatchctl --help'\n`);
     process.exit(EXIT.USAGE);

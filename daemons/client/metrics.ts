@@ -11,7 +11,7 @@ import client from 'prom-client';
 import type { DaemonStatus, StatusReport } from './status.js';
 
 /** The states a daemon can be reported in (`dispatchd_daemon_state`), one sample each. */
-export const REPORTED_STATES = ['starting', 'ready', 'busy', 'full', 'stopping', 'stopped', 'dead', 'unresponsive', 'unknown'] as const;
+export const REPORTED_STATES = ['starting', 'ready', 'busy', 'full', 'stopping', 'stopped', 'dead', 'unresponsive', 'absent', 'unknown'] as const;
 
 /** The media type of {@link openMetrics}' output. */
 export const OPENMETRICS_CONTENT_TYPE = client.Registry.OPENMETRICS_CONTENT_TYPE;

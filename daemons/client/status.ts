@@ -8,7 +8,11 @@ import type { ScoreboardSnapshot, SlotData } from '../common/scoreboard.js';
 export interface DaemonStatus {
   name: string;
   pid: number;
-  /** Slot state, or `dead` when the pid is gone without having stopped, `unresponsive` when the heartbeat is stale. */
+  /**
+   * Slot state, or `dead` when the pid is gone without having stopped, `unresponsive` when
+   * the heartbeat is stale, `absent` when main or the watchdog never wrote its slot (it did
+   * not start: see its unit).
+   */
   state: string;
   requests: number;
   failures: number;
@@ -76,7 +80,27 @@ export function statusReport(file: string, snap: ScoreboardSnapshot, now: number
         latency_sum_us: d.latencySumUs,
       };
     });
+  // main and the watchdog always belong to a running suite: say so when one never started.
+  for (const name of ['main', 'watchdog']) {
+    if (!daemons.some((d) => d.name === name)) {
+      const row: DaemonStatus = { name, pid: 0, state: 'absent', requests: 0, failures: 0, active: 0, capacity: 0, queued: 0, heartbeat_age_ms: 0, restarts: 0, generation: 0, started_at: '', incidents: 0, latency_avg_ms: 0, latency_max_ms: 0, latency_sum_us: 0 };
+      if (name === 'main') daemons.unshift(row);
+      else daemons.push(row);
+    }
+  }
   return { scoreboard: file, created_at: new Date(snap.createdMs).toISOString(), daemons };
+}
+
+/** The unit of a daemon, for hints: main → dispatchd-main.service. */
+export function unitOf(name: string): string {
+  return name.startsWith('secondary-') ? `dispatchd-secondary@${name.slice('secondary-'.length)}.service` : `dispatchd-${name}.service`;
+}
+
+/** One line per daemon that is not running as it should, saying where to look. */
+export function problems(r: StatusReport): string[] {
+  return r.daemons
+    .filter((d) => ['dead', 'unresponsive', 'absent'].includes(d.state))
+    .map((d) => `${d.name} is ${d.state}: see systemctl status ${unitOf(d.name)} and journalctl -u ${unitOf(d.name)} -p warning`);
 }
 
 function age(ms: number): string {
@@ -99,6 +123,10 @@ function latency(ms: number): string {
 export function formatTable(r: StatusReport): string {
   const rows = [['NAME', 'PID', 'STATE', 'ACTIVE', 'REQUESTS', 'FAILED', 'LATENCY', 'HEARTBEAT', 'RESTARTS']];
   for (const d of r.daemons) {
+    if (d.state === 'absent') {
+      rows.push([d.name, '-', d.state, '-', '-', '-', '-', '-', '-']);
+      continue;
+    }
     const lat = d.requests > 0 && d.name !== 'watchdog' ? `${latency(d.latency_avg_ms)}/${latency(d.latency_max_ms)}` : '-';
     rows.push([d.name, String(d.pid), d.state, d.capacity ? `${d.active}/${d.capacity}` : String(d.active), String(d.requests), String(d.failures), lat, `${age(d.heartbeat_age_ms)} ago`, String(d.restarts)]);
   }

@@ -68,7 +68,7 @@ export async function runDaemon<A extends { config: string }>(spec: DaemonSpec<A
   const die = async (err: unknown, what: string): Promise<never> => {
     const de = err instanceof DispatchError ? err : undefined;
     const code = de ? exitCodeFor(de.code) : EXIT.FAILURE;
-    const hint = code === EXIT.CONFIG ? ' (not restarted: fix the configuration, then systemctl restart dispatchd.target)' : '';
+    const hint = code === EXIT.CONFIG ? "; not restarted: fix the file, then run: systemctl reset-failed 'dispatchd-*' && systemctl restart dispatchd.target" : '';
     logger.error(`${what}: ${reason(err)}${hint}`, { code: de?.code ?? 'INTERNAL', unit, exit_status: code, ...(de?.fields ?? {}), ...(err instanceof Error && !de ? { stack: err.stack } : {}) });
     try {
       notifier.status(`failed: ${reason(err)}`);

@@ -45,7 +45,22 @@ t.test('errors: one line on stderr and the documented exit code', async (t) => {
   t.match(deadline.stderr, /cut off/);
   const gone = spawnSync(process.execPath, [path.join(BUILD, 'client/dispatchctl.js'), '--socket', path.join(suite.dir, 'nothing.sock'), 'request', 'echo', 'x', '--timeout', '2000'], { encoding: 'utf8' });
   t.equal(gone.status, EXIT.UNAVAILABLE);
-  t.match(gone.stderr, /is dispatchd.target running/);
+  t.match(gone.stderr, /no such socket: dispatchd is not running; see 'systemctl status dispatchd.target'/);
+  const notSocket = spawnSync(process.execPath, [path.join(BUILD, 'client/dispatchctl.js'), '--socket', suite.configPath, 'request', 'echo', 'x', '--timeout', '2000'], { encoding: 'utf8' });
+  t.match(notSocket.stderr, /is not a socket; pass the main server's socket with --socket/);
+  const badTimeout = await suite.dispatchctl(['request', 'echo', 'x', '--timeout', 'abc']);
+  t.equal(badTimeout.code, EXIT.USAGE, 'a timeout that is not a number is a usage error');
+  t.match(badTimeout.stderr, /--timeout takes a whole number of milliseconds/);
+  const badDeadline = await suite.dispatchctl(['request', 'sleep', '1', '--deadline', '1.5']);
+  t.equal(badDeadline.code, EXIT.USAGE);
+  const numeric = await suite.dispatchctl(['request', 'echo', '--', '-5']);
+  t.equal(numeric.stdout.toString(), '-5', "numeric DATA after '--' is sent as text");
+  const big = await suite.dispatchctl(['request', 'echo', '-'], Buffer.alloc(64 * 1024 * 1024 + 1));
+  t.equal(big.code, EXIT.REJECTED, 'a payload over max_payload_bytes is refused (65), not a protocol error');
+  t.match(big.stderr, /too large.*raise max_payload_bytes/);
+  const version = await suite.dispatchctl(['--version']);
+  t.match(version.stdout.toString(), /^\d+\.\d+\.\d+\n$/);
+  t.equal((await suite.dispatchctl(['-h'])).code, 0, '-h is help');
   t.equal(gone.stderr.trim().split('\n').length, 1);
 });
 
@@ -56,8 +71,10 @@ t.test('status: a table and JSON with the contract fields', async (t) => {
   t.match(table.stdout.toString(), /\nmain\s+\d+\s+ready/);
   const json = await suite.dispatchctl(['status', '--json', '--scoreboard', suite.scoreboard]);
   const report = JSON.parse(json.stdout.toString()) as { daemons: Array<Record<string, unknown>> };
-  t.same(report.daemons.map((d) => d.name), ['main', 'secondary-1']);
-  for (const d of report.daemons) {
+  t.same(report.daemons.map((d) => d.name), ['main', 'secondary-1', 'watchdog']);
+  t.equal(report.daemons[2]!.state, 'absent', 'the watchdog (not started here) is listed as absent');
+  t.match(table.stderr, /watchdog is absent: see systemctl status dispatchd-watchdog.service/);
+  for (const d of report.daemons.filter((x) => x.state !== 'absent')) {
     for (const k of ['name', 'pid', 'state', 'requests', 'heartbeat_age_ms', 'restarts']) t.ok(k in d, `${d.name} has ${k}`);
   }
   t.equal(report.daemons[0]!.pid, suite.daemons.get('main')!.child.pid);

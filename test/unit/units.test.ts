@@ -89,7 +89,7 @@ t.test('services: Type=notify, watchdog, restart policy, start limits in [Unit],
     t.notMatch(text, /^MemoryDenyWriteExecute=yes/m, `${unit}: no MemoryDenyWriteExecute= (it breaks V8's JIT)`);
     t.notMatch(text, /^RemoveIPC=yes/m, `${unit}: no RemoveIPC= (it would delete the scoreboard)`);
     if (unit === 'dispatchd-scoreboard.service') continue;
-    for (const line of ['Type=notify', 'NotifyAccess=main', 'WatchdogSec=3s', 'Restart=on-failure', 'RestartPreventExitStatus=78', 'ExecReload=/bin/kill -HUP $MAINPID']) {
+    for (const line of ['Type=notify', 'NotifyAccess=main', 'WatchdogSec=3s', 'Restart=on-failure', 'RestartPreventExitStatus=64 78', 'ExecReload=/bin/kill -HUP $MAINPID']) {
       t.match(section('Service'), new RegExp(`^${line.replace(/[$]/g, '\\$')}$`, 'm'), `${unit}: ${line}`);
     }
   }

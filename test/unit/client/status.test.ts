@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { ScoreboardSnapshot } from '../../../daemons/common/scoreboard.js';
-import { formatTable, STALE_HEARTBEAT_MS, statusReport } from '../../../daemons/client/status.js';
+import { formatTable, problems, STALE_HEARTBEAT_MS, statusReport } from '../../../daemons/client/status.js';
 import { daemon, NOW, secondary } from '../lib/slots.js';
 
 const FILE = '/dev/shm/dispatchd.scoreboard';
@@ -48,7 +48,19 @@ t.test('the report: order, fields and derived values', async (t) => {
 
 t.test('secondaries are ordered by number, not by name', async (t) => {
   const r = statusReport(FILE, snap([secondary(10), secondary(9), secondary(1)]), NOW, everyoneAlive);
-  t.same(r.daemons.map((d) => d.name), ['secondary-1', 'secondary-9', 'secondary-10']);
+  t.same(r.daemons.map((d) => d.name), ['main', 'secondary-1', 'secondary-9', 'secondary-10', 'watchdog']);
+});
+
+t.test('main and the watchdog are listed as absent when they never started, with a hint', async (t) => {
+  const r = statusReport(FILE, snap([secondary(1)]), NOW, everyoneAlive);
+  t.same(r.daemons.map((d) => [d.name, d.state, d.pid]), [['main', 'absent', 0], ['secondary-1', 'ready', 1001], ['watchdog', 'absent', 0]]);
+  t.same(problems(r), [
+    'main is absent: see systemctl status dispatchd-main.service and journalctl -u dispatchd-main.service -p warning',
+    'watchdog is absent: see systemctl status dispatchd-watchdog.service and journalctl -u dispatchd-watchdog.service -p warning',
+  ]);
+  t.match(formatTable(r), /\nmain\s+-\s+absent\s+-/, 'the table shows the absent row');
+  const empty = statusReport(FILE, snap([]), NOW, everyoneAlive);
+  t.same(empty.daemons.map((d) => d.state), ['absent', 'absent'], 'an empty scoreboard is not an empty table');
 });
 
 t.test('dead and unresponsive', async (t) => {
@@ -65,7 +77,7 @@ t.test('dead and unresponsive', async (t) => {
     NOW,
     alive,
   );
-  t.same(r.daemons.map((d) => [d.name, d.state]), [
+  t.same(r.daemons.filter((d) => d.state !== 'absent').map((d) => [d.name, d.state]), [
     ['secondary-1', 'dead'],
     ['secondary-2', 'unresponsive'],
     ['secondary-3', 'stopped'],
@@ -77,18 +89,18 @@ t.test('dead and unresponsive', async (t) => {
 
 t.test('a heartbeat from a clock ahead gives age 0, never negative', async (t) => {
   const r = statusReport(FILE, snap([secondary(1, { heartbeatMs: NOW + 500 })]), NOW, everyoneAlive);
-  t.equal(r.daemons[0]!.heartbeat_age_ms, 0);
+  t.equal(r.daemons.find((d) => d.name === 'secondary-1')!.heartbeat_age_ms, 0);
 });
 
 t.test('restarts never go negative (a slot with starts 0)', async (t) => {
   const r = statusReport(FILE, snap([secondary(1, { starts: 0 })]), NOW, everyoneAlive);
-  t.equal(r.daemons[0]!.restarts, 0);
+  t.equal(r.daemons.find((d) => d.name === 'secondary-1')!.restarts, 0);
 });
 
 t.test('an empty scoreboard', async (t) => {
   const r = statusReport(FILE, snap([]), NOW, everyoneAlive);
-  t.same(r.daemons, []);
-  t.equal(formatTable(r), 'NAME  PID  STATE  ACTIVE  REQUESTS  FAILED  LATENCY  HEARTBEAT  RESTARTS\n', 'just the header');
+  t.same(r.daemons.map((d) => [d.name, d.state]), [['main', 'absent'], ['watchdog', 'absent']]);
+  t.equal(formatTable(r).split('\n')[0], 'NAME      PID  STATE   ACTIVE  REQUESTS  FAILED  LATENCY  HEARTBEAT  RESTARTS', 'the header');
 });
 
 t.test('formatTable: aligned columns', async (t) => {

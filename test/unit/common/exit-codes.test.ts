@@ -102,6 +102,6 @@ t.test('units wire "bad configuration" to RestartPreventExitStatus=', { skip: mi
   t.ok(services.length > 0, 'there are daemon units');
   for (const s of services) {
     const text = fs.readFileSync(`${dir}/${s}`, 'utf8');
-    t.match(text, new RegExp(`^RestartPreventExitStatus=${EXIT.CONFIG}$`, 'm'), s);
+    t.match(text, new RegExp(`^RestartPreventExitStatus=${EXIT.USAGE} ${EXIT.CONFIG}$`, "m"), s);
   }
 });
