@@ -312,6 +312,7 @@ export class MainServer {
     conn.busy();
     this.inflight++;
     this.markDirty();
+    const started = performance.now();
     try {
       const parsed = LeaseRequest.safeParse(frame.header);
       if (!parsed.success) {
@@ -319,6 +320,7 @@ export class MainServer {
       }
       const grant = await this.lease(parsed.data.type, parsed.data.wait_ms);
       this.slot.data.requests++;
+      this.slot.addLatency(Math.round((performance.now() - started) * 1000));
       conn.send(grant);
     } catch (err) {
       const de = err instanceof DispatchError ? err : new DispatchError('INTERNAL', `failed to grant a lease: ${reason(err)}`, { cause: err });

@@ -7,7 +7,7 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { DEFAULT_CONFIG_PATH, loadConfig } from '../common/config.js';
+import { DEFAULT_CONFIG_PATH, loadPaths } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { EXIT, exitCodeFor } from '../common/exit-codes.js';
 import { stderrIsJournal } from '../common/logger.js';
@@ -27,9 +27,14 @@ const argv = await yargs(hideBin(process.argv))
   })
   .parseAsync();
 
+const journal = stderrIsJournal();
 try {
-  const config = loadConfig(argv.config, argv.config !== DEFAULT_CONFIG_PATH);
-  const file = config.paths.scoreboard;
+  const { paths, problem } = loadPaths(argv.config, argv.config !== DEFAULT_CONFIG_PATH);
+  if (problem) {
+    // <4> is the journal's priority prefix (warning), shown only when stderr is the journal.
+    process.stderr.write(`${journal ? '<4>' : ''}dispatchd-scoreboard: ${problem}; using scoreboard '${paths.scoreboard}' (the daemons refuse to start until the file is fixed)\n`);
+  }
+  const file = paths.scoreboard;
   if (argv._[0] === 'create') {
     const created = createScoreboard(file, { replaceInvalid: true });
     process.stdout.write(created ? `created scoreboard ${file}\n` : `kept the existing scoreboard ${file}\n`);
@@ -39,6 +44,6 @@ try {
   }
 } catch (err) {
   // <3> is the journal's priority prefix (err), shown only when stderr is the journal.
-  process.stderr.write(`${stderrIsJournal() ? '<3>' : ''}dispatchd-scoreboard: ${reason(err)}\n`);
+  process.stderr.write(`${journal ? '<3>' : ''}dispatchd-scoreboard: ${reason(err)}\n`);
   process.exit(err instanceof DispatchError ? exitCodeFor(err.code) : EXIT.FAILURE);
 }

@@ -6,8 +6,9 @@
  * - a `sleep` past the request deadline is cut off with a logged diagnostic (type, deadline,
  *   lease, secondary) and the secondary stays healthy;
  * - a crash storm: a daemon that keeps dying ends `failed` (start-limit-hit), and the journal
- *   says why, in its own words and systemd's;
- * - a bad configuration exits 78 (EX_CONFIG) and is not restarted in a loop.
+ *   says why, in its own words and systemd's.
+ *
+ * A bad configuration (exit 78, not restarted in a loop): test/system/bad-config.test.ts.
  */
 import t from 'tap';
 import { clientScript } from './lib/inside.js';
@@ -55,7 +56,7 @@ if (sb) {
       `,
     );
     t.equal(r.code, 75, `exit 75 (BUSY): ${r.stderr.trim()}`);
-    t.match(r.stderr, /every secondary is busy .*; retry after \d+ ms \[BUSY\]/, 'busy, retry after N ms');
+    t.match(r.stderr, /every secondary is busy .*; retry after \d+ ms.*\[BUSY\]/, 'busy, retry after N ms');
     t.ok(r.ms < 3000 + 3000, `answered in ${r.ms} ms: within its 3 s budget plus dispatchctl's start-up`);
     t.equal((await sb.exec(['dispatchctl', 'request', 'echo', 'free'])).stdout.toString(), 'free', 'served again once the leases are free');
   });
@@ -65,7 +66,7 @@ if (sb) {
     const from = await since();
     const r = await sb.exec(['dispatchctl', 'request', 'sleep', '5000'], { timeoutMs: 20_000 });
     t.equal(r.code, 124, `exit 124 (timed out): ${r.stderr.trim()}`);
-    t.match(r.stderr, /the 'sleep' request ran past its deadline of 1000 ms and was cut off \[DEADLINE_EXCEEDED\]/);
+    t.match(r.stderr, /the 'sleep' request ran past its deadline of 1000 ms and was cut off.* \[DEADLINE_EXCEEDED\]/);
     t.ok(r.ms < 5000, `cut off, not slept through (${r.ms} ms)`);
     const entry = await until('the diagnostic in the journal', 10_000, async () => {
       const j = await sb.out(`journalctl --no-pager -q --since '${from}' -t dispatchd-secondary -g "cut off a 'sleep' request" -o json || true`);
@@ -82,33 +83,13 @@ if (sb) {
     t.equal((await sb.exec(['dispatchctl', 'request', 'echo', 'healthy'])).stdout.toString(), 'healthy', 'and serve on');
   });
 
-  t.test('a bad configuration exits 78 and is not restarted in a loop', async (t) => {
-    await configure('main', 'queue_max = -1');
-    const from = await since();
-    await sb.sh('systemctl restart dispatchd-main.service');
-    const s = await until('dispatchd-main to fail', 10_000, async () => {
-      const x = await sb.show('dispatchd-main.service', 'ActiveState', 'Result', 'ExecMainStatus', 'NRestarts');
-      return x.ActiveState === 'failed' ? x : undefined;
-    });
-    t.equal(s.ExecMainStatus, '78', 'exit status 78 (EX_CONFIG)');
-    t.equal(s.Result, 'exit-code');
-    // Give Restart= every chance to loop: RestartSec= is 250 ms.
-    await new Promise((r) => setTimeout(r, 2000));
-    const later = await sb.show('dispatchd-main.service', 'ActiveState', 'NRestarts');
-    t.same(later, { ActiveState: 'failed', NRestarts: '0' }, 'still failed, never restarted');
-    const errors = await sb.out(`journalctl --no-pager -q --since '${from}' -u dispatchd-main -p err -o cat`);
-    t.match(errors, /failed to load configuration '\/etc\/dispatchd\/dispatchd.conf' line \d+: key 'main.queue_max'/, `the journal names the file, line and key: ${errors.trim()}`);
-    t.match(errors, /not restarted: fix the configuration/, 'and says it is not restarted');
-    await sb.out(`cp ${CONF}.orig ${CONF}`);
-  });
-
   t.test('a crash storm: a daemon that keeps dying ends failed, and the journal says why', async (t) => {
     await sb.out(`cp ${CONF}.orig ${CONF}`);
     await restartSuite();
     // Every start of secondary 2 now fails: its scoreboard is gone (the running daemons keep
-    // theirs open). Restart= starts it again and again, until the start limit (30 in 150 s).
+    // theirs open). Restart= starts it again and again, until the start limit (60 in 300 s).
     const from = await since();
-    await sb.out('rm /dev/shm/dispatchd.scoreboard && systemctl kill --kill-who=main -s SIGKILL dispatchd-secondary@2.service');
+    await sb.out('rm /dev/shm/dispatchd.scoreboard && systemctl kill -s SIGKILL dispatchd-secondary@2.service');
     const s = await until('secondary 2 to end failed', 120_000, async () => {
       const x = await sb.show('dispatchd-secondary@2.service', 'ActiveState', 'Result', 'NRestarts');
       return x.ActiveState === 'failed' ? x : undefined;

@@ -37,8 +37,9 @@ export interface ChaosOptions {
   /** How long a freeze lasts before SIGCONT, ms: uniform in [min, max] (default 200 … 2500). */
   freezeMs?: [number, number];
   /**
-   * At most this many faults per daemon within 150 s (default 12): the units allow 30 starts in
-   * 150 s, and a crash loop that reaches that is a failure of its own (test/system/limits),
+   * At most this many faults per daemon within 150 s (default 12): at most 24 in 300 s, 48 with
+   * the watchdog's restarts of frozen ones, under the units' start limit of 60 in 300 s; a
+   * crash loop that reaches that is a failure of its own (test/system/limits),
    * not what chaos measures.
    */
   maxPerDaemon?: number;

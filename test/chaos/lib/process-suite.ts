@@ -193,7 +193,7 @@ export class ProcessSuite implements UnitManager {
     return this.procs.get(name)?.child.pid;
   }
 
-  /** Sends a signal to a daemon's process (a fault), as `systemctl kill --kill-who=main` does. */
+  /** Sends a signal to a daemon's process (a fault), as `systemctl kill` does (one process per unit). */
   signal(name: string, sig: NodeJS.Signals): boolean {
     const p = this.procs.get(name);
     if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return false;

@@ -66,14 +66,10 @@ export class SandboxTarget {
     }
   }
 
-  /**
-   * Sends a signal to a unit's main process through systemd. `--kill-who=main`: each dispatchd
-   * unit is one process, and in a sandbox on a cgroup-v1 host systemd cannot walk the unit's
-   * cgroup for other processes (it reports EIO after signalling the main process).
-   */
+  /** Sends a signal to a unit's processes through systemd, as the contract's operator does. */
   async signal(daemon: string, sig: 'SIGKILL' | 'SIGSTOP' | 'SIGCONT' | 'SIGTERM'): Promise<boolean> {
     const unit = SANDBOX_UNITS[daemon] ?? daemon;
-    const r = await this.exec(['systemctl', 'kill', '--kill-who=main', '-s', sig, unit]);
+    const r = await this.exec(['systemctl', 'kill', '-s', sig, unit]);
     return r.code === 0;
   }
 

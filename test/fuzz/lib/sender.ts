@@ -67,7 +67,7 @@ async function socketCase(c: FuzzCase & { endpoint: { kind: 'socket' } }, r: Sen
       if (framingError) extra = true;
       const code = f.frame.header.ok === true ? 'ok' : String(f.frame.header.code);
       first ??= code;
-      if (/^FRAME_|^IDLE_TIMEOUT$/.test(code)) framingError = true;
+      if (/^FRAME_|^IDLE_TIMEOUT$|^PAYLOAD_TOO_LARGE$/.test(code)) framingError = true;
     }
   });
   s.on('error', () => undefined); // reset by the server while writing: expected
