@@ -14,7 +14,7 @@ import { DispatchError } from './errors.js';
 import { MailboxMessage, PIPE_BUF } from './messages.js';
 
 const NEWLINE = 0x0a;
-/** Every message starts so (encodeMessage writes `v` first); where a damaged line is retried. */
+/** Every message starts so (every daemon builds its messages with `v` first, and JSON.stringify keeps the order); where a damaged line is retried. */
 const MESSAGE_START = Buffer.from('{"v":');
 /** A message's bytes without its newline are at most this long. */
 const MAX_MESSAGE_BYTES = PIPE_BUF - 1;
