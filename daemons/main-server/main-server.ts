@@ -179,8 +179,8 @@ export class MainServer {
 
   statusLine(): string {
     const d = this.slot.data;
-    const adopted = this.ended.adopted ? ` (${this.ended.adopted} adopted from an earlier main)` : '';
-    return `${this.stopping ? 'stopping' : 'ready'}: ${d.requests} leases granted, ${d.failures} refused, ${this.ended.own + this.ended.adopted} ended${adopted}, ${this.inflight} in progress, ${this.queue.length} queued; ${this.secondariesAlive} secondaries alive`;
+    const adopted = this.ended.adopted ? `; ${this.ended.adopted} leases of an earlier main process accounted for` : '';
+    return `${this.stopping ? 'stopping' : 'ready'}: ${d.requests} leases granted, ${d.failures} refused, ${this.inflight} in progress, ${this.queue.length} queued; ${this.secondariesAlive} secondaries alive${adopted}`;
   }
 
   private pickOptions(now: number) {
