@@ -26,9 +26,9 @@ if (sb) {
   const SECONDARIES = ['dispatchd-secondary@1.service', 'dispatchd-secondary@2.service'];
   const since = async () => (await sb.out('date "+%Y-%m-%d %H:%M:%S"')).trim();
 
-  // Each fault hits main about 1.5 s into a 7 s load of 20 clients: well over 1000 requests
+  // Each fault hits main about 1.5 s into a 5 s load of 20 clients: well over 1000 requests
   // before, during and after it.
-  const LOAD = { clients: 20, durationMs: 7000 };
+  const LOAD = { clients: 20, durationMs: 5000 };
   const faults: Array<[string, string]> = [
     ['frozen (SIGSTOP)', 'systemctl kill -s SIGSTOP dispatchd-main.service'],
     ['killed (SIGKILL)', 'systemctl kill -s SIGKILL dispatchd-main.service'],

@@ -85,9 +85,14 @@ if (sb) {
 
   t.test('a crash storm: a daemon that keeps dying ends failed, and the journal says why', async (t) => {
     await sb.out(`cp ${CONF}.orig ${CONF}`);
+    // The shipped limit is 60 starts in 300 s (units/*.service). With the earlier 30 in 150 s
+    // this loop ended after 30 restarts in about 22 s (measured); at 60 it takes twice that.
+    // A drop-in lowers the limit for this unit to keep the test short: what is tested is that
+    // the loop ends, failed, and what the journal says.
+    await sb.out("mkdir -p /run/systemd/system/dispatchd-secondary@2.service.d && printf '[Unit]\\nStartLimitBurst=8\\n' > /run/systemd/system/dispatchd-secondary@2.service.d/storm.conf && systemctl daemon-reload");
     await restartSuite();
     // Every start of secondary 2 now fails: its scoreboard is gone (the running daemons keep
-    // theirs open). Restart= starts it again and again, until the start limit (60 in 300 s).
+    // theirs open). Restart= starts it again and again, until the start limit.
     const from = await since();
     await sb.out('rm /dev/shm/dispatchd.scoreboard && systemctl kill -s SIGKILL dispatchd-secondary@2.service');
     const s = await until('secondary 2 to end failed', 120_000, async () => {
@@ -96,12 +101,13 @@ if (sb) {
     }, 500);
     // systemd 252 keeps the result of the last death (exit-code); later ones say start-limit-hit.
     t.match(s.Result, /^(exit-code|start-limit-hit)$/, `failed (${s.Result}) after ${s.NRestarts} restarts`);
-    t.ok(Number(s.NRestarts) >= 20, `restarted ${s.NRestarts} times first`);
+    t.ok(Number(s.NRestarts) >= 6, `restarted ${s.NRestarts} times first`);
     const own = await sb.out(`journalctl --no-pager -q --since '${from}' -t dispatchd-secondary -p err -o cat | tail -n 1`);
     t.match(own, /failed to start dispatchd-secondary@2.service: failed to open scoreboard '\/dev\/shm\/dispatchd.scoreboard': it does not exist/, `each death says why: ${own.trim()}`);
     const systemd = await sb.out(`journalctl --no-pager -q --since '${from}' -u dispatchd-secondary@2.service -o cat | grep -E 'repeated too quickly|start-limit-hit' || true`);
     t.match(systemd, /Start request repeated too quickly/, 'systemd says it gave up, and why');
     t.equal((await sb.exec(['dispatchctl', 'request', 'echo', 'still'])).stdout.toString(), 'still', 'the rest of the suite serves on');
+    await sb.out('rm -r /run/systemd/system/dispatchd-secondary@2.service.d && systemctl daemon-reload');
     await restartSuite();
     t.equal((await sb.exec(['dispatchctl', 'request', 'echo', 'whole'])).stdout.toString(), 'whole', 'whole again after a restart of the suite');
   });

@@ -8,7 +8,7 @@
 import t, { type Test } from 'tap';
 import type { LoadReport } from '../chaos/lib/load.js';
 import { describeLoad, startLoadInside, tools, type RunningLoad } from './lib/inside.js';
-import { installedSuite, leftovers, UNITS, untilUnits } from './lib/suite.js';
+import { installedSuite, UNITS, untilUnits } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
 
@@ -21,23 +21,39 @@ if (sb) {
   let lastLines = 0;
   let cycles = 0;
 
-  const invocations = async (): Promise<string[]> => (await sb.out(`for u in ${DAEMONS.join(' ')}; do systemctl show -p InvocationID --value -- "$u"; done`)).trim().split('\n');
+  const unitList = UNITS.map((u) => `'${u}'`).join(' ');
+  /** The invocation of each daemon's unit now, to find its last lines in the journal after the stop. */
+  let ids: string[] = [];
 
+  /**
+   * Stops the suite and checks it in one script (each exec into the sandbox costs a process
+   * start; under load they add up): how long until every unit is inactive, each unit's
+   * Result=, what is left behind, and the daemons' last journal lines for their invocations.
+   */
   const stopAndCheck = async (t: Test, label: string): Promise<boolean> => {
-    const ids = await invocations();
-    const t0 = Date.now();
-    const r = await sb.sh('systemctl stop dispatchd.target');
-    // `systemctl stop` waits for the target's own job; the units stop right after it.
-    await untilUnits(sb, UNITS, 'inactive', 5_000).catch((err: Error) => t.fail(`${label}: ${err.message}`));
-    const ms = Date.now() - t0;
-    let ok = t.equal(r.code, 0, `${label}: systemctl stop exits 0`);
-    ok = t.ok(ms < 5_000, `${label}: every unit stopped in ${ms} ms (< 5000)`) && ok;
-    const results = await sb.out(`for u in ${UNITS.map((u) => `'${u}'`).join(' ')}; do echo "$u $(systemctl show -p Result --value -- "$u")"; done`);
-    const bad = results.trim().split('\n').filter((l) => !/ (success)?$/.test(l));
+    const script = `
+      t0=$(date +%s%3N)
+      systemctl stop dispatchd.target || echo "stop-failed $?"
+      # \`systemctl stop\` waits for the target's own job; the units stop right after it.
+      for i in $(seq 1 100); do
+        n=0; for u in ${unitList}; do [ "$(systemctl show -p ActiveState --value -- "$u")" = inactive ] || n=$((n+1)); done
+        [ $n = 0 ] && break; sleep 0.05
+      done
+      echo "ms $(( $(date +%s%3N) - t0 )) still-active $n"
+      for u in ${unitList}; do echo "result $u $(systemctl show -p Result --value -- "$u")"; done
+      pgrep -a -u dispatchd 2>/dev/null | sed "s/^/left process: /" || true
+      if [ -d /run/dispatchd ]; then ls -A /run/dispatchd | sed "s|^|left /run/dispatchd/|"; fi
+      if [ -e /dev/shm/dispatchd.scoreboard ]; then echo "left /dev/shm/dispatchd.scoreboard"; fi
+      journalctl --no-pager -q -o cat -g 'stopped cleanly' ${ids.map((id) => `_SYSTEMD_INVOCATION_ID=${id}`).join(' + ')} | sed 's/^/last /' || true`;
+    const out = (await sb.out(script, { timeoutMs: 30_000 })).split('\n');
+    const [, ms, active] = /^ms (\d+) still-active (\d+)$/.exec(out.find((l) => l.startsWith('ms ')) ?? '') ?? [];
+    let ok = t.notOk(out.some((l) => l.startsWith('stop-failed')), `${label}: systemctl stop exits 0`);
+    ok = t.ok(active === '0' && Number(ms) < 5_000, `${label}: every unit stopped in ${ms} ms (< 5000)`) && ok;
+    const bad = out.filter((l) => l.startsWith('result ') && !/ (success)?$/.test(l));
     ok = t.same(bad, [], `${label}: every unit ended with Result=success`) && ok;
-    ok = t.same(await leftovers(sb), [], `${label}: no process, FIFO, socket or segment left`) && ok;
+    ok = t.same(out.filter((l) => l.startsWith('left ')), [], `${label}: no process, FIFO, socket or segment left`) && ok;
     // The last line each daemon logs before it exits, in the journal under its unit's invocation.
-    const last = await sb.out(`journalctl --no-pager -q -o cat -g 'stopped cleanly' ${ids.map((id) => `_SYSTEMD_INVOCATION_ID=${id}`).join(' + ')} || true`);
+    const last = out.filter((l) => l.startsWith('last ')).join('\n');
     const found = DAEMONS.filter((u) => last.includes(`${u} stopped cleanly`));
     lastLines += found.length;
     cycles++;
@@ -46,11 +62,18 @@ if (sb) {
   };
 
   const startAndCheck = async (t: Test, label: string): Promise<boolean> => {
-    const r = await sb.sh('systemctl start dispatchd.target');
-    let ok = t.equal(r.code, 0, `${label}: systemctl start exits 0 (${r.stderr.trim()})`);
-    await untilUnits(sb, UNITS, 'active', 10_000).catch((err: Error) => (ok = t.fail(`${label}: ${err.message}`)));
-    const echo = await sb.exec(['dispatchctl', 'request', 'echo', label]);
-    ok = t.equal(echo.stdout.toString(), label, `${label}: serving (${echo.stderr.trim()})`) && ok;
+    const r = await sb.sh(`
+      systemctl start dispatchd.target
+      for i in $(seq 1 200); do
+        n=0; for u in ${unitList}; do [ "$(systemctl show -p ActiveState --value -- "$u")" = active ] || n=$((n+1)); done
+        [ $n = 0 ] && break; sleep 0.05
+      done
+      [ $n = 0 ] || { echo "$n units not active" >&2; exit 1; }
+      for u in ${DAEMONS.join(' ')}; do systemctl show -p InvocationID --value -- "$u"; done
+      dispatchctl request echo '${label}'`);
+    const out = r.stdout.toString().split('\n');
+    ids = out.slice(0, DAEMONS.length);
+    const ok = t.equal(r.code === 0 ? out[DAEMONS.length] : r.stderr.trim(), label, `${label}: started, every unit active, serving`);
     // Let the load run through this start for a moment before the next stop.
     await new Promise((r) => setTimeout(r, 300));
     return ok;
@@ -65,6 +88,7 @@ if (sb) {
   };
 
   t.test('systemctl stop dispatchd.target under load: within 5 s, Result=success, nothing left behind', async (t) => {
+    ids = (await sb.out(`for u in ${DAEMONS.join(' ')}; do systemctl show -p InvocationID --value -- "$u"; done`)).trim().split('\n');
     load = await startLoadInside(target, { clients: 10, durationMs: 600_000, timeoutMs: 3000, types: 'sleep,echo,sha256' });
     await new Promise((r) => setTimeout(r, 1000));
     await stopAndCheck(t, 'stop');
