@@ -62,7 +62,6 @@ export class SecondaryServer {
   private running = 0;
   private connSeq = 0;
   private stopping = false;
-  private publishScheduled = false;
   private drained: (() => void) | undefined;
 
   private constructor(private readonly o: SecondaryServerOptions) {
@@ -146,15 +145,6 @@ export class SecondaryServer {
     } catch (err) {
       this.incident('scoreboard', `failed to publish to the scoreboard: ${reason(err)}, ignoring`, {});
     }
-  }
-
-  private markDirty(): void {
-    if (this.publishScheduled) return;
-    this.publishScheduled = true;
-    setImmediate(() => {
-      this.publishScheduled = false;
-      this.publishNow();
-    });
   }
 
   private incident(key: string, message: string, fields: Record<string, unknown>, level: IncidentLevel = 'error'): void {
@@ -293,7 +283,8 @@ export class SecondaryServer {
       conn.send(errorReply(de));
     } finally {
       this.running--;
-      this.markDirty();
+      // The counters reach the scoreboard with the next heartbeat (≤ 1 s) or lease change, not
+      // per request: a publish is three pwrite(2)s (docs/SCOREBOARD.md §4).
       if (!conn.isClosed) conn.idle();
       if (this.drained && this.running === 0) this.drained();
     }
