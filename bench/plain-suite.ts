@@ -41,7 +41,8 @@ export class PlainSuite {
    */
   static async start(secondaries: number, nodeArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<PlainSuite> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-bench-'));
-    const scoreboard = path.join(dir, 'scoreboard');
+    const shm = fs.existsSync('/dev/shm') ? '/dev/shm' : dir;
+    const scoreboard = path.join(shm, `dispatchd-bench-${path.basename(dir)}.scoreboard`);
     const config = path.join(dir, 'dispatchd.conf');
     fs.writeFileSync(config, `[paths]\nruntime_dir = "${dir}"\nscoreboard = "${scoreboard}"\n`);
     createScoreboard(scoreboard);
@@ -94,5 +95,6 @@ export class PlainSuite {
     this.children.clear();
     for (const fd of this.fifos.splice(0)) fs.closeSync(fd);
     fs.rmSync(this.dir, { recursive: true, force: true });
+    fs.rmSync(this.scoreboard, { force: true });
   }
 }
