@@ -21,12 +21,14 @@ import type { MailboxMessage, Reserve } from '../common/messages.js';
 import type { Notifier } from '../common/notify.js';
 import { describeIssue, errorReply, REQUEST_TYPES, RunRequest, type RequestType, type RunResult } from '../common/protocol.js';
 import { SlotWriter } from '../common/scoreboard.js';
-import { HANDLERS } from './request-types.js';
+import { HANDLERS, WAITING_TYPES } from './request-types.js';
 
 const DRAIN_MS = 1500;
 const TICK_MS = 1000;
 /** How many ended leases are remembered, to tell "expired" from "unknown" (bounded). */
 const TOMBSTONES = 4096;
+/** The signal handed to handlers that finish within one turn (never aborted). */
+const NO_DEADLINE = new AbortController().signal;
 
 export interface SecondaryServerOptions {
   config: Config;
@@ -292,6 +294,8 @@ export class SecondaryServer {
 
   /** Runs one request, cut off at its deadline. @throws DispatchError DEADLINE_EXCEEDED, BAD_REQUEST. */
   private async execute(type: RequestType, data: Buffer, deadlineMs: number, ctx: { peer: string; lease: string }): Promise<Buffer> {
+    // No AbortController and timer per request for types that cannot be cut off anyway.
+    if (!WAITING_TYPES.has(type)) return HANDLERS[type](data, NO_DEADLINE);
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), deadlineMs);
     const started = Date.now();
