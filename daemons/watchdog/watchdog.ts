@@ -21,6 +21,12 @@ import type { UnitManager, UnitState } from './unit-manager.js';
 
 /** A restart not finished after this long (ms) is escalated to SIGKILL of the main process. */
 export const ESCALATE_AFTER_MS = 3000;
+/**
+ * While every probed daemon answers, the unit list (a D-Bus call, the costliest part of a
+ * probe round) is refreshed at least this often, to pick up new or removed secondaries (ms).
+ * A round that finds an unanswered ping or a restart in progress always refreshes it first.
+ */
+export const UNIT_LIST_MAX_AGE_MS = 2000;
 
 export interface WatchdogOptions {
   config: Config;
@@ -60,6 +66,7 @@ export class Watchdog {
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
   private seq = 0;
+  private listedAtMs = 0;
   private ticking: Promise<void> | undefined;
 
   private constructor(private readonly o: WatchdogOptions) {
@@ -127,10 +134,13 @@ export class Watchdog {
   async tick(): Promise<void> {
     const now = Date.now();
     let units: UnitState[] | undefined;
-    try {
-      units = await this.o.units.list();
-    } catch (err) {
-      this.incident('list', 'error', `${reason(err)}; probing the daemons already known`, { code: err instanceof DispatchError ? err.code : 'RESTART_FAILED' });
+    if (this.needUnitList(now)) {
+      try {
+        units = await this.o.units.list();
+        this.listedAtMs = now;
+      } catch (err) {
+        this.incident('list', 'error', `${reason(err)}; probing the daemons already known`, { code: err instanceof DispatchError ? err.code : 'RESTART_FAILED' });
+      }
     }
     if (units) this.refreshTargets(units, now);
     for (const t of this.targets.values()) {
@@ -151,6 +161,13 @@ export class Watchdog {
     this.o.notifier.status(this.statusLine());
     // Only a probe loop that completes keeps the watchdog alive in systemd's eyes.
     this.o.notifier.keepalive();
+  }
+
+  /** Whether this round must ask systemd for the units' states (see {@link UNIT_LIST_MAX_AGE_MS}). */
+  private needUnitList(now: number): boolean {
+    if (this.targets.size === 0 || now - this.listedAtMs >= UNIT_LIST_MAX_AGE_MS) return true;
+    for (const t of this.targets.values()) if (t.sent > t.acked || t.restartedAtMs !== undefined) return true;
+    return false;
   }
 
   /**
