@@ -17,11 +17,14 @@ import { connectFramed, DispatchClient, Session, exchange } from '../daemons/cli
 import { DispatchError } from '../daemons/common/errors.js';
 import { LatencyRecorder, type LatencySummary } from './stats.js';
 
-export type TargetKind = 'bare' | 'dispatchd';
+export type TargetKind = 'bare' | 'dispatchd' | 'relay';
 export type LoadMode = 'session' | 'handshake';
 
 export interface LoadOptions {
-  /** `bare`: a bench/bare-server.ts socket; `dispatchd`: a main server's socket. */
+  /**
+   * `bare`: a bench/bare-server.ts socket; `dispatchd`: a main server's socket; `relay`: the
+   * front socket of bench/relay-floor.ts (the handshake's hops without dispatchd's logic).
+   */
   target: TargetKind;
   socket: string;
   mode: LoadMode;
@@ -82,6 +85,33 @@ async function openClient(o: LoadOptions, payload: Buffer): Promise<VirtualClien
           const f = await exchange(conn, { op: 'run', type: o.type }, payload, TIMEOUT_MS, 'the bare server');
           if (f.header.ok !== true) throw new Error(`bare server answered ${JSON.stringify(f.header)}`);
           return f.body;
+        } finally {
+          conn.end(100);
+        }
+      },
+      close: () => undefined,
+    };
+  }
+  if (o.target === 'relay') {
+    // As DispatchClient.request: ask the front where to go, then run there.
+    const where = async (): Promise<string> => {
+      const c = await connectFramed(o.socket, 0, 5000);
+      try {
+        return String((await exchange(c, { op: 'lease', type: o.type }, undefined, TIMEOUT_MS, 'the relay front')).header.socket);
+      } finally {
+        c.end(100);
+      }
+    };
+    const run = async (conn: Awaited<ReturnType<typeof connectFramed>>) => (await exchange(conn, { op: 'run', type: o.type }, payload, TIMEOUT_MS, 'the relay back')).body;
+    if (o.mode === 'session') {
+      const conn = await connectFramed(await where(), MAX_RESULT_BYTES, 5000);
+      return { request: () => run(conn), close: () => conn.end(100) };
+    }
+    return {
+      request: async () => {
+        const conn = await connectFramed(await where(), MAX_RESULT_BYTES, 5000);
+        try {
+          return await run(conn);
         } finally {
           conn.end(100);
         }

@@ -12,6 +12,8 @@ export interface ProcSample {
   /** Resident set size now, and its peak, in MiB (VmRSS, VmHWM). */
   rssMiB: number;
   hwmMiB: number;
+  /** Proportional set size, in MiB: RSS with each shared page divided among its sharers (NaN if unknown). */
+  pssMiB: number;
 }
 
 let ticks: number | undefined;
@@ -30,7 +32,13 @@ export function sampleProcess(pid: number): ProcSample {
   const stime = Number(f[12]);
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { pid, cpuSeconds: (utime + stime) / clockTicks(), rssMiB: kib('VmRSS') / 1024, hwmMiB: kib('VmHWM') / 1024 };
+  let pss = NaN;
+  try {
+    pss = Number(/^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? NaN) / 1024;
+  } catch {
+    // smaps_rollup needs Linux 4.14 and the right to read the process's maps
+  }
+  return { pid, cpuSeconds: (utime + stime) / clockTicks(), rssMiB: kib('VmRSS') / 1024, hwmMiB: kib('VmHWM') / 1024, pssMiB: pss };
 }
 
 export interface IdleResult {
@@ -40,6 +48,7 @@ export interface IdleResult {
   cpuPercent: number;
   rssMiB: number;
   hwmMiB: number;
+  pssMiB: number;
 }
 
 /** Samples each process, waits `seconds`, samples again. */
@@ -50,6 +59,6 @@ export async function measureIdle(pids: Record<string, number>, seconds: number)
   const elapsed = (performance.now() - t0) / 1000;
   return before.map(({ name, s }) => {
     const after = sampleProcess(s.pid);
-    return { name, pid: s.pid, cpuPercent: ((after.cpuSeconds - s.cpuSeconds) / elapsed) * 100, rssMiB: after.rssMiB, hwmMiB: after.hwmMiB };
+    return { name, pid: s.pid, cpuPercent: ((after.cpuSeconds - s.cpuSeconds) / elapsed) * 100, rssMiB: after.rssMiB, hwmMiB: after.hwmMiB, pssMiB: after.pssMiB };
   });
 }

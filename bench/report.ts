@@ -16,7 +16,7 @@ export interface BenchResults {
   options: Record<string, number | string>;
   /** Targets left out, with the reason. */
   skipped: Record<string, string>;
-  /** Load runs by measure, then by target (bare, cluster, plain, plain-1, systemd). */
+  /** Load runs by measure, then by target (bare, cluster, floor, plain, plain-1, systemd). */
   loads: Record<string, Record<string, LoadResult[]>>;
   other: {
     freeze?: { runs: number[]; median: number };
@@ -65,14 +65,15 @@ function meets(xs: number[], ok: (x: number) => boolean): boolean | undefined {
 export function summarise(r: BenchResults): MeasureRow[] {
   const rows: MeasureRow[] = [];
   const o = r.options;
-  const TARGETS = ['bare', 'cluster', 'plain', 'systemd'];
+  const TARGETS = ['bare', 'cluster', 'floor', 'plain', 'systemd'];
   const load = (measure: string, label: string, unit: string, pick: (x: LoadResult) => number, goal: number) => {
     const runs = r.loads[measure];
     if (!runs) return;
     const values: Record<string, number> = {};
     for (const t of TARGETS) if (runs[t]?.length) values[t] = medianOf(runs[t], pick);
     const ratios: Record<string, number> = {};
-    for (const t of ['plain', 'systemd', 'cluster']) if (runs[t]?.length && runs.bare?.length) ratios[`${t}/bare`] = pairedRatio(runs[t], runs.bare, pick);
+    for (const t of ['plain', 'systemd', 'cluster', 'floor']) if (runs[t]?.length && runs.bare?.length) ratios[`${t}/bare`] = pairedRatio(runs[t], runs.bare, pick);
+    if (runs.floor?.length && runs.plain?.length) ratios['plain/floor'] = pairedRatio(runs.plain, runs.floor, pick);
     rows.push({ measure: label, unit, values, ratios, target: `≥ ${goal}× bare`, met: meets(defined([ratios['plain/bare'], ratios['systemd/bare']]), (x) => x >= goal) });
   };
   load('lease', `established lease, ${o.type} ${bytes(Number(o.size))}, ${o.concurrency} client(s)`, 'req/s', (x) => x.rps, 0.9);
@@ -104,11 +105,17 @@ export function summarise(r: BenchResults): MeasureRow[] {
     for (const t of ['plain', 'systemd'] as const) {
       const d = idle[t];
       if (!d?.length) continue;
-      rss[t] = Math.max(...d.map((x) => x.rssMiB));
-      cpu[t] = Math.max(...d.map((x) => x.cpuPercent));
+      const daemons = d.filter((x) => !x.name.includes('floor'));
+      rss[t] = Math.max(...daemons.map((x) => x.rssMiB));
+      cpu[t] = Math.max(...daemons.map((x) => x.cpuPercent));
+      const fl = d.find((x) => x.name.includes('floor'));
+      if (fl) {
+        rss.bare = fl.rssMiB;
+        cpu.bare = fl.cpuPercent;
+      }
     }
-    rows.push({ measure: 'RSS of the largest daemon, after the load runs', unit: 'MiB', values: rss, ratios: {}, target: '≤ 60 MiB', met: meets(Object.values(rss), (x) => x <= 60) });
-    rows.push({ measure: `idle CPU of the busiest daemon over ${o.idleSeconds} s`, unit: '%', values: cpu, ratios: {}, target: '≤ 0.5 %', met: meets(Object.values(cpu), (x) => x <= 0.5) });
+    rows.push({ measure: 'RSS of the largest daemon, after the load runs', unit: 'MiB', values: rss, ratios: {}, target: '≤ 60 MiB', met: meets(defined([rss.plain, rss.systemd]), (x) => x <= 60) });
+    rows.push({ measure: `idle CPU of the busiest daemon over ${o.idleSeconds} s`, unit: '%', values: cpu, ratios: {}, target: '≤ 0.5 %', met: meets(defined([cpu.plain, cpu.systemd]), (x) => x <= 0.5) });
   }
   return rows;
 }
@@ -129,24 +136,24 @@ export function renderMarkdown(r: BenchResults): string {
   L.push(`Settings: ${o.repeat} runs per figure (medians; ratios are medians of run-by-run ratios, runs interleaved), ${o.warmup} s warm-up + ${o.duration} s measured per run, ${o.secondaries} secondaries / cluster workers.`);
   for (const [t, why] of Object.entries(r.skipped)) L.push(`\n**Not measured: ${t}** — ${why}`);
   L.push('');
-  L.push('| measure | unit | bare (a) | cluster (b) | dispatchd, plain processes | dispatchd, systemd + .deb | ratios | target | met |');
-  L.push('| --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- |');
+  L.push('| measure | unit | bare (a) | cluster (b) | floor (same hops) | dispatchd, plain processes | dispatchd, systemd + .deb | ratios | target | met |');
+  L.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |');
   for (const row of r.rows) {
     const v = row.values;
     const plain = row.values['plain-1'] !== undefined ? `${fmtAuto(v['plain-1'])} (1 sec.) → ${fmtAuto(v.plain)}` : fmtAuto(v.plain);
     const ratios = Object.entries(row.ratios).map(([k, x]) => `${k} **${fmt(x, 2)}×**`).join('; ') || '';
     const met = row.met === undefined ? '–' : row.met ? 'yes' : '**no**';
-    L.push(`| ${row.measure} | ${row.unit} | ${fmtAuto(v.bare)} | ${fmtAuto(v.cluster)} | ${plain} | ${fmtAuto(v.systemd)} | ${ratios} | ${row.target} | ${met} |`);
+    L.push(`| ${row.measure} | ${row.unit} | ${fmtAuto(v.bare)} | ${fmtAuto(v.cluster)} | ${fmtAuto(v.floor)} | ${plain} | ${fmtAuto(v.systemd)} | ${ratios} | ${row.target} | ${met} |`);
   }
   const idle = r.other.idle;
   if (idle && (idle.plain?.length || idle.systemd?.length)) {
     L.push('');
     L.push(`Per daemon, after the load runs, then idle for ${o.idleSeconds} s:`);
     L.push('');
-    L.push('| daemon | RSS MiB | peak RSS MiB | idle CPU % |');
-    L.push('| --- | ---: | ---: | ---: |');
+    L.push('| daemon | RSS MiB | peak RSS MiB | PSS MiB | idle CPU % |');
+    L.push('| --- | ---: | ---: | ---: | ---: |');
     for (const [t, d] of [['plain', idle.plain], ['systemd', idle.systemd]] as const) {
-      for (const x of d ?? []) L.push(`| ${t}: ${x.name} | ${fmt(x.rssMiB, 1)} | ${fmt(x.hwmMiB, 1)} | ${fmt(x.cpuPercent, 3)} |`);
+      for (const x of d ?? []) L.push(`| ${t}: ${x.name} | ${fmt(x.rssMiB, 1)} | ${fmt(x.hwmMiB, 1)} | ${fmt(x.pssMiB, 1)} | ${fmt(x.cpuPercent, 3)} |`);
     }
   }
   const hs = r.loads.handshake;

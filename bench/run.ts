@@ -5,8 +5,10 @@
  *
  * Targets: `bare` (one Node process serving the same handlers with the same framing on a
  * unix stream socket: the ceiling for this stack), `cluster` (node:cluster with as many
- * workers as secondaries), `plain` (dispatchd's daemons as plain processes), `systemd`
- * (the .deb installed under a throw-away systemd, as users run it; needs root).
+ * workers as secondaries), `floor` (bench/relay-floor.ts: the redirect handshake's processes
+ * and hops with none of dispatchd's logic, for the new-lease measure only), `plain`
+ * (dispatchd's daemons as plain processes), `systemd` (the .deb installed under a throw-away
+ * systemd, as users run it; needs root).
  *
  * Writes the results as JSON (--json) and a Markdown table between the markers
  * `<!-- bench:begin -->` and `<!-- bench:end -->` of docs/BENCHMARKS.md (--markdown).
@@ -23,11 +25,11 @@ import type { LoadResult } from './load.js';
 import { PlainSuite, ROOT } from './plain-suite.js';
 import { measureIdle, type IdleResult } from './proc-stats.js';
 import { renderMarkdown, summarise, writeMarkdown, type BenchResults, type MeasureRow } from './report.js';
-import { BareServer } from './servers.js';
+import { BareServer, RelayFloor } from './servers.js';
 import { median } from './stats.js';
 import { cannotBoot, ensureDeb, SystemdSuite } from './systemd-suite.js';
 
-const ALL_TARGETS = ['bare', 'cluster', 'plain', 'systemd'] as const;
+const ALL_TARGETS = ['bare', 'cluster', 'floor', 'plain', 'systemd'] as const;
 const ALL_MEASURES = ['lease', 'handshake', 'large', 'scale', 'freeze', 'start', 'idle'] as const;
 type Target = (typeof ALL_TARGETS)[number];
 type Measure = (typeof ALL_MEASURES)[number];
@@ -93,6 +95,7 @@ const nodeProf = argv['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolv
 
 let bare: BareServer | undefined;
 let cluster: BareServer | undefined;
+let floor: RelayFloor | undefined;
 let plain: PlainSuite | undefined;
 let plainOne: PlainSuite | undefined;
 let sys: SystemdSuite | undefined;
@@ -101,7 +104,7 @@ type LoadRuns = Record<string, LoadResult[]>;
 const loads: Record<string, LoadRuns> = {};
 const other: BenchResults['other'] = {};
 
-function workerArgs(kind: 'bare' | 'dispatchd', socket: string, mode: string, type: string, size: number, concurrency: number): string[] {
+function workerArgs(kind: 'bare' | 'dispatchd' | 'relay', socket: string, mode: string, type: string, size: number, concurrency: number): string[] {
   return ['load', '--target', kind, '--socket', socket, '--mode', mode, '--type', type, '--size', String(size), '--concurrency', String(concurrency), '--duration', String(argv.duration * 1000), '--warmup', String(argv.warmup * 1000)];
 }
 
@@ -158,6 +161,7 @@ for (const lm of loadMeasures) {
     // machine hits every target alike.
     if (targets.has('bare')) addLoad(lm.m, `bare #${r + 1}`, 'bare', (t) => hostWorker(workerArgs('bare', bare!.socket, lm.mode, lm.type, lm.size, lm.conc), t));
     if (targets.has('cluster')) addLoad(lm.m, `cluster #${r + 1}`, 'cluster', (t) => hostWorker(workerArgs('bare', cluster!.socket, lm.mode, lm.type, lm.size, lm.conc), t));
+    if (targets.has('floor') && lm.m === 'handshake') addLoad(lm.m, `floor #${r + 1}`, 'floor', (t) => hostWorker(workerArgs('relay', floor!.socket, lm.mode, lm.type, lm.size, lm.conc), t));
     if (targets.has('plain')) addLoad(lm.m, `plain #${r + 1}`, 'plain', (t) => hostWorker(workerArgs('dispatchd', plain!.mainSocket, lm.mode, lm.type, lm.size, lm.conc), t));
     if (targets.has('systemd')) addLoad(lm.m, `systemd #${r + 1}`, 'systemd', (t) => sandboxWorker(workerArgs('dispatchd', MAIN_SOCKET, lm.mode, lm.type, lm.size, lm.conc), t));
   }
@@ -207,7 +211,8 @@ if (measures.has('idle') && (targets.has('plain') || targets.has('systemd'))) {
       try {
         const units = ['dispatchd-main.service', ...Array.from({ length: 2 }, (_, i) => `dispatchd-secondary@${i + 1}.service`), 'dispatchd-watchdog.service'];
         const [p, s] = await Promise.all([
-          plain ? measureIdle(plain.pids(), argv['idle-seconds']) : undefined,
+          // The bare server alongside: the floor of this stack (Node, the framing, the handlers).
+          plain ? measureIdle({ ...plain.pids(), ...(bare ? { 'bare server (floor)': bare.pid } : {}) }, argv['idle-seconds']) : undefined,
           sys ? (sys.worker(['idle', '--seconds', String(argv['idle-seconds']), '--units', units.join(',')]) as Promise<{ daemons: IdleResult[] }>) : undefined,
         ]);
         other.idle = { plain: p, systemd: s?.daemons };
@@ -247,6 +252,7 @@ process.on('SIGTERM', () => {
 const setupSteps: Array<[string, () => Promise<void>]> = [];
 const needs = (t: Target) => targets.has(t) && jobs.length > 0;
 if (needs('bare')) setupSteps.push(['start the bare server', async () => void (bare = await BareServer.start(0, nodeProf))]);
+if (needs('floor') && measures.has('handshake')) setupSteps.push(['start the handshake floor (bench/relay-floor.ts)', async () => void (floor = await RelayFloor.start())]);
 if (needs('cluster')) setupSteps.push([`start node:cluster (${argv.secondaries} workers)`, async () => void (cluster = await BareServer.start(argv.secondaries, nodeProf))]);
 if (needs('plain')) {
   setupSteps.push([`start dispatchd as plain processes (${argv.secondaries} secondaries)`, async () => void (plain = await PlainSuite.start(argv.secondaries, nodeProf))]);
@@ -299,7 +305,7 @@ try {
 } finally {
   bar?.update(totalWeight + setupSteps.length * 5, { job: 'done' });
   multibar?.stop();
-  await Promise.allSettled([bare?.stop(), cluster?.stop(), plain?.stop(), plainOne?.stop(), sys?.stop()]);
+  await Promise.allSettled([bare?.stop(), cluster?.stop(), floor?.stop(), plain?.stop(), plainOne?.stop(), sys?.stop()]);
 }
 
 // ---- report --------------------------------------------------------------------------

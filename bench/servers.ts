@@ -52,3 +52,49 @@ export class BareServer {
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+const RELAY = path.join(path.dirname(fileURLToPath(import.meta.url)), 'relay-floor.js');
+
+/** bench/relay-floor.ts: a front and a back process joined by two FIFOs. */
+export class RelayFloor {
+  private constructor(private readonly children: ChildProcess[], private readonly dir: string, readonly socket: string) {}
+
+  /** @throws Error when a process exits or is not listening within 10 s. */
+  static async start(): Promise<RelayFloor> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-bench-relay-'));
+    const p = (n: string) => path.join(dir, n);
+    const spawnRole = (role: string, args: string[]) => {
+      const child = spawn(process.execPath, [RELAY, '--role', role, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
+      let out = '';
+      child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+      return { child, out: () => out };
+    };
+    const back = spawnRole('back', ['--socket', p('back.sock'), '--in', p('back.fifo'), '--out', p('front.fifo')]);
+    const front = spawnRole('front', ['--socket', p('front.sock'), '--in', p('front.fifo'), '--out', p('back.fifo'), '--back-socket', p('back.sock')]);
+    const relay = new RelayFloor([front.child, back.child], dir, p('front.sock'));
+    const deadline = Date.now() + 10_000;
+    for (const r of [back, front]) {
+      while (!r.out().includes('ready\n')) {
+        if (r.child.exitCode !== null || Date.now() > deadline) {
+          await relay.stop();
+          throw new Error(`relay floor did not start: ${r.out()}`);
+        }
+        await new Promise((res) => setTimeout(res, 10));
+      }
+    }
+    return relay;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.children.map(async (c) => {
+        if (c.exitCode !== null || c.signalCode !== null) return;
+        const exited = once(c, 'exit');
+        c.kill('SIGTERM');
+        await exited;
+      }),
+    );
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
