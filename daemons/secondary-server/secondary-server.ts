@@ -19,7 +19,7 @@ import type { Logger } from '../common/logger.js';
 import { MailboxReader, MailboxWriter } from '../common/mailbox.js';
 import type { MailboxMessage, Reserve } from '../common/messages.js';
 import type { Notifier } from '../common/notify.js';
-import { describeIssue, errorReply, REQUEST_TYPES, RunRequest, type RequestType, type RunResult } from '../common/protocol.js';
+import { describeIssue, errorReply, parseRunRequest, REQUEST_TYPES, type RequestType, type RunRequest, type RunResult } from '../common/protocol.js';
 import { SlotWriter } from '../common/scoreboard.js';
 import { HANDLERS, WAITING_TYPES } from './request-types.js';
 
@@ -262,7 +262,7 @@ export class SecondaryServer {
     let lease: Lease | undefined;
     let type = '?';
     try {
-      const parsed = RunRequest.safeParse(frame.header);
+      const parsed = parseRunRequest(frame.header);
       if (!parsed.success) throw new DispatchError('BAD_REQUEST', `bad run request: ${describeIssue(parsed.error)}`);
       const req = parsed.data;
       type = req.type;
