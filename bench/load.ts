@@ -53,6 +53,12 @@ export interface LoadResult {
   mbps: number;
   /** Per-request latency inside the window, in ms. */
   latency: LatencySummary;
+  /** Requests completed in the whole run, warm-up included (to divide a server's CPU time by). */
+  totalRequests: number;
+  /** CPU time of this load generator (user + system) per request in the window, in µs. */
+  clientCpuUsPerRequest: number;
+  /** Added by bench/run.ts for host targets: CPU time per request by process (µs). */
+  cpuUsPerRequest?: Record<string, number>;
 }
 
 const MAX_RESULT_BYTES = 1024 * 1024 * 1024;
@@ -145,9 +151,14 @@ export async function runLoad(o: LoadOptions, onTick?: (fraction: number) => voi
   let errors = 0;
   let firstError: string | undefined;
   let counted = 0;
+  let total = 0;
+  let cpuAtStart: NodeJS.CpuUsage | undefined;
+  let cpuInWindow: NodeJS.CpuUsage | undefined;
   const t0 = performance.now();
   const windowStart = t0 + o.warmupMs;
   const windowEnd = windowStart + o.durationMs;
+  const startTimer = setTimeout(() => (cpuAtStart = process.cpuUsage()), o.warmupMs);
+  const endTimer = setTimeout(() => (cpuInWindow = process.cpuUsage(cpuAtStart)), o.warmupMs + o.durationMs);
   const ticker = onTick ? setInterval(() => onTick(Math.min(1, (performance.now() - t0) / (o.warmupMs + o.durationMs))), 250) : undefined;
 
   const loop = async (): Promise<void> => {
@@ -166,6 +177,7 @@ export async function runLoad(o: LoadOptions, onTick?: (fraction: number) => voi
           continue;
         }
         const end = performance.now();
+        total++;
         // Completions inside the window count (unbiased in a steady state, whatever the
         // requests' length); the last one straddling the window's end does not.
         if (end >= windowStart && end <= windowEnd) {
@@ -184,11 +196,23 @@ export async function runLoad(o: LoadOptions, onTick?: (fraction: number) => voi
     await Promise.all(Array.from({ length: o.concurrency }, loop));
   } finally {
     if (ticker) clearInterval(ticker);
+    clearTimeout(startTimer);
+    clearTimeout(endTimer);
   }
+  cpuInWindow ??= process.cpuUsage(cpuAtStart);
   if (counted === 0) throw new Error(`no request succeeded in the measured window${firstError ? `: ${firstError}` : ''}`);
   const seconds = o.durationMs / 1000;
   const rps = counted / seconds;
-  const result: LoadResult = { requests: counted, errors, seconds, rps, mbps: (rps * (o.type === 'sleep' ? 0 : o.size)) / 1e6, latency: lat.summary() };
+  const result: LoadResult = {
+    requests: counted,
+    errors,
+    seconds,
+    rps,
+    mbps: (rps * (o.type === 'sleep' ? 0 : o.size)) / 1e6,
+    latency: lat.summary(),
+    totalRequests: total,
+    clientCpuUsPerRequest: (cpuInWindow.user + cpuInWindow.system) / counted,
+  };
   if (firstError !== undefined) result.firstError = firstError;
   return result;
 }

@@ -20,7 +20,7 @@ export interface BenchResults {
   loads: Record<string, Record<string, LoadResult[]>>;
   other: {
     freeze?: { runs: number[]; median: number };
-    start?: { runs: Array<{ startReturnedMs: number; firstServedMs: number }>; median: number; medianStartReturned: number };
+    start?: { runs: Array<{ startReturnedMs: number; firstServedMs: number; units?: Array<{ unit: string; startMs: number; readyMs: number }> }>; median: number; medianStartReturned: number };
     idle?: { plain?: IdleResult[] | undefined; systemd?: IdleResult[] | undefined };
   };
   rows: MeasureRow[];
@@ -114,7 +114,7 @@ export function summarise(r: BenchResults): MeasureRow[] {
         cpu.bare = fl.cpuPercent;
       }
     }
-    rows.push({ measure: 'RSS of the largest daemon, after the load runs', unit: 'MiB', values: rss, ratios: {}, target: '≤ 60 MiB', met: meets(defined([rss.plain, rss.systemd]), (x) => x <= 60) });
+    rows.push({ measure: 'RSS of the largest daemon (plain: after the load runs; systemd: idle after the start runs)', unit: 'MiB', values: rss, ratios: {}, target: '≤ 60 MiB', met: meets(defined([rss.plain, rss.systemd]), (x) => x <= 60) });
     rows.push({ measure: `idle CPU of the busiest daemon over ${o.idleSeconds} s`, unit: '%', values: cpu, ratios: {}, target: '≤ 0.5 %', met: meets(defined([cpu.plain, cpu.systemd]), (x) => x <= 0.5) });
   }
   return rows;
@@ -171,10 +171,38 @@ export function renderMarkdown(r: BenchResults): string {
       }
     }
   }
+  const cpuRows: string[] = [];
+  for (const [m, byTarget] of Object.entries(r.loads)) {
+    for (const [t, runs] of Object.entries(byTarget)) {
+      const withCpu = runs.filter((x) => x.cpuUsPerRequest);
+      if (!withCpu.length) continue;
+      const keys = Object.keys(withCpu[0]!.cpuUsPerRequest!);
+      const parts = keys.map((k) => `${k} ${fmt(median(withCpu.map((x) => x.cpuUsPerRequest![k] ?? NaN)))}`);
+      const sum = median(withCpu.map((x) => Object.values(x.cpuUsPerRequest!).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0)));
+      cpuRows.push(`| ${m} | ${t} | ${fmt(sum)} | ${parts.join(', ')} |`);
+    }
+  }
+  if (cpuRows.length) {
+    L.push('');
+    L.push('CPU time per request, by process (µs, user + system, medians over runs; the load generator is `client`):');
+    L.push('');
+    L.push('| measure | target | all processes | by process |');
+    L.push('| --- | --- | ---: | --- |');
+    L.push(...cpuRows);
+  }
   if (r.other.freeze || r.other.start) {
     L.push('');
     if (r.other.freeze) L.push(`Freeze runs (ms): ${r.other.freeze.runs.map((x) => fmt(x)).join(', ')}.  `);
     if (r.other.start) L.push(`Start runs (ms, first request served; \`systemctl start\` returned): ${r.other.start.runs.map((x) => `${fmt(x.firstServedMs)} (${fmt(x.startReturnedMs)})`).join(', ')}.`);
+    const last = r.other.start?.runs.at(-1)?.units;
+    if (last?.length) {
+      L.push('');
+      L.push('Start-up of each unit in the last start run (ms after the first unit began; a `Type=notify` service is ready at READY=1):');
+      L.push('');
+      L.push('| unit | activation began | ready | took |');
+      L.push('| --- | ---: | ---: | ---: |');
+      for (const u of last) L.push(`| ${u.unit} | ${fmt(u.startMs)} | ${fmt(u.readyMs)} | ${fmt(u.readyMs - u.startMs)} |`);
+    }
   }
   return L.join('\n');
 }

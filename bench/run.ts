@@ -23,7 +23,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { LoadResult } from './load.js';
 import { PlainSuite, ROOT } from './plain-suite.js';
-import { measureIdle, type IdleResult } from './proc-stats.js';
+import { measureIdle, sampleProcess, type IdleResult } from './proc-stats.js';
 import { renderMarkdown, summarise, writeMarkdown, type BenchResults, type MeasureRow } from './report.js';
 import { BareServer, RelayFloor } from './servers.js';
 import { median } from './stats.js';
@@ -108,8 +108,54 @@ function workerArgs(kind: 'bare' | 'dispatchd' | 'relay', socket: string, mode: 
   return ['load', '--target', kind, '--socket', socket, '--mode', mode, '--type', type, '--size', String(size), '--concurrency', String(concurrency), '--duration', String(argv.duration * 1000), '--warmup', String(argv.warmup * 1000)];
 }
 
-/** Runs the load worker on the host, as its own process. */
-function hostWorker(args: string[], tick: (f: number) => void): Promise<LoadResult> {
+/** The processes serving a host target, by role, for CPU time per request. */
+function serverPids(target: string): Record<string, number> {
+  const children = (pid: number): number[] => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  };
+  switch (target) {
+    case 'bare':
+      return bare ? { server: bare.pid } : {};
+    case 'cluster':
+      return cluster ? { primary: cluster.pid, ...Object.fromEntries(children(cluster.pid).map((p, i) => [`worker ${i + 1}`, p])) } : {};
+    case 'floor':
+      return floor ? floor.pids() : {};
+    case 'plain':
+      return plain ? plain.pids() : {};
+    case 'plain-1':
+      return plainOne ? plainOne.pids() : {};
+    default:
+      return {};
+  }
+}
+
+function cpuSeconds(pid: number): number {
+  try {
+    return sampleProcess(pid).cpuSeconds;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Runs the load worker on the host, as its own process, and adds to its result the CPU time
+ * each serving process spent per request over the whole run (µs; clock ticks of 10 ms, so
+ * meaningful over thousands of requests).
+ */
+async function hostWorker(args: string[], tick: (f: number) => void, target?: string): Promise<LoadResult> {
+  const pids = target ? serverPids(target) : {};
+  const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p)]));
+  const r = await runHostWorker(args, tick);
+  const cpu: Record<string, number> = { client: r.clientCpuUsPerRequest };
+  for (const [k, p] of Object.entries(pids)) cpu[k] = ((cpuSeconds(p) - before[k]!) / r.totalRequests) * 1e6;
+  return { ...r, cpuUsPerRequest: cpu };
+}
+
+function runHostWorker(args: string[], tick: (f: number) => void): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(ROOT, 'build/bench/worker.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -159,10 +205,10 @@ for (const lm of loadMeasures) {
   for (let r = 0; r < argv.repeat; r++) {
     // Interleaved (bare, cluster, plain, systemd, bare, …) so that a slow spell of the
     // machine hits every target alike.
-    if (targets.has('bare')) addLoad(lm.m, `bare #${r + 1}`, 'bare', (t) => hostWorker(workerArgs('bare', bare!.socket, lm.mode, lm.type, lm.size, lm.conc), t));
-    if (targets.has('cluster')) addLoad(lm.m, `cluster #${r + 1}`, 'cluster', (t) => hostWorker(workerArgs('bare', cluster!.socket, lm.mode, lm.type, lm.size, lm.conc), t));
-    if (targets.has('floor') && lm.m === 'handshake') addLoad(lm.m, `floor #${r + 1}`, 'floor', (t) => hostWorker(workerArgs('relay', floor!.socket, lm.mode, lm.type, lm.size, lm.conc), t));
-    if (targets.has('plain')) addLoad(lm.m, `plain #${r + 1}`, 'plain', (t) => hostWorker(workerArgs('dispatchd', plain!.mainSocket, lm.mode, lm.type, lm.size, lm.conc), t));
+    if (targets.has('bare')) addLoad(lm.m, `bare #${r + 1}`, 'bare', (t) => hostWorker(workerArgs('bare', bare!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'bare'));
+    if (targets.has('cluster')) addLoad(lm.m, `cluster #${r + 1}`, 'cluster', (t) => hostWorker(workerArgs('bare', cluster!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'cluster'));
+    if (targets.has('floor') && lm.m === 'handshake') addLoad(lm.m, `floor #${r + 1}`, 'floor', (t) => hostWorker(workerArgs('relay', floor!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'floor'));
+    if (targets.has('plain')) addLoad(lm.m, `plain #${r + 1}`, 'plain', (t) => hostWorker(workerArgs('dispatchd', plain!.mainSocket, lm.mode, lm.type, lm.size, lm.conc), t, 'plain'));
     if (targets.has('systemd')) addLoad(lm.m, `systemd #${r + 1}`, 'systemd', (t) => sandboxWorker(workerArgs('dispatchd', MAIN_SOCKET, lm.mode, lm.type, lm.size, lm.conc), t));
   }
 }
@@ -170,11 +216,11 @@ if (measures.has('scale')) {
   const sargs = (kind: 'bare' | 'dispatchd', socket: string) => workerArgs(kind, socket, 'session', argv['scale-type'], argv['scale-size'], argv['scale-concurrency']);
   for (let r = 0; r < argv.repeat; r++) {
     if (targets.has('plain')) {
-      addLoad('scale', `plain, 1 secondary #${r + 1}`, 'plain-1', (t) => hostWorker(sargs('dispatchd', plainOne!.mainSocket), t));
-      addLoad('scale', `plain, ${argv.secondaries} secondaries #${r + 1}`, 'plain', (t) => hostWorker(sargs('dispatchd', plain!.mainSocket), t));
+      addLoad('scale', `plain, 1 secondary #${r + 1}`, 'plain-1', (t) => hostWorker(sargs('dispatchd', plainOne!.mainSocket), t, 'plain-1'));
+      addLoad('scale', `plain, ${argv.secondaries} secondaries #${r + 1}`, 'plain', (t) => hostWorker(sargs('dispatchd', plain!.mainSocket), t, 'plain'));
     }
-    if (targets.has('bare')) addLoad('scale', `bare #${r + 1}`, 'bare', (t) => hostWorker(sargs('bare', bare!.socket), t));
-    if (targets.has('cluster')) addLoad('scale', `cluster #${r + 1}`, 'cluster', (t) => hostWorker(sargs('bare', cluster!.socket), t));
+    if (targets.has('bare')) addLoad('scale', `bare #${r + 1}`, 'bare', (t) => hostWorker(sargs('bare', bare!.socket), t, 'bare'));
+    if (targets.has('cluster')) addLoad('scale', `cluster #${r + 1}`, 'cluster', (t) => hostWorker(sargs('bare', cluster!.socket), t, 'cluster'));
   }
 }
 if (targets.has('systemd')) {

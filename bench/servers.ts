@@ -86,6 +86,11 @@ export class RelayFloor {
     return relay;
   }
 
+  /** The two processes' ids. */
+  pids(): Record<string, number> {
+    return { front: this.children[0]!.pid!, back: this.children[1]!.pid! };
+  }
+
   async stop(): Promise<void> {
     await Promise.all(
       this.children.map(async (c) => {
