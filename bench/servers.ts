@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { openMailboxFd } from '../daemons/common/mailbox.js';
 
 const BARE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'bare-server.js');
 
@@ -70,6 +71,8 @@ export class RelayFloor {
       child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
       return { child, out: () => out };
     };
+    // Both FIFOs exist before either process opens them (each would otherwise race to mkfifo).
+    for (const f of ['back.fifo', 'front.fifo']) fs.closeSync(openMailboxFd(p(f)));
     const back = spawnRole('back', ['--socket', p('back.sock'), '--in', p('back.fifo'), '--out', p('front.fifo')]);
     const front = spawnRole('front', ['--socket', p('front.sock'), '--in', p('front.fifo'), '--out', p('back.fifo'), '--back-socket', p('back.sock')]);
     const relay = new RelayFloor([front.child, back.child], dir, p('front.sock'));
