@@ -8,12 +8,15 @@
 #                                (packaging/sandbox.sh); nothing on the host changes but the
 #                                build outputs (and any build tool that was missing)
 #
+# The sandbox is named 'dispatchd' (DISPATCHD_SANDBOX_NAME=NAME for another, so that two
+# people on one machine do not replace each other's).
 # Both install what they need from apt (build tools) and npm (`npm ci`), build
 # (`npm run deb` writes dist/dispatchd_<version>_<arch>.deb) and are safe to run again.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SANDBOX_NAME=dispatchd
+# The sandbox's name; another one lets two people on one machine each keep their own.
+SANDBOX_NAME=${DISPATCHD_SANDBOX_NAME:-dispatchd}
 SANDBOX="$REPO/packaging/sandbox.sh"
 BUILD_PACKAGES=(build-essential python3 pkg-config libsystemd-dev debhelper dpkg-dev)
 
@@ -22,7 +25,7 @@ say() { printf '%sinstall.sh:%s %s\n' "$BOLD" "$PLAIN" "$*"; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -156,7 +159,8 @@ dispatchd $version is installed and running (dispatchd.target is enabled and act
   journalctl -u 'dispatchd-*' -p warning  # what went wrong, if anything
   sudo usermod -aG dispatchd-clients USER # let USER send requests (root always may)
 
-Configuration: /etc/dispatchd/dispatchd.conf, then: sudo systemctl restart dispatchd.target
+Configuration: /etc/dispatchd/dispatchd.conf, then: dispatchctl check-config && sudo systemctl reload dispatchd.target
+Secondaries: sudo dispatchctl scale N     (2 by default)
 Manual: man dispatchd, man dispatchctl, /usr/share/doc/dispatchd/
 Remove: sudo apt-get remove dispatchd (purge also removes /etc/dispatchd)
 EOF

@@ -31,6 +31,7 @@ PROG=$(basename "$0")
 
 die() { echo "$PROG: $*" >&2; exit 1; }
 usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+help() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
 
 check_name() {
     [[ ${1:-} =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$ ]] ||
@@ -83,6 +84,31 @@ enter() {
         SYSTEMD_PAGER= SYSTEMD_COLORS=0 "$@"
 }
 
+# Where systemd is not PID 1, nobody manages the cgroup tree, and nspawn --keep-unit puts
+# the container under the cgroup it was started in: for a process in the root cgroup that
+# is /payload, the same for every sandbox, so that concurrent sandboxes' systemds would
+# share (and kill in) one another's cgroups (seen: "Input/output error" from
+# `systemctl kill`, status=219/CGROUP). Start each sandbox in a cgroup of its own, in every
+# writable hierarchy nspawn uses (name=systemd on cgroup v1, the unified one).
+CGROUP_ROOTS=(/sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup)
+own_cgroup() {
+    local name=$1 h
+    for h in "${CGROUP_ROOTS[@]}"; do
+        [ -w "$h/cgroup.procs" ] || continue
+        mkdir -p "$h/dispatchd-sandbox-$name"
+        echo $$ > "$h/dispatchd-sandbox-$name/cgroup.procs"
+    done
+}
+
+# Removes a stopped sandbox's cgroups (empty once its processes are gone), deepest first.
+drop_cgroup() {
+    local name=$1 h
+    for h in "${CGROUP_ROOTS[@]}"; do
+        [ -d "$h/dispatchd-sandbox-$name" ] || continue
+        find "$h/dispatchd-sandbox-$name" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    done
+}
+
 # Run by `boot` in the new, private mount namespace: build the overlay, boot it.
 inner() {
     local name=$1 network=$2 dir=$STATE/$1
@@ -98,7 +124,10 @@ inner() {
     local keep_unit=()
     # Without systemd as PID 1 on the host there is no bus to ask for a scope: stay in ours.
     # With it, nspawn allocates its own scope (with the cgroup delegation it needs).
-    [ -d /run/systemd/system ] || keep_unit=(--keep-unit)
+    if [ ! -d /run/systemd/system ]; then
+        keep_unit=(--keep-unit)
+        own_cgroup "$name"
+    fi
     echo $$ > "$dir/nspawn.pid"
     # --private-network: only a loopback device inside. dispatchd needs no network, and the
     # container may then set up network namespaces of its own (the units' PrivateNetwork=).
@@ -162,6 +191,7 @@ cmd_stop() {
     else
         echo "$PROG: sandbox '$name' is not running" >&2
     fi
+    drop_cgroup "$name"
     # The overlay lived in the sandbox's own mount namespace: here root/ is an empty dir.
     rm -f "$dir/nspawn.pid" "$dir/console.log"
     if [ -d "$dir/root" ]; then rmdir "$dir/root"; fi
@@ -209,6 +239,7 @@ main() {
                 if is_running "$d"; then echo "$d"; fi
             done ;;
         __inner) inner "$1" "$2" ;;
+        -h | --help | help) help ;;
         *) usage ;;
     esac
 }

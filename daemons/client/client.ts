@@ -8,6 +8,7 @@
  * bounded number of attempts and a total time budget. docs/PROTOCOL.md §4 lists what is
  * retried.
  */
+import fs from 'node:fs';
 import net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { DispatchError, errnoCode, reason, type ErrorCode } from '../common/errors.js';
@@ -79,14 +80,25 @@ export function connectFramed(path: string, maxBodyBytes: number, timeoutMs: num
     socket.once('error', (err) => {
       clearTimeout(timer);
       const code = errnoCode(err);
+      const notSocket = code === 'ECONNREFUSED' || code === 'ENOTSOCK' ? isNotSocket(path) : false;
       const hint =
-        code === 'ENOENT' ? 'no such socket: is dispatchd.target running (systemctl start dispatchd.target)?'
+        code === 'ENOENT' ? "no such socket: dispatchd is not running; see 'systemctl status dispatchd.target' (start it with systemctl start dispatchd.target)"
         : code === 'EACCES' ? 'permission denied: run as root or as a member of the dispatchd-clients group'
-        : code === 'ECONNREFUSED' ? 'connection refused: is the socket unit running (systemctl status dispatchd.target)?'
+        : notSocket ? 'it is not a socket; pass the main server\'s socket with --socket (default /run/dispatchd/main.sock)'
+        : code === 'ECONNREFUSED' ? "connection refused: nobody listens there; see 'systemctl status dispatchd.target'"
         : reason(err);
       reject(new DispatchError('CONNECT_FAILED', `failed to connect to '${path}': ${hint}`, { cause: err, retryable: true }));
     });
   });
+}
+
+/** True when `path` exists and is not a socket (a refused connect then means a wrong path). */
+function isNotSocket(path: string): boolean {
+  try {
+    return !fs.statSync(path).isSocket();
+  } catch {
+    return false;
+  }
 }
 
 /**

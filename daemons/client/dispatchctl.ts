@@ -3,7 +3,10 @@
  * dispatchctl: send requests to dispatchd and show its scoreboard. See dispatchctl(1).
  *
  *   dispatchctl [--socket PATH] request TYPE [DATA]   DATA from the argument, or stdin if '-' or absent
- *   dispatchctl status [--json]
+ *   dispatchctl status [--json | --format table|json|openmetrics] [--watch [--interval MS] [--count N]]
+ *   dispatchctl scale [N]                             show, or set, the number of secondary servers
+ *   dispatchctl check-config [FILE]                   validate the configuration file
+ *   dispatchctl completion                            print the bash completion script
  *
  * Errors: one line on stderr, and the exit code of README "Exit codes".
  */
@@ -14,14 +17,57 @@ import { DEFAULT_CONFIG_PATH, loadConfig } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { EXIT, exitCodeFor } from '../common/exit-codes.js';
 import { REQUEST_TYPES } from '../common/protocol.js';
-import { ScoreboardReader } from '../common/scoreboard.js';
+import { MAX_SECONDARIES, ScoreboardReader } from '../common/scoreboard.js';
+import { VERSION } from '../common/version.js';
 import { DEFAULT_SOCKET, DispatchClient } from './client.js';
-import { formatTable, statusReport } from './status.js';
+import { openMetrics } from './metrics.js';
+import { scale, scaleState, type ScaleState } from './scale.js';
+import { formatTable, problems, statusReport, type StatusReport } from './status.js';
+import { watchStatus } from './status-watch.js';
+
+/** What the user of dispatchctl can do about an error, beyond what the server said. */
+const HINTS: Partial<Record<string, string>> = {
+  TIMEOUT: 'raise --timeout (ms) if the request needs longer',
+  DEADLINE_EXCEEDED: "raise --deadline (ms), up to the server's request_deadline_ms",
+  PAYLOAD_TOO_LARGE: 'send less, or raise max_payload_bytes in /etc/dispatchd/dispatchd.conf',
+  BUSY: 'retry later, or raise max_leases / add secondaries (dispatchctl scale N)',
+};
+
+/** True when stderr is the journal (run by a unit: ExecReload=): then lines get a priority prefix. */
+function stderrIsJournal(): boolean {
+  const js = process.env.JOURNAL_STREAM;
+  if (!js) return false;
+  try {
+    const st = fs.fstatSync(2);
+    return js === `${st.dev}:${st.ino}`;
+  } catch {
+    return false;
+  }
+}
 
 function fail(what: string, err: unknown): never {
   const de = err instanceof DispatchError ? err : undefined;
-  process.stderr.write(`dispatchctl: ${what}: ${reason(err)}${de ? ` [${de.code}]` : ''}\n`);
+  const hint = de && HINTS[de.code] && !reason(err).includes(HINTS[de.code]!) ? `; ${HINTS[de.code]}` : '';
+  // <3>: priority err for journald (sd-daemon(3)), so that `journalctl -p err` shows it.
+  process.stderr.write(`${stderrIsJournal() ? '<3>' : ''}dispatchctl: ${what}: ${reason(err)}${hint}${de ? ` [${de.code}]` : ''}\n`);
   process.exit(de ? exitCodeFor(de.code) : EXIT.FAILURE);
+}
+
+/** `dispatchctl scale` output: how many, which are enabled, which run. */
+function describeScale(s: ScaleState): string {
+  const list = (xs: number[]) => (xs.length ? xs.join(' ') : 'none');
+  return `secondaries: ${s.enabled.length} enabled (${list(s.enabled)}), running: ${list(s.running)}${s.suiteActive ? '' : ' (dispatchd.target is not active)'}\n`;
+}
+
+/** A yargs check: the option, when given, is a whole number of ms in [min, max]. */
+function wholeMs(name: string, min: number, max: number) {
+  return (a: Record<string, unknown>) => {
+    const v = a[name];
+    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max)) {
+      throw new Error(`--${name} takes a whole number of milliseconds from ${min} to ${max}, got '${String(v)}'`);
+    }
+    return true;
+  };
 }
 
 function readStdin(): Promise<Buffer> {
@@ -51,6 +97,7 @@ function defaultScoreboard(): string {
  * sentinel starts with NUL, which no real command-line argument can contain.
  */
 const STDIN = '\0-';
+
 const argv = hideBin(process.argv).map((a) => (a === '-' ? STDIN : a));
 
 await yargs(argv)
@@ -67,12 +114,15 @@ await yargs(argv)
         .positional('data', { type: 'string', describe: "request data, or '-' for standard input (DATA starting with '-' goes after '--')" })
         .option('timeout', { type: 'number', default: 60_000, describe: 'total time budget for the request, retries included (ms)' })
         .option('deadline', { type: 'number', describe: "deadline for running the request on the secondary (ms; default: the server's)" })
-        .option('verbose', { type: 'boolean', default: false, alias: 'v', describe: 'report retries on standard error' }),
+        .option('verbose', { type: 'boolean', default: false, alias: 'v', describe: 'report retries on standard error' })
+        .check(wholeMs('timeout', 1, 24 * 3_600_000))
+        .check(wholeMs('deadline', 1, 3_600_000)),
     async (a) => {
       let data: Buffer;
       try {
         // DATA that starts with a dash goes after '--': dispatchctl request echo -- -n
-        const given = a.data ?? (a['--'] as string[] | undefined)?.[0];
+        const rest = (a['--'] as Array<string | number> | undefined)?.[0];
+        const given = a.data ?? (rest === undefined ? undefined : String(rest));
         data = given === undefined || given === STDIN ? await readStdin() : Buffer.from(given, 'utf8');
       } catch (err) {
         fail('failed to read standard input', err);
@@ -93,33 +143,117 @@ await yargs(argv)
   )
   .command(
     'status',
-    'show every daemon from the scoreboard: name, pid, state, requests, heartbeat age, restarts',
+    'show every daemon from the scoreboard: name, pid, state, active leases, requests, failures, latency, heartbeat age, restarts',
     (y) =>
       y
-        .option('json', { type: 'boolean', default: false, describe: 'one JSON object with a daemons array' })
-        .option('scoreboard', { type: 'string', describe: 'the scoreboard file (default: from /etc/dispatchd/dispatchd.conf)' }),
+        .option('json', { type: 'boolean', describe: 'one JSON object with a daemons array (same as --format json)' })
+        .option('format', { choices: ['table', 'json', 'openmetrics'] as const, describe: 'table (default), json, or OpenMetrics text for a scraper' })
+        .option('watch', { type: 'boolean', default: false, alias: 'w', describe: 'refresh every --interval: in place on a terminal, one snapshot after another on a pipe' })
+        .option('interval', { type: 'number', default: 1000, describe: 'time between --watch snapshots (ms)' })
+        .option('count', { type: 'number', describe: 'with --watch: stop after this many snapshots' })
+        .option('scoreboard', { type: 'string', describe: 'the scoreboard file (default: from /etc/dispatchd/dispatchd.conf)' })
+        .conflicts('json', 'format')
+        .check((a) => {
+          if (!(a.interval >= 100 && a.interval <= 3_600_000)) throw new Error('--interval must be 100..3600000 ms');
+          if (a.count !== undefined && !(Number.isInteger(a.count) && a.count >= 1)) throw new Error('--count must be a whole number of at least 1');
+          return true;
+        }),
     async (a) => {
       const file = a.scoreboard ?? defaultScoreboard();
-      let report;
-      try {
+      const format = a.format ?? (a.json ? 'json' : 'table');
+      const read = (): StatusReport => {
         const reader = new ScoreboardReader(file);
         try {
-          report = statusReport(file, reader.read(), Date.now(), (pid) => pid > 0 && fs.existsSync(`/proc/${pid}`));
+          return statusReport(file, reader.read(), Date.now(), (pid) => pid > 0 && fs.existsSync(`/proc/${pid}`));
         } finally {
           reader.close();
         }
-      } catch (err) {
-        fail('failed to read the status', err);
+      };
+      const render = async (report: StatusReport, compact: boolean): Promise<string> => {
+        if (format === 'openmetrics') return openMetrics(report);
+        if (format === 'json') return compact ? JSON.stringify(report) + '\n' : JSON.stringify(report, null, 2) + '\n';
+        return formatTable(report);
+      };
+      if (!a.watch) {
+        let report: StatusReport;
+        try {
+          report = read();
+        } catch (err) {
+          fail('failed to read the status', err);
+        }
+        await writeStdout(Buffer.from(await render(report, false)));
+        if (format === 'table') for (const p of problems(report)) process.stderr.write(`dispatchctl: ${p}\n`);
+        return;
       }
-      await writeStdout(Buffer.from(a.json ? JSON.stringify(report, null, 2) + '\n' : formatTable(report)));
+      // --watch: a scoreboard that goes away (the suite stopped) is reported and retried.
+      const tty = process.stdout.isTTY === true;
+      const ac = new AbortController();
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => ac.abort());
+      process.stdout.on('error', () => ac.abort()); // the reader of the pipe went away
+      await watchStatus({
+        intervalMs: a.interval,
+        count: a.count,
+        out: process.stdout,
+        tty,
+        signal: ac.signal,
+        render: async () => {
+          try {
+            const report = read();
+            const text = await render(report, !tty);
+            return tty && format === 'table' ? `dispatchctl status, every ${a.interval} ms (Ctrl-C to stop)   ${new Date().toISOString()}\n\n${text}` : text;
+          } catch (err) {
+            const de = err instanceof DispatchError ? err : undefined;
+            return `dispatchctl: failed to read the status: ${reason(err)}${de ? ` [${de.code}]` : ''}; retrying in ${a.interval} ms\n`;
+          }
+        },
+      });
     },
   )
-  .demandCommand(1, 'name a command: request or status')
+  .command(
+    'scale [count]',
+    `show, or set, the number of secondary servers (1..${MAX_SECONDARIES}): enables dispatchd-secondary@1..N, starts them if the suite runs, stops and disables the others (as root)`,
+    (y) =>
+      y.positional('count', { type: 'number', describe: 'the number of secondaries; absent: show the current number' }).check((a) => {
+        if (a.count !== undefined && !(Number.isInteger(a.count) && a.count >= 1 && a.count <= MAX_SECONDARIES)) throw new Error(`the number of secondaries must be a whole number 1..${MAX_SECONDARIES}`);
+        return true;
+      }),
+    async (a) => {
+      try {
+        if (a.count === undefined) {
+          await writeStdout(Buffer.from(describeScale(await scaleState())));
+          return;
+        }
+        const { after } = await scale(a.count);
+        await writeStdout(Buffer.from(describeScale(after)));
+      } catch (err) {
+        fail(a.count === undefined ? 'failed to read the number of secondaries' : `failed to scale to ${a.count} secondaries`, err);
+      }
+    },
+  )
+  .command(
+    'check-config [file]',
+    `check a configuration file (default ${DEFAULT_CONFIG_PATH}); exit 78 with the line and key when it is invalid`,
+    (y) => y.positional('file', { type: 'string', describe: 'the file to check' }),
+    async (a) => {
+      const file = a.file ?? DEFAULT_CONFIG_PATH;
+      try {
+        loadConfig(file, a.file !== undefined);
+      } catch (err) {
+        fail('configuration refused', err);
+      }
+      await writeStdout(Buffer.from(`dispatchctl: configuration '${file}' is valid\n`));
+    },
+  )
+  .completion('completion', 'print a bash completion script (the package installs it as /usr/share/bash-completion/completions/dispatchctl)')
+  .demandCommand(1, 'name a command: request, status, scale, check-config or completion')
   .strict()
-  .version(false)
+  .version(VERSION)
   .help()
+  .alias('h', 'help')
   .fail((msg, err) => {
-    if (err) fail('failed', err);
+    // yargs passes a message for bad usage (a failed .check() included); none for an error
+    // thrown by a command, which is not a usage error.
+    if (err && !msg) fail('failed', err);
     process.stderr.write(`dispatchctl: ${msg}; see 'dispatchctl --help'\n`);
     process.exit(EXIT.USAGE);
   })

@@ -8,17 +8,32 @@ import type { ScoreboardSnapshot, SlotData } from '../common/scoreboard.js';
 export interface DaemonStatus {
   name: string;
   pid: number;
-  /** Slot state, or `dead` when the pid is gone without having stopped, `unresponsive` when the heartbeat is stale. */
+  /**
+   * Slot state, or `dead` when the pid is gone without having stopped, `unresponsive` when
+   * the heartbeat is stale, `absent` when main or the watchdog never wrote its slot (it did
+   * not start: see its unit).
+   */
   state: string;
   requests: number;
   failures: number;
   active: number;
   capacity: number;
+  /** Main: requests waiting in the admission queue; else 0. */
+  queued: number;
   heartbeat_age_ms: number;
   restarts: number;
   generation: number;
   started_at: string;
   incidents: number;
+  /**
+   * Main: mean time from lease request to lease granted; secondary: mean run time of a
+   * request; in ms, over this process's `requests` (0 when none).
+   */
+  latency_avg_ms: number;
+  /** The largest of those latencies since this process started, in ms. */
+  latency_max_ms: number;
+  /** The sum of those latencies, in µs (the scoreboard's counter, for rates). */
+  latency_sum_us: number;
 }
 
 export interface StatusReport {
@@ -54,14 +69,38 @@ export function statusReport(file: string, snap: ScoreboardSnapshot, now: number
         failures: d.failures,
         active: d.active,
         capacity: d.capacity,
+        queued: d.queued,
         heartbeat_age_ms: age,
         restarts: Math.max(0, d.starts - 1),
         generation: d.generation,
         started_at: new Date(d.startedMs).toISOString(),
         incidents: d.incidents,
+        latency_avg_ms: d.requests > 0 ? Math.round(d.latencySumUs / d.requests) / 1000 : 0,
+        latency_max_ms: d.latencyMaxUs / 1000,
+        latency_sum_us: d.latencySumUs,
       };
     });
+  // main and the watchdog always belong to a running suite: say so when one never started.
+  for (const name of ['main', 'watchdog']) {
+    if (!daemons.some((d) => d.name === name)) {
+      const row: DaemonStatus = { name, pid: 0, state: 'absent', requests: 0, failures: 0, active: 0, capacity: 0, queued: 0, heartbeat_age_ms: 0, restarts: 0, generation: 0, started_at: '', incidents: 0, latency_avg_ms: 0, latency_max_ms: 0, latency_sum_us: 0 };
+      if (name === 'main') daemons.unshift(row);
+      else daemons.push(row);
+    }
+  }
   return { scoreboard: file, created_at: new Date(snap.createdMs).toISOString(), daemons };
+}
+
+/** The unit of a daemon, for hints: main → dispatchd-main.service. */
+export function unitOf(name: string): string {
+  return name.startsWith('secondary-') ? `dispatchd-secondary@${name.slice('secondary-'.length)}.service` : `dispatchd-${name}.service`;
+}
+
+/** One line per daemon that is not running as it should, saying where to look. */
+export function problems(r: StatusReport): string[] {
+  return r.daemons
+    .filter((d) => ['dead', 'unresponsive', 'absent'].includes(d.state))
+    .map((d) => `${d.name} is ${d.state}: see systemctl status ${unitOf(d.name)} and journalctl -u ${unitOf(d.name)} -p warning`);
 }
 
 function age(ms: number): string {
@@ -70,11 +109,26 @@ function age(ms: number): string {
   return `${(ms / 3_600_000).toFixed(1)}h`;
 }
 
-/** The report as an aligned text table. */
+/** A latency in ms, short: 0.42ms, 12ms, 3.1s. */
+function latency(ms: number): string {
+  if (ms < 10) return `${ms.toFixed(2)}ms`;
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  return `${(ms / 1000).toFixed(1)}s`;
+}
+
+/**
+ * The report as an aligned text table, one daemon a row. LATENCY is mean/max: for main the
+ * time to grant a lease, for a secondary the time to run a request; '-' before the first.
+ */
 export function formatTable(r: StatusReport): string {
-  const rows = [['NAME', 'PID', 'STATE', 'ACTIVE', 'REQUESTS', 'FAILED', 'HEARTBEAT', 'RESTARTS']];
+  const rows = [['NAME', 'PID', 'STATE', 'ACTIVE', 'REQUESTS', 'FAILED', 'LATENCY', 'HEARTBEAT', 'RESTARTS']];
   for (const d of r.daemons) {
-    rows.push([d.name, String(d.pid), d.state, d.capacity ? `${d.active}/${d.capacity}` : String(d.active), String(d.requests), String(d.failures), `${age(d.heartbeat_age_ms)} ago`, String(d.restarts)]);
+    if (d.state === 'absent') {
+      rows.push([d.name, '-', d.state, '-', '-', '-', '-', '-', '-']);
+      continue;
+    }
+    const lat = d.requests > 0 && d.name !== 'watchdog' ? `${latency(d.latency_avg_ms)}/${latency(d.latency_max_ms)}` : '-';
+    rows.push([d.name, String(d.pid), d.state, d.capacity ? `${d.active}/${d.capacity}` : String(d.active), String(d.requests), String(d.failures), lat, `${age(d.heartbeat_age_ms)} ago`, String(d.restarts)]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   return rows.map((row) => row.map((c, i) => (i === 0 || i === 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';

@@ -14,13 +14,15 @@ export const DEFAULT_CONFIG_PATH = '/etc/dispatchd/dispatchd.conf';
 
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
 
+const PathsSchema = z
+  .strictObject({
+    runtime_dir: z.string().startsWith('/').default('/run/dispatchd'),
+    scoreboard: z.string().startsWith('/').default('/dev/shm/dispatchd.scoreboard'),
+  })
+  .prefault({});
+
 export const ConfigSchema = z.strictObject({
-  paths: z
-    .strictObject({
-      runtime_dir: z.string().startsWith('/').default('/run/dispatchd'),
-      scoreboard: z.string().startsWith('/').default('/dev/shm/dispatchd.scoreboard'),
-    })
-    .prefault({}),
+  paths: PathsSchema,
   main: z
     .strictObject({
       reserve_timeout_ms: ms(10, 60_000).default(500),
@@ -105,7 +107,7 @@ export function parseConfig(text: string, where: string): Config {
   } catch (cause) {
     const line = (cause as { line?: number }).line;
     const first = reason(cause).split('\n')[0];
-    throw new DispatchError('CONFIG_INVALID', `failed to parse configuration '${where}'${line ? ` line ${line}` : ''}: ${first}; fix the file and restart the suite`, { cause });
+    throw new DispatchError('CONFIG_INVALID', `failed to parse configuration '${where}'${line ? ` line ${line}` : ''}: ${first}; fix the file, then reload or restart the suite (systemctl reload|restart dispatchd.target)`, { cause });
   }
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
@@ -115,7 +117,7 @@ export function parseConfig(text: string, where: string): Config {
     if (issue.code === 'unrecognized_keys') p = [...issue.path, issue.keys[0]!];
     const line = lineOf(text, p);
     const what = issue.code === 'unrecognized_keys' ? `unknown key '${[...issue.path, ...issue.keys].join('.')}'` : `key '${key}': ${issue.message}`;
-    throw new DispatchError('CONFIG_INVALID', `failed to load configuration '${where}'${line ? ` line ${line}` : ''}: ${what}; fix the file and restart the suite`, {
+    throw new DispatchError('CONFIG_INVALID', `failed to load configuration '${where}'${line ? ` line ${line}` : ''}: ${what}; fix the file, then reload or restart the suite (systemctl reload|restart dispatchd.target)`, {
       fields: { config: where, key: issue.code === 'unrecognized_keys' ? [...issue.path, ...issue.keys].join('.') : key },
     });
   }
@@ -167,6 +169,28 @@ export function mergeReload(running: Config, next: Config): { config: Config; ou
   const changed = changedKeys(running, next);
   const needRestart = changed.filter((k) => k.startsWith('paths.'));
   return { config: { ...next, paths: running.paths }, outcome: { applied: changed.filter((k) => !k.startsWith('paths.')), needRestart } };
+}
+
+/**
+ * Only the `[paths]` section, for the scoreboard keeper, which must create and remove the
+ * segment even when another key is wrong (the daemons then refuse that key themselves,
+ * each in its own journal). Falls back to the default paths when `[paths]` itself cannot be
+ * read, and says why in `problem`.
+ */
+export function loadPaths(file: string = DEFAULT_CONFIG_PATH, explicit = false): { paths: Config['paths']; problem?: string } {
+  try {
+    return { paths: loadConfig(file, explicit).paths };
+  } catch (err) {
+    let raw: unknown;
+    try {
+      raw = parseToml(fs.readFileSync(file, 'utf8'));
+    } catch {
+      raw = undefined;
+    }
+    const section = raw && typeof raw === 'object' ? (raw as Record<string, unknown>).paths : undefined;
+    const paths = PathsSchema.safeParse(section ?? {});
+    return { paths: paths.success ? paths.data : PathsSchema.parse({}), problem: reason(err) };
+  }
 }
 
 /** Paths derived from the runtime directory (docs/ARCHITECTURE.md). */

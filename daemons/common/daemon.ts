@@ -15,6 +15,7 @@ import { EXIT, exitCodeFor } from './exit-codes.js';
 import { parseListenFds, type ListenFds } from './listen-fds.js';
 import { closeLogger, createLogger, type Logger } from './logger.js';
 import { loadNotifyBinding, Notifier } from './notify.js';
+import { VERSION } from './version.js';
 
 /** A running daemon: stop() releases everything it holds; reload() applies a new configuration. */
 export interface Service {
@@ -118,7 +119,7 @@ export async function runDaemon<A extends { config: string }>(spec: DaemonSpec<A
   const die = async (err: unknown, what: string): Promise<never> => {
     const de = err instanceof DispatchError ? err : undefined;
     const code = de ? exitCodeFor(de.code) : EXIT.FAILURE;
-    const hint = code === EXIT.CONFIG ? ' (not restarted: fix the configuration, then systemctl restart dispatchd.target)' : '';
+    const hint = code === EXIT.CONFIG ? "; not restarted: fix the file, then run: systemctl reset-failed 'dispatchd-*' && systemctl restart dispatchd.target" : '';
     logger.error(`${what}: ${reason(err)}${hint}`, { code: de?.code ?? 'INTERNAL', unit, exit_status: code, ...(de?.fields ?? {}), ...(err instanceof Error && !de ? { stack: err.stack } : {}) });
     try {
       notifier.status(`failed: ${reason(err)}`);
@@ -147,6 +148,8 @@ export async function runDaemon<A extends { config: string }>(spec: DaemonSpec<A
   } catch (err) {
     return die(err, `failed to start ${unit}`);
   }
+  // Which version serves (an upgrade test and an operator read it from the journal).
+  logger.info(`${unit} started, dispatchd ${VERSION}`, { unit, version: VERSION, pid: process.pid });
 
   return new Promise<never>(() => {
     let stopping = false;

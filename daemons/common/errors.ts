@@ -50,6 +50,8 @@ export const ERROR_CODES = [
   'SCOREBOARD_MISSING',
   // supervision
   'RESTART_FAILED',
+  // operation (dispatchctl scale)
+  'SCALE_FAILED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -113,11 +113,17 @@ export class FrameDecoder {
     }
     const headerLen = prefix.readUInt32BE(4);
     const bodyLen = prefix.readUInt32BE(8);
-    if (headerLen < 2 || headerLen > MAX_HEADER_BYTES) {
-      return this.fail(new DispatchError('FRAME_TOO_LARGE', `failed to decode frame: header length ${headerLen} is outside 2..${MAX_HEADER_BYTES} bytes`));
+    if (headerLen < 2) {
+      return this.fail(new DispatchError('FRAME_BAD_HEADER', `failed to decode frame: header length ${headerLen} is below 2 bytes (the shortest JSON object, {})`));
+    }
+    if (headerLen > MAX_HEADER_BYTES) {
+      return this.fail(new DispatchError('FRAME_TOO_LARGE', `failed to decode frame: header of ${headerLen} bytes exceeds ${MAX_HEADER_BYTES} bytes`));
     }
     if (bodyLen > this.maxBodyBytes) {
-      return this.fail(new DispatchError('FRAME_TOO_LARGE', `failed to decode frame: body of ${bodyLen} bytes exceeds the maximum of ${this.maxBodyBytes} bytes`, { fields: { max_bytes: this.maxBodyBytes, size: bodyLen } }));
+      // The frame is well formed, the payload is just too big for this receiver: a refusal
+      // of the request (PAYLOAD_TOO_LARGE, exit 65), not a protocol error.
+      const what = this.maxBodyBytes === 0 ? 'this receiver takes no payload' : `the maximum is ${this.maxBodyBytes} bytes`;
+      return this.fail(new DispatchError('PAYLOAD_TOO_LARGE', `failed to accept a request: its payload of ${bodyLen} bytes is too large (${what})`, { fields: { max_bytes: this.maxBodyBytes, size: bodyLen } }));
     }
     const total = FRAME_PREFIX_BYTES + headerLen + bodyLen;
     if (this.buffered < total) return { kind: 'need-more' };

@@ -43,6 +43,8 @@ export const SLOT = {
   heartbeatMs: 64,
   incidents: 72,
   name: 80,
+  latencySumUs: 112,
+  latencyMaxUs: 120,
 } as const;
 
 export const KIND = { free: 0, main: 1, secondary: 2, watchdog: 3 } as const;
@@ -79,6 +81,15 @@ export interface SlotData {
   /** Watchdog: restarts it ordered; others: incidents (bad peers) logged. */
   incidents: number;
   name: string;
+  /**
+   * Main: total time from lease request to lease granted, over the `requests` leases it
+   * granted; secondary: total run time of the `requests` requests it served; in
+   * microseconds. Average = latencySumUs / requests. Formerly reserved bytes: 0 from an
+   * older writer.
+   */
+  latencySumUs: number;
+  /** The largest single one of those latencies, in microseconds (saturates at 2^32 − 1). */
+  latencyMaxUs: number;
 }
 
 /** The slot index of a daemon. */
@@ -143,6 +154,8 @@ export function encodeSlot(d: SlotData, into: Buffer = Buffer.alloc(SLOT_BYTES))
   into.writeBigUInt64LE(BigInt(d.heartbeatMs), SLOT.heartbeatMs);
   into.writeBigUInt64LE(BigInt(d.incidents), SLOT.incidents);
   into.write(d.name.slice(0, NAME_BYTES - 1), SLOT.name, NAME_BYTES - 1, 'utf8');
+  into.writeBigUInt64LE(BigInt(Math.max(0, Math.round(d.latencySumUs))), SLOT.latencySumUs);
+  into.writeUInt32LE(Math.min(0xffffffff, Math.max(0, Math.round(d.latencyMaxUs))), SLOT.latencyMaxUs);
   return into;
 }
 
@@ -167,6 +180,8 @@ export function decodeSlot(b: Buffer): SlotData | undefined {
     heartbeatMs: Number(b.readBigUInt64LE(SLOT.heartbeatMs)),
     incidents: Number(b.readBigUInt64LE(SLOT.incidents)),
     name: b.toString('utf8', SLOT.name, nameEnd === -1 || nameEnd > SLOT.name + NAME_BYTES ? SLOT.name + NAME_BYTES : nameEnd),
+    latencySumUs: Number(b.readBigUInt64LE(SLOT.latencySumUs)),
+    latencyMaxUs: b.readUInt32LE(SLOT.latencyMaxUs),
   };
 }
 
@@ -411,6 +426,8 @@ export class SlotWriter {
         heartbeatMs: now,
         incidents: 0,
         name: daemonName(kind, instance),
+        latencySumUs: 0,
+        latencyMaxUs: 0,
       };
     } catch (err) {
       fs.closeSync(this.fd);
@@ -433,6 +450,16 @@ export class SlotWriter {
     } catch (err) {
       throw ioError('write', this.file, err);
     }
+  }
+
+  /**
+   * Counts one latency (a lease granted, a request served) into latencySumUs and
+   * latencyMaxUs; published with the next {@link publish}.
+   * @param us the latency in microseconds.
+   */
+  addLatency(us: number): void {
+    this.data.latencySumUs += us;
+    if (us > this.data.latencyMaxUs) this.data.latencyMaxUs = Math.min(0xffffffff, us);
   }
 
   /** Updates some values and publishes them. */

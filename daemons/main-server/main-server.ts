@@ -250,6 +250,7 @@ export class MainServer {
     conn.busy();
     // active and the counters reach the scoreboard with the heartbeat (≤ 1 s), not per lease.
     this.inflight++;
+    const started = performance.now();
     try {
       const parsed = LeaseRequest.safeParse(frame.header);
       if (!parsed.success) {
@@ -257,6 +258,7 @@ export class MainServer {
       }
       const grant = await this.lease(parsed.data.type);
       this.slot.data.requests++;
+      this.slot.addLatency(Math.round((performance.now() - started) * 1000));
       conn.send(grant);
     } catch (err) {
       const de = err instanceof DispatchError ? err : new DispatchError('INTERNAL', `failed to grant a lease: ${reason(err)}`, { cause: err });

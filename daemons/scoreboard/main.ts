@@ -6,14 +6,14 @@
  * `remove` deletes it. Exit codes: 0, 64 usage, 78 bad configuration, 1 failure.
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_CONFIG_PATH, loadConfig } from '../common/config.js';
+import { DEFAULT_CONFIG_PATH, loadPaths } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { EXIT, exitCodeFor } from '../common/exit-codes.js';
+import { stderrIsJournal } from '../common/logger.js';
 import { createScoreboard, removeScoreboard } from '../common/scoreboard.js';
 
 // This runs before every daemon of the suite can start (they are ordered after it), so it
-// loads no more than it needs: node:util's parseArgs, not yargs; the logger (winston) only on
-// the error path.
+// loads no more than it needs: node:util's parseArgs, not yargs.
 const USAGE = `usage: dispatchd-scoreboard create|remove [--config FILE]
 
   create    create the scoreboard (keeps a valid one)
@@ -37,9 +37,14 @@ try {
   process.exit(EXIT.USAGE);
 }
 
+const journal = stderrIsJournal();
 try {
-  const config = loadConfig(argv.config, argv.config !== DEFAULT_CONFIG_PATH);
-  const file = config.paths.scoreboard;
+  const { paths, problem } = loadPaths(argv.config, argv.config !== DEFAULT_CONFIG_PATH);
+  if (problem) {
+    // <4> is the journal's priority prefix (warning), shown only when stderr is the journal.
+    process.stderr.write(`${journal ? '<4>' : ''}dispatchd-scoreboard: ${problem}; using scoreboard '${paths.scoreboard}' (the daemons refuse to start until the file is fixed)\n`);
+  }
+  const file = paths.scoreboard;
   if (argv.command === 'create') {
     const created = createScoreboard(file, { replaceInvalid: true });
     process.stdout.write(created ? `created scoreboard ${file}\n` : `kept the existing scoreboard ${file}\n`);
@@ -49,7 +54,6 @@ try {
   }
 } catch (err) {
   // <3> is the journal's priority prefix (err), shown only when stderr is the journal.
-  const { stderrIsJournal } = await import('../common/logger.js');
-  process.stderr.write(`${stderrIsJournal() ? '<3>' : ''}dispatchd-scoreboard: ${reason(err)}\n`);
+  process.stderr.write(`${journal ? '<3>' : ''}dispatchd-scoreboard: ${reason(err)}\n`);
   process.exit(err instanceof DispatchError ? exitCodeFor(err.code) : EXIT.FAILURE);
 }

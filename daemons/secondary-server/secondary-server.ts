@@ -182,10 +182,13 @@ export class SecondaryServer {
     if (this.stopping) return refuse('stopping');
     if (m.gen !== this.o.generation) return refuse('stale-generation');
     if (m.exp <= now) return refuse('expired'); // written before this process started
+    // A lease is held at most lease_ttl_ms unclaimed, whatever `exp` says: a bad or forged
+    // reservation cannot pin capacity for long.
+    const expiresAt = Math.min(m.exp, now + this.o.config.main.lease_ttl_ms);
     if (this.leases.size >= this.o.config.secondary.max_leases) return refuse('full');
     if (this.leases.has(m.lease)) return refuse('expired');
-    const lease: Lease = { token: m.lease, expiresAt: m.exp, timer: undefined, conn: undefined, requests: 0, failed: 0 };
-    lease.timer = setTimeout(() => this.expire(lease), m.exp - now);
+    const lease: Lease = { token: m.lease, expiresAt, timer: undefined, conn: undefined, requests: 0, failed: 0 };
+    lease.timer = setTimeout(() => this.expire(lease), expiresAt - now);
     this.leases.set(m.lease, lease);
     this.publishNow(); // before answering, so main's next choice sees the load
     this.toMain({ v: 1, t: 'reserved', id: m.id, from: this.name, gen: this.o.generation, lease: m.lease });
@@ -237,7 +240,7 @@ export class SecondaryServer {
       return state.lease;
     }
     if (req.generation !== this.o.generation) {
-      throw new DispatchError('LEASE_STALE', `lease was issued for an earlier process of ${this.name} (generation ${req.generation}, now ${this.o.generation}); ask the main server for a new lease`, { retryable: true });
+      throw new DispatchError('LEASE_STALE', `lease was issued for generation ${req.generation}, but this is generation ${this.o.generation} of ${this.name} (it restarted, or the lease is for another secondary); ask the main server for a new lease`, { retryable: true });
     }
     const lease = this.leases.get(req.lease);
     if (!lease) {
@@ -276,6 +279,7 @@ export class SecondaryServer {
       const header: RunResult = { ok: true, op: 'result', type: req.type, elapsed_ms: Math.round((performance.now() - started) * 1000) / 1000 };
       lease.requests++;
       this.slot.data.requests++;
+      this.slot.addLatency(Math.round((performance.now() - started) * 1000));
       conn.send(header, result);
     } catch (err) {
       const de = err instanceof DispatchError ? err : new DispatchError('INTERNAL', `failed to run a '${type}' request: ${reason(err)}`, { cause: err });
@@ -313,7 +317,7 @@ export class SecondaryServer {
           secondary: this.name,
           peer: ctx.peer,
         });
-        throw new DispatchError('DEADLINE_EXCEEDED', `the '${type}' request ran past its deadline of ${deadlineMs} ms and was cut off`);
+        throw new DispatchError('DEADLINE_EXCEEDED', `the '${type}' request ran past its deadline of ${deadlineMs} ms and was cut off; ask for a longer deadline (at most request_deadline_ms, ${this.o.config.secondary.request_deadline_ms} ms here)`);
       }
       throw err;
     } finally {

@@ -9,6 +9,15 @@ import { readFileSync, readdirSync, rmdirSync, rmSync, existsSync } from 'node:f
 import { join, posix } from 'node:path';
 
 const BUILD_ONLY = new Set(['node-gyp']);
+// Files of kept packages that nothing loads at run time, removed so that the package ships
+// no dead code (and lintian's embedded-javascript-library finds no browser copy of async):
+//  - every package's own tests and examples;
+//  - async's dist/ (browser bundles: UMD, minified, ES module): its only user, winston,
+//    requires the CommonJS files async/forEach.js and async/series.js, never 'async' itself;
+//  - one-time's async.js (the `one-time/async` variant): winston requires 'one-time'.
+// The system tests exercise winston's paths (logging, exceptions) from the installed package.
+const UNUSED_DIRS = ['test', 'tests', '__tests__', 'example', 'examples'];
+const UNUSED_FILES = { 'node_modules/async': ['dist'], 'node_modules/one-time': ['async.js'] };
 // Run-time requires that a package forgets to declare (it got them hoisted from node-gyp's
 // tree): usocket, which dbus-next uses for the system bus, calls require('debug').
 const UNDECLARED = { 'node_modules/usocket': ['debug'] };
@@ -54,9 +63,20 @@ for (const path of Object.keys(packages)) {
         removed += 1;
     }
 }
+let unused = 0;
+for (const path of reachable) {
+    if (path === '') continue;
+    const base = join(dir, ...path.split(posix.sep));
+    for (const entry of [...UNUSED_DIRS, ...(UNUSED_FILES[path] ?? [])]) {
+        if (existsSync(join(base, entry))) {
+            rmSync(join(base, entry), { recursive: true, force: true });
+            unused += 1;
+        }
+    }
+}
 // Scope directories (@npmcli/, ...) left empty.
 for (const entry of readdirSync(join(dir, 'node_modules'))) {
     const scope = join(dir, 'node_modules', entry);
     if (entry.startsWith('@') && readdirSync(scope).length === 0) rmdirSync(scope);
 }
-console.log(`prune-node-modules: kept ${reachable.size - 1} packages, removed ${removed} build-only ones`);
+console.log(`prune-node-modules: kept ${reachable.size - 1} packages, removed ${removed} build-only ones and ${unused} unused test, example or browser paths`);

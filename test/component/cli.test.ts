@@ -45,19 +45,36 @@ t.test('errors: one line on stderr and the documented exit code', async (t) => {
   t.match(deadline.stderr, /cut off/);
   const gone = spawnSync(process.execPath, [path.join(BUILD, 'client/dispatchctl.js'), '--socket', path.join(suite.dir, 'nothing.sock'), 'request', 'echo', 'x', '--timeout', '2000'], { encoding: 'utf8' });
   t.equal(gone.status, EXIT.UNAVAILABLE);
-  t.match(gone.stderr, /is dispatchd.target running/);
+  t.match(gone.stderr, /no such socket: dispatchd is not running; see 'systemctl status dispatchd.target'/);
+  const notSocket = spawnSync(process.execPath, [path.join(BUILD, 'client/dispatchctl.js'), '--socket', suite.configPath, 'request', 'echo', 'x', '--timeout', '2000'], { encoding: 'utf8' });
+  t.match(notSocket.stderr, /is not a socket; pass the main server's socket with --socket/);
+  const badTimeout = await suite.dispatchctl(['request', 'echo', 'x', '--timeout', 'abc']);
+  t.equal(badTimeout.code, EXIT.USAGE, 'a timeout that is not a number is a usage error');
+  t.match(badTimeout.stderr, /--timeout takes a whole number of milliseconds/);
+  const badDeadline = await suite.dispatchctl(['request', 'sleep', '1', '--deadline', '1.5']);
+  t.equal(badDeadline.code, EXIT.USAGE);
+  const numeric = await suite.dispatchctl(['request', 'echo', '--', '-5']);
+  t.equal(numeric.stdout.toString(), '-5', "numeric DATA after '--' is sent as text");
+  const big = await suite.dispatchctl(['request', 'echo', '-'], Buffer.alloc(64 * 1024 * 1024 + 1));
+  t.equal(big.code, EXIT.REJECTED, 'a payload over max_payload_bytes is refused (65), not a protocol error');
+  t.match(big.stderr, /too large.*raise max_payload_bytes/);
+  const version = await suite.dispatchctl(['--version']);
+  t.match(version.stdout.toString(), /^\d+\.\d+\.\d+\n$/);
+  t.equal((await suite.dispatchctl(['-h'])).code, 0, '-h is help');
   t.equal(gone.stderr.trim().split('\n').length, 1);
 });
 
 t.test('status: a table and JSON with the contract fields', async (t) => {
   const table = await suite.dispatchctl(['status', '--scoreboard', suite.scoreboard]);
   t.equal(table.code, 0);
-  t.match(table.stdout.toString(), /^NAME\s+PID\s+STATE\s+ACTIVE\s+REQUESTS\s+FAILED\s+HEARTBEAT\s+RESTARTS\n/);
+  t.match(table.stdout.toString(), /^NAME\s+PID\s+STATE\s+ACTIVE\s+REQUESTS\s+FAILED\s+LATENCY\s+HEARTBEAT\s+RESTARTS\n/);
   t.match(table.stdout.toString(), /\nmain\s+\d+\s+ready/);
   const json = await suite.dispatchctl(['status', '--json', '--scoreboard', suite.scoreboard]);
   const report = JSON.parse(json.stdout.toString()) as { daemons: Array<Record<string, unknown>> };
-  t.same(report.daemons.map((d) => d.name), ['main', 'secondary-1']);
-  for (const d of report.daemons) {
+  t.same(report.daemons.map((d) => d.name), ['main', 'secondary-1', 'watchdog']);
+  t.equal(report.daemons[2]!.state, 'absent', 'the watchdog (not started here) is listed as absent');
+  t.match(table.stderr, /watchdog is absent: see systemctl status dispatchd-watchdog.service/);
+  for (const d of report.daemons.filter((x) => x.state !== 'absent')) {
     for (const k of ['name', 'pid', 'state', 'requests', 'heartbeat_age_ms', 'restarts']) t.ok(k in d, `${d.name} has ${k}`);
   }
   t.equal(report.daemons[0]!.pid, suite.daemons.get('main')!.child.pid);
@@ -90,4 +107,32 @@ t.test('a daemon started without its sockets says which unit to use', async (t) 
   const r = spawnSync(process.execPath, [path.join(BUILD, 'main-server/main.js'), '--config', suite.configPath], { encoding: 'utf8' });
   t.equal(r.status, EXIT.FAILURE);
   t.match(r.stderr, /failed to find the socket-activated fd 'client'.*start the daemon through dispatchd-main.socket/);
+});
+
+t.test('check-config: valid, invalid (line and key, exit 78), missing', async (t) => {
+  const good = path.join(suite.dir, 'good.conf');
+  fs.writeFileSync(good, '[secondary]\nmax_leases = 4\n');
+  const ok = await suite.dispatchctl(['check-config', good]);
+  t.equal(ok.code, 0);
+  t.equal(ok.stdout.toString(), `dispatchctl: configuration '${good}' is valid\n`);
+  const bad = path.join(suite.dir, 'bad-check.conf');
+  fs.writeFileSync(bad, '[secondary]\n\nmax_leases = "many"\n');
+  const r = await suite.dispatchctl(['check-config', bad]);
+  t.equal(r.code, EXIT.CONFIG, 'exit 78');
+  t.match(r.stderr, new RegExp(`^dispatchctl: configuration refused: failed to load configuration '${bad}' line 3: key 'secondary\\.max_leases'.*\\[CONFIG_INVALID\\]\\n$`));
+  const missing = await suite.dispatchctl(['check-config', path.join(suite.dir, 'nope.conf')]);
+  t.equal(missing.code, EXIT.CONFIG, 'a file named but missing is refused too');
+});
+
+t.test('status --format openmetrics and --watch on a pipe', async (t) => {
+  const om = await suite.dispatchctl(['status', '--format', 'openmetrics', '--scoreboard', suite.scoreboard]);
+  t.equal(om.code, 0);
+  t.match(om.stdout.toString(), /^dispatchd_requests_total\{daemon="main"\} \d+$/m);
+  t.ok(om.stdout.toString().endsWith('# EOF\n'));
+  const watch = await suite.dispatchctl(['status', '--watch', '--json', '--interval', '100', '--count', '2', '--scoreboard', suite.scoreboard]);
+  t.equal(watch.code, 0);
+  t.equal(watch.stdout.toString().trim().split('\n').length, 2, 'two snapshots, one JSON line each');
+  const both = await suite.dispatchctl(['status', '--json', '--format', 'table']);
+  t.equal(both.code, EXIT.USAGE, '--json and --format together are a usage error');
+  t.equal((await suite.dispatchctl(['--version'])).stdout.toString().trim(), JSON.parse(fs.readFileSync(path.join(BUILD, '../../package.json'), 'utf8')).version, '--version');
 });

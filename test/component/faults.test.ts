@@ -47,7 +47,7 @@ t.test('garbage on the main socket: one error frame, disconnected, logged once, 
 t.test('a frame announcing a body to main is refused before the body is sent (main never carries payloads)', async (t) => {
   const [head] = encodeFrame({ op: 'lease', type: 'echo' }, Buffer.alloc(10));
   const r = await rawExchange(suite.mainSocket, head, 2000);
-  t.equal(r.frames[0]?.header.code, 'FRAME_TOO_LARGE');
+  t.equal(r.frames[0]?.header.code, 'PAYLOAD_TOO_LARGE');
   t.ok(r.closedByServer);
 });
 

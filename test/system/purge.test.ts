@@ -1,9 +1,13 @@
 /**
  * apt-get remove stops everything and leaves no process, FIFO or segment; apt-get purge
- * also removes /etc/dispatchd and every file the package installed.
+ * also removes /etc/dispatchd, every file the package installed and the enablement links
+ * of the secondaries (a scaled-up one included); installing again after the purge gives a
+ * working suite with its defaults.
  */
+import { basename } from 'node:path';
 import t from 'tap';
-import { installedSuite, leftovers } from './lib/suite.js';
+import { ensureDeb } from './lib/deb.js';
+import { DEB_DIR, install, installedSuite, leftovers, SERVICES, SOCKETS } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
 
@@ -17,6 +21,9 @@ if (sb) {
     // Files (not directories) the package installed, to look for after the purge.
     files = (await sb.out('dpkg -L dispatchd | while read -r f; do [ -d "$f" ] || echo "$f"; done')).trim().split('\n');
     t.ok(files.length > 20, `${files.length} files installed`);
+    // A third secondary and an edited configuration: remove and purge must take them too.
+    t.equal((await sb.out('dispatchctl scale 3')).trim(), 'secondaries: 3 enabled (1 2 3), running: 1 2 3', 'scaled to 3');
+    await sb.out("sed -i 's/^#max_leases = 32/max_leases = 9/' /etc/dispatchd/dispatchd.conf");
   });
 
   t.test('apt-get remove stops every unit and leaves no process, FIFO or segment', async (t) => {
@@ -42,5 +49,16 @@ if (sb) {
     t.same(await leftovers(sb), [], 'no process, FIFO, socket or segment');
     t.not((await sb.sh('dpkg -s dispatchd >/dev/null 2>&1')).code, 0, 'dpkg no longer knows the package');
     t.equal((await sb.out('ls /etc/systemd/system/multi-user.target.wants/ | grep dispatchd || true')).trim(), '', 'dispatchd.target is no longer enabled');
+    t.equal((await sb.sh('test -e /etc/systemd/system/dispatchd.target.wants')).code, 1, 'no enablement link of a secondary is left');
+  });
+
+  t.test('installing again after the purge: enabled, active, serving, with the defaults', async (t) => {
+    await install(sb, `${DEB_DIR}/${basename(await ensureDeb())}`);
+    t.equal((await sb.out('systemctl is-enabled dispatchd.target')).trim(), 'enabled');
+    for (const unit of ['dispatchd.target', ...SERVICES, ...SOCKETS]) t.equal((await sb.show(unit, 'ActiveState')).ActiveState, 'active', `${unit} is active`);
+    t.equal((await sb.out('dispatchctl scale')).trim(), 'secondaries: 2 enabled (1 2), running: 1 2', 'the default 2 secondaries, not the 3 of before');
+    t.notMatch(await sb.out('cat /etc/dispatchd/dispatchd.conf'), /^max_leases = 9/m, 'a fresh configuration file');
+    t.match(await sb.out('id dispatchd'), /uid=\d+\(dispatchd\)/, 'the system user exists');
+    t.equal((await sb.exec(['dispatchctl', 'request', 'echo', 'again'])).stdout.toString(), 'again', 'serving');
   });
 }

@@ -89,7 +89,7 @@ t.test('services: Type=notify, watchdog, restart policy, start limits in [Unit],
     t.notMatch(text, /^MemoryDenyWriteExecute=yes/m, `${unit}: no MemoryDenyWriteExecute= (it breaks V8's JIT)`);
     t.notMatch(text, /^RemoveIPC=yes/m, `${unit}: no RemoveIPC= (it would delete the scoreboard)`);
     if (unit === 'dispatchd-scoreboard.service') continue;
-    for (const line of ['Type=notify', 'NotifyAccess=main', 'WatchdogSec=3s', 'Restart=on-failure', 'RestartPreventExitStatus=78', 'ExecReload=/bin/kill -HUP $MAINPID']) {
+    for (const line of ['Type=notify', 'NotifyAccess=main', 'WatchdogSec=3s', 'Restart=on-failure', 'RestartPreventExitStatus=64 78', 'ExecReload=/bin/kill -HUP $MAINPID']) {
       t.match(section('Service'), new RegExp(`^${line.replace(/[$]/g, '\\$')}$`, 'm'), `${unit}: ${line}`);
     }
   }
@@ -140,7 +140,7 @@ t.test('sysusers.d creates user dispatchd and group dispatchd-clients', { skip: 
   t.match(group, /^dispatchd-clients:x:\d+:$/m, 'group dispatchd-clients');
 });
 
-t.test('the polkit rule grants restart and kill of dispatchd-* services to user dispatchd only', async (t) => {
+t.test('the polkit rule grants restart and kill of main and the secondaries to user dispatchd only', async (t) => {
   const rules: Array<(action: unknown, subject: unknown) => unknown> = [];
   const Result = { YES: 'yes', NO: 'no', NOT_HANDLED: null };
   runInNewContext(readFileSync(join(UNITS, 'polkit', 'dispatchd.rules'), 'utf8'), {
@@ -153,7 +153,12 @@ t.test('the polkit rule grants restart and kill of dispatchd-* services to user 
     ['dispatchd', 'dispatchd-main.service', 'restart', 'yes'],
     ['dispatchd', 'dispatchd-secondary@1.service', 'restart', 'yes'],
     ['dispatchd', 'dispatchd-secondary@2.service', 'kill', 'yes'],
-    ['dispatchd', 'dispatchd-watchdog.service', 'restart', 'yes'],
+    ['dispatchd', 'dispatchd-secondary@62.service', 'restart', 'yes'],
+    ['dispatchd', 'dispatchd-watchdog.service', 'restart', null],
+    ['dispatchd', 'dispatchd-scoreboard.service', 'restart', null],
+    ['dispatchd', 'dispatchd-evil.service', 'restart', null],
+    ['dispatchd', 'dispatchd-secondary@x.service', 'restart', null],
+    ['dispatchd', 'dispatchd-secondary@1.socket', 'restart', null],
     ['dispatchd', 'dispatchd-main.service', 'stop', null],
     ['dispatchd', 'dispatchd-main.service', 'start', null],
     ['dispatchd', 'dispatchd-main.socket', 'restart', null],

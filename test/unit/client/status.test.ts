@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { ScoreboardSnapshot } from '../../../daemons/common/scoreboard.js';
-import { formatTable, STALE_HEARTBEAT_MS, statusReport } from '../../../daemons/client/status.js';
+import { formatTable, problems, STALE_HEARTBEAT_MS, statusReport } from '../../../daemons/client/status.js';
 import { daemon, NOW, secondary } from '../lib/slots.js';
 
 const FILE = '/dev/shm/dispatchd.scoreboard';
@@ -12,7 +12,7 @@ t.test('the report: order, fields and derived values', async (t) => {
   const r = statusReport(
     FILE,
     snap([
-      secondary(2, { active: 1, capacity: 4, requests: 10, failures: 1, starts: 3, heartbeatMs: NOW - 250, generation: 42, incidents: 2 }),
+      secondary(2, { active: 1, capacity: 4, requests: 10, failures: 1, starts: 3, heartbeatMs: NOW - 250, generation: 42, incidents: 2, latencySumUs: 12_345, latencyMaxUs: 4_000 }),
       daemon('watchdog', { requests: 500, incidents: 1 }),
       secondary(1),
       daemon('main', { active: 2, requests: 99, startedMs: NOW - 1000 }),
@@ -31,19 +31,36 @@ t.test('the report: order, fields and derived values', async (t) => {
     failures: 1,
     active: 1,
     capacity: 4,
+    queued: 0,
     heartbeat_age_ms: 250,
     restarts: 2,
     generation: 42,
     started_at: new Date(NOW - 60_000).toISOString(),
     incidents: 2,
+    latency_avg_ms: 1.235,
+    latency_max_ms: 4,
+    latency_sum_us: 12_345,
   });
+  t.equal(r.daemons[0]!.latency_avg_ms, 0, 'no request, no mean latency');
   t.equal(r.daemons[0]!.restarts, 0, 'one start is no restart');
   t.same(JSON.parse(JSON.stringify(r)), r, 'plain JSON');
 });
 
 t.test('secondaries are ordered by number, not by name', async (t) => {
   const r = statusReport(FILE, snap([secondary(10), secondary(9), secondary(1)]), NOW, everyoneAlive);
-  t.same(r.daemons.map((d) => d.name), ['secondary-1', 'secondary-9', 'secondary-10']);
+  t.same(r.daemons.map((d) => d.name), ['main', 'secondary-1', 'secondary-9', 'secondary-10', 'watchdog']);
+});
+
+t.test('main and the watchdog are listed as absent when they never started, with a hint', async (t) => {
+  const r = statusReport(FILE, snap([secondary(1)]), NOW, everyoneAlive);
+  t.same(r.daemons.map((d) => [d.name, d.state, d.pid]), [['main', 'absent', 0], ['secondary-1', 'ready', 1001], ['watchdog', 'absent', 0]]);
+  t.same(problems(r), [
+    'main is absent: see systemctl status dispatchd-main.service and journalctl -u dispatchd-main.service -p warning',
+    'watchdog is absent: see systemctl status dispatchd-watchdog.service and journalctl -u dispatchd-watchdog.service -p warning',
+  ]);
+  t.match(formatTable(r), /\nmain\s+-\s+absent\s+-/, 'the table shows the absent row');
+  const empty = statusReport(FILE, snap([]), NOW, everyoneAlive);
+  t.same(empty.daemons.map((d) => d.state), ['absent', 'absent'], 'an empty scoreboard is not an empty table');
 });
 
 t.test('dead and unresponsive', async (t) => {
@@ -60,7 +77,7 @@ t.test('dead and unresponsive', async (t) => {
     NOW,
     alive,
   );
-  t.same(r.daemons.map((d) => [d.name, d.state]), [
+  t.same(r.daemons.filter((d) => d.state !== 'absent').map((d) => [d.name, d.state]), [
     ['secondary-1', 'dead'],
     ['secondary-2', 'unresponsive'],
     ['secondary-3', 'stopped'],
@@ -72,26 +89,26 @@ t.test('dead and unresponsive', async (t) => {
 
 t.test('a heartbeat from a clock ahead gives age 0, never negative', async (t) => {
   const r = statusReport(FILE, snap([secondary(1, { heartbeatMs: NOW + 500 })]), NOW, everyoneAlive);
-  t.equal(r.daemons[0]!.heartbeat_age_ms, 0);
+  t.equal(r.daemons.find((d) => d.name === 'secondary-1')!.heartbeat_age_ms, 0);
 });
 
 t.test('restarts never go negative (a slot with starts 0)', async (t) => {
   const r = statusReport(FILE, snap([secondary(1, { starts: 0 })]), NOW, everyoneAlive);
-  t.equal(r.daemons[0]!.restarts, 0);
+  t.equal(r.daemons.find((d) => d.name === 'secondary-1')!.restarts, 0);
 });
 
 t.test('an empty scoreboard', async (t) => {
   const r = statusReport(FILE, snap([]), NOW, everyoneAlive);
-  t.same(r.daemons, []);
-  t.equal(formatTable(r), 'NAME  PID  STATE  ACTIVE  REQUESTS  FAILED  HEARTBEAT  RESTARTS\n', 'just the header');
+  t.same(r.daemons.map((d) => [d.name, d.state]), [['main', 'absent'], ['watchdog', 'absent']]);
+  t.equal(formatTable(r).split('\n')[0], 'NAME      PID  STATE   ACTIVE  REQUESTS  FAILED  LATENCY  HEARTBEAT  RESTARTS', 'the header');
 });
 
 t.test('formatTable: aligned columns', async (t) => {
   const r = statusReport(
     FILE,
     snap([
-      daemon('main', { active: 12, requests: 123456, heartbeatMs: NOW - 1500 }),
-      secondary(1, { active: 3, capacity: 32, requests: 7, failures: 2, starts: 4, heartbeatMs: NOW - 42_000 }),
+      daemon('main', { active: 12, requests: 123456, heartbeatMs: NOW - 1500, latencySumUs: 123456 * 420, latencyMaxUs: 25_000 }),
+      secondary(1, { active: 3, capacity: 32, requests: 7, failures: 2, starts: 4, heartbeatMs: NOW - 42_000, latencySumUs: 7 * 2_500_000, latencyMaxUs: 3_100_000 }),
       daemon('watchdog', { heartbeatMs: NOW - 2 * 3_600_000, state: 'busy' }),
     ]),
     NOW,
@@ -101,12 +118,12 @@ t.test('formatTable: aligned columns', async (t) => {
   t.ok(text.endsWith('\n'), 'ends with a newline');
   const rows = text.trimEnd().split('\n');
   t.equal(rows.length, 4);
-  t.same(rows[0]!.split(/\s+/), ['NAME', 'PID', 'STATE', 'ACTIVE', 'REQUESTS', 'FAILED', 'HEARTBEAT', 'RESTARTS']);
+  t.same(rows[0]!.split(/\s+/), ['NAME', 'PID', 'STATE', 'ACTIVE', 'REQUESTS', 'FAILED', 'LATENCY', 'HEARTBEAT', 'RESTARTS']);
   t.ok(rows.every((row) => row === row.trimEnd()), 'no trailing spaces');
   const cells = rows.map((row) => row.split(/\s{2,}/));
-  t.same(cells[1], ['main', '900', 'ready', '12', '123456', '0', '1.5s ago', '0']);
-  t.same(cells[2], ['secondary-1', '1001', 'unresponsive', '3/32', '7', '2', '42s ago', '3'], 'active/capacity for a secondary');
-  t.same(cells[3], ['watchdog', '901', 'unresponsive', '0', '0', '0', '2.0h ago', '0']);
+  t.same(cells[1], ['main', '900', 'ready', '12', '123456', '0', '0.42ms/25ms', '1.5s ago', '0'], 'latency mean/max');
+  t.same(cells[2], ['secondary-1', '1001', 'unresponsive', '3/32', '7', '2', '2.5s/3.1s', '42s ago', '3'], 'active/capacity for a secondary');
+  t.same(cells[3], ['watchdog', '901', 'unresponsive', '0', '0', '0', '-', '2.0h ago', '0']);
   // Numeric columns are right-aligned: every row has the same length up to the last column's end.
   t.equal(new Set(rows.map((row) => row.length)).size, 1, 'every row has the same width');
   const pidEnd = rows[0]!.indexOf('PID') + 3;

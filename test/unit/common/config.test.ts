@@ -199,3 +199,22 @@ t.test('mergeReload: everything but paths is taken; paths need a restart', async
   t.equal(running.main.lease_ttl_ms, 3000, 'the running configuration is not modified');
   t.same(mergeReload(running, defaultConfig()).outcome, { applied: [], needRestart: [] }, 'nothing changed');
 });
+
+t.test('loadPaths: [paths] even when another key is wrong, the defaults when [paths] is unreadable', async (t) => {
+  const { loadPaths } = await import('../../../daemons/common/config.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-paths-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'c.conf');
+  fs.writeFileSync(file, '[paths]\nscoreboard = "/dev/shm/x"\n[secondary]\nrequest_deadline_ms = -5\n');
+  const bad = loadPaths(file, true);
+  t.equal(bad.paths.scoreboard, '/dev/shm/x', 'the scoreboard path is read despite the bad key');
+  t.match(bad.problem, /line 4: key 'secondary.request_deadline_ms'/, 'and the problem is reported');
+  fs.writeFileSync(file, 'this is = = not toml\n');
+  const broken = loadPaths(file, true);
+  t.equal(broken.paths.scoreboard, '/dev/shm/dispatchd.scoreboard', 'defaults when the file does not parse');
+  t.match(broken.problem, /line 1/);
+  fs.writeFileSync(file, '[paths]\nscoreboard = 5\n');
+  t.equal(loadPaths(file, true).paths.scoreboard, '/dev/shm/dispatchd.scoreboard', 'defaults when [paths] itself is bad');
+  fs.writeFileSync(file, '[paths]\nruntime_dir = "/run/x"\n');
+  t.same(loadPaths(file, true), { paths: { runtime_dir: '/run/x', scoreboard: '/dev/shm/dispatchd.scoreboard' } }, 'a good file: no problem');
+});

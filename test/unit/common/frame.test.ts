@@ -176,11 +176,11 @@ t.test('non-zero flags', async (t) => {
 });
 
 t.test('header length 0, 1 and over the maximum; 2 and the maximum are fine', async (t) => {
-  for (const headerLen of [0, 1, MAX_HEADER_BYTES + 1, 0xffffffff]) {
+  for (const [headerLen, code] of [[0, 'FRAME_BAD_HEADER'], [1, 'FRAME_BAD_HEADER'], [MAX_HEADER_BYTES + 1, 'FRAME_TOO_LARGE'], [0xffffffff, 'FRAME_TOO_LARGE']] as const) {
     const d = new FrameDecoder(100);
     d.push(prefix({ headerLen, bodyLen: 0 }));
     const err = errorOf(d.next());
-    t.equal(err.code, 'FRAME_TOO_LARGE', `header length ${headerLen}, decided from the prefix alone`);
+    t.equal(err.code, code, `header length ${headerLen}, decided from the prefix alone`);
     t.equal(d.bufferedBytes, 0);
   }
   const d = new FrameDecoder(0);
@@ -204,13 +204,14 @@ t.test('body over maxBodyBytes is rejected before the body arrives', async (t) =
   const d = new FrameDecoder(1000);
   d.push(prefix({ headerLen: 2, bodyLen: 1001 }));
   const err = errorOf(d.next());
-  t.equal(err.code, 'FRAME_TOO_LARGE');
+  t.equal(err.code, 'PAYLOAD_TOO_LARGE', 'a refusal of the request (exit 65), not a protocol error');
+  t.match(err.message, /payload of 1001 bytes is too large \(the maximum is 1000 bytes\)/);
   t.equal(err.fields.max_bytes, 1000);
   t.equal(err.fields.size, 1001);
   // The peer keeps sending its body: nothing of it is kept.
   for (let i = 0; i < 100; i++) d.push(Buffer.alloc(64 * 1024));
   t.equal(d.bufferedBytes, 0, 'memory stays bounded after the error');
-  t.equal(errorOf(d.next()).code, 'FRAME_TOO_LARGE');
+  t.equal(errorOf(d.next()).code, 'PAYLOAD_TOO_LARGE');
 
   const ok = new FrameDecoder(1000);
   ok.push(wire({}, Buffer.alloc(1000)));
@@ -218,7 +219,8 @@ t.test('body over maxBodyBytes is rejected before the body arrives', async (t) =
 
   const zero = new FrameDecoder(0);
   zero.push(wire({ op: 'lease' }, Buffer.from('x')));
-  t.equal(errorOf(zero.next()).code, 'FRAME_TOO_LARGE', 'maxBodyBytes 0 refuses any body (the main server)');
+  t.equal(errorOf(zero.next()).code, 'PAYLOAD_TOO_LARGE', 'maxBodyBytes 0 refuses any body (the main server)');
+  t.match(errorOf(zero.next()).message, /this receiver takes no payload/);
 });
 
 t.test('maxBodyBytes must be 0..MAX_BODY_BYTES_CEILING', async (t) => {

@@ -73,6 +73,8 @@ const sample = (o: Partial<SlotData> = {}): SlotData => ({
   heartbeatMs: 1_700_000_000_500,
   incidents: 1,
   name: 'secondary-3',
+  latencySumUs: 2 ** 40 + 3,
+  latencyMaxUs: 123_456,
   ...o,
 });
 
@@ -81,7 +83,7 @@ t.test('layout constants match docs/SCOREBOARD.md', async (t) => {
   t.equal(SLOT_BYTES, 128);
   t.equal(SLOT_COUNT, 64);
   t.equal(SCOREBOARD_BYTES, 8256);
-  t.same(SLOT, { seq: 0, kind: 4, instance: 8, pid: 12, state: 16, generation: 20, starts: 24, active: 28, capacity: 32, queued: 36, requests: 40, failures: 48, startedMs: 56, heartbeatMs: 64, incidents: 72, name: 80 });
+  t.same(SLOT, { seq: 0, kind: 4, instance: 8, pid: 12, state: 16, generation: 20, starts: 24, active: 28, capacity: 32, queued: 36, requests: 40, failures: 48, startedMs: 56, heartbeatMs: 64, incidents: 72, name: 80, latencySumUs: 112, latencyMaxUs: 120 });
 });
 
 t.test('slotIndex and daemonName', async (t) => {
@@ -103,7 +105,12 @@ t.test('encodeSlot / decodeSlot', async (t) => {
   t.same(decodeSlot(b), d);
   t.equal(b.readUInt32LE(SLOT.kind), 2, 'kind secondary = 2');
   t.equal(b.readUInt32LE(SLOT.state), 3, 'state busy = 3');
-  t.ok(b.subarray(112).equals(Buffer.alloc(16)), 'reserved bytes are zero');
+  t.equal(b.readBigUInt64LE(112), 2n ** 40n + 3n, 'latency_sum_us at offset 112');
+  t.equal(b.readUInt32LE(120), 123_456, 'latency_max_us at offset 120');
+  t.ok(b.subarray(124).equals(Buffer.alloc(4)), 'reserved bytes are zero');
+  const v1 = encodeSlot(d);
+  v1.fill(0, 112); // a slot written before the latency fields existed (they were reserved, zero)
+  t.same(decodeSlot(v1), { ...d, latencySumUs: 0, latencyMaxUs: 0 }, 'an older writer\'s slot reads with latencies 0');
 
   const long = decodeSlot(encodeSlot(sample({ name: 'n'.repeat(40) })));
   t.equal(long?.name, 'n'.repeat(31), 'the name is cut to 31 bytes, NUL-terminated');
@@ -424,24 +431,28 @@ t.test('a reader never returns a torn slot while a writer process hammers it', a
 function writeForeignReaderFixture(file: string) {
   createScoreboard(file, { now: 1_700_000_000_123 });
   const main = new SlotWriter(file, 'main', 0, { pid: 1234, generation: 0xfffffffe, now: 1_700_000_000_200 });
+  main.addLatency(1500);
+  main.addLatency(2 ** 33 + 7); // a max past 2^32 − 1 µs saturates
   main.update({ state: 'ready', active: 3, queued: 7, requests: 2 ** 40 + 5, failures: 9, heartbeatMs: 1_700_000_001_234, incidents: 2 });
   const wd = new SlotWriter(file, 'watchdog', 0, { pid: 99, generation: 1, now: 1_700_000_000_300 });
   wd.update({ state: 'busy', requests: 123, incidents: 5, heartbeatMs: 1_700_000_000_301 });
   const s1 = new SlotWriter(file, 'secondary', 1, { pid: 4000, generation: 31337, capacity: 32, now: 1_700_000_000_400 });
+  s1.addLatency(250);
+  s1.addLatency(40);
   s1.update({ state: 'full', active: 32, requests: 1000, failures: 1, heartbeatMs: 1_700_000_000_401 });
   const s62 = new SlotWriter(file, 'secondary', 62, { pid: 4062, generation: 62, capacity: 4, now: 1_700_000_000_500 });
   s62.update({ state: 'stopping', heartbeatMs: 1_700_000_000_501 });
   for (const w of [main, wd, s1, s62]) w.close();
   const slot = (index: number, o: Record<string, number | string>) => ({
     index, seq: 2, kind: 0, instance: 0, pid: 0, state: 0, generation: 0, starts: 1, active: 0, capacity: 0, queued: 0,
-    requests: 0, failures: 0, started_ms: 0, heartbeat_ms: 0, incidents: 0, name: '', ...o,
+    requests: 0, failures: 0, started_ms: 0, heartbeat_ms: 0, incidents: 0, name: '', latency_sum_us: 0, latency_max_us: 0, ...o,
   });
   return {
     header: { magic: 'DSPSCORE', version: 1, header_size: 64, slot_size: 128, slot_count: 64, created_ms: 1_700_000_000_123 },
     slots: [
-      slot(0, { kind: 1, pid: 1234, state: 2, generation: 0xfffffffe, active: 3, queued: 7, requests: 2 ** 40 + 5, failures: 9, started_ms: 1_700_000_000_200, heartbeat_ms: 1_700_000_001_234, incidents: 2, name: 'main' }),
+      slot(0, { kind: 1, pid: 1234, state: 2, generation: 0xfffffffe, active: 3, queued: 7, requests: 2 ** 40 + 5, failures: 9, started_ms: 1_700_000_000_200, heartbeat_ms: 1_700_000_001_234, incidents: 2, name: 'main', latency_sum_us: 2 ** 33 + 1507, latency_max_us: 0xffffffff }),
       slot(1, { kind: 3, pid: 99, state: 3, generation: 1, requests: 123, incidents: 5, started_ms: 1_700_000_000_300, heartbeat_ms: 1_700_000_000_301, name: 'watchdog' }),
-      slot(2, { kind: 2, instance: 1, pid: 4000, state: 4, generation: 31337, active: 32, capacity: 32, requests: 1000, failures: 1, started_ms: 1_700_000_000_400, heartbeat_ms: 1_700_000_000_401, name: 'secondary-1' }),
+      slot(2, { kind: 2, instance: 1, pid: 4000, state: 4, generation: 31337, active: 32, capacity: 32, requests: 1000, failures: 1, started_ms: 1_700_000_000_400, heartbeat_ms: 1_700_000_000_401, name: 'secondary-1', latency_sum_us: 290, latency_max_us: 250 }),
       slot(63, { kind: 2, instance: 62, pid: 4062, state: 5, generation: 62, capacity: 4, started_ms: 1_700_000_000_500, heartbeat_ms: 1_700_000_000_501, name: 'secondary-62' }),
     ],
   };
@@ -460,7 +471,7 @@ t.test('read back from Python (mmap + struct, docs/SCOREBOARD.md §4)', { skip: 
   t.same(header, expected.header, 'header');
   t.equal(header_reserved, '00'.repeat(32), 'reserved header bytes are zero');
   t.same(slots.map(({ reserved, ...s }) => s), expected.slots, 'every slot, field by field');
-  t.ok(slots.every((s) => s.reserved === '00'.repeat(16)), 'reserved slot bytes are zero');
+  t.ok(slots.every((s) => s.reserved === '00'.repeat(4)), 'reserved slot bytes are zero');
 });
 
 const cc = ['cc', 'gcc', 'clang'].find((c) => !spawnSync(c, ['--version']).error);
@@ -478,7 +489,7 @@ t.test('read back from C (mmap + seqlock, docs/SCOREBOARD.md §4)', { skip: cc ?
   const lines = r.stdout.trim().split('\n');
   const h = expected.header;
   t.equal(lines[0], `header ${h.version} ${h.header_size} ${h.slot_size} ${h.slot_count} ${h.created_ms}`);
-  const fields = ['seq', 'kind', 'instance', 'pid', 'state', 'generation', 'starts', 'active', 'capacity', 'queued', 'requests', 'failures', 'started_ms', 'heartbeat_ms', 'incidents', 'name'] as const;
+  const fields = ['seq', 'kind', 'instance', 'pid', 'state', 'generation', 'starts', 'active', 'capacity', 'queued', 'requests', 'failures', 'started_ms', 'heartbeat_ms', 'incidents', 'name', 'latency_sum_us', 'latency_max_us'] as const;
   t.same(
     lines.slice(1),
     expected.slots.map((s) => `slot ${s.index} ` + fields.map((f) => `${f}=${(s as Record<string, unknown>)[f]}`).join(' ')),

@@ -20,6 +20,8 @@ export function secondary(instance: number, o: Partial<SlotData> = {}): SlotData
     heartbeatMs: NOW - 100,
     incidents: 0,
     name: `secondary-${instance}`,
+    latencySumUs: 0,
+    latencyMaxUs: 0,
     ...o,
   };
 }

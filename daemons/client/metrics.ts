@@ -1,0 +1,84 @@
+/**
+ * `dispatchctl status --format openmetrics`: the status report in the OpenMetrics text
+ * format (https://prometheus.io/docs/specs/om/open_metrics_spec/), for a scraper to read
+ * from a file or a textfile collector. Written with prom-client, one fresh registry per
+ * snapshot. Every sample has the label `daemon` (main, secondary-N, watchdog).
+ *
+ * Counters are the scoreboard's per-process counters: they start at 0 when a daemon
+ * (re)starts, which Prometheus' rate() treats as a counter reset.
+ */
+import client from 'prom-client';
+import type { DaemonStatus, StatusReport } from './status.js';
+
+/** The states a daemon can be reported in (`dispatchd_daemon_state`), one sample each. */
+export const REPORTED_STATES = ['starting', 'ready', 'busy', 'full', 'stopping', 'stopped', 'dead', 'unresponsive', 'absent', 'unknown'] as const;
+
+/** The media type of {@link openMetrics}' output. */
+export const OPENMETRICS_CONTENT_TYPE = client.Registry.OPENMETRICS_CONTENT_TYPE;
+
+/**
+ * The report as OpenMetrics text, ending with `# EOF`.
+ *
+ * Metric families (seconds and totals as the specification names them):
+ * - `dispatchd_daemon_state{daemon,state}` gauge: 1 for the daemon's state, 0 for the others
+ *   (idle is `ready`; `busy` and `full` have leases out)
+ * - `dispatchd_requests_total{daemon}`: main leases granted, secondary requests served,
+ *   watchdog pings sent; `dispatchd_failures_total{daemon}`: refused or failed ones
+ * - `dispatchd_restarts_total{daemon}`: starts − 1 since the scoreboard was created
+ * - `dispatchd_incidents_total{daemon}`: incidents logged (watchdog: restarts it ordered)
+ * - `dispatchd_leases_active{daemon}`, `dispatchd_leases_capacity{daemon}` gauges;
+ *   `dispatchd_queue_length{daemon="main"}` gauge
+ * - `dispatchd_lease_latency_seconds_total{daemon="main"}` (time spent granting the
+ *   `requests` leases; mean = rate of this / rate of requests) and
+ *   `dispatchd_lease_latency_max_seconds{daemon="main"}`
+ * - `dispatchd_request_duration_seconds_total{daemon="secondary-N"}` and
+ *   `dispatchd_request_duration_max_seconds{daemon="secondary-N"}`
+ * - `dispatchd_heartbeat_age_seconds{daemon}` gauge
+ */
+export async function openMetrics(report: StatusReport): Promise<string> {
+  const registry = new client.Registry<typeof OPENMETRICS_CONTENT_TYPE>();
+  registry.setContentType(OPENMETRICS_CONTENT_TYPE);
+  const labelNames = ['daemon'] as const;
+  const counter = (name: string, help: string) => new client.Counter({ name, help, labelNames, registers: [registry] });
+  const gauge = (name: string, help: string) => new client.Gauge({ name, help, labelNames, registers: [registry] });
+
+  const state = new client.Gauge({ name: 'dispatchd_daemon_state', help: 'Current state of each daemon: 1 for its state, 0 for the others', labelNames: ['daemon', 'state'], registers: [registry] });
+  const requests = counter('dispatchd_requests', 'Main: leases granted; secondary: requests served; watchdog: pings sent; by the running process');
+  const failures = counter('dispatchd_failures', 'Requests refused or failed by the running process');
+  const restarts = counter('dispatchd_restarts', 'Restarts since the suite started (starts - 1)');
+  const incidents = counter('dispatchd_incidents', 'Incidents logged (bad peers, damaged messages); watchdog: restarts it ordered');
+  const active = gauge('dispatchd_leases_active', 'Secondary: leases held (reserved or in use); main: requests in progress');
+  const capacity = gauge('dispatchd_leases_capacity', 'Secondary: most leases held at once (max_leases)');
+  const queued = gauge('dispatchd_queue_length', 'Main: requests waiting in the admission queue');
+  const leaseSum = counter('dispatchd_lease_latency_seconds', 'Main: total time from lease request to lease granted, over the leases granted');
+  const leaseMax = gauge('dispatchd_lease_latency_max_seconds', 'Main: the longest time to grant one lease since the process started');
+  const runSum = counter('dispatchd_request_duration_seconds', 'Secondary: total run time of the requests served');
+  const runMax = gauge('dispatchd_request_duration_max_seconds', 'Secondary: the longest run time of one request since the process started');
+  const heartbeat = gauge('dispatchd_heartbeat_age_seconds', 'Time since the daemon last refreshed its scoreboard slot');
+
+  for (const d of report.daemons) {
+    const daemon = { daemon: d.name };
+    for (const s of REPORTED_STATES) state.set({ daemon: d.name, state: s }, d.state === s ? 1 : 0);
+    requests.inc(daemon, d.requests);
+    failures.inc(daemon, d.failures);
+    restarts.inc(daemon, d.restarts);
+    incidents.inc(daemon, d.incidents);
+    active.set(daemon, d.active);
+    heartbeat.set(daemon, d.heartbeat_age_ms / 1000);
+    if (isSecondary(d)) {
+      capacity.set(daemon, d.capacity);
+      runSum.inc(daemon, d.latency_sum_us / 1e6);
+      runMax.set(daemon, d.latency_max_ms / 1000);
+    } else if (d.name === 'main') {
+      queued.set(daemon, d.queued);
+      leaseSum.inc(daemon, d.latency_sum_us / 1e6);
+      leaseMax.set(daemon, d.latency_max_ms / 1000);
+    }
+  }
+  const text = await registry.metrics();
+  return text.endsWith('\n') ? text : `${text}\n`;
+}
+
+function isSecondary(d: DaemonStatus): boolean {
+  return d.name.startsWith('secondary-');
+}
