@@ -29,6 +29,8 @@ const TICK_MS = 1000;
 const TOMBSTONES = 4096;
 /** The signal handed to handlers that finish within one turn (never aborted). */
 const NO_DEADLINE = new AbortController().signal;
+/** Request counters are published at most once per this many ms (see publishCountersSoon). */
+const COUNTERS_PUBLISH_MS = 5;
 
 export interface SecondaryServerOptions {
   config: Config;
@@ -62,6 +64,8 @@ export class SecondaryServer {
   private readonly watchdogMailbox: MailboxWriter;
   private readonly name: string;
   private running = 0;
+  private countersTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  private lastPublishMs = 0;
   private connSeq = 0;
   private stopping = false;
   private drained: (() => void) | undefined;
@@ -138,8 +142,25 @@ export class SecondaryServer {
     return this.leases.size >= this.o.config.secondary.max_leases ? 'full' : 'busy';
   }
 
+  /**
+   * Publishes the counters after a request: on the next turn when the last publish is older
+   * than {@link COUNTERS_PUBLISH_MS}, else once at the end of that interval. A request seen
+   * alone is counted before its client can look (as before), while a busy lease costs at most
+   * one publish (three pwrite(2)s, docs/SCOREBOARD.md §4) per interval, not one per request.
+   */
+  private publishCountersSoon(): void {
+    if (this.countersTimer) return;
+    const wait = this.lastPublishMs + COUNTERS_PUBLISH_MS - performance.now();
+    const run = () => {
+      this.countersTimer = undefined;
+      this.publishNow();
+    };
+    this.countersTimer = wait <= 0 ? setImmediate(run) : setTimeout(run, wait);
+  }
+
   /** Publishes the slot now (lease changes: main reads them to choose). */
   private publishNow(): void {
+    this.lastPublishMs = performance.now();
     this.slot.data.active = this.leases.size;
     this.slot.data.state = this.stateFor();
     try {
@@ -289,8 +310,7 @@ export class SecondaryServer {
       conn.send(errorReply(de));
     } finally {
       this.running--;
-      // The counters reach the scoreboard with the next heartbeat (≤ 1 s) or lease change, not
-      // per request: a publish is three pwrite(2)s (docs/SCOREBOARD.md §4).
+      this.publishCountersSoon();
       if (!conn.isClosed) conn.idle();
       if (this.drained && this.running === 0) this.drained();
     }
@@ -357,6 +377,11 @@ export class SecondaryServer {
       this.slot.update({ state: 'stopped', active: 0, heartbeatMs: Date.now() });
     } catch {
       // the scoreboard was removed first: nothing to publish
+    }
+    if (this.countersTimer) {
+      clearTimeout(this.countersTimer as NodeJS.Timeout);
+      clearImmediate(this.countersTimer as NodeJS.Immediate);
+      this.countersTimer = undefined;
     }
     this.slot.close();
   }
