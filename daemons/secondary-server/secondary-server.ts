@@ -158,9 +158,17 @@ export class SecondaryServer {
     this.countersTimer = wait <= 0 ? setImmediate(run) : setTimeout(run, wait);
   }
 
+  private cancelCountersPublish(): void {
+    if (!this.countersTimer) return;
+    clearTimeout(this.countersTimer as NodeJS.Timeout);
+    clearImmediate(this.countersTimer as NodeJS.Immediate);
+    this.countersTimer = undefined;
+  }
+
   /** Publishes the slot now (lease changes: main reads them to choose). */
   private publishNow(): void {
     this.lastPublishMs = performance.now();
+    this.cancelCountersPublish(); // this publish carries the counters too
     this.slot.data.active = this.leases.size;
     this.slot.data.state = this.stateFor();
     try {
@@ -378,11 +386,7 @@ export class SecondaryServer {
     } catch {
       // the scoreboard was removed first: nothing to publish
     }
-    if (this.countersTimer) {
-      clearTimeout(this.countersTimer as NodeJS.Timeout);
-      clearImmediate(this.countersTimer as NodeJS.Immediate);
-      this.countersTimer = undefined;
-    }
+    this.cancelCountersPublish();
     this.slot.close();
   }
 }
