@@ -49,6 +49,11 @@ interface Target {
   /** When a restart was ordered and not yet seen through. */
   restartedAtMs: number | undefined;
   escalated: boolean;
+  /**
+   * The last ping found no reader on the target's mailbox: judged in the next round, after a
+   * fresh unit list, so that a unit being stopped is dropped without a warning.
+   */
+  pingFailed: DispatchError | undefined;
 }
 
 /** dispatchd-main.service → main, dispatchd-secondary@2.service → secondary-2. */
@@ -144,6 +149,12 @@ export class Watchdog {
     }
     if (units) this.refreshTargets(units, now);
     for (const t of this.targets.values()) {
+      if (!t.pingFailed) continue;
+      const err = t.pingFailed;
+      t.pingFailed = undefined;
+      this.incident(`ping:${t.name}:${err.code}`, 'warning', `failed to ping ${t.name}: ${err.message}; counting it as missed`, { unit: t.unit, code: err.code });
+    }
+    for (const t of this.targets.values()) {
       if (t.restartedAtMs !== undefined) continue;
       if (t.sent > t.acked) t.missed++;
       if (t.missed >= this.o.config.watchdog.max_missed) {
@@ -152,7 +163,12 @@ export class Watchdog {
       }
       t.writer.send({ v: 1, t: 'ping', from: 'watchdog', seq: ++this.seq }).then(
         () => undefined,
-        (err: DispatchError) => this.incident(`ping:${t.name}:${err.code}`, 'warning', `failed to ping ${t.name}: ${err.message}; counting it as missed`, { unit: t.unit, code: err.code }),
+        (err: DispatchError) => {
+          // No reader: the unit may be stopping; the next round lists the units first (this
+          // ping is unanswered) and warns only if the unit is still meant to run.
+          if (err.code === 'MAILBOX_NO_READER') t.pingFailed = err;
+          else this.incident(`ping:${t.name}:${err.code}`, 'warning', `failed to ping ${t.name}: ${err.message}; counting it as missed`, { unit: t.unit, code: err.code });
+        },
       );
       t.sent = this.seq;
     }
@@ -189,7 +205,7 @@ export class Watchdog {
       seen.add(d.name);
       if (!t) {
         const path = d.name === 'main' ? runtimePaths.mainMailbox(this.o.config.paths.runtime_dir) : runtimePaths.secondaryMailbox(this.o.config.paths.runtime_dir, d.instance);
-        this.targets.set(d.name, { unit: u.unit, name: d.name, writer: new MailboxWriter(path, { backpressureTimeoutMs: this.o.config.watchdog.probe_interval_ms }), sent: 0, acked: 0, missed: 0, lastAnswerMs: now, restartedAtMs: undefined, escalated: false });
+        this.targets.set(d.name, { unit: u.unit, name: d.name, writer: new MailboxWriter(path, { backpressureTimeoutMs: this.o.config.watchdog.probe_interval_ms }), sent: 0, acked: 0, missed: 0, lastAnswerMs: now, restartedAtMs: undefined, escalated: false, pingFailed: undefined });
       }
     }
     for (const [name, t] of this.targets) {
