@@ -53,7 +53,7 @@ function newest(p: string): number {
 
 /**
  * The .deb to install: `given`, or dist/dispatchd_<version>_<arch>.deb rebuilt with
- * packaging/build-deb.sh when older than what goes into it.
+ * packaging/build-deb.sh when older than the sources that go into it.
  */
 export async function ensureDeb(given?: string): Promise<string> {
   if (given) {
@@ -63,7 +63,8 @@ export async function ensureDeb(given?: string): Promise<string> {
   const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
   const arch = process.arch === 'x64' ? 'amd64' : process.arch;
   const deb = path.join(ROOT, 'dist', `dispatchd_${version}_${arch}.deb`);
-  const inputs = ['build/daemons', 'units', 'packaging', 'package.json', 'package-lock.json'].map((p) => newest(path.join(ROOT, p)));
+  // The sources, not build/: `npm run bench` recompiles first, which renews build/'s times.
+  const inputs = ['daemons', 'units', 'packaging', 'package.json', 'package-lock.json'].map((p) => newest(path.join(ROOT, p)));
   if (!fs.existsSync(deb) || Math.max(...inputs) > fs.statSync(deb).mtimeMs) {
     await run(path.join(ROOT, 'packaging/build-deb.sh'), [], { timeoutMs: 900_000 });
   }
