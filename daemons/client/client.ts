@@ -14,7 +14,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { DispatchError, errnoCode, reason, type ErrorCode } from '../common/errors.js';
 import { FrameConnection } from '../common/frame-connection.js';
 import { MAX_BODY_BYTES_CEILING, type Frame, type FrameHeader } from '../common/frame.js';
-import { ErrorReply, LeaseGranted, REQUEST_TYPES, RunResult, type RequestType } from '../common/protocol.js';
+import { ErrorReply, isRunResult, LeaseGranted, REQUEST_TYPES, type RequestType } from '../common/protocol.js';
 
 export { DispatchError } from '../common/errors.js';
 export type { ErrorCode } from '../common/errors.js';
@@ -251,7 +251,7 @@ export class Session {
     const peer = `secondary-${this.grant.secondary}`;
     const f = await exchange(this.conn, header, data, timeoutMs, peer);
     if (f.header.ok !== true) throw fromReply(f.header, peer);
-    if (!RunResult.safeParse(f.header).success) throw new DispatchError('PROTOCOL_ERROR', `failed to understand the answer of ${peer}: not a result`);
+    if (!isRunResult(f.header)) throw new DispatchError('PROTOCOL_ERROR', `failed to understand the answer of ${peer}: not a result`);
     return f.body;
   }
 
