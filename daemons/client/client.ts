@@ -14,7 +14,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { DispatchError, errnoCode, reason, type ErrorCode } from '../common/errors.js';
 import { FrameConnection } from '../common/frame-connection.js';
 import { MAX_BODY_BYTES_CEILING, type Frame, type FrameHeader } from '../common/frame.js';
-import { ErrorReply, LeaseGranted, REQUEST_TYPES, RunResult, type RequestType } from '../common/protocol.js';
+import { ErrorReply, isRunResult, LeaseGranted, REQUEST_TYPES, type RequestType } from '../common/protocol.js';
 
 export { DispatchError } from '../common/errors.js';
 export type { ErrorCode } from '../common/errors.js';
@@ -292,11 +292,11 @@ export class Session {
       throw err;
     }
     if (f.header.ok !== true) throw fromReply(f.header, peer);
-    const r = RunResult.safeParse(f.header);
-    if (!r.success) throw new DispatchError('PROTOCOL_ERROR', `failed to understand the answer of ${peer}: not a result`);
-    if (r.data.generation !== undefined && r.data.generation !== this.grant.generation) {
+    if (!isRunResult(f.header)) throw new DispatchError('PROTOCOL_ERROR', `failed to understand the answer of ${peer}: not a result`);
+    const generation = f.header.generation;
+    if (typeof generation === 'number' && generation !== this.grant.generation) {
       // Cannot happen with a conforming secondary (it refuses a lease of another generation).
-      throw new DispatchError('LEASE_STALE', `failed to use the answer of ${peer}: it came from generation ${r.data.generation}, the lease is for generation ${this.grant.generation}; ask the main server for a new lease`, { retryable: true });
+      throw new DispatchError('LEASE_STALE', `failed to use the answer of ${peer}: it came from generation ${generation}, the lease is for generation ${this.grant.generation}; ask the main server for a new lease`, { retryable: true });
     }
     return f.body;
   }

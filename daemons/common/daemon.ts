@@ -7,8 +7,8 @@
  * and SIGHUP (reload the configuration file, sent by `systemctl reload` through the units'
  * ExecReload=). Nothing else; in particular no signal is used for IPC.
  */
-import yargs, { type Argv } from 'yargs';
-import { hideBin } from 'yargs/helpers';
+import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
 import { DEFAULT_CONFIG_PATH, loadConfig, type Config, type ReloadOutcome } from './config.js';
 import { DispatchError, reason } from './errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
@@ -33,32 +33,83 @@ export interface DaemonContext<A> {
   listenFds: ListenFds;
 }
 
+/** One command-line option of a daemon. */
+export interface DaemonOption {
+  type: 'string' | 'number';
+  describe: string;
+  required?: boolean;
+  /** Returns what is wrong with the value, or undefined when it is fine. */
+  check?: (value: string | number) => string | undefined;
+}
+
+/**
+ * Parses a daemon's command line with node:util (a daemon starts on every restart, and yargs
+ * costs ~50 ms and ~7 MiB to load; dispatchctl keeps yargs).
+ * @throws Error with what is wrong, for a usage message.
+ */
+export function parseDaemonArgs(argv: string[], options: Record<string, DaemonOption> = {}): { help: boolean; values: Record<string, string | number> } {
+  const spec: Record<string, { type: 'string' | 'boolean'; default?: string }> = { config: { type: 'string', default: DEFAULT_CONFIG_PATH }, help: { type: 'boolean' } };
+  for (const name of Object.keys(options)) spec[name] = { type: 'string' };
+  const { values } = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false });
+  if (values.help) return { help: true, values: {} };
+  const out: Record<string, string | number> = { config: values.config as string };
+  for (const [name, o] of Object.entries(options)) {
+    const raw = values[name] as string | undefined;
+    if (raw === undefined) {
+      if (o.required) throw new Error(`missing required option --${name}`);
+      continue;
+    }
+    const value = o.type === 'number' ? Number(raw) : raw;
+    if (o.type === 'number' && (raw.trim() === '' || Number.isNaN(value))) throw new Error(`--${name} must be a number, got '${raw}'`);
+    const bad = o.check?.(value);
+    if (bad) throw new Error(bad);
+    out[name] = value;
+  }
+  return { help: false, values: out };
+}
+
+function usage(identifier: string, options: Record<string, DaemonOption> = {}): string {
+  const lines = [`usage: ${identifier} [--config FILE]${Object.entries(options).map(([n, o]) => (o.required ? ` --${n} VALUE` : ` [--${n} VALUE]`)).join('')}`, '', `  --config FILE  configuration file (TOML), default ${DEFAULT_CONFIG_PATH}`];
+  for (const [n, o] of Object.entries(options)) lines.push(`  --${n} VALUE  ${o.describe}`);
+  return `${lines.join('\n')}\n`;
+}
+
 export interface DaemonSpec<A> {
   /** SYSLOG_IDENTIFIER, e.g. dispatchd-main. */
   identifier: string;
   /** The unit that runs it, for messages (dispatchd-main.service). */
   unit: (args: A) => string;
-  /** Extra command-line options. */
-  options?: (y: Argv<{ config: string }>) => Argv<A>;
+  /** Extra command-line options (`--NAME VALUE`), besides `--config FILE` and `--help`. */
+  options?: Record<string, DaemonOption>;
   start: (ctx: DaemonContext<A>) => Promise<Service>;
 }
 
+/**
+ * V8 flags every daemon runs with, set before it serves.
+ *
+ * `--no-incremental-marking`: a daemon's heap is small (about 10 MB), so a full mark-compact
+ * is a pause of a few ms, while request bodies are external memory (Buffers) allocated at a
+ * high rate. With incremental marking V8 answers that external-memory pressure by starting
+ * mark-compact after mark-compact (measured: 60 to 90 in 3 s of 64 KiB sha256 requests,
+ * against 1 or 2 in a bare server), each cycle's write barriers and marking steps taxing
+ * every request; without it the same pressure is relieved by cheap scavenges. Docs:
+ * docs/BENCHMARKS.md.
+ */
+export const DAEMON_V8_FLAGS = ['--no-incremental-marking'];
+
 /** Runs a daemon until SIGTERM/SIGINT; never returns normally (the process exits). */
 export async function runDaemon<A extends { config: string }>(spec: DaemonSpec<A>): Promise<never> {
+  for (const flag of DAEMON_V8_FLAGS) v8.setFlagsFromString(flag);
   let args: A;
-  const base = yargs(hideBin(process.argv))
-    .scriptName(spec.identifier)
-    .option('config', { type: 'string', default: DEFAULT_CONFIG_PATH, describe: 'configuration file (TOML)' })
-    .strict()
-    .version(false)
-    .fail((msg, err) => {
-      process.stderr.write(`${spec.identifier}: ${msg ?? reason(err)}\n`);
-      process.exit(EXIT.USAGE);
-    });
   try {
-    args = (await (spec.options ? spec.options(base) : (base as unknown as Argv<A>)).parseAsync()) as unknown as A;
+    const parsed = parseDaemonArgs(process.argv.slice(2), spec.options);
+    if (parsed.help) {
+      process.stdout.write(usage(spec.identifier, spec.options));
+      process.exit(EXIT.OK);
+    }
+    args = parsed.values as unknown as A;
   } catch (err) {
-    process.stderr.write(`${spec.identifier}: ${reason(err)}\n`);
+    process.stderr.write(`${spec.identifier}: ${reason(err)}\n${usage(spec.identifier, spec.options)}`);
     process.exit(EXIT.USAGE);
   }
   const logger = createLogger({ identifier: spec.identifier });

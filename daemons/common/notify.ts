@@ -32,6 +32,7 @@ function oneLine(text: string): string {
  */
 export class Notifier {
   private lastKeepalive = 0;
+  private lastStatus: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** The systemd watchdog period (WATCHDOG_USEC) in ms, 0 when disabled. */
   readonly watchdogMs: number;
@@ -47,17 +48,22 @@ export class Notifier {
 
   /** READY=1 with a status line: only once the daemon can serve. */
   ready(status: string): void {
-    this.binding.sendState(`READY=1\nSTATUS=${oneLine(status)}`);
+    this.lastStatus = oneLine(status);
+    this.binding.sendState(`READY=1\nSTATUS=${this.lastStatus}`);
   }
 
   /** RELOADING=1: a configuration reload began; {@link ready} ends it (sd_notify(3)). */
   reloading(status: string): void {
-    this.binding.sendState(`RELOADING=1\nSTATUS=${oneLine(status)}`);
+    this.lastStatus = oneLine(status);
+    this.binding.sendState(`RELOADING=1\nSTATUS=${this.lastStatus}`);
   }
 
-  /** STATUS=, shown by `systemctl status`. */
+  /** STATUS=, shown by `systemctl status`; sent only when it changed (each message wakes systemd). */
   status(status: string): void {
-    this.binding.sendState(`STATUS=${oneLine(status)}`);
+    const line = oneLine(status);
+    if (line === this.lastStatus) return;
+    this.lastStatus = line;
+    this.binding.sendState(`STATUS=${line}`);
   }
 
   /**
@@ -88,6 +94,7 @@ export class Notifier {
   stopping(status: string): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    this.binding.sendState(`STOPPING=1\nSTATUS=${oneLine(status)}`);
+    this.lastStatus = oneLine(status);
+    this.binding.sendState(`STOPPING=1\nSTATUS=${this.lastStatus}`);
   }
 }

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { ERROR_CODES, type DispatchError } from './errors.js';
+import type { FrameHeader } from './frame.js';
 import { LEASE_TOKEN } from './messages.js';
 
 /** Built-in request types (docs/PROTOCOL.md §3). */
@@ -79,6 +80,55 @@ export type LeaseGranted = z.infer<typeof LeaseGranted>;
 export type RunRequest = z.infer<typeof RunRequest>;
 export type RunResult = z.infer<typeof RunResult>;
 export type ErrorReply = z.infer<typeof ErrorReply>;
+
+/** What {@link parseRunRequest} returns: as `RunRequest.safeParse`. */
+export type RunRequestParse = { success: true; data: RunRequest } | { success: false; error: z.ZodError };
+
+const isU32 = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 0xffffffff;
+const isShortString = (x: unknown, min: number): x is string => typeof x === 'string' && x.length >= min && x.length <= 64;
+
+/**
+ * `RunRequest.safeParse` for the secondary's hot path: a well-formed header (every `run`
+ * frame of a working client) is checked by hand, field by field against the schema above,
+ * without building zod's parse context; anything else goes to zod, which says what is wrong.
+ * Same result either way (test/unit/common/protocol.test.ts compares them).
+ */
+export function parseRunRequest(header: FrameHeader): RunRequestParse {
+  const { op, lease, generation, type, deadline_ms, id } = header;
+  if (
+    op === 'run' &&
+    typeof lease === 'string' &&
+    LEASE_TOKEN.test(lease) &&
+    isU32(generation) &&
+    isShortString(type, 1) &&
+    (deadline_ms === undefined || (Number.isInteger(deadline_ms) && (deadline_ms as number) > 0 && (deadline_ms as number) <= 3_600_000)) &&
+    (id === undefined || isShortString(id, 0))
+  ) {
+    const data: RunRequest = { op, lease, generation, type };
+    // As zod: an optional key present in the input is kept, even when undefined.
+    if ('deadline_ms' in header) data.deadline_ms = deadline_ms as number | undefined;
+    if ('id' in header) data.id = id;
+    return { success: true, data };
+  }
+  return RunRequest.safeParse(header) as RunRequestParse;
+}
+
+/** `RunResult.safeParse(h).success` for the client's hot path, by hand (same answer). */
+export function isRunResult(h: FrameHeader): boolean {
+  if (
+    h.ok === true &&
+    h.op === 'result' &&
+    typeof h.type === 'string' &&
+    typeof h.elapsed_ms === 'number' &&
+    h.elapsed_ms >= 0 &&
+    Number.isFinite(h.elapsed_ms) &&
+    (h.secondary === undefined || (Number.isSafeInteger(h.secondary) && (h.secondary as number) >= 1)) &&
+    (h.generation === undefined || isU32(h.generation))
+  ) {
+    return true;
+  }
+  return RunResult.safeParse(h).success;
+}
 
 /** The error frame header for a DispatchError. */
 export function errorReply(err: DispatchError): ErrorReply {

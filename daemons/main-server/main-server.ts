@@ -160,7 +160,7 @@ export class MainServer {
   private tick(now: number): void {
     for (const [n, until] of this.coolDown) if (until <= now) this.coolDown.delete(n);
     try {
-      this.slot.update({ heartbeatMs: now });
+      this.slot.update({ heartbeatMs: now, active: this.inflight, queued: this.queue.length });
       const snap = this.scoreboard.read();
       this.secondariesAlive = pickSecondaries(snap.slots, this.pickOptions(now)).alive;
     } catch (err) {
@@ -310,8 +310,8 @@ export class MainServer {
   private async onFrame(conn: FrameConnection, frame: Frame, peer: string): Promise<void> {
     if (conn.isClosed) return;
     conn.busy();
+    // active and the counters reach the scoreboard with the heartbeat (≤ 1 s), not per lease.
     this.inflight++;
-    this.markDirty();
     const started = performance.now();
     try {
       const parsed = LeaseRequest.safeParse(frame.header);
@@ -330,7 +330,6 @@ export class MainServer {
       conn.send(errorReply(de));
     } finally {
       this.inflight--;
-      this.markDirty();
       if (!conn.isClosed) conn.idle();
       if (this.drained && this.inflight === 0) this.drained();
     }

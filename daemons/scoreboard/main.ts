@@ -5,27 +5,37 @@
  * `create` keeps a valid existing scoreboard and replaces one of another layout (an upgrade);
  * `remove` deletes it. Exit codes: 0, 64 usage, 78 bad configuration, 1 failure.
  */
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
+import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_PATH, loadPaths } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { EXIT, exitCodeFor } from '../common/exit-codes.js';
 import { stderrIsJournal } from '../common/logger.js';
 import { createScoreboard, removeScoreboard } from '../common/scoreboard.js';
 
-const argv = await yargs(hideBin(process.argv))
-  .scriptName('dispatchd-scoreboard')
-  .command('create', 'create the scoreboard (keeps a valid one)')
-  .command('remove', 'remove the scoreboard')
-  .demandCommand(1, 1)
-  .option('config', { type: 'string', default: DEFAULT_CONFIG_PATH, describe: 'configuration file (TOML)' })
-  .strict()
-  .version(false)
-  .fail((msg, err) => {
-    process.stderr.write(`dispatchd-scoreboard: ${msg ?? reason(err)}\n`);
-    process.exit(EXIT.USAGE);
-  })
-  .parseAsync();
+// This runs before every daemon of the suite can start (they are ordered after it), so it
+// loads no more than it needs: node:util's parseArgs, not yargs.
+const USAGE = `usage: dispatchd-scoreboard create|remove [--config FILE]
+
+  create    create the scoreboard (keeps a valid one)
+  remove    remove the scoreboard
+  --config  configuration file (TOML), default ${DEFAULT_CONFIG_PATH}
+`;
+
+let argv: { command: 'create' | 'remove'; config: string };
+try {
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { config: { type: 'string', default: DEFAULT_CONFIG_PATH }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(EXIT.OK);
+  }
+  const [command, ...extra] = positionals;
+  if (command !== 'create' && command !== 'remove') throw new Error(command === undefined ? 'missing command: create or remove' : `unknown command '${command}': create or remove`);
+  if (extra.length) throw new Error(`unexpected argument '${extra[0]}'`);
+  argv = { command, config: values.config! };
+} catch (err) {
+  process.stderr.write(`dispatchd-scoreboard: ${reason(err)}\n${USAGE}`);
+  process.exit(EXIT.USAGE);
+}
 
 const journal = stderrIsJournal();
 try {
@@ -35,7 +45,7 @@ try {
     process.stderr.write(`${journal ? '<4>' : ''}dispatchd-scoreboard: ${problem}; using scoreboard '${paths.scoreboard}' (the daemons refuse to start until the file is fixed)\n`);
   }
   const file = paths.scoreboard;
-  if (argv._[0] === 'create') {
+  if (argv.command === 'create') {
     const created = createScoreboard(file, { replaceInvalid: true });
     process.stdout.write(created ? `created scoreboard ${file}\n` : `kept the existing scoreboard ${file}\n`);
   } else {

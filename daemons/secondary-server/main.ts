@@ -13,13 +13,14 @@ import { SecondaryServer } from './secondary-server.js';
 await runDaemon<{ config: string; instance: number }>({
   identifier: 'dispatchd-secondary',
   unit: (a: { instance: number }) => `dispatchd-secondary@${a.instance}.service`,
-  options: (y) =>
-    y
-      .option('instance', { type: 'number', demandOption: true, describe: `secondary number N (1..${MAX_SECONDARIES}), the unit's %i` })
-      .check((a) => {
-        if (!Number.isInteger(a.instance) || a.instance < 1 || a.instance > MAX_SECONDARIES) throw new Error(`--instance must be a whole number 1..${MAX_SECONDARIES}`);
-        return true;
-      }),
+  options: {
+    instance: {
+      type: 'number',
+      required: true,
+      describe: `secondary number N (1..${MAX_SECONDARIES}), the unit's %i`,
+      check: (n) => (Number.isInteger(n) && (n as number) >= 1 && (n as number) <= MAX_SECONDARIES ? undefined : `--instance must be a whole number 1..${MAX_SECONDARIES}`),
+    },
+  },
   start: async ({ args, config, logger, notifier, listenFds }) =>
     SecondaryServer.start({
       config,

@@ -31,6 +31,13 @@ export function parseSleepMs(data: Buffer): number {
   return Number(text);
 }
 
+/**
+ * Types whose handler waits (on a timer, on I/O) and can therefore be cut off at the
+ * request's deadline. The others finish within one turn of the event loop, before a deadline
+ * timer could fire, so they run without one.
+ */
+export const WAITING_TYPES: ReadonlySet<RequestType> = new Set<RequestType>(['sleep']);
+
 export const HANDLERS: Record<RequestType, Handler> = {
   echo: async (data) => data,
   sha256: async (data) => Buffer.from(createHash('sha256').update(data).digest('hex'), 'latin1'),

@@ -19,9 +19,9 @@ import type { Logger } from '../common/logger.js';
 import { MailboxReader, MailboxWriter } from '../common/mailbox.js';
 import type { MailboxMessage, Reserve } from '../common/messages.js';
 import type { Notifier } from '../common/notify.js';
-import { describeIssue, errorReply, REQUEST_TYPES, RunRequest, type RequestType, type RunResult } from '../common/protocol.js';
+import { describeIssue, errorReply, parseRunRequest, REQUEST_TYPES, type RequestType, type RunRequest, type RunResult } from '../common/protocol.js';
 import { SlotWriter } from '../common/scoreboard.js';
-import { HANDLERS } from './request-types.js';
+import { HANDLERS, WAITING_TYPES } from './request-types.js';
 
 const DRAIN_MS = 1500;
 /** After the drain, how long requests cut off with SHUTTING_DOWN get to send that answer (ms). */
@@ -29,6 +29,10 @@ const CUT_OFF_MS = 200;
 const TICK_MS = 1000;
 /** How many ended leases are remembered, to tell "expired" from "unknown" (bounded). */
 const TOMBSTONES = 4096;
+/** The signal handed to handlers that finish within one turn (never aborted). */
+const NO_DEADLINE = new AbortController().signal;
+/** Request counters are published at most once per this many ms (see publishCountersSoon). */
+const COUNTERS_PUBLISH_MS = 5;
 
 export interface SecondaryServerOptions {
   config: Config;
@@ -64,9 +68,10 @@ export class SecondaryServer {
   private running = 0;
   /** The abort controllers of the requests running now: stop() cuts off what outlives the drain. */
   private readonly inProgress = new Set<AbortController>();
+  private countersTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  private lastPublishMs = 0;
   private connSeq = 0;
   private stopping = false;
-  private publishScheduled = false;
   private drained: (() => void) | undefined;
 
   private constructor(private readonly o: SecondaryServerOptions) {
@@ -141,8 +146,33 @@ export class SecondaryServer {
     return this.leases.size >= this.o.config.secondary.max_leases ? 'full' : 'busy';
   }
 
+  /**
+   * Publishes the counters after a request: on the next turn when the last publish is older
+   * than {@link COUNTERS_PUBLISH_MS}, else once at the end of that interval. A request seen
+   * alone is counted before its client can look (as before), while a busy lease costs at most
+   * one publish (three pwrite(2)s, docs/SCOREBOARD.md §4) per interval, not one per request.
+   */
+  private publishCountersSoon(): void {
+    if (this.countersTimer) return;
+    const wait = this.lastPublishMs + COUNTERS_PUBLISH_MS - performance.now();
+    const run = () => {
+      this.countersTimer = undefined;
+      this.publishNow();
+    };
+    this.countersTimer = wait <= 0 ? setImmediate(run) : setTimeout(run, wait);
+  }
+
+  private cancelCountersPublish(): void {
+    if (!this.countersTimer) return;
+    clearTimeout(this.countersTimer as NodeJS.Timeout);
+    clearImmediate(this.countersTimer as NodeJS.Immediate);
+    this.countersTimer = undefined;
+  }
+
   /** Publishes the slot now (lease changes: main reads them to choose). */
   private publishNow(): void {
+    this.lastPublishMs = performance.now();
+    this.cancelCountersPublish(); // this publish carries the counters too
     this.slot.data.active = this.leases.size;
     this.slot.data.state = this.stateFor();
     try {
@@ -150,15 +180,6 @@ export class SecondaryServer {
     } catch (err) {
       this.incident('scoreboard', `failed to publish to the scoreboard: ${reason(err)}, ignoring`, {});
     }
-  }
-
-  private markDirty(): void {
-    if (this.publishScheduled) return;
-    this.publishScheduled = true;
-    setImmediate(() => {
-      this.publishScheduled = false;
-      this.publishNow();
-    });
   }
 
   private incident(key: string, message: string, fields: Record<string, unknown>, level: IncidentLevel = 'error'): void {
@@ -277,7 +298,7 @@ export class SecondaryServer {
     let lease: Lease | undefined;
     let type = '?';
     try {
-      const parsed = RunRequest.safeParse(frame.header);
+      const parsed = parseRunRequest(frame.header);
       if (!parsed.success) throw new DispatchError('BAD_REQUEST', `bad run request: ${describeIssue(parsed.error)}`);
       const req = parsed.data;
       type = req.type;
@@ -301,7 +322,7 @@ export class SecondaryServer {
       conn.send(errorReply(de));
     } finally {
       this.running--;
-      this.markDirty();
+      this.publishCountersSoon();
       if (!conn.isClosed) conn.idle();
       if (this.drained && this.running === 0) this.drained();
     }
@@ -309,6 +330,8 @@ export class SecondaryServer {
 
   /** Runs one request, cut off at its deadline. @throws DispatchError DEADLINE_EXCEEDED, BAD_REQUEST. */
   private async execute(type: RequestType, data: Buffer, deadlineMs: number, ctx: { peer: string; lease: string }): Promise<Buffer> {
+    // No AbortController and timer per request for types that cannot be cut off anyway.
+    if (!WAITING_TYPES.has(type)) return HANDLERS[type](data, NO_DEADLINE);
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort('deadline'), deadlineMs);
     const started = Date.now();
@@ -386,6 +409,7 @@ export class SecondaryServer {
     } catch {
       // the scoreboard was removed first: nothing to publish
     }
+    this.cancelCountersPublish();
     this.slot.close();
   }
 }

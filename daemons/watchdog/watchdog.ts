@@ -21,6 +21,12 @@ import type { UnitManager, UnitState } from './unit-manager.js';
 
 /** A restart not finished after this long (ms) is escalated to SIGKILL of the main process. */
 export const ESCALATE_AFTER_MS = 3000;
+/**
+ * While every probed daemon answers, the unit list (a D-Bus call, the costliest part of a
+ * probe round) is refreshed at least this often, to pick up new or removed secondaries (ms).
+ * A round that finds an unanswered ping or a restart in progress always refreshes it first.
+ */
+export const UNIT_LIST_MAX_AGE_MS = 2000;
 
 export interface WatchdogOptions {
   config: Config;
@@ -43,6 +49,11 @@ interface Target {
   /** When a restart was ordered and not yet seen through. */
   restartedAtMs: number | undefined;
   escalated: boolean;
+  /**
+   * The last ping found no reader on the target's mailbox: judged in the next round, after a
+   * fresh unit list, so that a unit being stopped is dropped without a warning.
+   */
+  pingFailed: DispatchError | undefined;
 }
 
 /** dispatchd-main.service → main, dispatchd-secondary@2.service → secondary-2. */
@@ -60,6 +71,7 @@ export class Watchdog {
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
   private seq = 0;
+  private listedAtMs = 0;
   private ticking: Promise<void> | undefined;
 
   private constructor(private readonly o: WatchdogOptions) {
@@ -127,12 +139,21 @@ export class Watchdog {
   async tick(): Promise<void> {
     const now = Date.now();
     let units: UnitState[] | undefined;
-    try {
-      units = await this.o.units.list();
-    } catch (err) {
-      this.incident('list', 'error', `${reason(err)}; probing the daemons already known`, { code: err instanceof DispatchError ? err.code : 'RESTART_FAILED' });
+    if (this.needUnitList(now)) {
+      try {
+        units = await this.o.units.list();
+        this.listedAtMs = now;
+      } catch (err) {
+        this.incident('list', 'error', `${reason(err)}; probing the daemons already known`, { code: err instanceof DispatchError ? err.code : 'RESTART_FAILED' });
+      }
     }
     if (units) this.refreshTargets(units, now);
+    for (const t of this.targets.values()) {
+      if (!t.pingFailed) continue;
+      const err = t.pingFailed;
+      t.pingFailed = undefined;
+      this.incident(`ping:${t.name}:${err.code}`, 'warning', `failed to ping ${t.name}: ${err.message}; counting it as missed`, { unit: t.unit, code: err.code });
+    }
     for (const t of this.targets.values()) {
       if (t.restartedAtMs !== undefined) continue;
       if (t.sent > t.acked) t.missed++;
@@ -142,7 +163,12 @@ export class Watchdog {
       }
       t.writer.send({ v: 1, t: 'ping', from: 'watchdog', seq: ++this.seq }).then(
         () => undefined,
-        (err: DispatchError) => this.incident(`ping:${t.name}:${err.code}`, 'warning', `failed to ping ${t.name}: ${err.message}; counting it as missed`, { unit: t.unit, code: err.code }),
+        (err: DispatchError) => {
+          // No reader: the unit may be stopping; the next round lists the units first (this
+          // ping is unanswered) and warns only if the unit is still meant to run.
+          if (err.code === 'MAILBOX_NO_READER') t.pingFailed = err;
+          else this.incident(`ping:${t.name}:${err.code}`, 'warning', `failed to ping ${t.name}: ${err.message}; counting it as missed`, { unit: t.unit, code: err.code });
+        },
       );
       t.sent = this.seq;
     }
@@ -151,6 +177,13 @@ export class Watchdog {
     this.o.notifier.status(this.statusLine());
     // Only a probe loop that completes keeps the watchdog alive in systemd's eyes.
     this.o.notifier.keepalive();
+  }
+
+  /** Whether this round must ask systemd for the units' states (see {@link UNIT_LIST_MAX_AGE_MS}). */
+  private needUnitList(now: number): boolean {
+    if (this.targets.size === 0 || now - this.listedAtMs >= UNIT_LIST_MAX_AGE_MS) return true;
+    for (const t of this.targets.values()) if (t.sent > t.acked || t.restartedAtMs !== undefined) return true;
+    return false;
   }
 
   /**
@@ -172,7 +205,7 @@ export class Watchdog {
       seen.add(d.name);
       if (!t) {
         const path = d.name === 'main' ? runtimePaths.mainMailbox(this.o.config.paths.runtime_dir) : runtimePaths.secondaryMailbox(this.o.config.paths.runtime_dir, d.instance);
-        this.targets.set(d.name, { unit: u.unit, name: d.name, writer: new MailboxWriter(path, { backpressureTimeoutMs: this.o.config.watchdog.probe_interval_ms }), sent: 0, acked: 0, missed: 0, lastAnswerMs: now, restartedAtMs: undefined, escalated: false });
+        this.targets.set(d.name, { unit: u.unit, name: d.name, writer: new MailboxWriter(path, { backpressureTimeoutMs: this.o.config.watchdog.probe_interval_ms }), sent: 0, acked: 0, missed: 0, lastAnswerMs: now, restartedAtMs: undefined, escalated: false, pingFailed: undefined });
       }
     }
     for (const [name, t] of this.targets) {

@@ -47,6 +47,47 @@ t.test('describeIssue', async (t) => {
   if (!top.success) t.notMatch(describeIssue(top.error), /^'/, 'no field for a top-level problem');
 });
 
+t.test('parseRunRequest and isRunResult answer exactly as the zod schemas', async (t) => {
+  const fc = (await import('fast-check')).default;
+  const { parseRunRequest, isRunResult } = await import('../../../daemons/common/protocol.js');
+  const anyValue = fc.oneof(fc.constant(undefined), fc.constant(null), fc.boolean(), fc.integer(), fc.double(), fc.string({ maxLength: 70 }), fc.constant(2 ** 32), fc.constant(-1), fc.constant(3_600_001));
+  const runHeader = fc.record(
+    {
+      op: fc.oneof(fc.constant('run'), anyValue),
+      lease: fc.oneof(fc.constant(LEASE), fc.stringMatching(/^[0-9a-f]{31,33}$/), anyValue),
+      generation: fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), anyValue),
+      type: fc.oneof(fc.constantFrom('echo', 'sha256', ''), fc.string({ maxLength: 70 }), anyValue),
+      deadline_ms: fc.oneof(fc.integer({ min: 1, max: 3_600_000 }), anyValue),
+      id: fc.oneof(fc.string({ maxLength: 70 }), anyValue),
+      extra: anyValue,
+    },
+    { requiredKeys: [] },
+  );
+  fc.assert(
+    fc.property(runHeader, (h) => {
+      const fast = parseRunRequest(h as Record<string, unknown>);
+      const slow = RunRequest.safeParse(h);
+      t.equal(fast.success, slow.success, JSON.stringify(h));
+      if (fast.success && slow.success) t.same(fast.data, slow.data);
+      if (!fast.success && !slow.success) t.equal(describeIssue(fast.error), describeIssue(slow.error));
+    }),
+    { numRuns: 2000 },
+  );
+  const resultHeader = fc.record(
+    {
+      ok: fc.oneof(fc.constant(true), anyValue),
+      op: fc.oneof(fc.constant('result'), anyValue),
+      type: fc.oneof(fc.constant('echo'), anyValue),
+      elapsed_ms: fc.oneof(fc.double({ min: 0, max: 1e6 }), anyValue, fc.constant(Infinity)),
+      secondary: fc.oneof(fc.integer({ min: 1, max: 62 }), anyValue),
+      generation: fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), anyValue),
+      extra: anyValue,
+    },
+    { requiredKeys: [] },
+  );
+  fc.assert(fc.property(resultHeader, (h) => isRunResult(h as Record<string, unknown>) === RunResult.safeParse(h).success), { numRuns: 2000 });
+});
+
 // ---- properties: the header schemas are the decoders of whatever a client sends ----------
 
 const hex32 = fc.stringMatching(/^[0-9a-f]{32}$/);

@@ -1,0 +1,218 @@
+/**
+ * The load generator: a closed loop of `concurrency` virtual clients, each sending its next
+ * request as soon as the previous answer arrived, for a warm-up then a measured window.
+ * Uses dispatchd's own client library (daemons/client/client.ts), so the client's costs are
+ * part of every figure, dispatchd's and the baselines' alike.
+ *
+ * Modes:
+ * - `session`: each virtual client opens one connection and sends every request on it. For
+ *   dispatchd that is an established lease (one lease from main, then `run` frames on the
+ *   secondary's connection); for a bare server one connection.
+ * - `handshake`: each request is a new connection. For dispatchd the whole redirect
+ *   (`DispatchClient.request`: connect to main, lease, connect to the secondary, run,
+ *   close); for a bare server connect, request, close.
+ */
+import { randomBytes } from 'node:crypto';
+import { connectFramed, DispatchClient, Session, exchange } from '../daemons/client/client.js';
+import { DispatchError } from '../daemons/common/errors.js';
+import { LatencyRecorder, type LatencySummary } from './stats.js';
+
+export type TargetKind = 'bare' | 'dispatchd' | 'relay';
+export type LoadMode = 'session' | 'handshake';
+
+export interface LoadOptions {
+  /**
+   * `bare`: a bench/bare-server.ts socket; `dispatchd`: a main server's socket; `relay`: the
+   * front socket of bench/relay-floor.ts (the handshake's hops without dispatchd's logic).
+   */
+  target: TargetKind;
+  socket: string;
+  mode: LoadMode;
+  /** Request type: echo, sha256, sleep. */
+  type: string;
+  /** DATA size in bytes (for sleep: ignored, DATA is "0"). */
+  size: number;
+  concurrency: number;
+  /** Measured window, in ms. */
+  durationMs: number;
+  /** Warm-up before the window, in ms (requests run but are not counted). */
+  warmupMs: number;
+}
+
+export interface LoadResult {
+  /** Requests completed inside the measured window. */
+  requests: number;
+  /** Failed requests (any phase). */
+  errors: number;
+  firstError?: string;
+  /** Length of the measured window, in s. */
+  seconds: number;
+  /** Requests per second. */
+  rps: number;
+  /** Request DATA per second, in MB/s (10^6 bytes, one direction). */
+  mbps: number;
+  /** Per-request latency inside the window, in ms. */
+  latency: LatencySummary;
+  /** Requests completed in the whole run, warm-up included (to divide a server's CPU time by). */
+  totalRequests: number;
+  /** CPU time of this load generator (user + system) per request in the window, in µs. */
+  clientCpuUsPerRequest: number;
+  /** Added by bench/run.ts for host targets: CPU time per request by process (µs). */
+  cpuUsPerRequest?: Record<string, number>;
+}
+
+const MAX_RESULT_BYTES = 1024 * 1024 * 1024;
+const TIMEOUT_MS = 30_000;
+
+/** A request loop bound to one connection or one handshake per request. */
+interface VirtualClient {
+  request(): Promise<Buffer>;
+  close(): void;
+}
+
+async function openClient(o: LoadOptions, payload: Buffer): Promise<VirtualClient> {
+  if (o.target === 'bare') {
+    if (o.mode === 'session') {
+      const conn = await connectFramed(o.socket, MAX_RESULT_BYTES, 5000);
+      const header = { op: 'run', type: o.type };
+      return {
+        request: async () => {
+          const f = await exchange(conn, header, payload, TIMEOUT_MS, 'the bare server');
+          if (f.header.ok !== true) throw new Error(`bare server answered ${JSON.stringify(f.header)}`);
+          return f.body;
+        },
+        close: () => conn.end(100),
+      };
+    }
+    return {
+      request: async () => {
+        const conn = await connectFramed(o.socket, MAX_RESULT_BYTES, 5000);
+        try {
+          const f = await exchange(conn, { op: 'run', type: o.type }, payload, TIMEOUT_MS, 'the bare server');
+          if (f.header.ok !== true) throw new Error(`bare server answered ${JSON.stringify(f.header)}`);
+          return f.body;
+        } finally {
+          conn.end(100);
+        }
+      },
+      close: () => undefined,
+    };
+  }
+  if (o.target === 'relay') {
+    // As DispatchClient.request: ask the front where to go, then run there.
+    const where = async (): Promise<string> => {
+      const c = await connectFramed(o.socket, 0, 5000);
+      try {
+        return String((await exchange(c, { op: 'lease', type: o.type }, undefined, TIMEOUT_MS, 'the relay front')).header.socket);
+      } finally {
+        c.end(100);
+      }
+    };
+    const run = async (conn: Awaited<ReturnType<typeof connectFramed>>) => (await exchange(conn, { op: 'run', type: o.type }, payload, TIMEOUT_MS, 'the relay back')).body;
+    if (o.mode === 'session') {
+      const conn = await connectFramed(await where(), MAX_RESULT_BYTES, 5000);
+      return { request: () => run(conn), close: () => conn.end(100) };
+    }
+    return {
+      request: async () => {
+        const conn = await connectFramed(await where(), MAX_RESULT_BYTES, 5000);
+        try {
+          return await run(conn);
+        } finally {
+          conn.end(100);
+        }
+      },
+      close: () => undefined,
+    };
+  }
+  const client = new DispatchClient({ socket: o.socket, timeoutMs: TIMEOUT_MS });
+  if (o.mode === 'session') {
+    const grant = await client.lease(o.type);
+    const session = await Session.open(grant, MAX_RESULT_BYTES, 5000);
+    return { request: () => session.run(o.type, payload, TIMEOUT_MS), close: () => session.close() };
+  }
+  return { request: () => client.request(o.type, payload), close: () => undefined };
+}
+
+function check(type: string, payload: Buffer, result: Buffer): void {
+  const ok = type === 'echo' ? result.length === payload.length && (result.length === 0 || result[result.length - 1] === payload[payload.length - 1]) : type === 'sha256' ? result.length === 64 : result.length > 0;
+  if (!ok) throw new DispatchError('PROTOCOL_ERROR', `wrong '${type}' result of ${result.length} bytes`);
+}
+
+/**
+ * Runs one load measurement. `onTick` (optional) is called about 4 times a second with the
+ * fraction of the run done.
+ *
+ * @throws Error when no request at all succeeded (the message is the first failure).
+ */
+export async function runLoad(o: LoadOptions, onTick?: (fraction: number) => void): Promise<LoadResult> {
+  const payload = o.type === 'sleep' ? Buffer.from('0') : randomBytes(o.size);
+  const lat = new LatencyRecorder();
+  let errors = 0;
+  let firstError: string | undefined;
+  let counted = 0;
+  let total = 0;
+  let cpuAtStart: NodeJS.CpuUsage | undefined;
+  let cpuInWindow: NodeJS.CpuUsage | undefined;
+  const t0 = performance.now();
+  const windowStart = t0 + o.warmupMs;
+  const windowEnd = windowStart + o.durationMs;
+  const startTimer = setTimeout(() => (cpuAtStart = process.cpuUsage()), o.warmupMs);
+  const endTimer = setTimeout(() => (cpuInWindow = process.cpuUsage(cpuAtStart)), o.warmupMs + o.durationMs);
+  const ticker = onTick ? setInterval(() => onTick(Math.min(1, (performance.now() - t0) / (o.warmupMs + o.durationMs))), 250) : undefined;
+
+  const loop = async (): Promise<void> => {
+    let vc: VirtualClient | undefined;
+    try {
+      vc = await openClient(o, payload);
+      for (;;) {
+        const start = performance.now();
+        if (start >= windowEnd) break;
+        try {
+          check(o.type, payload, await vc.request());
+        } catch (err) {
+          errors++;
+          firstError ??= err instanceof Error ? err.message : String(err);
+          if (o.mode === 'session') return; // the connection is gone: this virtual client ends
+          continue;
+        }
+        const end = performance.now();
+        total++;
+        // Completions inside the window count (unbiased in a steady state, whatever the
+        // requests' length); the last one straddling the window's end does not.
+        if (end >= windowStart && end <= windowEnd) {
+          counted++;
+          lat.add(end - start);
+        }
+      }
+    } catch (err) {
+      errors++;
+      firstError ??= err instanceof Error ? err.message : String(err);
+    } finally {
+      vc?.close();
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: o.concurrency }, loop));
+  } finally {
+    if (ticker) clearInterval(ticker);
+    clearTimeout(startTimer);
+    clearTimeout(endTimer);
+  }
+  cpuInWindow ??= process.cpuUsage(cpuAtStart);
+  if (counted === 0) throw new Error(`no request succeeded in the measured window${firstError ? `: ${firstError}` : ''}`);
+  const seconds = o.durationMs / 1000;
+  const rps = counted / seconds;
+  const result: LoadResult = {
+    requests: counted,
+    errors,
+    seconds,
+    rps,
+    mbps: (rps * (o.type === 'sleep' ? 0 : o.size)) / 1e6,
+    latency: lat.summary(),
+    totalRequests: total,
+    clientCpuUsPerRequest: (cpuInWindow.user + cpuInWindow.system) / counted,
+  };
+  if (firstError !== undefined) result.firstError = firstError;
+  return result;
+}

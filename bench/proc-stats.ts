@@ -1,0 +1,64 @@
+/**
+ * Memory and CPU of running processes, from /proc (proc(5)): what `ps` and `top` show,
+ * without spawning them.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+
+export interface ProcSample {
+  pid: number;
+  /** CPU time used so far (user + system), in s. */
+  cpuSeconds: number;
+  /** Resident set size now, and its peak, in MiB (VmRSS, VmHWM). */
+  rssMiB: number;
+  hwmMiB: number;
+  /** Proportional set size, in MiB: RSS with each shared page divided among its sharers (NaN if unknown). */
+  pssMiB: number;
+}
+
+let ticks: number | undefined;
+/** Clock ticks per second, for /proc/PID/stat's utime and stime. */
+function clockTicks(): number {
+  ticks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  return ticks;
+}
+
+/** @throws Error when the process does not exist. */
+export function sampleProcess(pid: number): ProcSample {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may contain spaces.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(f[11]);
+  const stime = Number(f[12]);
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  let pss = NaN;
+  try {
+    pss = Number(/^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? NaN) / 1024;
+  } catch {
+    // smaps_rollup needs Linux 4.14 and the right to read the process's maps
+  }
+  return { pid, cpuSeconds: (utime + stime) / clockTicks(), rssMiB: kib('VmRSS') / 1024, hwmMiB: kib('VmHWM') / 1024, pssMiB: pss };
+}
+
+export interface IdleResult {
+  name: string;
+  pid: number;
+  /** Share of one CPU used over the window, in percent. */
+  cpuPercent: number;
+  rssMiB: number;
+  hwmMiB: number;
+  pssMiB: number;
+}
+
+/** Samples each process, waits `seconds`, samples again. */
+export async function measureIdle(pids: Record<string, number>, seconds: number): Promise<IdleResult[]> {
+  const before = Object.entries(pids).map(([name, pid]) => ({ name, s: sampleProcess(pid) }));
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const elapsed = (performance.now() - t0) / 1000;
+  return before.map(({ name, s }) => {
+    const after = sampleProcess(s.pid);
+    return { name, pid: s.pid, cpuPercent: ((after.cpuSeconds - s.cpuSeconds) / elapsed) * 100, rssMiB: after.rssMiB, hwmMiB: after.hwmMiB, pssMiB: after.pssMiB };
+  });
+}

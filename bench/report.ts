@@ -1,0 +1,221 @@
+/**
+ * The results of `npm run bench`: the ratios against the baselines and the targets of
+ * issue 4, as JSON and as a Markdown table for docs/BENCHMARKS.md. Pure but for
+ * {@link writeMarkdown}.
+ */
+import fs from 'node:fs';
+import type { LoadResult } from './load.js';
+import type { IdleResult } from './proc-stats.js';
+import { median } from './stats.js';
+
+export interface BenchResults {
+  command: string;
+  date: string;
+  machine: { cpus: string; memoryGiB: number; kernel: string; os: string };
+  versions: { node: string; dispatchd: string; git: string; systemd: string };
+  options: Record<string, number | string>;
+  /** Targets left out, with the reason. */
+  skipped: Record<string, string>;
+  /** Load runs by measure, then by target (bare, cluster, floor, plain, plain-1, systemd). */
+  loads: Record<string, Record<string, LoadResult[]>>;
+  other: {
+    freeze?: { runs: number[]; median: number };
+    start?: { runs: Array<{ startReturnedMs: number; firstServedMs: number; units?: Array<{ unit: string; startMs: number; readyMs: number }> }>; median: number; medianStartReturned: number };
+    idle?: { plain?: IdleResult[] | undefined; systemd?: IdleResult[] | undefined };
+  };
+  rows: MeasureRow[];
+}
+
+/** One line of the summary table. */
+export interface MeasureRow {
+  measure: string;
+  unit: string;
+  /** Median per target. */
+  values: Record<string, number>;
+  /** Ratio name → median of the per-repeat ratios. */
+  ratios: Record<string, number>;
+  target: string;
+  /** Whether every dispatchd figure measured meets the target; undefined when none was measured. */
+  met: boolean | undefined;
+}
+
+const fmt = (x: number | undefined, digits = 0): string => (x === undefined || !Number.isFinite(x) ? '–' : x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+const fmtAuto = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '–' : Math.abs(x) >= 100 ? fmt(x) : Math.abs(x) >= 10 ? fmt(x, 1) : fmt(x, 2));
+
+/** Median of run-by-run ratios a[i]/b[i] (runs were interleaved, so pairs share the machine's state). */
+function pairedRatio(a: LoadResult[] | undefined, b: LoadResult[] | undefined, pick: (r: LoadResult) => number): number {
+  if (!a?.length || !b?.length) return NaN;
+  const n = Math.min(a.length, b.length);
+  return median(Array.from({ length: n }, (_, i) => pick(a[i]!) / pick(b[i]!)));
+}
+
+function medianOf(runs: LoadResult[] | undefined, pick: (r: LoadResult) => number): number {
+  return runs?.length ? median(runs.map(pick)) : NaN;
+}
+
+function defined(xs: Array<number | undefined>): number[] {
+  return xs.filter((x): x is number => x !== undefined && Number.isFinite(x));
+}
+
+function meets(xs: number[], ok: (x: number) => boolean): boolean | undefined {
+  return xs.length ? xs.every(ok) : undefined;
+}
+
+/** The summary rows: one per target of issue 4. */
+export function summarise(r: BenchResults): MeasureRow[] {
+  const rows: MeasureRow[] = [];
+  const o = r.options;
+  const TARGETS = ['bare', 'cluster', 'floor', 'plain', 'systemd'];
+  const load = (measure: string, label: string, unit: string, pick: (x: LoadResult) => number, goal: number) => {
+    const runs = r.loads[measure];
+    if (!runs) return;
+    const values: Record<string, number> = {};
+    for (const t of TARGETS) if (runs[t]?.length) values[t] = medianOf(runs[t], pick);
+    const ratios: Record<string, number> = {};
+    for (const t of ['plain', 'systemd', 'cluster', 'floor']) if (runs[t]?.length && runs.bare?.length) ratios[`${t}/bare`] = pairedRatio(runs[t], runs.bare, pick);
+    if (runs.floor?.length && runs.plain?.length) ratios['plain/floor'] = pairedRatio(runs.plain, runs.floor, pick);
+    rows.push({ measure: label, unit, values, ratios, target: `≥ ${goal}× bare`, met: meets(defined([ratios['plain/bare'], ratios['systemd/bare']]), (x) => x >= goal) });
+  };
+  load('lease', `established lease, ${o.type} ${bytes(Number(o.size))}, ${o.concurrency} client(s)`, 'req/s', (x) => x.rps, 0.9);
+  load('handshake', `new leases (whole redirect), ${o.type} ${bytes(Number(o.size))}, ${o.concurrency} client(s)`, 'req/s', (x) => x.rps, 0.5);
+  const hs = r.loads.handshake;
+  if (hs) {
+    for (const [q, name] of [['p50', 'p50'], ['p99', 'p99']] as const) {
+      const values: Record<string, number> = {};
+      for (const t of TARGETS) if (hs[t]?.length) values[t] = medianOf(hs[t], (x) => x.latency[q]);
+      rows.push({ measure: `new lease latency ${name}`, unit: 'ms', values, ratios: {}, target: q === 'p99' ? '≤ 2 ms' : '', met: q === 'p99' ? meets(defined([values.plain, values.systemd]), (x) => x <= 2) : undefined });
+    }
+  }
+  load('large', `echo ${bytes(Number(o.largeSize))}, ${o.concurrency} client(s)`, 'MB/s', (x) => x.mbps, 0.8);
+  const sc = r.loads.scale;
+  if (sc) {
+    const values: Record<string, number> = {};
+    for (const t of ['bare', 'cluster', 'plain-1', 'plain']) if (sc[t]?.length) values[t] = medianOf(sc[t], (x) => x.rps);
+    const ratios: Record<string, number> = {};
+    if (sc.plain?.length && sc['plain-1']?.length) ratios[`plain ${o.secondaries} sec./1 sec.`] = pairedRatio(sc.plain, sc['plain-1'], (x) => x.rps);
+    if (sc.cluster?.length && sc.bare?.length) ratios[`cluster ${o.secondaries} workers/bare`] = pairedRatio(sc.cluster, sc.bare, (x) => x.rps);
+    rows.push({ measure: `${o.scaleType} ${bytes(Number(o.scaleSize))}, ${o.secondaries} secondaries vs 1, ${o.scaleConcurrency} clients`, unit: 'req/s', values, ratios, target: '≥ 1.7×', met: meets(defined([ratios[`plain ${o.secondaries} sec./1 sec.`]]), (x) => x >= 1.7) });
+  }
+  if (r.other.freeze) rows.push({ measure: 'main frozen (SIGSTOP) → first request served', unit: 'ms', values: { systemd: r.other.freeze.median }, ratios: {}, target: '≤ 2000 ms', met: r.other.freeze.median <= 2000 });
+  if (r.other.start) rows.push({ measure: '`systemctl start dispatchd.target` → first request served', unit: 'ms', values: { systemd: r.other.start.median }, ratios: {}, target: '≤ 1000 ms', met: r.other.start.median <= 1000 });
+  const idle = r.other.idle;
+  if (idle) {
+    const rss: Record<string, number> = {};
+    const cpu: Record<string, number> = {};
+    for (const t of ['plain', 'systemd'] as const) {
+      const d = idle[t];
+      if (!d?.length) continue;
+      const daemons = d.filter((x) => !x.name.includes('floor'));
+      rss[t] = Math.max(...daemons.map((x) => x.rssMiB));
+      cpu[t] = Math.max(...daemons.map((x) => x.cpuPercent));
+      const fl = d.find((x) => x.name.includes('floor'));
+      if (fl) {
+        rss.bare = fl.rssMiB;
+        cpu.bare = fl.cpuPercent;
+      }
+    }
+    rows.push({ measure: 'RSS of the largest daemon (plain: after the load runs; systemd: idle after the start runs)', unit: 'MiB', values: rss, ratios: {}, target: '≤ 60 MiB', met: meets(defined([rss.plain, rss.systemd]), (x) => x <= 60) });
+    rows.push({ measure: `idle CPU of the busiest daemon over ${o.idleSeconds} s`, unit: '%', values: cpu, ratios: {}, target: '≤ 0.5 %', met: meets(defined([cpu.plain, cpu.systemd]), (x) => x <= 0.5) });
+  }
+  return rows;
+}
+
+function bytes(n: number): string {
+  if (n >= 1 << 20 && n % (1 << 20) === 0) return `${n / (1 << 20)} MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n} B`;
+}
+
+/** The Markdown block for docs/BENCHMARKS.md. */
+export function renderMarkdown(r: BenchResults): string {
+  const L: string[] = [];
+  L.push(`Command: \`${r.command}\` (${r.date})  `);
+  L.push(`Machine: ${r.machine.cpus}, ${r.machine.memoryGiB} GiB, ${r.machine.kernel}, ${r.machine.os}  `);
+  L.push(`Versions: Node ${r.versions.node}, dispatchd ${r.versions.dispatchd}${r.versions.git ? ` (${r.versions.git})` : ''}${r.versions.systemd ? `; in the sandbox: ${r.versions.systemd}` : ''}  `);
+  const o = r.options;
+  L.push(`Settings: ${o.repeat} runs per figure (medians; ratios are medians of run-by-run ratios, runs interleaved), ${o.warmup} s warm-up + ${o.duration} s measured per run, ${o.secondaries} secondaries / cluster workers.`);
+  for (const [t, why] of Object.entries(r.skipped)) L.push(`\n**Not measured: ${t}** — ${why}`);
+  L.push('');
+  L.push('| measure | unit | bare (a) | cluster (b) | floor (same hops) | dispatchd, plain processes | dispatchd, systemd + .deb | ratios | target | met |');
+  L.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |');
+  for (const row of r.rows) {
+    const v = row.values;
+    const plain = row.values['plain-1'] !== undefined ? `${fmtAuto(v['plain-1'])} (1 sec.) → ${fmtAuto(v.plain)}` : fmtAuto(v.plain);
+    const ratios = Object.entries(row.ratios).map(([k, x]) => `${k} **${fmt(x, 2)}×**`).join('; ') || '';
+    const met = row.met === undefined ? '–' : row.met ? 'yes' : '**no**';
+    L.push(`| ${row.measure} | ${row.unit} | ${fmtAuto(v.bare)} | ${fmtAuto(v.cluster)} | ${fmtAuto(v.floor)} | ${plain} | ${fmtAuto(v.systemd)} | ${ratios} | ${row.target} | ${met} |`);
+  }
+  const idle = r.other.idle;
+  if (idle && (idle.plain?.length || idle.systemd?.length)) {
+    L.push('');
+    L.push(`Per daemon, after the load runs, then idle for ${o.idleSeconds} s:`);
+    L.push('');
+    L.push('| daemon | RSS MiB | peak RSS MiB | PSS MiB | idle CPU % |');
+    L.push('| --- | ---: | ---: | ---: | ---: |');
+    for (const [t, d] of [['plain', idle.plain], ['systemd', idle.systemd]] as const) {
+      for (const x of d ?? []) L.push(`| ${t}: ${x.name} | ${fmt(x.rssMiB, 1)} | ${fmt(x.hwmMiB, 1)} | ${fmt(x.pssMiB, 1)} | ${fmt(x.cpuPercent, 3)} |`);
+    }
+  }
+  const hs = r.loads.handshake;
+  if (hs) {
+    L.push('');
+    L.push('Latency per request (ms, medians over runs of p50 / p90 / p99 / max):');
+    L.push('');
+    L.push('| measure | target | p50 | p90 | p99 | max |');
+    L.push('| --- | --- | ---: | ---: | ---: | ---: |');
+    for (const m of ['lease', 'handshake', 'large'] as const) {
+      for (const [t, runs] of Object.entries(r.loads[m] ?? {})) {
+        if (!runs.length) continue;
+        const q = (k: 'p50' | 'p90' | 'p99' | 'max') => fmt(median(runs.map((x) => x.latency[k])), 3);
+        L.push(`| ${m} | ${t} | ${q('p50')} | ${q('p90')} | ${q('p99')} | ${q('max')} |`);
+      }
+    }
+  }
+  const cpuRows: string[] = [];
+  for (const [m, byTarget] of Object.entries(r.loads)) {
+    for (const [t, runs] of Object.entries(byTarget)) {
+      const withCpu = runs.filter((x) => x.cpuUsPerRequest);
+      if (!withCpu.length) continue;
+      const keys = Object.keys(withCpu[0]!.cpuUsPerRequest!);
+      const parts = keys.map((k) => `${k} ${fmt(median(withCpu.map((x) => x.cpuUsPerRequest![k] ?? NaN)))}`);
+      const sum = median(withCpu.map((x) => Object.values(x.cpuUsPerRequest!).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0)));
+      cpuRows.push(`| ${m} | ${t} | ${fmt(sum)} | ${parts.join(', ')} |`);
+    }
+  }
+  if (cpuRows.length) {
+    L.push('');
+    L.push('CPU time per request, by process (µs, user + system, medians over runs; the load generator is `client`):');
+    L.push('');
+    L.push('| measure | target | all processes | by process |');
+    L.push('| --- | --- | ---: | --- |');
+    L.push(...cpuRows);
+  }
+  if (r.other.freeze || r.other.start) {
+    L.push('');
+    if (r.other.freeze) L.push(`Freeze runs (ms): ${r.other.freeze.runs.map((x) => fmt(x)).join(', ')}.  `);
+    if (r.other.start) L.push(`Start runs (ms, first request served; \`systemctl start\` returned): ${r.other.start.runs.map((x) => `${fmt(x.firstServedMs)} (${fmt(x.startReturnedMs)})`).join(', ')}.`);
+    const last = r.other.start?.runs.at(-1)?.units;
+    if (last?.length) {
+      L.push('');
+      L.push('Start-up of each unit in the last start run (ms after the first unit began; a `Type=notify` service is ready at READY=1):');
+      L.push('');
+      L.push('| unit | activation began | ready | took |');
+      L.push('| --- | ---: | ---: | ---: |');
+      for (const u of last) L.push(`| ${u.unit} | ${fmt(u.startMs)} | ${fmt(u.readyMs)} | ${fmt(u.readyMs - u.startMs)} |`);
+    }
+  }
+  return L.join('\n');
+}
+
+const BEGIN = '<!-- bench:begin (written by npm run bench; do not edit by hand) -->';
+const END = '<!-- bench:end -->';
+
+/** Replaces the generated block of `file` (creating the file or the block when missing). */
+export function writeMarkdown(file: string, block: string): void {
+  const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# dispatchd benchmarks\n\n';
+  const a = text.indexOf('<!-- bench:begin');
+  const b = text.indexOf(END);
+  const body = `${BEGIN}\n${block}\n${END}`;
+  const next = a !== -1 && b > a ? text.slice(0, a) + body + text.slice(b + END.length) : `${text.trimEnd()}\n\n${body}\n`;
+  fs.writeFileSync(file, next);
+}

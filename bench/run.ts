@@ -1,0 +1,402 @@
+#!/usr/bin/node
+/**
+ * `npm run bench`: dispatchd side by side with the baselines users would otherwise run,
+ * every figure a ratio against a baseline measured in the same run on the same machine.
+ *
+ * Targets: `bare` (one Node process serving the same handlers with the same framing on a
+ * unix stream socket: the ceiling for this stack), `cluster` (node:cluster with as many
+ * workers as secondaries), `floor` (bench/relay-floor.ts: the redirect handshake's processes
+ * and hops with none of dispatchd's logic, for the new-lease measure only), `plain`
+ * (dispatchd's daemons as plain processes), `systemd` (the .deb installed under a throw-away
+ * systemd, as users run it; needs root).
+ *
+ * Writes the results as JSON (--json) and a Markdown table between the markers
+ * `<!-- bench:begin -->` and `<!-- bench:end -->` of docs/BENCHMARKS.md (--markdown).
+ * The options are listed by `npm run bench -- --help`.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import cliProgress from 'cli-progress';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import type { LoadResult } from './load.js';
+import { PlainSuite, ROOT } from './plain-suite.js';
+import { measureIdle, sampleProcess, type IdleResult } from './proc-stats.js';
+import { renderMarkdown, summarise, writeMarkdown, type BenchResults, type MeasureRow } from './report.js';
+import { BareServer, RelayFloor } from './servers.js';
+import { median } from './stats.js';
+import { cannotBoot, ensureDeb, SystemdSuite } from './systemd-suite.js';
+
+const ALL_TARGETS = ['bare', 'cluster', 'floor', 'plain', 'systemd'] as const;
+const ALL_MEASURES = ['lease', 'handshake', 'large', 'scale', 'freeze', 'start', 'idle'] as const;
+type Target = (typeof ALL_TARGETS)[number];
+type Measure = (typeof ALL_MEASURES)[number];
+
+const argv = await yargs(hideBin(process.argv))
+  .scriptName('npm run bench --')
+  .usage('$0 [options]\n\nMeasures dispatchd against a bare Node server and node:cluster in the same run.')
+  .option('duration', { type: 'number', default: 5, describe: 'measured seconds per load run' })
+  .option('warmup', { type: 'number', default: 1, describe: 'warm-up seconds before each load run' })
+  .option('repeat', { type: 'number', default: 3, describe: 'runs of each load measurement per target (medians quoted)' })
+  .option('concurrency', { type: 'number', default: 1, describe: 'virtual clients for the lease, handshake and large measures' })
+  .option('type', { type: 'string', default: 'echo', choices: ['echo', 'sha256', 'sleep'], describe: 'request type of the lease and handshake measures' })
+  .option('size', { type: 'number', default: 1024, describe: 'DATA bytes of the lease and handshake measures' })
+  .option('large-size', { type: 'number', default: 16 * 1024 * 1024, describe: 'DATA bytes of the large (echo) measure' })
+  .option('scale-type', { type: 'string', default: 'sha256', choices: ['echo', 'sha256', 'sleep'], describe: 'request type of the scale measure' })
+  .option('scale-size', { type: 'number', default: 64 * 1024, describe: 'DATA bytes of the scale measure' })
+  .option('scale-concurrency', { type: 'number', default: 4, describe: 'virtual clients of the scale measure' })
+  .option('secondaries', { type: 'number', default: 2, describe: 'secondaries of the plain suite, and cluster workers' })
+  .option('targets', { type: 'string', default: ALL_TARGETS.join(','), describe: `comma-separated: ${ALL_TARGETS.join(', ')}` })
+  .option('measures', { type: 'string', default: ALL_MEASURES.join(','), describe: `comma-separated: ${ALL_MEASURES.join(', ')}` })
+  .option('idle-seconds', { type: 'number', default: 60, describe: 'window of the idle CPU measure' })
+  .option('freeze-repeat', { type: 'number', default: 3, describe: 'runs of the freeze and start measures' })
+  .option('deb', { type: 'string', describe: 'install this .deb (default: dist/, rebuilt when stale)' })
+  .option('json', { type: 'string', default: 'build/bench/results.json', describe: "where to write the results as JSON ('-': standard output)" })
+  .option('markdown', { type: 'string', default: 'docs/BENCHMARKS.md', describe: "Markdown file whose bench:begin/end block is replaced ('': none)" })
+  .option('cpu-prof', { type: 'string', describe: 'write V8 CPU profiles of the plain daemons and bare servers to this directory' })
+  .option('progress', { type: 'boolean', default: Boolean(process.stderr.isTTY), describe: 'progress bar (default: on a terminal)' })
+  .check((a) => {
+    for (const t of a.targets.split(',')) if (!(ALL_TARGETS as readonly string[]).includes(t)) throw new Error(`unknown target '${t}'`);
+    for (const m of a.measures.split(',')) if (!(ALL_MEASURES as readonly string[]).includes(m)) throw new Error(`unknown measure '${m}'`);
+    if (a.repeat < 1 || a.duration <= 0 || a.warmup < 0 || a.concurrency < 1 || a.secondaries < 1) throw new Error('repeat, duration, concurrency and secondaries must be positive');
+    return true;
+  })
+  .strict()
+  .help()
+  .parseAsync();
+
+const targets = new Set(argv.targets.split(',') as Target[]);
+const measures = new Set(argv.measures.split(',') as Measure[]);
+const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+const log = (line: string): void => void (multibar ? multibar.log(`${line}\n`) : process.stderr.write(`${line}\n`));
+
+const skipped: Record<string, string> = {};
+if (targets.has('systemd')) {
+  const why = cannotBoot();
+  if (why) {
+    skipped.systemd = why;
+    targets.delete('systemd');
+  }
+}
+
+// ---- what will run -------------------------------------------------------------------
+
+interface Job {
+  label: string;
+  /** Expected seconds, for the progress bar. */
+  weight: number;
+  run: (tick: (f: number) => void) => Promise<void>;
+}
+const jobs: Job[] = [];
+const loadSeconds = argv.duration + argv.warmup;
+const nodeProf = argv['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(argv['cpu-prof'])}`] : [];
+
+let bare: BareServer | undefined;
+let cluster: BareServer | undefined;
+let floor: RelayFloor | undefined;
+let plain: PlainSuite | undefined;
+let plainOne: PlainSuite | undefined;
+let sys: SystemdSuite | undefined;
+
+type LoadRuns = Record<string, LoadResult[]>;
+const loads: Record<string, LoadRuns> = {};
+const other: BenchResults['other'] = {};
+
+function workerArgs(kind: 'bare' | 'dispatchd' | 'relay', socket: string, mode: string, type: string, size: number, concurrency: number): string[] {
+  return ['load', '--target', kind, '--socket', socket, '--mode', mode, '--type', type, '--size', String(size), '--concurrency', String(concurrency), '--duration', String(argv.duration * 1000), '--warmup', String(argv.warmup * 1000)];
+}
+
+/** The processes serving a host target, by role, for CPU time per request. */
+function serverPids(target: string): Record<string, number> {
+  const children = (pid: number): number[] => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  };
+  switch (target) {
+    case 'bare':
+      return bare ? { server: bare.pid } : {};
+    case 'cluster':
+      return cluster ? { primary: cluster.pid, ...Object.fromEntries(children(cluster.pid).map((p, i) => [`worker ${i + 1}`, p])) } : {};
+    case 'floor':
+      return floor ? floor.pids() : {};
+    case 'plain':
+      return plain ? plain.pids() : {};
+    case 'plain-1':
+      return plainOne ? plainOne.pids() : {};
+    default:
+      return {};
+  }
+}
+
+function cpuSeconds(pid: number): number {
+  try {
+    return sampleProcess(pid).cpuSeconds;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Runs the load worker on the host, as its own process, and adds to its result the CPU time
+ * each serving process spent per request over the whole run (µs; clock ticks of 10 ms, so
+ * meaningful over thousands of requests).
+ */
+async function hostWorker(args: string[], tick: (f: number) => void, target?: string): Promise<LoadResult> {
+  const pids = target ? serverPids(target) : {};
+  const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p)]));
+  const r = await runHostWorker(args, tick);
+  const cpu: Record<string, number> = { client: r.clientCpuUsPerRequest };
+  for (const [k, p] of Object.entries(pids)) cpu[k] = ((cpuSeconds(p) - before[k]!) / r.totalRequests) * 1e6;
+  return { ...r, cpuUsPerRequest: cpu };
+}
+
+function runHostWorker(args: string[], tick: (f: number) => void): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'build/bench/worker.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const t0 = Date.now();
+    const timer = setInterval(() => tick(Math.min(1, (Date.now() - t0) / 1000 / loadSeconds)), 250);
+    child.on('close', (code) => {
+      clearInterval(timer);
+      if (code === 0) resolve(JSON.parse(out) as LoadResult);
+      else reject(new Error(err.trim() || `worker exit ${code}`));
+    });
+  });
+}
+
+function sandboxWorker(args: string[], tick: (f: number) => void): Promise<LoadResult> {
+  const t0 = Date.now();
+  const timer = setInterval(() => tick(Math.min(1, (Date.now() - t0) / 1000 / loadSeconds)), 250);
+  return sys!.worker(args).finally(() => clearInterval(timer)) as Promise<LoadResult>;
+}
+
+function addLoad(measure: string, label: string, target: string, run: (tick: (f: number) => void) => Promise<LoadResult>): void {
+  jobs.push({
+    label: `${measure} ${label}`,
+    weight: loadSeconds,
+    run: async (tick) => {
+      try {
+        const r = await run(tick);
+        ((loads[measure] ??= {})[target] ??= []).push(r);
+      } catch (err) {
+        log(`bench: ${measure} on ${target} failed: ${err instanceof Error ? err.message : String(err)}`);
+        ((loads[measure] ??= {})[target] ??= []);
+      }
+    },
+  });
+}
+
+const MAIN_SOCKET = '/run/dispatchd/main.sock';
+/** Quiet time before the idle window (ms). */
+const IDLE_SETTLE_MS = 5000;
+const loadMeasures: Array<{ m: Measure; mode: string; type: string; size: number; conc: number }> = [
+  { m: 'lease', mode: 'session', type: argv.type, size: argv.size, conc: argv.concurrency },
+  { m: 'handshake', mode: 'handshake', type: argv.type, size: argv.size, conc: argv.concurrency },
+  { m: 'large', mode: 'session', type: 'echo', size: argv['large-size'], conc: argv.concurrency },
+];
+for (const lm of loadMeasures) {
+  if (!measures.has(lm.m)) continue;
+  for (let r = 0; r < argv.repeat; r++) {
+    // Interleaved (bare, cluster, plain, systemd, bare, …) so that a slow spell of the
+    // machine hits every target alike.
+    if (targets.has('bare')) addLoad(lm.m, `bare #${r + 1}`, 'bare', (t) => hostWorker(workerArgs('bare', bare!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'bare'));
+    if (targets.has('cluster')) addLoad(lm.m, `cluster #${r + 1}`, 'cluster', (t) => hostWorker(workerArgs('bare', cluster!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'cluster'));
+    if (targets.has('floor') && lm.m === 'handshake') addLoad(lm.m, `floor #${r + 1}`, 'floor', (t) => hostWorker(workerArgs('relay', floor!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'floor'));
+    if (targets.has('plain')) addLoad(lm.m, `plain #${r + 1}`, 'plain', (t) => hostWorker(workerArgs('dispatchd', plain!.mainSocket, lm.mode, lm.type, lm.size, lm.conc), t, 'plain'));
+    if (targets.has('systemd')) addLoad(lm.m, `systemd #${r + 1}`, 'systemd', (t) => sandboxWorker(workerArgs('dispatchd', MAIN_SOCKET, lm.mode, lm.type, lm.size, lm.conc), t));
+  }
+}
+if (measures.has('scale')) {
+  const sargs = (kind: 'bare' | 'dispatchd', socket: string) => workerArgs(kind, socket, 'session', argv['scale-type'], argv['scale-size'], argv['scale-concurrency']);
+  for (let r = 0; r < argv.repeat; r++) {
+    if (targets.has('plain')) {
+      addLoad('scale', `plain, 1 secondary #${r + 1}`, 'plain-1', (t) => hostWorker(sargs('dispatchd', plainOne!.mainSocket), t, 'plain-1'));
+      addLoad('scale', `plain, ${argv.secondaries} secondaries #${r + 1}`, 'plain', (t) => hostWorker(sargs('dispatchd', plain!.mainSocket), t, 'plain'));
+    }
+    if (targets.has('bare')) addLoad('scale', `bare #${r + 1}`, 'bare', (t) => hostWorker(sargs('bare', bare!.socket), t, 'bare'));
+    if (targets.has('cluster')) addLoad('scale', `cluster #${r + 1}`, 'cluster', (t) => hostWorker(sargs('bare', cluster!.socket), t, 'cluster'));
+  }
+}
+if (targets.has('systemd')) {
+  if (measures.has('freeze')) {
+    jobs.push({
+      label: 'freeze of main (systemd)',
+      weight: 4 * argv['freeze-repeat'],
+      run: async () => {
+        const runs: number[] = [];
+        for (let i = 0; i < argv['freeze-repeat']; i++) runs.push(((await sys!.worker(['freeze'])) as { ms: number }).ms);
+        other.freeze = { runs, median: median(runs) };
+      },
+    });
+  }
+  if (measures.has('start')) {
+    jobs.push({
+      label: 'start of dispatchd.target (systemd)',
+      weight: 2 * argv['freeze-repeat'],
+      run: async () => {
+        const runs: Array<{ startReturnedMs: number; firstServedMs: number }> = [];
+        for (let i = 0; i < argv['freeze-repeat']; i++) runs.push((await sys!.worker(['start'])) as { startReturnedMs: number; firstServedMs: number });
+        other.start = { runs, median: median(runs.map((r) => r.firstServedMs)), medianStartReturned: median(runs.map((r) => r.startReturnedMs)) };
+      },
+    });
+  }
+}
+if (measures.has('idle') && (targets.has('plain') || targets.has('systemd'))) {
+  jobs.push({
+    label: `idle ${argv['idle-seconds']} s (plain and systemd side by side)`,
+    weight: argv['idle-seconds'] + IDLE_SETTLE_MS / 1000,
+    run: async (tick) => {
+      const t0 = Date.now();
+      const total = argv['idle-seconds'] + IDLE_SETTLE_MS / 1000;
+      const timer = setInterval(() => tick(Math.min(1, (Date.now() - t0) / 1000 / total)), 500);
+      try {
+        // The start runs just restarted the systemd suite: let its start-up work (compilation,
+        // first collections) end before the idle window opens.
+        await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
+        const units = ['dispatchd-main.service', ...Array.from({ length: 2 }, (_, i) => `dispatchd-secondary@${i + 1}.service`), 'dispatchd-watchdog.service'];
+        const [p, s] = await Promise.all([
+          // The bare server alongside: the floor of this stack (Node, the framing, the handlers).
+          plain ? measureIdle({ ...plain.pids(), ...(bare ? { 'bare server (floor)': bare.pid } : {}) }, argv['idle-seconds']) : undefined,
+          sys ? (sys.worker(['idle', '--seconds', String(argv['idle-seconds']), '--units', units.join(',')]) as Promise<{ daemons: IdleResult[] }>) : undefined,
+        ]);
+        other.idle = { plain: p, systemd: s?.daemons };
+      } finally {
+        clearInterval(timer);
+      }
+    },
+  });
+}
+
+// ---- run -----------------------------------------------------------------------------
+
+const totalWeight = jobs.reduce((s, j) => s + j.weight, 0);
+let multibar: cliProgress.MultiBar | undefined;
+let bar: cliProgress.SingleBar | undefined;
+if (argv.progress) {
+  multibar = new cliProgress.MultiBar(
+    { format: 'bench [{bar}] {percentage}% | ETA {eta_formatted} | {job}', hideCursor: true, stream: process.stderr, etaBuffer: 50, fps: 4, clearOnComplete: false },
+    cliProgress.Presets.shades_classic,
+  );
+}
+
+const cleanup = () => {
+  sys?.stopSync();
+};
+process.on('SIGINT', () => {
+  multibar?.stop();
+  cleanup();
+  process.exit(130);
+});
+process.on('SIGTERM', () => {
+  multibar?.stop();
+  cleanup();
+  process.exit(143);
+});
+
+const setupSteps: Array<[string, () => Promise<void>]> = [];
+const needs = (t: Target) => targets.has(t) && jobs.length > 0;
+if (needs('bare')) setupSteps.push(['start the bare server', async () => void (bare = await BareServer.start(0, nodeProf))]);
+if (needs('floor') && measures.has('handshake')) setupSteps.push(['start the handshake floor (bench/relay-floor.ts)', async () => void (floor = await RelayFloor.start())]);
+if (needs('cluster')) setupSteps.push([`start node:cluster (${argv.secondaries} workers)`, async () => void (cluster = await BareServer.start(argv.secondaries, nodeProf))]);
+if (needs('plain')) {
+  setupSteps.push([`start dispatchd as plain processes (${argv.secondaries} secondaries)`, async () => void (plain = await PlainSuite.start(argv.secondaries, nodeProf))]);
+  if (measures.has('scale')) setupSteps.push(['start dispatchd as plain processes (1 secondary)', async () => void (plainOne = await PlainSuite.start(1, nodeProf))]);
+}
+let sysVersions = '';
+if (needs('systemd')) {
+  setupSteps.push([
+    'build the .deb and boot a throw-away systemd',
+    async () => {
+      const deb = await ensureDeb(argv.deb);
+      sys = await SystemdSuite.boot(deb);
+      sysVersions = await sys.versions();
+      // Served once before measuring: the suite is up and every unit ready.
+      await sys.worker(['load', '--target', 'dispatchd', '--socket', MAIN_SOCKET, '--mode', 'handshake', '--size', '1', '--duration', '200', '--warmup', '0']);
+    },
+  ]);
+}
+
+const started = new Date();
+let done = 0;
+bar = multibar?.create(totalWeight + setupSteps.length * 5, 0, { job: 'setting up' });
+try {
+  for (const [what, step] of setupSteps) {
+    bar?.update(done, { job: what });
+    if (!multibar) log(`bench: ${what}`);
+    try {
+      await step();
+    } catch (err) {
+      if (what.includes('systemd')) {
+        skipped.systemd = `failed to ${what}: ${err instanceof Error ? err.message : String(err)}`;
+        log(`bench: ${skipped.systemd}; measuring without it`);
+        targets.delete('systemd');
+      } else {
+        throw err;
+      }
+    }
+    done += 5;
+  }
+  for (const job of jobs) {
+    if (job.label.includes('systemd') && !sys) {
+      done += job.weight;
+      continue;
+    }
+    bar?.update(done, { job: job.label });
+    if (!multibar) log(`bench: ${job.label}`);
+    await job.run((f) => bar?.update(done + f * job.weight, { job: job.label }));
+    done += job.weight;
+  }
+} finally {
+  bar?.update(totalWeight + setupSteps.length * 5, { job: 'done' });
+  multibar?.stop();
+  await Promise.allSettled([bare?.stop(), cluster?.stop(), floor?.stop(), plain?.stop(), plainOne?.stop(), sys?.stop()]);
+}
+
+// ---- report --------------------------------------------------------------------------
+
+const results: BenchResults = {
+  command,
+  date: started.toISOString(),
+  machine: {
+    cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}`,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: `${os.type()} ${os.release()}`,
+    os: fs.existsSync('/etc/debian_version') ? `Debian ${fs.readFileSync('/etc/debian_version', 'utf8').trim()}` : os.platform(),
+  },
+  versions: {
+    node: process.version,
+    dispatchd: (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version,
+    git: gitDescribe(),
+    systemd: sysVersions,
+  },
+  options: { duration: argv.duration, warmup: argv.warmup, repeat: argv.repeat, concurrency: argv.concurrency, type: argv.type, size: argv.size, largeSize: argv['large-size'], scaleType: argv['scale-type'], scaleSize: argv['scale-size'], scaleConcurrency: argv['scale-concurrency'], secondaries: argv.secondaries, idleSeconds: argv['idle-seconds'] },
+  skipped,
+  loads,
+  other,
+  rows: [] as MeasureRow[],
+};
+results.rows = summarise(results);
+
+const json = `${JSON.stringify(results, null, 2)}\n`;
+if (argv.json === '-') process.stdout.write(json);
+else {
+  fs.mkdirSync(path.dirname(path.resolve(argv.json)), { recursive: true });
+  fs.writeFileSync(argv.json, json);
+}
+const md = renderMarkdown(results);
+if (argv.markdown) writeMarkdown(argv.markdown, md);
+if (argv.json !== '-') process.stdout.write(`${md}\nJSON: ${argv.json}${argv.markdown ? `; table written to ${argv.markdown}` : ''}\n`);
+
+function gitDescribe(): string {
+  // git is optional: a tarball has none.
+  const r = spawnSync('git', ['-C', ROOT, 'describe', '--always', '--dirty'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : '';
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/node
+/**
+ * One measurement of `npm run bench`, run as its own process (on the host, or inside the
+ * throw-away systemd where the .deb is installed). Prints one JSON object on standard
+ * output; exit 0 on success, 1 with a message on standard error otherwise.
+ *
+ *   worker.js load --target bare|dispatchd --socket PATH --mode session|handshake
+ *                  --type T --size BYTES --concurrency N --duration MS --warmup MS
+ *   worker.js freeze --socket PATH      (under systemd) SIGSTOP main, time to the first answer
+ *   worker.js start --socket PATH       (under systemd) stop the target, time start → first answer
+ *   worker.js idle --seconds S --units U1,U2,…   (under systemd) RSS and CPU of each unit's MainPID
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { DispatchClient } from '../daemons/client/client.js';
+import { runLoad, type LoadMode, type TargetKind } from './load.js';
+import { measureIdle } from './proc-stats.js';
+
+const { positionals, values: v } = parseArgs({
+  allowPositionals: true,
+  options: {
+    target: { type: 'string', default: 'dispatchd' },
+    socket: { type: 'string', default: '/run/dispatchd/main.sock' },
+    mode: { type: 'string', default: 'session' },
+    type: { type: 'string', default: 'echo' },
+    size: { type: 'string', default: '1024' },
+    concurrency: { type: 'string', default: '1' },
+    duration: { type: 'string', default: '5000' },
+    warmup: { type: 'string', default: '1000' },
+    seconds: { type: 'string', default: '60' },
+    units: { type: 'string', default: '' },
+  },
+});
+
+const sh = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+const mainPid = () => Number(sh('systemctl', 'show', '-p', 'MainPID', '--value', 'dispatchd-main.service'));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until a request succeeds (the suite serves), at most `ms`. */
+async function untilServing(socket: string, ms: number): Promise<void> {
+  const client = new DispatchClient({ socket, timeoutMs: ms });
+  await client.request('echo', Buffer.from('x'));
+}
+
+async function freeze(socket: string): Promise<object> {
+  await untilServing(socket, 30_000);
+  const frozen = mainPid();
+  const client = new DispatchClient({ socket }); // every default: what `dispatchctl request` does
+  const t0 = performance.now();
+  spawnSync('systemctl', ['kill', '-s', 'SIGSTOP', 'dispatchd-main.service']);
+  const out = await client.request('echo', Buffer.from('x'));
+  const ms = performance.now() - t0;
+  if (out.toString() !== 'x') throw new Error('wrong answer after the freeze');
+  const after = mainPid();
+  // Let the suite settle (the restarted main's first heartbeats) before anything else runs.
+  await sleep(1000);
+  await untilServing(socket, 30_000);
+  return { ms, frozenPid: frozen, newPid: after, restarted: after !== frozen };
+}
+
+async function start(socket: string): Promise<object> {
+  sh('systemctl', 'stop', 'dispatchd.target');
+  await sleep(500);
+  const client = new DispatchClient({ socket, timeoutMs: 10_000 });
+  const t0 = performance.now();
+  sh('systemctl', 'start', 'dispatchd.target');
+  const started = performance.now() - t0;
+  await client.request('echo', Buffer.from('x'));
+  const served = performance.now() - t0;
+  // Where the time went: each unit's activation, from leaving "inactive" to "active" (for a
+  // Type=notify service: exec to READY=1), on systemd's monotonic clock, relative to the first.
+  const units = ['dispatchd-scoreboard.service', 'dispatchd-main.service', 'dispatchd-secondary@1.service', 'dispatchd-secondary@2.service', 'dispatchd-watchdog.service'];
+  const stamps = units.map((u) => {
+    const props = Object.fromEntries(sh('systemctl', 'show', '-p', 'InactiveExitTimestampMonotonic', '-p', 'ActiveEnterTimestampMonotonic', u).split('\n').map((l) => l.split('=') as [string, string]));
+    return { unit: u, from: Number(props.InactiveExitTimestampMonotonic) / 1000, to: Number(props.ActiveEnterTimestampMonotonic) / 1000 };
+  });
+  const origin = Math.min(...stamps.map((x) => x.from));
+  return { startReturnedMs: started, firstServedMs: served, units: stamps.map((x) => ({ unit: x.unit, startMs: x.from - origin, readyMs: x.to - origin })) };
+}
+
+async function idle(units: string[], seconds: number): Promise<object> {
+  const pids: Record<string, number> = {};
+  for (const u of units) pids[u] = Number(sh('systemctl', 'show', '-p', 'MainPID', '--value', u));
+  return { daemons: await measureIdle(pids, seconds) };
+}
+
+async function main(): Promise<object> {
+  switch (positionals[0]) {
+    case 'load':
+      return runLoad({
+        target: v.target as TargetKind,
+        socket: v.socket!,
+        mode: v.mode as LoadMode,
+        type: v.type!,
+        size: Number(v.size),
+        concurrency: Number(v.concurrency),
+        durationMs: Number(v.duration),
+        warmupMs: Number(v.warmup),
+      });
+    case 'freeze':
+      return freeze(v.socket!);
+    case 'start':
+      return start(v.socket!);
+    case 'idle':
+      return idle(v.units!.split(',').filter(Boolean), Number(v.seconds));
+    default:
+      throw new Error(`unknown measurement '${positionals[0] ?? ''}' (load, freeze, start, idle)`);
+  }
+}
+
+try {
+  process.stdout.write(`${JSON.stringify(await main())}\n`);
+  process.exit(0);
+} catch (err) {
+  process.stderr.write(`bench worker: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
