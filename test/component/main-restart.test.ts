@@ -15,11 +15,20 @@ t.teardown(() => suite.shutdown());
 t.before(() => suite.startAll());
 
 const secondaries = () => suite.names.filter((n) => n !== 'main').map((n) => ({ name: n, pid: suite.pid(n), starts: suite.slot(n)!.starts, requests: suite.slot(n)!.requests }));
+/** The secondaries once their counters are published (they batch them for a few ms): two reads 20 ms apart agree. */
+async function settled(): Promise<ReturnType<typeof secondaries>> {
+  for (let prev = JSON.stringify(secondaries()); ; ) {
+    await sleep(20);
+    const now = secondaries();
+    if (JSON.stringify(now) === prev) return now;
+    prev = JSON.stringify(now);
+  }
+}
 
 for (const how of ['stopped', 'killed'] as const) {
   t.test(`main ${how} while secondaries run its leases: the work completes and the new main accounts for it`, async (t) => {
     await suite.waitFor(() => suite.healthy(), 10_000, 'every daemon up');
-    const before = secondaries();
+    const before = await settled();
     const mainStarts = suite.slot('main')!.starts;
     const c = new DispatchClient({ socket: suite.mainSocket, attempts: 1 });
     // Four requests in progress on the secondaries, on leases from the main about to go.
@@ -43,7 +52,7 @@ for (const how of ['stopped', 'killed'] as const) {
     t.match(line, /4 used, 4 requests served, 0 failed/, `the new main read the done messages: ${line.replace(/^.*info: /, '')}`);
     t.match(suite.output('main').filter((l) => /main server ready/.test(l)).pop()!, /re-adopted the scoreboard \(start \d+ of this slot\): 2 secondaries running/, 'and says what it re-adopted');
     t.equal(suite.slot('main')!.starts, mainStarts + 1, 'the new main took over its slot (one more start)');
-    const after = secondaries();
+    const after = await settled();
     t.same(after.map((s) => [s.name, s.pid, s.starts]), before.map((s) => [s.name, s.pid, s.starts]), 'the secondaries kept running: same processes, no restart');
     t.equal(after.reduce((n, s) => n + s.requests, 0) - before.reduce((n, s) => n + s.requests, 0), 4, 'their counters on the scoreboard count the work');
     // The new main serves on, with the same secondaries.
