@@ -38,6 +38,18 @@ export interface ClientOptions {
   maxResultBytes?: number;
   /** Called before each retry, with what failed and how long the client waits. */
   onRetry?: (info: { attempt: number; error: DispatchError; waitMs: number }) => void;
+  /** Called with each lease granted, before it is presented (tracing; tests use it to inject faults). */
+  onLease?: (grant: LeaseGranted) => void | Promise<void>;
+}
+
+/** A result with where it came from. */
+export interface RequestInfo {
+  result: Buffer;
+  /** The secondary that ran the request, and its generation (the lease's). */
+  secondary: number;
+  generation: number;
+  /** Attempts it took (1 when nothing was retried). */
+  attempts: number;
 }
 
 /** Codes after which a fresh lease may be asked for. */
@@ -53,6 +65,9 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'LEASE_STALE',
   'IDLE_TIMEOUT',
 ]);
+
+/** How much sooner than the client's own timeout main is asked to answer a queued lease request, ms. */
+const LEASE_ANSWER_MARGIN_MS = 250;
 
 /** Converts an error frame into a DispatchError. */
 function fromReply(header: FrameHeader, peer: string): DispatchError {
@@ -148,7 +163,7 @@ export function exchange(conn: FrameConnection, header: FrameHeader, body: Buffe
 /** A client of one dispatchd suite. Stateless between requests; safe to share. */
 export class DispatchClient {
   readonly socket: string;
-  private readonly o: Required<Omit<ClientOptions, 'deadlineMs' | 'onRetry'>> & Pick<ClientOptions, 'deadlineMs' | 'onRetry'>;
+  private readonly o: Required<Omit<ClientOptions, 'deadlineMs' | 'onRetry' | 'onLease'>> & Pick<ClientOptions, 'deadlineMs' | 'onRetry' | 'onLease'>;
 
   constructor(options: ClientOptions = {}) {
     this.socket = options.socket ?? DEFAULT_SOCKET;
@@ -160,6 +175,7 @@ export class DispatchClient {
       maxResultBytes: options.maxResultBytes ?? MAX_BODY_BYTES_CEILING,
       deadlineMs: options.deadlineMs,
       onRetry: options.onRetry,
+      onLease: options.onLease,
     };
   }
 
@@ -168,9 +184,14 @@ export class DispatchClient {
    * @throws DispatchError CONNECT_FAILED, TIMEOUT, CONNECTION_LOST, BUSY, UNAVAILABLE, UNKNOWN_TYPE, …
    */
   async lease(type: string, timeoutMs = this.o.answerTimeoutMs): Promise<LeaseGranted> {
+    const started = Date.now();
     const conn = await connectFramed(this.socket, 0, timeoutMs);
     try {
-      const f = await exchange(conn, { op: 'lease', type }, undefined, timeoutMs, 'the main server');
+      // Main may queue the request while every secondary is busy: ask it to answer (BUSY) while
+      // this client still listens, rather than time out with no answer.
+      const left = Math.max(1, timeoutMs - (Date.now() - started));
+      const waitMs = Math.max(0, left - Math.min(LEASE_ANSWER_MARGIN_MS, Math.floor(left / 4)));
+      const f = await exchange(conn, { op: 'lease', type, wait_ms: waitMs }, undefined, left, 'the main server');
       if (f.header.ok !== true) throw fromReply(f.header, 'the main server');
       const g = LeaseGranted.safeParse(f.header);
       if (!g.success) throw new DispatchError('PROTOCOL_ERROR', 'failed to understand the main server\'s answer: not a lease');
@@ -201,6 +222,11 @@ export class DispatchClient {
    *   (codes and their exit codes: README "Exit codes").
    */
   async request(type: string, data: Buffer = Buffer.alloc(0)): Promise<Buffer> {
+    return (await this.requestWithInfo(type, data)).result;
+  }
+
+  /** As {@link request}, and says which secondary (and generation) served it, after how many attempts. */
+  async requestWithInfo(type: string, data: Buffer = Buffer.alloc(0)): Promise<RequestInfo> {
     if (!(REQUEST_TYPES as readonly string[]).includes(type)) {
       throw new DispatchError('UNKNOWN_TYPE', `unknown request type '${type}'; known types: ${REQUEST_TYPES.join(', ')}`);
     }
@@ -211,7 +237,9 @@ export class DispatchClient {
       if (left <= 0) break;
       try {
         const grant = await this.lease(type, Math.min(this.o.answerTimeoutMs, left));
-        return await this.runOnLease(grant, type, data, Math.max(1, deadline - Date.now()));
+        await this.o.onLease?.(grant);
+        const result = await this.runOnLease(grant, type, data, Math.max(1, deadline - Date.now()));
+        return { result, secondary: grant.secondary, generation: grant.generation, attempts: attempt };
       } catch (err) {
         last = err instanceof DispatchError ? err : new DispatchError('INTERNAL', reason(err), { cause: err });
         if (!RETRYABLE.has(last.code) || attempt === this.o.attempts) break;
@@ -249,9 +277,27 @@ export class Session {
     const header: FrameHeader = { op: 'run', lease: this.grant.lease, generation: this.grant.generation, type };
     if (deadlineMs !== undefined) header.deadline_ms = deadlineMs;
     const peer = `secondary-${this.grant.secondary}`;
-    const f = await exchange(this.conn, header, data, timeoutMs, peer);
+    let f: Frame;
+    try {
+      f = await exchange(this.conn, header, data, timeoutMs, peer);
+    } catch (err) {
+      // The run frame was sent: the request may have run before the answer was lost.
+      if (err instanceof DispatchError && (err.code === 'CONNECTION_LOST' || err.code === 'TIMEOUT')) {
+        throw new DispatchError(err.code, `${err.message}; the '${type}' request may or may not have run (delivery is at least once): it may be retried, which is safe for the built-in types, all idempotent`, {
+          cause: err,
+          retryable: true,
+          fields: { ...err.fields, may_have_run: true },
+        });
+      }
+      throw err;
+    }
     if (f.header.ok !== true) throw fromReply(f.header, peer);
     if (!isRunResult(f.header)) throw new DispatchError('PROTOCOL_ERROR', `failed to understand the answer of ${peer}: not a result`);
+    const generation = f.header.generation;
+    if (typeof generation === 'number' && generation !== this.grant.generation) {
+      // Cannot happen with a conforming secondary (it refuses a lease of another generation).
+      throw new DispatchError('LEASE_STALE', `failed to use the answer of ${peer}: it came from generation ${generation}, the lease is for generation ${this.grant.generation}; ask the main server for a new lease`, { retryable: true });
+    }
     return f.body;
   }
 

@@ -114,7 +114,7 @@ await yargs(argv)
         .positional('data', { type: 'string', describe: "request data, or '-' for standard input (DATA starting with '-' goes after '--')" })
         .option('timeout', { type: 'number', default: 60_000, describe: 'total time budget for the request, retries included (ms)' })
         .option('deadline', { type: 'number', describe: "deadline for running the request on the secondary (ms; default: the server's)" })
-        .option('verbose', { type: 'boolean', default: false, alias: 'v', describe: 'report retries on standard error' })
+        .option('verbose', { type: 'boolean', default: false, alias: 'v', describe: 'report retries, and which secondary served the request, on standard error' })
         .check(wholeMs('timeout', 1, 24 * 3_600_000))
         .check(wholeMs('deadline', 1, 3_600_000)),
     async (a) => {
@@ -134,8 +134,9 @@ await yargs(argv)
         onRetry: a.verbose ? ({ attempt, error, waitMs }) => process.stderr.write(`dispatchctl: attempt ${attempt} failed: ${error.message} [${error.code}]; retrying in ${waitMs} ms\n`) : undefined,
       });
       try {
-        const result = await client.request(a.type, data);
-        await writeStdout(result);
+        const info = await client.requestWithInfo(a.type, data);
+        if (a.verbose) process.stderr.write(`dispatchctl: served by secondary-${info.secondary} (generation ${info.generation}) in ${info.attempts} attempt${info.attempts === 1 ? '' : 's'}\n`);
+        await writeStdout(info.result);
       } catch (err) {
         fail(`'${a.type}' request failed`, err);
       }

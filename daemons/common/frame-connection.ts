@@ -33,6 +33,8 @@ export class FrameConnection extends EventEmitter<FrameConnectionEvents> {
   private idleTimer: NodeJS.Timeout | undefined;
   private waiting = true;
   private closed = false;
+  /** Set by a framing error or end(): what the peer sends afterwards is ignored. */
+  private done = false;
 
   constructor(readonly socket: net.Socket, private readonly options: FrameConnectionOptions) {
     super();
@@ -56,12 +58,14 @@ export class FrameConnection extends EventEmitter<FrameConnectionEvents> {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.closed) return;
+    if (this.closed || this.done) return;
     this.decoder.push(chunk);
     for (;;) {
       const r = this.decoder.next();
       if (r.kind === 'need-more') return;
       if (r.kind === 'error') {
+        // Final for the connection: reported once, whatever the peer sends until it closes.
+        this.done = true;
         this.clearIdle();
         this.emit('protocol-error', r.error);
         return;
@@ -87,7 +91,7 @@ export class FrameConnection extends EventEmitter<FrameConnectionEvents> {
 
   private armIdle(): void {
     this.clearIdle();
-    if (!this.waiting || this.closed || this.options.idleTimeoutMs <= 0) return;
+    if (!this.waiting || this.closed || this.done || this.options.idleTimeoutMs <= 0) return;
     this.idleTimer = setTimeout(() => {
       this.idleTimer = undefined;
       if (!this.closed) this.emit('idle');
@@ -104,7 +108,7 @@ export class FrameConnection extends EventEmitter<FrameConnectionEvents> {
    * is closed.
    */
   send(header: FrameHeader, body?: Buffer): boolean {
-    if (this.closed || this.socket.destroyed) return false;
+    if (this.closed || this.socket.destroyed || this.socket.writableEnded) return false;
     let parts: [Buffer, Buffer];
     try {
       parts = encodeFrame(header, body);
@@ -128,6 +132,7 @@ export class FrameConnection extends EventEmitter<FrameConnectionEvents> {
   /** Ends the connection gracefully: flushes what was written, then closes. */
   end(lingerMs = 1000): void {
     if (this.closed) return;
+    this.done = true;
     this.clearIdle();
     this.socket.end();
     const t = setTimeout(() => this.socket.destroy(), lingerMs);

@@ -13,6 +13,14 @@ import type { Logger } from './logger.js';
 import { errorReply } from './protocol.js';
 
 /**
+ * The listen(2) backlog: systemd's default Backlog= (SOMAXCONN, 4096 on Linux 5.4 and later;
+ * the kernel caps it at net.core.somaxconn). Node calls listen(2) again on an activated fd, with
+ * 511 unless told otherwise, which would shrink systemd's queue: a burst of more than 512
+ * connections while the server is busy or restarting would then fail with EAGAIN.
+ */
+export const LISTEN_BACKLOG = 4096;
+
+/**
  * Listens on an activated fd (`{ fd }`, systemd.socket(5)) or binds a path (`{ path }`).
  * @throws DispatchError CONNECT_FAILED when listen(2) fails.
  */
@@ -21,7 +29,8 @@ export function listen(server: net.Server, target: { fd: number } | { path: stri
     const onError = (err: Error) =>
       reject(new DispatchError('CONNECT_FAILED', `failed to listen on the client socket: ${reason(err)}`, { cause: err }));
     server.once('error', onError);
-    server.listen(target, () => {
+    // The backlog as an argument: Node ignores `backlog` in the options of an `{ fd }` listen.
+    server.listen(target, LISTEN_BACKLOG, () => {
       server.off('error', onError);
       resolve();
     });

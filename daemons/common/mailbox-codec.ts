@@ -2,14 +2,22 @@
  * Pure encoder and incremental decoder for mailbox messages (docs/PROTOCOL.md §2).
  *
  * The decoder accepts bytes split and merged arbitrarily, as a FIFO delivers them. Damage
- * (a line over PIPE_BUF, bad JSON, an unknown message) costs only the damaged line: the
+ * (a line over PIPE_BUF, bad JSON, an unknown message) costs only the damaged bytes: the
  * decoder resynchronises at the next newline, which is why mailboxes are newline-delimited
- * rather than length-prefixed.
+ * rather than length-prefixed. And because every well-behaved writer writes a whole line in
+ * one atomic write(2), a valid message can only be damaged by bytes glued *in front of it*
+ * (a bad writer's line without its newline, or a non-atomic write over PIPE_BUF): so when a
+ * line does not decode, its suffix from the last `{"v":` is tried as a message of its own,
+ * and a valid one is recovered rather than lost with the garbage before it.
  */
 import { DispatchError } from './errors.js';
 import { MailboxMessage, PIPE_BUF } from './messages.js';
 
 const NEWLINE = 0x0a;
+/** Every message starts so (every daemon builds its messages with `v` first, and JSON.stringify keeps the order); where a damaged line is retried. */
+const MESSAGE_START = Buffer.from('{"v":');
+/** A message's bytes without its newline are at most this long. */
+const MAX_MESSAGE_BYTES = PIPE_BUF - 1;
 
 /**
  * Encodes one message as a line of at most PIPE_BUF bytes.
@@ -35,6 +43,8 @@ export class MailboxDecoder {
   private pendingBytes = 0;
   /** True while dropping the rest of an over-long line, up to its newline. */
   private skipping = false;
+  /** While skipping: the line's last bytes (at most a message's worth), where a valid message may end it. */
+  private tail: Buffer = Buffer.alloc(0);
 
   /** Decodes every complete line in `chunk` (plus what was pending) and returns the outcomes. */
   push(chunk: Buffer): MailboxDecoded[] {
@@ -46,7 +56,11 @@ export class MailboxDecoder {
       const piece = chunk.subarray(start, nl);
       start = nl + 1;
       if (this.skipping) {
+        // The end of an over-long line (already reported): a valid message may end it.
         this.skipping = false;
+        const recovered = recoverSuffix(lastBytes(Buffer.concat([this.tail, piece]), MAX_MESSAGE_BYTES));
+        this.tail = Buffer.alloc(0);
+        if (recovered) out.push(recovered);
         continue;
       }
       let line = piece;
@@ -55,14 +69,24 @@ export class MailboxDecoder {
         this.pending = [];
         this.pendingBytes = 0;
       }
-      out.push(decodeLine(line));
+      const decoded = decodeLine(line);
+      out.push(decoded);
+      if (decoded.kind === 'invalid') {
+        const recovered = recoverSuffix(line);
+        if (recovered) out.push(recovered);
+      }
     }
     const rest = chunk.subarray(start);
-    if (rest.length > 0 && !this.skipping) {
+    if (rest.length > 0 && this.skipping) {
+      this.tail = keepTail(this.tail, rest);
+    } else if (rest.length > 0) {
       if (this.pendingBytes + rest.length >= PIPE_BUF) {
         // No newline within PIPE_BUF bytes: this line can never be valid. Report it once
-        // and drop everything up to the next newline, keeping memory bounded.
-        const preview = previewOf(this.pending.length ? Buffer.concat([...this.pending, rest]) : rest);
+        // and drop everything up to the next newline but the last message's worth of bytes
+        // (a valid message may still end the line), keeping memory bounded.
+        const all = this.pending.length ? Buffer.concat([...this.pending, rest]) : rest;
+        const preview = previewOf(all);
+        this.tail = keepTail(Buffer.alloc(0), all);
         this.pending = [];
         this.pendingBytes = 0;
         this.skipping = true;
@@ -81,9 +105,44 @@ export class MailboxDecoder {
   }
 }
 
+/** A copy of the last message's worth of `prev` followed by `more` (bounded, never holds a chunk). */
+function keepTail(prev: Buffer, more: Buffer): Buffer {
+  if (more.length >= MAX_MESSAGE_BYTES) return Buffer.from(lastBytes(more, MAX_MESSAGE_BYTES));
+  return Buffer.from(lastBytes(Buffer.concat([prev, more]), MAX_MESSAGE_BYTES));
+}
+
+/** The last `n` bytes of `b` (all of it when shorter). */
+function lastBytes(b: Buffer, n: number): Buffer {
+  return b.length > n ? b.subarray(b.length - n) : b;
+}
+
+/**
+ * A damaged line's last chance: its suffix from the last `{"v":` (not at its start, which was
+ * just tried), decoded as a message of its own. Returns the message, or undefined.
+ */
+function recoverSuffix(line: Buffer): MailboxDecoded | undefined {
+  const at = line.lastIndexOf(MESSAGE_START);
+  if (at <= 0 || line.length - at > MAX_MESSAGE_BYTES) return undefined;
+  const d = decodeLine(line.subarray(at));
+  return d.kind === 'message' ? d : undefined;
+}
+
+/**
+ * The error of a line that is not one JSON object at all (blank, binary, cut short): shared, so
+ * that rejecting such a line costs no exception, no stack trace and no JSON parse. A writer
+ * flooding a mailbox with them (say 64 KiB of newlines) must not stall the reader's event loop.
+ */
+const NOT_AN_OBJECT = new DispatchError('MESSAGE_INVALID', 'failed to decode mailbox message: not valid JSON (a message is one JSON object on one line)');
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+
 function decodeLine(line: Buffer): MailboxDecoded {
   if (line.length + 1 > PIPE_BUF) {
     return { kind: 'invalid', preview: previewOf(line), error: new DispatchError('MESSAGE_TOO_LARGE', `failed to decode mailbox message: line of ${line.length + 1} bytes exceeds PIPE_BUF (${PIPE_BUF} bytes)`) };
+  }
+  // encodeMessage writes JSON.stringify's output: '{' first and '}' last, no whitespace.
+  if (line.length < 2 || line[0] !== OPEN_BRACE || line[line.length - 1] !== CLOSE_BRACE) {
+    return { kind: 'invalid', preview: previewOf(line), error: NOT_AN_OBJECT };
   }
   let value: unknown;
   try {

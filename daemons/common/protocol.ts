@@ -2,7 +2,7 @@
  * Frame headers of the client protocol (docs/PROTOCOL.md §1.2). Frames are encoded by
  * frame.ts; these schemas validate the JSON headers.
  *
- *   client → main:       { op: "lease", type }                      → LeaseGranted | ErrorReply
+ *   client → main:       { op: "lease", type, wait_ms? }            → LeaseGranted | ErrorReply
  *   client → secondary:  { op: "run", lease, generation, type, deadline_ms? } + DATA
  *                                                                   → RunResult + result | ErrorReply
  */
@@ -20,6 +20,12 @@ const u32 = z.number().int().nonnegative().max(0xffffffff);
 export const LeaseRequest = z.object({
   op: z.literal('lease'),
   type: z.string().min(1).max(64),
+  /**
+   * The most the client will wait in the admission queue, in ms (capped by the server's
+   * queue_timeout_ms): a client with less time left than the queue timeout gets BUSY in time,
+   * rather than giving up with no answer.
+   */
+  wait_ms: z.number().int().nonnegative().max(3_600_000).optional(),
   /** Optional client-chosen id, echoed in logs. */
   id: z.string().max(64).optional(),
 });
@@ -54,6 +60,9 @@ export const RunResult = z.object({
   type: z.string(),
   /** Time the secondary spent running the request, in ms. */
   elapsed_ms: z.number().nonnegative(),
+  /** Which secondary ran it, and its generation: the client checks it is the lease's. */
+  secondary: z.number().int().min(1).optional(),
+  generation: u32.optional(),
 });
 
 export const ErrorReply = z.object({
@@ -106,7 +115,18 @@ export function parseRunRequest(header: FrameHeader): RunRequestParse {
 
 /** `RunResult.safeParse(h).success` for the client's hot path, by hand (same answer). */
 export function isRunResult(h: FrameHeader): boolean {
-  if (h.ok === true && h.op === 'result' && typeof h.type === 'string' && typeof h.elapsed_ms === 'number' && h.elapsed_ms >= 0 && Number.isFinite(h.elapsed_ms)) return true;
+  if (
+    h.ok === true &&
+    h.op === 'result' &&
+    typeof h.type === 'string' &&
+    typeof h.elapsed_ms === 'number' &&
+    h.elapsed_ms >= 0 &&
+    Number.isFinite(h.elapsed_ms) &&
+    (h.secondary === undefined || (Number.isSafeInteger(h.secondary) && (h.secondary as number) >= 1)) &&
+    (h.generation === undefined || isU32(h.generation))
+  ) {
+    return true;
+  }
   return RunResult.safeParse(h).success;
 }
 

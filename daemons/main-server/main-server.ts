@@ -18,7 +18,7 @@ import type { Frame } from '../common/frame.js';
 import { IncidentLog, type IncidentLevel } from '../common/incident-log.js';
 import type { Logger } from '../common/logger.js';
 import { MailboxReader, MailboxWriter } from '../common/mailbox.js';
-import type { MailboxMessage, Refused, Reserved } from '../common/messages.js';
+import type { Done, MailboxMessage, Refused, Reserved } from '../common/messages.js';
 import type { Notifier } from '../common/notify.js';
 import { describeIssue, errorReply, LeaseRequest, REQUEST_TYPES, type LeaseGranted } from '../common/protocol.js';
 import { ScoreboardReader, SlotWriter } from '../common/scoreboard.js';
@@ -33,6 +33,10 @@ const BUSY_RETRY_AFTER_MS = 250;
 const DRAIN_MS = 1500;
 /** How often the heartbeat and STATUS= are refreshed (ms), unless the systemd watchdog wants it sooner. */
 const TICK_MS = 1000;
+/** Leases reserved by this process remembered, to tell their `done` from adopted ones (bounded). */
+const RESERVED_MEMORY = 65_536;
+/** `done` messages of adopted leases are reported in one line per this many ms. */
+const ADOPTED_REPORT_MS = 1000;
 
 export interface MainServerOptions {
   config: Config;
@@ -81,6 +85,13 @@ export class MainServer {
   private publishScheduled = false;
   private secondariesAlive = 0;
   private drained: (() => void) | undefined;
+  /** Leases this process reserved and not yet seen end (lease → secondary instance), oldest first. */
+  private readonly reserved = new Map<string, number>();
+  /** Leases reported ended: reserved by this process, or adopted from an earlier main process. */
+  private readonly ended = { own: 0, adopted: 0 };
+  /** Adopted leases ended since the last report: they are logged together. */
+  private adoptedPending: { leases: number; used: number; requests: number; failed: number; from: Set<string> } | undefined;
+  private adoptedTimer: NodeJS.Timeout | undefined;
 
   private constructor(private readonly o: MainServerOptions) {
     this.runtimeDir = o.config.paths.runtime_dir;
@@ -120,8 +131,25 @@ export class MainServer {
     m.slot.update({ state: 'ready', heartbeatMs: Date.now() });
     o.notifier.ready(m.statusLine());
     o.notifier.startTicking((now) => m.tick(now), TICK_MS);
-    o.logger.info(`main server ready`, { generation: o.generation });
+    o.logger.info(`main server ready${m.adoptionNote()}`, { generation: o.generation, starts: m.slot.data.starts });
     return m;
+  }
+
+  /**
+   * What a restarted main takes over: the secondaries keep running (separate units), their
+   * slots carry their load and generation, and the leases they hold stay valid (a lease is
+   * bound to the secondary's generation, not to main's).
+   */
+  private adoptionNote(): string {
+    if (this.slot.data.starts <= 1) return '';
+    try {
+      const now = Date.now();
+      const running = this.scoreboard.read().slots.filter((x) => x.kind === 'secondary' && ['ready', 'busy', 'full'].includes(x.state) && now - x.heartbeatMs <= this.o.config.main.heartbeat_stale_ms && processExists(x.pid));
+      const held = running.reduce((n, x) => n + x.active, 0);
+      return `; re-adopted the scoreboard (start ${this.slot.data.starts} of this slot): ${running.length} secondaries running (${running.map((x) => `${x.name} generation ${x.generation}`).join(', ') || 'none'}), ${held} leases held, which stay valid`;
+    } catch (err) {
+      return `; failed to read the scoreboard to re-adopt it: ${reason(err)}, retrying in ${TICK_MS} ms`;
+    }
   }
 
   /** The listening address (for tests that bind a path). */
@@ -151,7 +179,8 @@ export class MainServer {
 
   statusLine(): string {
     const d = this.slot.data;
-    return `${this.stopping ? 'stopping' : 'ready'}: ${d.requests} leases granted, ${d.failures} refused, ${this.inflight} in progress, ${this.queue.length} queued; ${this.secondariesAlive} secondaries alive`;
+    const adopted = this.ended.adopted ? `; ${this.ended.adopted} leases of an earlier main process accounted for` : '';
+    return `${this.stopping ? 'stopping' : 'ready'}: ${d.requests} leases granted, ${d.failures} refused, ${this.inflight} in progress, ${this.queue.length} queued; ${this.secondariesAlive} secondaries alive${adopted}`;
   }
 
   private pickOptions(now: number) {
@@ -197,6 +226,7 @@ export class MainServer {
         return;
       }
       case 'done':
+        this.onDone(m);
         this.queue.wake(1);
         return;
       case 'ready':
@@ -211,6 +241,38 @@ export class MainServer {
       default:
         this.incident(`unexpected:${m.t}`, `unexpected '${m.t}' message in main's mailbox, ignoring`, { peer: 'mailbox writer' });
     }
+  }
+
+  /**
+   * A lease ended. One this process did not reserve was granted by an earlier main process
+   * (or this one's predecessor in the slot): its `done` waited in the FIFO while main was down
+   * or restarting. It is accounted for here and logged, a batch per line.
+   */
+  private onDone(m: Done): void {
+    if (this.reserved.delete(m.lease)) {
+      this.ended.own++;
+      return;
+    }
+    this.ended.adopted++;
+    const p = (this.adoptedPending ??= { leases: 0, used: 0, requests: 0, failed: 0, from: new Set() });
+    p.leases++;
+    if (m.claimed) p.used++;
+    p.requests += m.requests;
+    p.failed += m.failed;
+    p.from.add(m.from);
+    this.adoptedTimer ??= setTimeout(() => this.reportAdopted(), ADOPTED_REPORT_MS);
+  }
+
+  private reportAdopted(): void {
+    this.adoptedTimer = undefined;
+    const p = this.adoptedPending;
+    this.adoptedPending = undefined;
+    if (!p) return;
+    this.o.logger.info(`accounted for ${p.leases} leases granted by an earlier main process, ended on ${[...p.from].sort().join(', ')}: ${p.used} used, ${p.requests} requests served, ${p.failed} failed; ${p.leases - p.used} expired unused`, {
+      adopted_leases: p.leases,
+      adopted_requests: p.requests,
+      adopted_failed: p.failed,
+    });
   }
 
   private writer(path: string): MailboxWriter {
@@ -256,7 +318,7 @@ export class MainServer {
       if (!parsed.success) {
         throw new DispatchError('BAD_REQUEST', `bad lease request: ${describeIssue(parsed.error)}`);
       }
-      const grant = await this.lease(parsed.data.type);
+      const grant = await this.lease(parsed.data.type, parsed.data.wait_ms);
       this.slot.data.requests++;
       this.slot.addLatency(Math.round((performance.now() - started) * 1000));
       conn.send(grant);
@@ -276,13 +338,15 @@ export class MainServer {
   /**
    * Reserves a secondary for one request of `type`, queueing while all are full.
    *
+   * @param waitMs the most the client waits in the queue (capped by queue_timeout_ms).
    * @throws DispatchError UNKNOWN_TYPE, BUSY (with retryAfterMs), UNAVAILABLE, SHUTTING_DOWN.
    */
-  private async lease(type: string): Promise<LeaseGranted> {
+  private async lease(type: string, waitMs?: number): Promise<LeaseGranted> {
     if (!(REQUEST_TYPES as readonly string[]).includes(type)) {
       throw new DispatchError('UNKNOWN_TYPE', `unknown request type '${type}'; known types: ${REQUEST_TYPES.join(', ')}`);
     }
-    const deadline = Date.now() + this.o.config.main.queue_timeout_ms;
+    const queueMs = Math.min(this.o.config.main.queue_timeout_ms, waitMs ?? Infinity);
+    const deadline = Date.now() + queueMs;
     let sawFull = false;
     for (;;) {
       if (this.stopping) throw new DispatchError('SHUTTING_DOWN', 'the main server is stopping; retry', { retryable: true });
@@ -317,10 +381,10 @@ export class MainServer {
       const remaining = deadline - Date.now();
       if (remaining <= 0 || this.queue.full) {
         if (sawFull) {
-          throw new DispatchError('BUSY', `every secondary is busy (waited ${this.o.config.main.queue_timeout_ms} ms in the admission queue); retry after ${BUSY_RETRY_AFTER_MS} ms`, { retryAfterMs: BUSY_RETRY_AFTER_MS, retryable: true });
+          throw new DispatchError('BUSY', `every secondary is busy (waited ${queueMs} ms in the admission queue); retry after ${BUSY_RETRY_AFTER_MS} ms`, { retryAfterMs: BUSY_RETRY_AFTER_MS, retryable: true });
         }
         const why = alive > 0 ? `none of the ${alive} running secondaries answered` : 'no secondary server is running';
-        throw new DispatchError('UNAVAILABLE', `${why} (waited ${this.o.config.main.queue_timeout_ms} ms); check 'systemctl status dispatchd-secondary@*.service'`, { retryable: true });
+        throw new DispatchError('UNAVAILABLE', `${why} (waited ${queueMs} ms); check 'systemctl status dispatchd-secondary@*.service'`, { retryable: true });
       }
       this.markDirty();
       await this.queue.wait(Math.min(remaining, QUEUE_RECHECK_MS));
@@ -334,6 +398,8 @@ export class MainServer {
     const timeoutMs = this.o.config.main.reserve_timeout_ms;
     const exp = Date.now() + this.o.config.main.lease_ttl_ms;
     const name = `secondary-${c.instance}`;
+    this.reserved.set(lease, c.instance);
+    if (this.reserved.size > RESERVED_MEMORY) this.reserved.delete(this.reserved.keys().next().value!);
     const answer = new Promise<Reserved | Refused | undefined>((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
@@ -354,6 +420,7 @@ export class MainServer {
       await this.writer(runtimePaths.secondaryMailbox(this.runtimeDir, c.instance)).send({ v: 1, t: 'reserve', id, lease, gen: c.generation, exp });
     } catch (err) {
       this.pending.get(id)?.resolve(undefined);
+      this.reserved.delete(lease);
       const de = err as DispatchError;
       this.coolDown.set(c.instance, Date.now() + 2 * timeoutMs);
       this.incident(`reserve-write:${c.instance}:${de.code}`, `failed to reserve ${name}: ${de.message}; trying another secondary`, { peer: name, code: de.code }, 'warning');
@@ -366,6 +433,7 @@ export class MainServer {
       return { kind: 'gone' };
     }
     if (m.t === 'reserved') return { kind: 'granted', lease, generation: m.gen };
+    this.reserved.delete(lease); // refused: no lease, no `done` will come
     if (m.reason === 'full') return { kind: 'full' };
     return { kind: 'gone' };
   }
@@ -398,6 +466,8 @@ export class MainServer {
   }
 
   private release(): void {
+    if (this.adoptedTimer) clearTimeout(this.adoptedTimer);
+    this.reportAdopted();
     for (const p of this.pending.values()) p.resolve(undefined);
     this.queue.clear();
     this.reader.close();

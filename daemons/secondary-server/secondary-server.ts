@@ -24,6 +24,8 @@ import { SlotWriter } from '../common/scoreboard.js';
 import { HANDLERS, WAITING_TYPES } from './request-types.js';
 
 const DRAIN_MS = 1500;
+/** After the drain, how long requests cut off with SHUTTING_DOWN get to send that answer (ms). */
+const CUT_OFF_MS = 200;
 const TICK_MS = 1000;
 /** How many ended leases are remembered, to tell "expired" from "unknown" (bounded). */
 const TOMBSTONES = 4096;
@@ -64,6 +66,8 @@ export class SecondaryServer {
   private readonly watchdogMailbox: MailboxWriter;
   private readonly name: string;
   private running = 0;
+  /** The abort controllers of the requests running now: stop() cuts off what outlives the drain. */
+  private readonly inProgress = new Set<AbortController>();
   private countersTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private lastPublishMs = 0;
   private connSeq = 0;
@@ -305,7 +309,7 @@ export class SecondaryServer {
       const limit = this.o.config.secondary.request_deadline_ms;
       const deadlineMs = Math.min(req.deadline_ms ?? limit, limit);
       const result = await this.execute(req.type as RequestType, frame.body, deadlineMs, { peer, lease: lease.token });
-      const header: RunResult = { ok: true, op: 'result', type: req.type, elapsed_ms: Math.round((performance.now() - started) * 1000) / 1000 };
+      const header: RunResult = { ok: true, op: 'result', type: req.type, elapsed_ms: Math.round((performance.now() - started) * 1000) / 1000, secondary: this.o.instance, generation: this.o.generation };
       lease.requests++;
       this.slot.data.requests++;
       this.slot.addLatency(Math.round((performance.now() - started) * 1000));
@@ -329,11 +333,16 @@ export class SecondaryServer {
     // No AbortController and timer per request for types that cannot be cut off anyway.
     if (!WAITING_TYPES.has(type)) return HANDLERS[type](data, NO_DEADLINE);
     const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), deadlineMs);
+    const timer = setTimeout(() => ac.abort('deadline'), deadlineMs);
     const started = Date.now();
+    this.inProgress.add(ac);
     try {
       return await HANDLERS[type](data, ac.signal);
     } catch (err) {
+      if (ac.signal.aborted && ac.signal.reason === 'stopping') {
+        this.o.logger.warning(`cut off a '${type}' request after ${Date.now() - started} ms: ${this.name} is stopping`, { code: 'SHUTTING_DOWN', type, ran_ms: Date.now() - started, lease: ctx.lease, secondary: this.name, peer: ctx.peer });
+        throw new DispatchError('SHUTTING_DOWN', `${this.name} is stopping and cut off the '${type}' request after ${Date.now() - started} ms; it may have run in part: it may be retried`, { retryable: true });
+      }
       if (ac.signal.aborted) {
         const requested = type === 'sleep' ? data.toString('latin1').trim().slice(0, 16) : `${data.length} bytes`;
         this.o.logger.warning(`cut off a '${type}' request at its deadline of ${deadlineMs} ms (requested ${requested}${type === 'sleep' ? ' ms' : ''})`, {
@@ -350,33 +359,47 @@ export class SecondaryServer {
       throw err;
     } finally {
       clearTimeout(timer);
+      this.inProgress.delete(ac);
     }
   }
 
   // ---- stop ----------------------------------------------------------------------------
 
-  /** Refuses new work, lets running requests finish (≤ 1.5 s), ends every lease, releases everything. */
+  /**
+   * Refuses new work, lets running requests finish (≤ 1.5 s), cuts off the rest with a
+   * retryable SHUTTING_DOWN answer, ends every lease, releases everything.
+   */
   async stop(why: string): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     this.o.notifier.stopping(`stopping (${why}): ${this.running} requests running`);
     this.publishNow();
     this.server.close();
+    await this.drain(DRAIN_MS);
     if (this.running > 0) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, DRAIN_MS);
-        this.drained = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
+      for (const ac of this.inProgress) ac.abort('stopping');
+      await this.drain(CUT_OFF_MS);
     }
     this.release();
   }
 
+  /** Resolves when no request runs any more, or after `ms`. */
+  private async drain(ms: number): Promise<void> {
+    if (this.running === 0) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.drained = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+    this.drained = undefined;
+  }
+
   private release(): void {
     for (const lease of [...this.leases.values()]) this.endLease(lease, lease.conn ? 'ended' : 'expired');
-    for (const c of this.connections) c.destroy();
+    // end(), not destroy(): an answer just written (SHUTTING_DOWN) still reaches its client.
+    for (const c of this.connections) c.end(100);
     this.reader.close();
     this.mainMailbox.close();
     this.watchdogMailbox.close();

@@ -1,57 +1,136 @@
 /**
- * Faults from the contract, under the real systemd: a frozen main server is restarted and
- * serving again within 5 s; a killed secondary does not stop requests and comes back.
+ * Faults under the real systemd, with the installed .deb, while 20 clients (the installed
+ * client library) send requests:
+ *
+ * - main frozen (SIGSTOP), killed (SIGKILL) and restarted (systemctl restart): not one
+ *   request fails; a freeze is caught and main serves again within 5 s (measured);
+ * - the secondaries keep running through main's restarts, and the new main accounts for the
+ *   leases its predecessor granted;
+ * - a secondary killed mid-request: not one request fails, it comes back;
+ * - a lease of a restarted secondary, or an expired one, is refused clearly, the library gets
+ *   a new one, and no request is served by a wrong generation.
+ *
+ * Signals go through systemd as the contract says (`systemctl kill -s SIG UNIT`).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { installedSuite, until } from './lib/suite.js';
+import { clientScript, describeLoad, startLoadInside, tools } from './lib/inside.js';
+import { installedSuite, journalErrors, until } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
 
 if (sb) {
-  const echo = async (text: string, timeoutMs = 10_000) => {
-    const r = await sb.exec(['dispatchctl', 'request', '--timeout', String(timeoutMs), 'echo', text], { timeoutMs: timeoutMs + 5_000 });
-    return r.code === 0 && r.stdout.toString() === text;
-  };
+  const target = await tools(sb);
+  const mainPid = async () => Number((await sb.show('dispatchd-main.service', 'MainPID')).MainPID);
+  const pids = async (units: string[]) => Promise.all(units.map(async (u) => Number((await sb.show(u, 'MainPID')).MainPID)));
+  const SECONDARIES = ['dispatchd-secondary@1.service', 'dispatchd-secondary@2.service'];
+  const since = async () => (await sb.out('date "+%Y-%m-%d %H:%M:%S"')).trim();
 
-  t.test('main frozen with SIGSTOP is back and serving within 5 s', async (t) => {
-    t.ok(await echo('before'), 'serving before the freeze');
-    const frozen = Number((await sb.show('dispatchd-main.service', 'MainPID')).MainPID);
-    const since = (await sb.out('date "+%Y-%m-%d %H:%M:%S"')).trim();
-    const t0 = Date.now();
-    await sb.out('systemctl kill -s SIGSTOP dispatchd-main.service');
-    // Back means: a new main process (the frozen one was replaced) and a request served.
-    await until('a new main server', 5_000, async () => {
-      const pid = Number((await sb.show('dispatchd-main.service', 'MainPID')).MainPID);
-      return pid !== 0 && pid !== frozen ? pid : undefined;
-    }, 50);
-    await until('a request served by the new main', 5_000, async () => ((await echo('after', 3_000)) ? true : undefined), 50);
-    const ms = Date.now() - t0;
-    t.comment(`freeze recovery: main frozen -> restarted and serving in ${ms} ms`);
-    console.log(`# freeze recovery time: ${ms} ms`);
-    t.ok(ms < 5_000, `back and serving in ${ms} ms (< 5000 ms)`);
-    // The journal says which probe or watchdog caught it.
-    const journal = await sb.out(`journalctl --no-pager -q --since '${since}' -u dispatchd-watchdog -u dispatchd-main -p warning`);
-    t.match(journal, /dispatchd-main/, `the journal names what caught the freeze:\n${journal.trim()}`);
-  });
+  // Each fault hits main about 1.5 s into a 5 s load of 20 clients: well over 1000 requests
+  // before, during and after it.
+  const LOAD = { clients: 20, durationMs: 5000 };
+  const faults: Array<[string, string]> = [
+    ['frozen (SIGSTOP)', 'systemctl kill -s SIGSTOP dispatchd-main.service'],
+    ['killed (SIGKILL)', 'systemctl kill -s SIGKILL dispatchd-main.service'],
+    ['restarted (systemctl restart)', 'systemctl restart dispatchd-main.service'],
+  ];
+  for (const [what, command] of faults) {
+    t.test(`main ${what} under load: 0 requests fail, the secondaries keep running`, async (t) => {
+      const secondariesBefore = await pids(SECONDARIES);
+      const before = await mainPid();
+      const from = await since();
+      const load = await startLoadInside(target, LOAD);
+      await sleep(1500);
+      const t0 = Date.now();
+      await sb.out(command);
+      // Back: a new main process, and a request served through it.
+      await until('a new main server', 10_000, async () => {
+        const pid = await mainPid();
+        return pid !== 0 && pid !== before ? pid : undefined;
+      }, 50);
+      await until('a request served by the new main', 10_000, async () => {
+        const r = await sb.exec(['dispatchctl', 'request', '--timeout', '3000', 'echo', 'back']);
+        return r.code === 0 && r.stdout.toString() === 'back' ? true : undefined;
+      }, 50);
+      const backMs = Date.now() - t0;
+      const report = await load.done;
+      t.comment(`main ${what}: back and serving ${backMs} ms after the fault; clients: ${describeLoad(report)}`);
+      console.log(`# main ${what}: back and serving in ${backMs} ms; longest outage seen by clients ${report.longestOutageMs} ms`);
+      t.ok(report.sent >= 1000, `at least 1000 requests from 20 clients (${report.sent})`);
+      t.equal(report.failed, 0, `0 requests failed: ${describeLoad(report)}`);
+      if (what.startsWith('frozen')) {
+        t.ok(backMs < 5000, `back and serving within 5 s of the freeze (${backMs} ms)`);
+        const journal = await sb.out(`journalctl --no-pager -q --since '${from}' -u dispatchd-watchdog -p warning`);
+        t.match(journal, /dispatchd-main.service missed \d+ pings in a row .*restarting it/, `the journal says which probe caught it:\n${journal.trim()}`);
+      }
+      t.same(await pids(SECONDARIES), secondariesBefore, 'the secondaries kept running (same processes)');
+      // The new main accounts for the leases its predecessor granted, whose work completed.
+      const adopted = await until('the new main to account for its predecessor\'s leases', 10_000, async () => {
+        const j = await sb.out(`journalctl --no-pager -q --since '${from}' -u dispatchd-main -g 'accounted for' -o cat || true`);
+        return j.trim() ? j.trim() : undefined;
+      });
+      t.match(adopted, /accounted for \d+ leases granted by an earlier main process, ended on secondary-\d.*\d+ requests served, 0 failed/, adopted.split('\n')[0]!);
+    });
+  }
 
-  t.test('a secondary killed with SIGKILL: requests keep succeeding and it comes back', async (t) => {
-    const before = Number((await sb.show('dispatchd-secondary@1.service', 'MainPID')).MainPID);
+  t.test('a secondary killed mid-request under load: 0 requests fail, and it comes back', async (t) => {
+    const [before] = await pids(['dispatchd-secondary@1.service']);
+    // Requests that take a while (sleep up to 30 ms) so that some are in progress on it.
+    const load = await startLoadInside(target, { ...LOAD, types: 'sleep,echo' });
+    await sleep(1500);
     await sb.out('systemctl kill -s SIGKILL dispatchd-secondary@1.service');
-    let ok = 0;
-    for (let i = 0; i < 10; i++) if (await echo(`during-${i}`)) ok += 1;
-    t.equal(ok, 10, 'every request right after the kill succeeded');
+    const report = await load.done;
+    t.comment(`secondary 1 killed: ${describeLoad(report)}`);
+    t.equal(report.failed, 0, `0 requests failed: ${describeLoad(report)}`);
+    t.ok((report.retries.CONNECTION_LOST ?? 0) + (report.retries.LEASE_STALE ?? 0) + (report.retries.CONNECT_FAILED ?? 0) > 0, 'requests were retried elsewhere');
     const after = await until('secondary 1 back with a new pid', 10_000, async () => {
       const s = await sb.show('dispatchd-secondary@1.service', 'MainPID', 'ActiveState');
       const pid = Number(s.MainPID);
       return s.ActiveState === 'active' && pid !== 0 && pid !== before ? pid : undefined;
     });
-    t.not(after, before, `secondary 1 restarted (pid ${before} -> ${after})`);
+    t.not(after, before, `secondary 1 came back (pid ${before} -> ${after})`);
   });
 
-  t.test('the suite is whole again', async (t) => {
-    for (const unit of ['dispatchd-main.service', 'dispatchd-secondary@1.service', 'dispatchd-secondary@2.service', 'dispatchd-watchdog.service']) {
+  t.test('leases carry the generation: stale and expired leases are refused, the library gets a new one', async (t) => {
+    const r = await clientScript<Record<string, unknown>>(
+      sb,
+      `
+      const c = new lib.DispatchClient({ timeoutMs: 20000 });
+      const out = {};
+      // A lease, then its secondary restarts (systemctl restart) before the lease is used.
+      const g = await c.lease('echo');
+      execSync('systemctl restart dispatchd-secondary@' + g.secondary + '.service');
+      try { await c.runOnLease(g, 'echo', Buffer.from('x'), 5000); out.stale = 'served'; } catch (e) { out.stale = e.code; out.staleMessage = e.message; }
+      // Through the library: the restart happens between the grant and its use.
+      let restarted; const retried = [];
+      const c2 = new lib.DispatchClient({ timeoutMs: 20000, onRetry: ({ error }) => retried.push(error.code),
+        onLease: (l) => { if (!restarted) { restarted = l; execSync('systemctl restart dispatchd-secondary@' + l.secondary + '.service'); } } });
+      const info = await c2.requestWithInfo('echo', Buffer.from('fresh'));
+      out.library = { result: info.result.toString(), retried, staleGeneration: restarted.generation, servedBy: info.secondary, servedGeneration: info.generation };
+      // An expired lease (lease_ttl_ms is 3000 by default).
+      const late = await c.lease('echo');
+      await new Promise((r) => setTimeout(r, 3500));
+      try { await c.runOnLease(late, 'echo', Buffer.from('x'), 5000); out.expired = 'served'; } catch (e) { out.expired = e.code; out.expiredMessage = e.message; }
+      process.stdout.write(JSON.stringify(out));
+      `,
+      90_000,
+    );
+    t.equal(r.stale, 'LEASE_STALE', `a lease of a restarted secondary: ${String(r.staleMessage)}`);
+    t.match(String(r.staleMessage), /lease was issued for generation \d+, but this is generation \d+ of secondary-\d .*ask the main server for a new lease/);
+    const lib = r.library as { result: string; retried: string[]; staleGeneration: number; servedBy: number; servedGeneration: number };
+    t.equal(lib.result, 'fresh', 'the library got a new lease and was served');
+    t.same(lib.retried, ['LEASE_STALE'], 'after one LEASE_STALE');
+    t.not(lib.servedGeneration, lib.staleGeneration, 'not by the generation of the stale lease');
+    const status = JSON.parse(await sb.out('dispatchctl status --json')) as { daemons: Array<{ name: string; generation: number }> };
+    t.equal(lib.servedGeneration, status.daemons.find((d) => d.name === `secondary-${lib.servedBy}`)?.generation, 'by the current process of the secondary that served it');
+    t.equal(r.expired, 'LEASE_EXPIRED', `an expired lease: ${String(r.expiredMessage)}`);
+  });
+
+  t.test('the suite is whole again, and nothing logged an error', async (t) => {
+    for (const unit of ['dispatchd-main.service', ...SECONDARIES, 'dispatchd-watchdog.service']) {
       t.equal((await sb.show(unit, 'ActiveState')).ActiveState, 'active', `${unit} is active`);
     }
-    t.ok(await echo('final'), 'serving');
+    t.equal((await sb.exec(['dispatchctl', 'request', 'echo', 'final'])).stdout.toString(), 'final', 'serving');
+    t.equal(await journalErrors(sb, 'dispatchd-secondary@*'), '', 'no secondary logged an error');
   });
 }

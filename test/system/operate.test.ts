@@ -169,7 +169,12 @@ if (sb) {
     const sec0 = (await count('dispatchd-secondary@1.service', /(\d+) served/)) + (await count('dispatchd-secondary@2.service', /(\d+) served/));
     for (let i = 0; i < 6; i++) await sb.out(`dispatchctl request sha256 counters-${i}`);
     await until('the counters in STATUS= to move', 5_000, async () => ((await count('dispatchd-main.service', /(\d+) leases granted/)) >= main0 + 6 ? true : undefined));
-    const sec1 = (await count('dispatchd-secondary@1.service', /(\d+) served/)) + (await count('dispatchd-secondary@2.service', /(\d+) served/));
+    // Each daemon refreshes its STATUS= on its own tick (1 s): wait for the secondaries' too.
+    let sec1 = sec0;
+    await until('the secondaries\' counters in STATUS= to move', 5_000, async () => {
+      sec1 = (await count('dispatchd-secondary@1.service', /(\d+) served/)) + (await count('dispatchd-secondary@2.service', /(\d+) served/));
+      return sec1 >= sec0 + 6 ? true : undefined;
+    }).catch(() => undefined);
     t.ok(sec1 >= sec0 + 6, `the secondaries' STATUS= counts served requests (${sec0} -> ${sec1})`);
     const shown = await sb.out('systemctl status --no-pager dispatchd-main.service || true');
     t.match(shown, /Status: "ready: \d+ leases granted, \d+ refused, \d+ in progress, \d+ queued; 2 secondaries alive"/, 'systemctl status shows the line');

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -217,4 +218,60 @@ t.test('loadPaths: [paths] even when another key is wrong, the defaults when [pa
   t.equal(loadPaths(file, true).paths.scoreboard, '/dev/shm/dispatchd.scoreboard', 'defaults when [paths] itself is bad');
   fs.writeFileSync(file, '[paths]\nruntime_dir = "/run/x"\n');
   t.same(loadPaths(file, true), { paths: { runtime_dir: '/run/x', scoreboard: '/dev/shm/dispatchd.scoreboard' } }, 'a good file: no problem');
+});
+
+// ---- properties: the configuration parser is a decoder of an operator's (or anyone's) file -
+
+/** Keys and their valid ranges, from the schema (docs/PROTOCOL.md §5). */
+const RANGES: Record<string, Record<string, [number, number]>> = {
+  main: { reserve_timeout_ms: [10, 60_000], lease_ttl_ms: [100, 600_000], queue_timeout_ms: [0, 600_000], queue_max: [0, 1_000_000], client_idle_timeout_ms: [100, 3_600_000], heartbeat_stale_ms: [500, 600_000] },
+  secondary: { max_leases: [1, 100_000], request_deadline_ms: [10, 3_600_000], max_payload_bytes: [16 * 1024 * 1024, 1024 * 1024 * 1024], client_idle_timeout_ms: [100, 3_600_000] },
+  watchdog: { probe_interval_ms: [50, 60_000], max_missed: [1, 100] },
+};
+const SETTINGS = Object.entries(RANGES).flatMap(([section, keys]) => Object.entries(keys).map(([key, range]) => ({ section, key, range })));
+
+t.test('property: any text is a configuration or CONFIG_INVALID, never another exception', async (t) => {
+  const tomlish = fc.array(
+    fc.oneof(
+      fc.constantFrom('[main]', '[secondary]', '[watchdog]', '[paths]', '[[main]]', '[main.sub]', '[', ']', '=', '"', "'''", '#', ''),
+      fc.tuple(fc.constantFrom(...SETTINGS.map((s) => s.key), 'x', 'main.queue_max', '"main"', ''), fc.constantFrom('=', ' = ', '=='), fc.oneof(fc.integer().map(String), fc.string(), fc.constantFrom('1e400', 'inf', 'nan', '0x10', '"5"', 'true', '[1,2]', '{ a = 1 }', '1_000', '-0'))).map(([k, eq, v]) => `${k}${eq}${v}`),
+      fc.string(),
+    ),
+    { maxLength: 12 },
+  );
+  fc.assert(
+    fc.property(fc.oneof(fc.string({ maxLength: 300 }), fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b).toString('latin1')), tomlish.map((ls) => ls.join('\n'))), (text) => {
+      try {
+        parseConfig(text, FILE);
+      } catch (e) {
+        const de = e as DispatchError;
+        if (de.code !== 'CONFIG_INVALID') throw new Error(`threw ${String(e)} for ${JSON.stringify(text)}`);
+        if (!de.message.startsWith(`failed to `) || !de.message.includes(FILE)) throw new Error(`message does not name the file: ${de.message}`);
+      }
+    }),
+    { numRuns: 1000 },
+  );
+  t.pass('1000 random files');
+});
+
+t.test('property: valid settings round-trip; one out of range is refused naming its key and line', async (t) => {
+  const settings = fc.uniqueArray(fc.constantFrom(...SETTINGS), { selector: (s) => `${s.section}.${s.key}`, maxLength: SETTINGS.length });
+  fc.assert(
+    fc.property(settings, fc.nat(), fc.nat(), fc.boolean(), (chosen, valueSeed, badSeed, low) => {
+      const values = chosen.map((s) => ({ ...s, value: s.range[0] + (valueSeed % (s.range[1] - s.range[0] + 1)) }));
+      const render = (vs: typeof values) => ['main', 'secondary', 'watchdog'].map((sec) => `[${sec}]\n${vs.filter((v) => v.section === sec).map((v) => `${v.key} = ${v.value}`).join('\n')}`).join('\n\n');
+      const text = render(values);
+      const cfg = parseConfig(text, FILE) as unknown as Record<string, Record<string, number>>;
+      for (const v of values) if (cfg[v.section]![v.key] !== v.value) throw new Error(`${v.section}.${v.key}: ${cfg[v.section]![v.key]} != ${v.value}`);
+      if (values.length === 0) return;
+      const bad = values[badSeed % values.length]!;
+      const outOfRange = low ? bad.range[0] - 1 : bad.range[1] + 1;
+      const badText = render(values.map((v) => (v === bad ? { ...v, value: outOfRange } : v)));
+      const e = failure(badText);
+      const line = badText.split('\n').findIndex((l) => l === `${bad.key} = ${outOfRange}`) + 1;
+      if (e.code !== 'CONFIG_INVALID' || !e.message.includes(`line ${line}: key '${bad.section}.${bad.key}'`)) throw new Error(`expected line ${line} and key ${bad.section}.${bad.key}: ${e.message}`);
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('300 random configurations');
 });

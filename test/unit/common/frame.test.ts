@@ -388,3 +388,45 @@ t.test('property: random bytes never throw, and an error is final', async (t) =>
   );
   t.pass();
 });
+
+t.test('property: lengths past the maximum are refused as soon as the prefix is in, before any of it is buffered', async (t) => {
+  fc.assert(
+    fc.property(fc.nat(1024), fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffffffff }), fc.uint8Array({ maxLength: 512 }), (maxBody, h, b, rest) => {
+      const d = new FrameDecoder(maxBody);
+      d.push(prefix({ headerLen: h, bodyLen: b }));
+      const r = d.next();
+      const tooLong = h < 2 || h > MAX_HEADER_BYTES || b > maxBody;
+      if (tooLong !== (r.kind === 'error')) throw new Error(`h=${h} b=${b} max=${maxBody}: ${r.kind}`);
+      if (r.kind === 'error') {
+        const want = h < 2 ? 'FRAME_BAD_HEADER' : h > MAX_HEADER_BYTES ? 'FRAME_TOO_LARGE' : 'PAYLOAD_TOO_LARGE';
+        if (r.error.code !== want) throw new Error(`h=${h} b=${b}: ${r.error.code}, expected ${want}`);
+        d.push(Buffer.from(rest));
+        if (d.bufferedBytes !== 0 || d.next().kind !== 'error') throw new Error('bytes after the error were kept');
+      }
+    }),
+    { numRuns: 1000 },
+  );
+  t.pass('1000 random prefixes');
+});
+
+t.test('property: valid frames then garbage: every frame is delivered, then one final error', async (t) => {
+  const frameArb = fc.record({ header: fc.dictionary(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 }), body: fc.uint8Array({ maxLength: 64 }) });
+  fc.assert(
+    fc.property(fc.array(frameArb, { maxLength: 5 }), fc.uint8Array({ minLength: 2, maxLength: 200 }), fc.array(fc.nat(), { maxLength: 8 }), (frames, garbage, cutSeeds) => {
+      if (garbage[0] === 0x44) garbage[0] = 0x45; // not "D": the garbage cannot start a frame
+      const bytes = Buffer.concat([...frames.map((f) => wire(f.header, Buffer.from(f.body))), Buffer.from(garbage)]);
+      const cuts = [...new Set(cutSeeds.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+      const chunks: Buffer[] = [];
+      let prev = 0;
+      for (const c of [...cuts, bytes.length]) {
+        chunks.push(bytes.subarray(prev, c));
+        prev = c;
+      }
+      const { frames: got, last } = feed(new FrameDecoder(64), chunks);
+      if (got.length !== frames.length) throw new Error(`${got.length} of ${frames.length} frames before the garbage`);
+      if (last.kind !== 'error' || last.error.code !== 'FRAME_BAD_MAGIC') throw new Error(`ended with ${last.kind}`);
+    }),
+    { numRuns: 500 },
+  );
+  t.pass('500 random streams');
+});

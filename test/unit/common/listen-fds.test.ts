@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import t from 'tap';
 import { parseListenFds, requireFd, SD_LISTEN_FDS_START } from '../../../daemons/common/listen-fds.js';
 
@@ -98,4 +99,33 @@ t.test('requireFd', async (t) => {
 
   t.throws(() => requireFd(fds, 'mailbox', 'dispatchd-main.service'), { code: 'LISTEN_FDS_MISSING', message: /2 passed.*dispatchd-main\.service/ }, 'two fds under one name');
   t.throws(() => requireFd(new Map(), 'client', 'dispatchd-main.service'), { code: 'LISTEN_FDS_MISSING', message: /names passed: none/ });
+});
+
+// ---- properties: the LISTEN_* variables are input from the environment -------------------
+
+t.test('property: any LISTEN_* values give a map or LISTEN_FDS_INVALID, and are always removed', async (t) => {
+  const value = fc.option(fc.oneof(fc.string({ maxLength: 20 }), fc.nat(5000).map(String), fc.constant(String(PID)), fc.array(fc.constantFrom('client', 'mailbox', '', 'x:y'), { maxLength: 5 }).map((a) => a.join(':'))), { nil: undefined });
+  fc.assert(
+    fc.property(value, value, value, (fds, pid, names) => {
+      const e = env({});
+      if (fds !== undefined) e.LISTEN_FDS = fds;
+      if (pid !== undefined) e.LISTEN_PID = pid;
+      if (names !== undefined) e.LISTEN_FDNAMES = names;
+      let map: Map<string, number[]> | undefined;
+      try {
+        map = parseListenFds(e, PID);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'LISTEN_FDS_INVALID') throw err;
+      }
+      if (!cleaned(e)) throw new Error('LISTEN_* left in the environment');
+      if (map) {
+        const all = [...map.values()].flat().sort((a, b) => a - b);
+        // The fds passed are exactly 3 … 3+n-1, each once.
+        if (all.some((fd, i) => fd !== SD_LISTEN_FDS_START + i)) throw new Error(`fds ${all.join(',')}`);
+        if (all.length > 0 && (fds === undefined || Number(fds) !== all.length || pid !== String(PID))) throw new Error('fds for another process, or a count that differs');
+      }
+    }),
+    { numRuns: 1000 },
+  );
+  t.pass('1000 random environments');
 });

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import t from 'tap';
-import { DispatchError } from '../../../daemons/common/errors.js';
+import { DispatchError, ERROR_CODES } from '../../../daemons/common/errors.js';
 import { describeIssue, ErrorReply, errorReply, LeaseGranted, LeaseRequest, REQUEST_TYPES, RunRequest, RunResult } from '../../../daemons/common/protocol.js';
 
 const LEASE = '9f0c'.repeat(8);
@@ -73,8 +74,76 @@ t.test('parseRunRequest and isRunResult answer exactly as the zod schemas', asyn
     { numRuns: 2000 },
   );
   const resultHeader = fc.record(
-    { ok: fc.oneof(fc.constant(true), anyValue), op: fc.oneof(fc.constant('result'), anyValue), type: fc.oneof(fc.constant('echo'), anyValue), elapsed_ms: fc.oneof(fc.double({ min: 0, max: 1e6 }), anyValue, fc.constant(Infinity)), extra: anyValue },
+    {
+      ok: fc.oneof(fc.constant(true), anyValue),
+      op: fc.oneof(fc.constant('result'), anyValue),
+      type: fc.oneof(fc.constant('echo'), anyValue),
+      elapsed_ms: fc.oneof(fc.double({ min: 0, max: 1e6 }), anyValue, fc.constant(Infinity)),
+      secondary: fc.oneof(fc.integer({ min: 1, max: 62 }), anyValue),
+      generation: fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), anyValue),
+      extra: anyValue,
+    },
     { requiredKeys: [] },
   );
   fc.assert(fc.property(resultHeader, (h) => isRunResult(h as Record<string, unknown>) === RunResult.safeParse(h).success), { numRuns: 2000 });
+});
+
+// ---- properties: the header schemas are the decoders of whatever a client sends ----------
+
+const hex32 = fc.stringMatching(/^[0-9a-f]{32}$/);
+const schemas = { LeaseRequest, LeaseGranted, RunRequest, RunResult, ErrorReply };
+
+t.test('property: any JSON header is accepted or refused, never thrown on, and a refusal is described', async (t) => {
+  fc.assert(
+    fc.property(fc.oneof(fc.jsonValue(), fc.object(), fc.record({ op: fc.constantFrom('lease', 'run', 'result'), type: fc.jsonValue(), lease: fc.jsonValue(), generation: fc.jsonValue() })), (value) => {
+      for (const [name, schema] of Object.entries(schemas)) {
+        const r = (schema as typeof LeaseRequest).safeParse(value);
+        if (!r.success) {
+          const d = describeIssue(r.error);
+          if (typeof d !== 'string' || d.length === 0) throw new Error(`${name}: no description`);
+        }
+      }
+    }),
+    { numRuns: 1000 },
+  );
+  t.pass('1000 random headers');
+});
+
+t.test('property: valid requests are accepted as they are; one field made wrong refuses them', async (t) => {
+  const lease = fc.record({ op: fc.constant('lease' as const), type: fc.string({ minLength: 1, maxLength: 64 }), wait_ms: fc.option(fc.integer({ min: 0, max: 3_600_000 }), { nil: undefined }) });
+  const run = fc.record({
+    op: fc.constant('run' as const),
+    lease: hex32,
+    generation: fc.integer({ min: 0, max: 0xffffffff }),
+    type: fc.string({ minLength: 1, maxLength: 64 }),
+    deadline_ms: fc.option(fc.integer({ min: 1, max: 3_600_000 }), { nil: undefined }),
+  });
+  const bad = fc.oneof(fc.constant(null), fc.constant(-1), fc.constant(1.5), fc.constant(2 ** 53), fc.constant(''), fc.constant('NOT-HEX'), fc.constant([]), fc.constant({}));
+  fc.assert(
+    fc.property(lease, run, bad, fc.nat(), (l, r, wrong, which) => {
+      const clean = <T extends object>(o: T) => JSON.parse(JSON.stringify(o)) as T; // as it arrives: no undefined keys
+      const pl = LeaseRequest.safeParse(clean(l));
+      if (!pl.success || JSON.stringify(pl.data) !== JSON.stringify(clean(l))) throw new Error(`lease request refused or changed: ${JSON.stringify(l)}`);
+      const pr = RunRequest.safeParse(clean(r));
+      if (!pr.success || JSON.stringify(pr.data) !== JSON.stringify(clean(r))) throw new Error(`run request refused or changed: ${JSON.stringify(r)}`);
+      // Break one required field with a value of the wrong kind or out of range.
+      const keys = ['lease', 'generation'] as const;
+      const key = keys[which % keys.length]!;
+      if (key === 'generation' && typeof wrong === 'number' && Number.isInteger(wrong) && wrong >= 0 && wrong <= 0xffffffff) return;
+      if (RunRequest.safeParse({ ...clean(r), [key]: wrong }).success) throw new Error(`accepted ${key}=${JSON.stringify(wrong)}`);
+    }),
+    { numRuns: 500 },
+  );
+  t.pass('500 random requests');
+});
+
+t.test('property: every error a server can send is a valid ErrorReply', async (t) => {
+  fc.assert(
+    fc.property(fc.constantFrom(...ERROR_CODES), fc.string(), fc.option(fc.nat(), { nil: undefined }), fc.boolean(), (code, message, retryAfterMs, retryable) => {
+      const r = errorReply(new DispatchError(code, message, { retryAfterMs, retryable }));
+      if (!ErrorReply.safeParse(JSON.parse(JSON.stringify(r))).success) throw new Error(`invalid reply for ${code}`);
+    }),
+    { numRuns: 300 },
+  );
+  t.pass();
 });

@@ -1,7 +1,9 @@
+import fc from 'fast-check';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import {
@@ -495,4 +497,66 @@ t.test('read back from C (mmap + seqlock, docs/SCOREBOARD.md §4)', { skip: cc ?
     expected.slots.map((s) => `slot ${s.index} ` + fields.map((f) => `${f}=${(s as Record<string, unknown>)[f]}`).join(' ')),
     'every slot, field by field',
   );
+});
+
+// ---- properties: a scoreboard is read from shared memory anyone of the group could write ----
+
+t.test('property: any 128 bytes decode to a slot or a free one, never an exception', async (t) => {
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: SLOT_BYTES, maxLength: SLOT_BYTES }), (raw) => {
+      const d = decodeSlot(Buffer.from(raw));
+      if (d === undefined) return;
+      if (!['main', 'secondary', 'watchdog'].includes(d.kind)) throw new Error(`kind ${d.kind}`);
+      if (!['unknown', 'starting', 'ready', 'busy', 'full', 'stopping', 'stopped'].includes(d.state)) throw new Error(`state ${d.state}`);
+      if (Buffer.byteLength(d.name) > 32 * 3) throw new Error('name unbounded');
+      for (const n of [d.requests, d.failures, d.startedMs, d.heartbeatMs, d.incidents]) if (!Number.isFinite(n) || n < 0) throw new Error(`counter ${n}`);
+    }),
+    { numRuns: 2000 },
+  );
+  t.pass('2000 random slots');
+});
+
+t.test('property: any header bytes are accepted as this layout or refused as SCOREBOARD_BAD_LAYOUT', async (t) => {
+  const good = encodeHeader(1_700_000_000_000);
+  fc.assert(
+    fc.property(fc.oneof(fc.uint8Array({ maxLength: 80 }), fc.tuple(fc.nat(HEADER_BYTES - 1), fc.nat(255)).map(([at, v]) => Buffer.from(good).fill(v, at, at + 1))), (raw) => {
+      try {
+        checkHeader(Buffer.from(raw), 'x');
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'SCOREBOARD_BAD_LAYOUT') throw e;
+      }
+    }),
+    { numRuns: 1000 },
+  );
+  t.pass('1000 random headers');
+});
+
+t.test('property: every slot a daemon can write reads back the same', async (t) => {
+  const slot = fc.record({
+    kind: fc.constantFrom('main' as const, 'secondary' as const, 'watchdog' as const),
+    instance: fc.integer({ min: 0, max: MAX_SECONDARIES }),
+    pid: fc.integer({ min: 1, max: 0xffffffff }),
+    state: fc.constantFrom('unknown' as const, 'starting' as const, 'ready' as const, 'busy' as const, 'full' as const, 'stopping' as const, 'stopped' as const),
+    generation: fc.integer({ min: 0, max: 0xffffffff }),
+    starts: fc.integer({ min: 0, max: 0xffffffff }),
+    active: fc.integer({ min: 0, max: 0xffffffff }),
+    capacity: fc.integer({ min: 0, max: 0xffffffff }),
+    queued: fc.integer({ min: 0, max: 0xffffffff }),
+    requests: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    failures: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    startedMs: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    heartbeatMs: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    incidents: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    latencySumUs: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    latencyMaxUs: fc.integer({ min: 0, max: 0xffffffff }),
+    name: fc.stringMatching(/^[a-z0-9-]{0,31}$/),
+  });
+  fc.assert(
+    fc.property(slot, (s) => {
+      const back = decodeSlot(encodeSlot(s));
+      if (!isDeepStrictEqual(back, { ...s })) throw new Error(`${JSON.stringify(s)} read back as ${JSON.stringify(back)}`);
+    }),
+    { numRuns: 1000 },
+  );
+  t.pass('1000 random slots round-trip');
 });

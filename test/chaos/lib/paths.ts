@@ -1,0 +1,24 @@
+/**
+ * Where things are, whether this runs as TypeScript under tap (test/chaos/lib/*.ts) or
+ * compiled (build/test/chaos/lib/*.js): the repository root is the nearest directory above
+ * with dispatchd's package.json.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findRoot(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg) && (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string }).name === 'dispatchd') return dir;
+    if (path.dirname(dir) === dir) throw new Error(`failed to find the dispatchd repository above '${from}'`);
+  }
+}
+
+export const ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)));
+/** The compiled daemons the process harness runs (`npm run build`). */
+export const BUILD_DAEMONS = path.join(ROOT, 'build/daemons');
+/** The compiled test tools (fuzz, chaos) copied into a sandbox to run next to the installed suite. */
+export const BUILD_TEST = path.join(ROOT, 'build/test');
+export const ACTIVATE_PY = path.join(ROOT, 'test/component/lib/activate.py');
+export const SANDBOX_SH = path.join(ROOT, 'packaging/sandbox.sh');

@@ -1,0 +1,44 @@
+/**
+ * Connections that arrive while the main server is busy or frozen wait in the socket's
+ * listen queue (systemd's Backlog=, SOMAXCONN): a burst of 1,000 is kept, not refused.
+ * Node re-listens on an activated fd with a backlog of 511 unless told otherwise, and the
+ * 513th connection of such a burst failed with EAGAIN.
+ */
+import net from 'node:net';
+import t from 'tap';
+import { DispatchClient } from '../../daemons/client/client.js';
+import { Suite } from './lib/suite.js';
+
+const IDLE_MS = 500;
+const suite = new Suite(`[main]\nclient_idle_timeout_ms = ${IDLE_MS}\n`);
+t.teardown(() => suite.close());
+t.before(async () => {
+  await suite.start('secondary-1');
+  await suite.start('main');
+});
+
+t.test('1,000 connections to a frozen main all wait in the queue, and are served once it runs', async (t) => {
+  const main = suite.daemons.get('main')!.child;
+  main.kill('SIGSTOP');
+  const sockets: net.Socket[] = [];
+  const outcomes = await Promise.all(
+    Array.from({ length: 1000 }, () =>
+      new Promise<string>((resolve) => {
+        const s = net.createConnection({ path: suite.mainSocket });
+        sockets.push(s);
+        s.resume(); // read (and drop) what comes back, so that the server's close is seen
+        s.once('connect', () => resolve('connected'));
+        s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+      }),
+    ),
+  );
+  const counts: Record<string, number> = {};
+  for (const o of outcomes) counts[o] = (counts[o] ?? 0) + 1;
+  t.same(counts, { connected: 1000 }, `every connection was queued (${JSON.stringify(counts)})`);
+  const closed = Promise.all(sockets.map((s) => new Promise((r) => (s.destroyed ? r(undefined) : s.once('close', r)))));
+  main.kill('SIGCONT');
+  // Main accepts them all, cuts them off as idle, and serves a real client meanwhile.
+  t.equal((await new DispatchClient({ socket: suite.mainSocket, timeoutMs: 10_000 }).request('echo', Buffer.from('queued'))).toString(), 'queued');
+  await closed;
+  t.pass('all 1,000 were accepted and then cut off as idle');
+});

@@ -1,0 +1,118 @@
+/**
+ * A secondary killed mid-request, and leases that went stale or expired, against the suite as
+ * processes with systemd imitated (a killed daemon is started again after RestartSec=):
+ *
+ * - the request in progress fails with a clear error that says it may be retried, or, through
+ *   the library's retries, completes on another process (delivery is at least once);
+ * - requests that had not started go elsewhere; the killed secondary comes back;
+ * - a lease of a restarted secondary (LEASE_STALE) or an expired one (LEASE_EXPIRED) is
+ *   refused, the library gets a new one, and no request is served by a wrong generation.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import t from 'tap';
+import { DispatchClient, Session, type RequestInfo } from '../../daemons/client/client.js';
+import { DispatchError } from '../../daemons/common/errors.js';
+import type { LeaseGranted } from '../../daemons/common/protocol.js';
+import { ProcessSuite } from '../chaos/lib/process-suite.js';
+
+const LEASE_TTL_MS = 300;
+const suite = new ProcessSuite({ config: `[main]\nlease_ttl_ms = ${LEASE_TTL_MS}\n` });
+t.teardown(() => suite.shutdown());
+t.before(() => suite.startAll());
+
+const name = (g: LeaseGranted) => `secondary-${g.secondary}`;
+/** How long the tests let a run frame reach the secondary before killing it (a local socket: microseconds). */
+const IN_FLIGHT_MS = 300;
+
+t.test('the request in progress on a killed secondary fails clearly: it may have run, it may be retried', async (t) => {
+  const c = new DispatchClient({ socket: suite.mainSocket, attempts: 1 });
+  const grant = await c.lease('sleep');
+  const session = await Session.open(grant, 1024, 2000);
+  const running = session.run('sleep', Buffer.from('5000'), 10_000).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  await sleep(IN_FLIGHT_MS);
+  const pid = suite.pid(name(grant));
+  suite.signal(name(grant), 'SIGKILL');
+  const err = await running;
+  session.close();
+  t.ok(err instanceof DispatchError, 'the run fails');
+  if (!(err instanceof DispatchError)) return;
+  t.equal(err.code, 'CONNECTION_LOST');
+  t.equal(err.retryable, true, 'marked retryable');
+  t.equal(err.fields.may_have_run, true, 'and may have run');
+  t.match(err.message, /may or may not have run.*may be retried/, `says so: ${err.message}`);
+  await suite.waitFor(() => suite.healthy() && suite.pid(name(grant)) !== pid, 10_000, `${name(grant)} to come back`);
+  t.pass(`${name(grant)} came back (pid ${pid} -> ${suite.pid(name(grant))})`);
+});
+
+t.test('through the library the request completes elsewhere (at least once), and the rest go elsewhere too', async (t) => {
+  await suite.waitFor(() => suite.healthy(), 10_000, 'every daemon up');
+  let first: LeaseGranted | undefined;
+  const retried: string[] = [];
+  const c = new DispatchClient({
+    socket: suite.mainSocket,
+    onLease: (g) => {
+      first ??= g;
+    },
+    onRetry: ({ error }) => retried.push(error.code),
+  });
+  const pending = c.requestWithInfo('sleep', Buffer.from('1000'));
+  await suite.waitFor(() => first !== undefined, 5000, 'the lease');
+  await sleep(IN_FLIGHT_MS);
+  suite.signal(name(first!), 'SIGKILL');
+  // Requests that had not started while it is down: every one is served, none by the dead process.
+  const others = await Promise.all(Array.from({ length: 20 }, (_, i) => new DispatchClient({ socket: suite.mainSocket }).requestWithInfo('echo', Buffer.from(`o${i}`))));
+  const info = await pending;
+  t.equal(info.result.toString(), 'slept 1000', 'the request completed');
+  t.ok(retried.includes('CONNECTION_LOST'), `after a retry (${retried.join(', ')})`);
+  t.not(info.generation, first!.generation, 'on another process than the one killed');
+  t.same(others.map((o) => o.result.toString()), others.map((_, i) => `o${i}`), 'the other requests all succeeded');
+  t.notOk(others.some((o: RequestInfo) => o.generation === first!.generation), 'none was served by the killed process');
+  await suite.waitFor(() => suite.healthy(), 10_000, `${name(first!)} to come back`);
+});
+
+t.test('a lease for a secondary that restarted is refused as stale; the library gets a new one', async (t) => {
+  await suite.waitFor(() => suite.healthy(), 10_000, 'every daemon up');
+  let stale: LeaseGranted | undefined;
+  const retried: string[] = [];
+  const c = new DispatchClient({
+    socket: suite.mainSocket,
+    onLease: async (g) => {
+      if (stale) return;
+      stale = g;
+      // Restart the secondary between the grant and its use (systemctl restart).
+      await suite.restartDaemon(name(g));
+    },
+    onRetry: ({ error }) => retried.push(error.code),
+  });
+  const info = await c.requestWithInfo('echo', Buffer.from('fresh'));
+  t.equal(info.result.toString(), 'fresh');
+  t.same(retried, ['LEASE_STALE'], 'refused once as stale, then served');
+  t.not(info.generation, stale!.generation, 'not by the generation the stale lease named');
+  const current = suite.slot(`secondary-${info.secondary}`)!.generation;
+  t.equal(info.generation, current, `by the current process of secondary-${info.secondary}`);
+  // Presented directly, the stale lease is refused with its own code and a clear message.
+  const e = await new DispatchClient({ socket: suite.mainSocket }).runOnLease(stale!, 'echo', Buffer.from('x'), 2000).catch((x: unknown) => x);
+  t.ok(e instanceof DispatchError && e.code === 'LEASE_STALE', 'LEASE_STALE');
+  t.match((e as Error).message, /lease was issued for generation \d+, but this is generation \d+ of secondary-\d .*ask the main server for a new lease/);
+});
+
+t.test('an expired lease is refused as expired; the library gets a new one', async (t) => {
+  let expired: LeaseGranted | undefined;
+  const retried: string[] = [];
+  const c = new DispatchClient({
+    socket: suite.mainSocket,
+    onLease: async (g) => {
+      if (expired) return;
+      expired = g;
+      await sleep(LEASE_TTL_MS + 200);
+    },
+    onRetry: ({ error }) => retried.push(error.code),
+  });
+  const info = await c.requestWithInfo('sha256', Buffer.from(''));
+  t.equal(info.result.toString(), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+  t.same(retried, ['LEASE_EXPIRED'], 'refused once as expired, then served');
+  t.equal(info.attempts, 2);
+});

@@ -1,0 +1,80 @@
+/**
+ * Stopping under load (SIGTERM, as `systemctl stop` sends): each daemon drains what runs, cuts
+ * off what outlives the drain with a clear, retryable answer, and exits 0 in time; the
+ * library carries the cut-off requests to a daemon still running.
+ */
+import t from 'tap';
+import { DispatchClient, Session } from '../../daemons/client/client.js';
+import { DispatchError } from '../../daemons/common/errors.js';
+import type { LeaseGranted } from '../../daemons/common/protocol.js';
+import { ProcessSuite } from '../chaos/lib/process-suite.js';
+
+// Requests wait in main's admission queue long enough for the test to see them there.
+const suite = new ProcessSuite({ config: '[main]\nqueue_timeout_ms = 10000\n' });
+t.teardown(() => {
+  if (!t.passing()) for (const n of ['watchdog', ...suite.names]) console.error(`--- ${n}\n${suite.output(n).slice(-20).join('\n')}`);
+  return suite.shutdown();
+});
+t.before(() => suite.startAll());
+
+/** The drain (1.5 s) plus the cut-off (0.2 s) plus process exit: the bound the units' stop timeout is far above. */
+const STOP_BOUND_MS = 3000;
+
+t.test('a secondary stopped mid-request answers SHUTTING_DOWN (retryable) after its drain and exits 0 in time', async (t) => {
+  const c = new DispatchClient({ socket: suite.mainSocket, attempts: 1 });
+  const grant = await c.lease('sleep');
+  const session = await Session.open(grant, 1024, 2000);
+  const running = session.run('sleep', Buffer.from('10000'), 20_000).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  await new Promise((r) => setTimeout(r, 200));
+  const t0 = Date.now();
+  const exit = await suite.stop(`secondary-${grant.secondary}`);
+  const ms = Date.now() - t0;
+  t.same(exit, { code: 0, signal: null }, 'exits 0');
+  t.ok(ms < STOP_BOUND_MS, `stopped in ${ms} ms`);
+  const err = await running;
+  session.close();
+  t.ok(err instanceof DispatchError, 'the request failed');
+  if (err instanceof DispatchError) {
+    t.equal(err.code, 'SHUTTING_DOWN');
+    t.equal(err.retryable, true);
+    t.match(err.message, /is stopping and cut off the 'sleep' request after \d+ ms; it may have run in part: it may be retried/);
+  }
+  t.ok(suite.output(`secondary-${grant.secondary}`).some((l) => /warning: cut off a 'sleep' request .* is stopping .*lease=[0-9a-f]{32}/.test(l)), 'logged with the lease');
+  await suite.start(`secondary-${grant.secondary}`);
+});
+
+t.test('through the library, a request cut off by a stopping secondary completes on another one', async (t) => {
+  let first: LeaseGranted | undefined;
+  const retried: string[] = [];
+  const c = new DispatchClient({ socket: suite.mainSocket, onLease: (g) => void (first ??= g), onRetry: ({ error }) => retried.push(error.code) });
+  const pending = c.requestWithInfo('sleep', Buffer.from('2500'));
+  await suite.waitFor(() => first !== undefined, 5000, 'the lease');
+  await new Promise((r) => setTimeout(r, 200));
+  await suite.stop(`secondary-${first!.secondary}`);
+  const info = await pending;
+  t.equal(info.result.toString(), 'slept 2500');
+  t.same(retried, ['SHUTTING_DOWN'], 'retried once, after SHUTTING_DOWN');
+  t.not(info.secondary, first!.secondary, 'on the other secondary');
+  await suite.start(`secondary-${first!.secondary}`);
+});
+
+t.test('main stopped with requests waiting: they get SHUTTING_DOWN at once, main exits 0 in time', async (t) => {
+  // Fill every lease (2 secondaries x max_leases 32) so that new lease requests wait in main's
+  // admission queue.
+  const c = new DispatchClient({ socket: suite.mainSocket, attempts: 1, answerTimeoutMs: 20_000 });
+  const held: Session[] = [];
+  for (let i = 0; i < 64; i++) held.push(await Session.open(await c.lease('echo'), 1024, 2000));
+  const queued = Array.from({ length: 5 }, () => c.lease('echo').then(() => 'granted', (e: DispatchError) => e.code));
+  // main publishes its queue length with its heartbeat (at least once a second).
+  await suite.waitFor(() => (suite.slot('main')?.queued ?? 0) === 5, 5000, 'the 5 requests in the admission queue');
+  const t0 = Date.now();
+  const exit = await suite.stop('main');
+  t.same(exit, { code: 0, signal: null }, 'exits 0');
+  t.ok(Date.now() - t0 < STOP_BOUND_MS, `stopped in ${Date.now() - t0} ms`);
+  const codes = await Promise.all(queued);
+  t.same(codes, Array(5).fill('SHUTTING_DOWN'), `every waiting request answered SHUTTING_DOWN at once: ${codes.join(', ')}`);
+  held.forEach((s) => s.close());
+});
