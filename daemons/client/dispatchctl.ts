@@ -16,6 +16,7 @@ import { hideBin } from 'yargs/helpers';
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { EXIT, exitCodeFor } from '../common/exit-codes.js';
+import { stderrIsJournal } from '../common/journal-stream.js';
 import { REQUEST_TYPES } from '../common/protocol.js';
 import { MAX_SECONDARIES, ScoreboardReader } from '../common/scoreboard.js';
 import { VERSION } from '../common/version.js';
@@ -33,17 +34,6 @@ const HINTS: Partial<Record<string, string>> = {
   BUSY: 'retry later, or raise max_leases / add secondaries (dispatchctl scale N)',
 };
 
-/** True when stderr is the journal (run by a unit: ExecReload=): then lines get a priority prefix. */
-function stderrIsJournal(): boolean {
-  const js = process.env.JOURNAL_STREAM;
-  if (!js) return false;
-  try {
-    const st = fs.fstatSync(2);
-    return js === `${st.dev}:${st.ino}`;
-  } catch {
-    return false;
-  }
-}
 
 function fail(what: string, err: unknown): never {
   const de = err instanceof DispatchError ? err : undefined;

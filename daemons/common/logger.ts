@@ -8,9 +8,9 @@
  * dispatchd-secondary, dispatchd-watchdog) and each metadata key in upper case
  * (`{ lease: 'ab' }` → `LEASE=ab`), visible with `journalctl -o json`.
  */
-import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import winston from 'winston';
+import { stderrIsJournal } from './journal-stream.js';
 import Transport from 'winston-transport';
 
 /** syslog(3) priorities, the levels winston uses here. */
@@ -77,17 +77,7 @@ export function formatFields(meta: Record<string, unknown>): string {
     .join(' ');
 }
 
-/** True when stderr is connected to the journal (JOURNAL_STREAM is "dev:inode" of our stderr). */
-export function stderrIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
-  const js = env.JOURNAL_STREAM;
-  if (!js) return false;
-  try {
-    const st = fs.fstatSync(2);
-    return js === `${st.dev}:${st.ino}`;
-  } catch {
-    return false;
-  }
-}
+export { stderrIsJournal };
 
 export interface LoggerOptions {
   /** SYSLOG_IDENTIFIER, e.g. dispatchd-main. */

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_PATH, loadPaths } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { EXIT, exitCodeFor } from '../common/exit-codes.js';
-import { stderrIsJournal } from '../common/logger.js';
+import { stderrIsJournal } from '../common/journal-stream.js';
 import { createScoreboard, removeScoreboard } from '../common/scoreboard.js';
 
 // This runs before every daemon of the suite can start (they are ordered after it), so it
