@@ -17,6 +17,7 @@ import { DEFAULT_CONFIG_PATH, loadConfig } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { EXIT, exitCodeFor } from '../common/exit-codes.js';
 import { stderrIsJournal } from '../common/journal-stream.js';
+import { MAX_BODY_BYTES_CEILING } from '../common/frame.js';
 import { REQUEST_TYPES } from '../common/protocol.js';
 import { MAX_SECONDARIES, ScoreboardReader } from '../common/scoreboard.js';
 import { VERSION } from '../common/version.js';
@@ -29,7 +30,7 @@ import { watchStatus } from './status-watch.js';
 /** What the user of dispatchctl can do about an error, beyond what the server said. */
 const HINTS: Partial<Record<string, string>> = {
   TIMEOUT: 'raise --timeout (ms) if the request needs longer',
-  DEADLINE_EXCEEDED: "raise --deadline (ms), up to the server's request_deadline_ms",
+  DEADLINE_EXCEEDED: 'dispatchctl takes it as --deadline (ms)',
   PAYLOAD_TOO_LARGE: 'send less, or raise max_payload_bytes in /etc/dispatchd/dispatchd.conf',
   BUSY: 'retry later, or raise max_leases / add secondaries (dispatchctl scale N)',
 };
@@ -49,24 +50,69 @@ function describeScale(s: ScaleState): string {
   return `secondaries: ${s.enabled.length} enabled (${list(s.enabled)}), running: ${list(s.running)}${s.suiteActive ? '' : ' (dispatchd.target is not active)'}\n`;
 }
 
+/** What the user typed for --NAME (yargs has turned 'abc' into NaN by the time checks run). */
+function rawOption(name: string): string | undefined {
+  const args = process.argv;
+  for (let i = args.length - 1; i >= 0; i--) {
+    if (args[i] === `--${name}`) return args[i + 1];
+    if (args[i]!.startsWith(`--${name}=`)) return args[i]!.slice(name.length + 3);
+  }
+  return undefined;
+}
+
 /** A yargs check: the option, when given, is a whole number of ms in [min, max]. */
 function wholeMs(name: string, min: number, max: number) {
   return (a: Record<string, unknown>) => {
     const v = a[name];
     if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max)) {
-      throw new Error(`--${name} takes a whole number of milliseconds from ${min} to ${max}, got '${String(v)}'`);
+      throw new Error(`--${name} takes a whole number of milliseconds from ${min} to ${max}, got '${rawOption(name) ?? String(v)}'`);
     }
     return true;
   };
 }
 
-function readStdin(): Promise<Buffer> {
+/**
+ * Reads standard input whole, but stops at the first byte past `maxBytes` (bytes): a 1 GiB
+ * pipe into a server that takes 64 MiB is refused at once, not after buffering all of it.
+ *
+ * @throws DispatchError PAYLOAD_TOO_LARGE past `maxBytes`; the stream's error otherwise.
+ */
+function readStdin(maxBytes: number, limitSource: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    process.stdin.on('data', (c: Buffer) => chunks.push(c));
-    process.stdin.on('end', () => resolve(Buffer.concat(chunks)));
+    let size = 0;
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > maxBytes) {
+        process.stdin.off('data', onData);
+        process.stdin.destroy();
+        reject(new DispatchError('PAYLOAD_TOO_LARGE', `standard input is over the ${maxBytes}-byte request limit (${limitSource})`, { fields: { max_bytes: maxBytes } }));
+        return;
+      }
+      chunks.push(c);
+    };
+    process.stdin.on('data', onData);
+    process.stdin.on('end', () => resolve(Buffer.concat(chunks, size)));
     process.stdin.on('error', reject);
   });
+}
+
+/**
+ * The most a request may carry, from the configuration's `[secondary] max_payload_bytes`.
+ * A missing default file means the defaults; an unreadable or invalid one leaves the check
+ * to the server (the protocol's ceiling); a missing or bad file named with --config throws.
+ *
+ * @throws DispatchError CONFIG_UNREADABLE, CONFIG_INVALID (only for an explicit file).
+ */
+function payloadLimit(file: string | undefined): { maxBytes: number; source: string } {
+  try {
+    const path = file ?? DEFAULT_CONFIG_PATH;
+    const c = loadConfig(path, file !== undefined);
+    return { maxBytes: c.secondary.max_payload_bytes, source: fs.existsSync(path) ? `max_payload_bytes, from ${path}` : `the default max_payload_bytes; ${path} is absent` };
+  } catch (err) {
+    if (file !== undefined) throw err;
+    return { maxBytes: MAX_BODY_BYTES_CEILING, source: "the protocol's ceiling" };
+  }
 }
 
 function writeStdout(b: Buffer): Promise<void> {
@@ -104,6 +150,7 @@ await yargs(argv)
         .positional('data', { type: 'string', describe: "request data, or '-' for standard input (DATA starting with '-' goes after '--')" })
         .option('timeout', { type: 'number', default: 60_000, describe: 'total time budget for the request, retries included (ms)' })
         .option('deadline', { type: 'number', describe: "deadline for running the request on the secondary (ms; default: the server's)" })
+        .option('config', { type: 'string', describe: `the configuration whose max_payload_bytes caps DATA from standard input (default ${DEFAULT_CONFIG_PATH})` })
         .option('verbose', { type: 'boolean', default: false, alias: 'v', describe: 'report retries, and which secondary served the request, on standard error' })
         .check(wholeMs('timeout', 1, 24 * 3_600_000))
         .check(wholeMs('deadline', 1, 3_600_000)),
@@ -113,9 +160,14 @@ await yargs(argv)
         // DATA that starts with a dash goes after '--': dispatchctl request echo -- -n
         const rest = (a['--'] as Array<string | number> | undefined)?.[0];
         const given = a.data ?? (rest === undefined ? undefined : String(rest));
-        data = given === undefined || given === STDIN ? await readStdin() : Buffer.from(given, 'utf8');
+        if (given === undefined || given === STDIN) {
+          const limit = payloadLimit(a.config);
+          data = await readStdin(limit.maxBytes, limit.source);
+        } else {
+          data = Buffer.from(given, 'utf8');
+        }
       } catch (err) {
-        fail('failed to read standard input', err);
+        fail(`'${a.type}' request not sent`, err);
       }
       const client = new DispatchClient({
         socket: a.socket,

@@ -3,7 +3,8 @@
  * one-line errors on stderr, the documented exit codes; and a bad configuration refused
  * with the file, line and key named, exit 78 (the unit's RestartPreventExitStatus=).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { randomBytes, createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -50,18 +51,53 @@ t.test('errors: one line on stderr and the documented exit code', async (t) => {
   t.match(notSocket.stderr, /is not a socket; pass the main server's socket with --socket/);
   const badTimeout = await suite.dispatchctl(['request', 'echo', 'x', '--timeout', 'abc']);
   t.equal(badTimeout.code, EXIT.USAGE, 'a timeout that is not a number is a usage error');
-  t.match(badTimeout.stderr, /--timeout takes a whole number of milliseconds/);
+  t.match(badTimeout.stderr, /--timeout takes a whole number of milliseconds from 1 to \d+, got 'abc'/, 'the value as typed, not NaN');
   const badDeadline = await suite.dispatchctl(['request', 'sleep', '1', '--deadline', '1.5']);
   t.equal(badDeadline.code, EXIT.USAGE);
   const numeric = await suite.dispatchctl(['request', 'echo', '--', '-5']);
   t.equal(numeric.stdout.toString(), '-5', "numeric DATA after '--' is sent as text");
-  const big = await suite.dispatchctl(['request', 'echo', '-'], Buffer.alloc(64 * 1024 * 1024 + 1));
-  t.equal(big.code, EXIT.REJECTED, 'a payload over max_payload_bytes is refused (65), not a protocol error');
+  // dispatchctl told of a larger limit than the server's (64 MiB, the default), so that the
+  // server is the one to refuse.
+  const roomy = path.join(suite.dir, 'roomy.conf');
+  fs.writeFileSync(roomy, `[secondary]\nmax_payload_bytes = ${128 * 1024 * 1024}\n`);
+  const big = await suite.dispatchctl(['request', 'echo', '-', '--config', roomy], Buffer.alloc(64 * 1024 * 1024 + 1));
+  t.equal(big.code, EXIT.REJECTED, 'a payload over the server\'s max_payload_bytes is refused (65), not a protocol error');
+  t.match(big.stderr, /^dispatchctl: 'echo' request failed: /, 'by the server');
   t.match(big.stderr, /too large.*raise max_payload_bytes/);
   const version = await suite.dispatchctl(['--version']);
   t.match(version.stdout.toString(), /^\d+\.\d+\.\d+\n$/);
   t.equal((await suite.dispatchctl(['-h'])).code, 0, '-h is help');
   t.equal(gone.stderr.trim().split('\n').length, 1);
+});
+
+t.test('request: standard input past max_payload_bytes is refused at once, not read whole', async (t) => {
+  const config = path.join(suite.dir, 'small-payloads.conf');
+  fs.writeFileSync(config, '[secondary]\nmax_payload_bytes = 16777216\n');
+  const child = spawn(process.execPath, [path.join(BUILD, 'client/dispatchctl.js'), '--socket', suite.mainSocket, 'request', 'echo', '--config', config], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = once(child, 'close');
+  // An endless producer, as `cat /dev/zero | dispatchctl request echo` would be; stopped at
+  // 256 MiB so that a dispatchctl reading everything fails this test instead of hanging it.
+  const chunk = Buffer.alloc(1 << 20);
+  let fed = 0;
+  child.stdin.on('error', () => undefined); // EPIPE once dispatchctl has gone
+  while (fed < 256 * chunk.length && child.exitCode === null) {
+    const ok = await new Promise<boolean>((resolve) => child.stdin.write(chunk, (err) => resolve(!err)));
+    if (!ok) break;
+    fed += chunk.length;
+  }
+  child.stdin.end();
+  const [code] = await exited;
+  t.equal(code, EXIT.REJECTED, 'exit 65');
+  t.match(stderr, /^dispatchctl: 'echo' request not sent: standard input is over the 16777216-byte request limit \(max_payload_bytes, from .*small-payloads\.conf\); send less, or raise max_payload_bytes .*\[PAYLOAD_TOO_LARGE\]\n$/);
+  t.ok(fed < 32 * chunk.length, `reading stopped at the limit: ${fed / chunk.length} MiB taken from the producer`);
+
+  const missing = await suite.dispatchctl(['request', 'echo', '--config', path.join(suite.dir, 'no.conf')], 'x');
+  t.equal(missing.code, EXIT.CONFIG, 'a --config file that is not there: exit 78');
+  t.match(missing.stderr, /failed to read configuration .*no\.conf/);
+  const fromArg = await suite.dispatchctl(['request', 'echo', 'x', '--config', path.join(suite.dir, 'no.conf')]);
+  t.equal(fromArg.code, 0, 'DATA from the argument does not need the configuration');
 });
 
 t.test('status: a table and JSON with the contract fields', async (t) => {
