@@ -44,6 +44,7 @@ for (const how of ['stopped', 'killed'] as const) {
     sessions.forEach((s) => s.close());
     if (how === 'stopped') {
       await sleep(200); // the `done` messages are in the FIFO, and nobody reads it
+      t.ok(suite.output('main').some((l) => /4 of this process's leases not yet ended: the next main process accounts for them/.test(l)), 'the stopping main said what it left to its successor');
       await suite.start('main');
     }
     await suite.waitFor(() => suite.healthy(), 10_000, 'the new main');
