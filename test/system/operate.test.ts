@@ -1,21 +1,24 @@
 /**
  * The operator's life with a running suite, under the real systemd, mostly under request
- * load (lib/loadgen.mjs): configuration reload (valid and invalid), scaling the number of
+ * load (test/chaos/lib/load.ts, run inside): configuration reload (valid and invalid), scaling the number of
  * secondaries, `dispatchctl status` in every format, STATUS= lines, structured journal
  * fields, and the man pages and bash completion the package installs.
  */
 import t from 'tap';
-import { describeLoad, startLoad, stopLoad } from './lib/load.js';
+import { describeLoad, startLoadInside, stopLoadInside, tools } from './lib/inside.js';
 import { describe } from './lib/sandbox.js';
 import { installedSuite, until } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
+/** Steady echo load from 4 clients, 10 ms between a client's requests, until stopped. */
+const LOAD = { clients: 4, pauseMs: 10, types: 'echo', durationMs: 300_000, timeoutMs: 30_000, readyAfter: 20 };
 
 interface Status {
   daemons: Array<{ name: string; pid: number; state: string; requests: number; capacity: number; latency_sum_us: number }>;
 }
 
 if (sb) {
+  const target = await tools(sb);
   const CONF = '/etc/dispatchd/dispatchd.conf';
   const DAEMONS = ['dispatchd-main.service', 'dispatchd-secondary@1.service', 'dispatchd-secondary@2.service', 'dispatchd-watchdog.service'];
   const status = async (): Promise<Status> => JSON.parse(await sb.out('dispatchctl status --json')) as Status;
@@ -24,7 +27,8 @@ if (sb) {
   const lineOf = async (pattern: string) => Number((await sb.out(`grep -n '${pattern}' ${CONF} | cut -d: -f1`)).trim());
 
   t.test('systemctl reload dispatchd.target applies a changed file to every daemon, under load, without a restart', async (t) => {
-    await startLoad(sb, 'load-reload');
+    const running = await startLoadInside(target, LOAD);
+    t.teardown(running.stop); // a failed assertion must not leave it running
     const before = await pids();
     const since = await now();
     await sb.out(`sed -i 's/^#max_leases = 32/max_leases = 7/; s/^#queue_max = 1024/queue_max = 500/' ${CONF}`);
@@ -40,13 +44,14 @@ if (sb) {
       const j = await sb.out(`journalctl --no-pager -q -u ${unit} --since '${since}' -g 'reloaded configuration'`);
       t.match(j, /applied (main\.queue_max, )?secondary\.max_leases|applied .*queue_max/, `${unit} logged what it applied`);
     }
-    const load = await stopLoad(sb, 'load-reload');
-    t.ok(load.ok > 20, `requests kept flowing (${load.ok})`);
-    t.equal(load.failed + load.wrong, 0, `no request failed: ${describeLoad(load)}`);
+    const load = await stopLoadInside(running);
+    t.ok(load.succeeded > 20, `requests kept flowing (${load.succeeded})`);
+    t.equal(load.failed, 0, `no request failed: ${describeLoad(load)}`);
   });
 
   t.test('an invalid file is refused with its line and key, and the suite keeps serving the running configuration', async (t) => {
-    await startLoad(sb, 'load-invalid');
+    const running = await startLoadInside(target, LOAD);
+    t.teardown(running.stop); // a failed assertion must not leave it running
     const before = await pids();
     const since = await now();
     await sb.out(`sed -i 's/^max_leases = 7/max_leases = "lots"/' ${CONF}`);
@@ -79,8 +84,8 @@ if (sb) {
     for (const u of DAEMONS) t.equal((await sb.show(u, 'ActiveState')).ActiveState, 'active', `${u} is active`);
     const s = await status();
     t.ok(s.daemons.filter((d) => d.name.startsWith('secondary-')).every((d) => d.capacity === 7), 'the running configuration (7) stays');
-    const load = await stopLoad(sb, 'load-invalid');
-    t.equal(load.failed + load.wrong, 0, `no request failed: ${describeLoad(load)}`);
+    const load = await stopLoadInside(running);
+    t.equal(load.failed, 0, `no request failed: ${describeLoad(load)}`);
     await sb.out(`sed -i 's/^max_leases = "lots"/max_leases = 7/' ${CONF} && dispatchctl check-config && systemctl reload dispatchd-main.service`);
   });
 
@@ -88,7 +93,8 @@ if (sb) {
     const since = await now();
     const mainPid = (await sb.show('dispatchd-main.service', 'MainPID')).MainPID;
     const watchdogPid = (await sb.show('dispatchd-watchdog.service', 'MainPID')).MainPID;
-    await startLoad(sb, 'load-scale');
+    const running = await startLoadInside(target, LOAD);
+    t.teardown(running.stop); // a failed assertion must not leave it running
     t.equal((await sb.out('dispatchctl scale')).trim(), 'secondaries: 2 enabled (1 2), running: 1 2', 'dispatchctl scale shows 2');
 
     const up = await sb.exec(['dispatchctl', 'scale', '4']);
@@ -115,8 +121,8 @@ if (sb) {
     t.pass("main's STATUS= counts 1 secondary");
     const before = (await status()).daemons.find((d) => d.name === 'secondary-1')!.requests;
     await until('secondary-1 to serve on alone', 10_000, async () => ((await status()).daemons.find((d) => d.name === 'secondary-1')!.requests > before + 10 ? true : undefined));
-    const load = await stopLoad(sb, 'load-scale');
-    t.equal(load.failed + load.wrong, 0, `no request failed while scaling 2 -> 4 -> 1: ${describeLoad(load)}`);
+    const load = await stopLoadInside(running);
+    t.equal(load.failed, 0, `no request failed while scaling 2 -> 4 -> 1: ${describeLoad(load)}`);
     t.equal((await sb.show('dispatchd-main.service', 'MainPID')).MainPID, mainPid, 'main was not restarted');
     t.equal((await sb.show('dispatchd-watchdog.service', 'MainPID')).MainPID, watchdogPid, 'the watchdog was not restarted');
     t.equal((await sb.out(`journalctl --no-pager -q -u dispatchd-watchdog --since '${since}' -p warning`)).trim(), '', 'the watchdog restarted nothing and warned of nothing');

@@ -10,10 +10,14 @@
  *
  *   node load.js --socket /run/dispatchd/main.sock --clients 20 --requests 1000
  *
- * prints `{"event":"started","pid":N}` once the clients run, then one `{"event":"report",…}` line when
- * the requests are done, the duration is over, or it gets SIGTERM/SIGINT.
+ * prints `{"event":"started","pid":N}` once the clients run, `{"event":"ready"}` once
+ * `--ready-after N` requests (default 1) have succeeded, then one `{"event":"report",…}` line
+ * when the requests are done, the duration is over, or it gets SIGTERM/SIGINT. Other options:
+ * --requests, --duration-ms, --timeout-ms, --types echo,sha256,sleep, --seed, --max-payload
+ * (bytes), --pause-ms (between a client's requests).
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { DispatchClient, DispatchError } from '../../../daemons/client/client.js';
 
@@ -35,6 +39,12 @@ export interface LoadOptions {
   seed?: number;
   /** Largest echo/sha256 payload, bytes (default 4096). */
   maxPayload?: number;
+  /** Pause of each client between two requests, in ms (default 0: one after another). */
+  pauseMs?: number;
+  /** Called once, when this many requests in all have succeeded (see `readyAfter`). */
+  onReady?: () => void;
+  /** How many successes make the load ready (default 1). */
+  readyAfter?: number;
 }
 
 export interface LoadReport {
@@ -124,6 +134,7 @@ export function startLoad(o: LoadOptions): Load {
         return;
       }
       r.succeeded++;
+      if (r.succeeded === (o.readyAfter ?? 1)) o.onReady?.();
       latencies.push(now - t0);
       r.longestRequestMs = Math.max(r.longestRequestMs, now - t0);
       if (now - lastSuccess > r.longestOutageMs) {
@@ -140,7 +151,10 @@ export function startLoad(o: LoadOptions): Load {
 
   const more = () => !stopped && Date.now() < endAt && (o.requests === undefined || r.sent < o.requests);
   const loop = async () => {
-    while (more()) await one();
+    while (more()) {
+      await one();
+      if (o.pauseMs) await sleep(o.pauseMs);
+    }
   };
   const done = Promise.all(Array.from({ length: clients }, loop)).then(() => {
     r.durationMs = Date.now() - started;
@@ -177,7 +191,10 @@ async function main(): Promise<void> {
     timeoutMs: num('timeout-ms'),
     seed: num('seed'),
     maxPayload: num('max-payload'),
+    pauseMs: num('pause-ms'),
     types: a.has('types') ? (a.get('types')!.split(',') as LoadType[]) : undefined,
+    readyAfter: num('ready-after'),
+    onReady: () => process.stdout.write(JSON.stringify({ event: 'ready' }) + '\n'),
   });
   process.on('SIGTERM', () => load.stop());
   process.on('SIGINT', () => load.stop());

@@ -86,15 +86,18 @@ export class SandboxTarget {
 
   /**
    * Starts one of the tools inside (a path under TOOLS_INSIDE) and follows its JSON-lines
-   * output: resolves `started` at its {"event":"started"} line and `result` with its last
-   * {"event":…} line of `resultEvent`.
+   * output: resolves `started` at its {"event":"started"} line, `ready` at its
+   * {"event":"ready"} line (both also when it ends) and `result` with its last {"event":…}
+   * line of `resultEvent`.
    */
-  tool<R>(script: string, args: string[], resultEvent: string): { started: Promise<void>; result: Promise<R>; stop: () => void } {
+  tool<R>(script: string, args: string[], resultEvent: string): { started: Promise<void>; ready: Promise<void>; result: Promise<R>; stop: () => void } {
     const child = spawn(SANDBOX_SH, ['exec', this.name, 'node', `${TOOLS_INSIDE}/${script}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     let onStarted: () => void = () => undefined;
     const started = new Promise<void>((resolve) => (onStarted = resolve));
+    let onReady: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => (onReady = resolve));
     let last: R | undefined;
     let pid: number | undefined;
     createInterface({ input: child.stdout }).on('line', (line) => {
@@ -108,12 +111,14 @@ export class SandboxTarget {
         pid = m.pid;
         onStarted();
       }
+      if (m.event === 'ready') onReady();
       if (m.event === resultEvent) last = m as unknown as R;
     });
     const result = new Promise<R>((resolve, reject) => {
       child.on('error', reject);
       child.on('close', (code) => {
         onStarted();
+        onReady();
         if (last !== undefined) resolve(last);
         else reject(new Error(`${script} in sandbox '${this.name}' ended (exit ${code}) without a ${resultEvent}: ${stderr.trim().slice(-2000)}`));
       });
@@ -123,6 +128,6 @@ export class SandboxTarget {
     const stop = () => {
       if (pid !== undefined) void this.exec(['kill', '-TERM', String(pid)]);
     };
-    return { started, result, stop };
+    return { started, ready, result, stop };
   }
 }

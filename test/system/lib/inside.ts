@@ -25,16 +25,42 @@ export interface RunningLoad {
   stop: () => void;
 }
 
-/** Starts the load generator inside; resolves once its clients run. */
-export async function startLoadInside(target: SandboxTarget, o: { clients: number; durationMs?: number; requests?: number; timeoutMs?: number; types?: string; seed?: number }): Promise<RunningLoad> {
+/**
+ * Starts the load generator (test/chaos/lib/load.ts) inside; resolves once its clients run
+ * or, with `readyAfter`, once that many requests have succeeded (within 30 s, else throws).
+ * `pauseMs`: each client's pause between two requests.
+ */
+export async function startLoadInside(
+  target: SandboxTarget,
+  o: { clients: number; durationMs?: number; requests?: number; timeoutMs?: number; types?: string; seed?: number; pauseMs?: number; readyAfter?: number },
+): Promise<RunningLoad> {
   const args = ['--clients', String(o.clients), '--seed', String(o.seed ?? 1)];
   if (o.durationMs !== undefined) args.push('--duration-ms', String(o.durationMs));
   if (o.requests !== undefined) args.push('--requests', String(o.requests));
   if (o.timeoutMs !== undefined) args.push('--timeout-ms', String(o.timeoutMs));
   if (o.types !== undefined) args.push('--types', o.types);
+  if (o.pauseMs !== undefined) args.push('--pause-ms', String(o.pauseMs));
+  if (o.readyAfter !== undefined) args.push('--ready-after', String(o.readyAfter));
   const tool = target.tool<LoadReport & { event: string }>('chaos/lib/load.js', args, 'report');
   await tool.started;
-  return { done: tool.result.then(({ event: _e, ...r }) => r as LoadReport), stop: tool.stop };
+  const load: RunningLoad = { done: tool.result.then(({ event: _e, ...r }) => r as LoadReport), stop: tool.stop };
+  if (o.readyAfter !== undefined) {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), 30_000)));
+    const r = await Promise.race([tool.ready.then(() => 'ready' as const), late]);
+    clearTimeout(timer);
+    if (r === 'late') {
+      load.stop();
+      throw new Error(`the load inside did not get ${o.readyAfter} requests served within 30 s: ${describeLoad(await load.done)}`);
+    }
+  }
+  return load;
+}
+
+/** Stops a load and returns its report. */
+export async function stopLoadInside(load: RunningLoad): Promise<LoadReport> {
+  load.stop();
+  return load.done;
 }
 
 /** One line for a test message: what the clients saw. */
