@@ -462,9 +462,9 @@ export class MainServer {
       });
     }
     for (const c of this.connections) c.end(200);
-    // Accounting: what this process leaves to its successor (docs/ARCHITECTURE.md, "Leases
-    // across a restart of main"). A lease still out ends on its secondary, whose `done` waits
-    // in main's FIFO (held by systemd) for the next main process.
+    // Accounting: what this process leaves to its successor (docs/ARCHITECTURE.md, "A restart
+    // of main loses nothing"). A lease still out ends on its secondary, whose `done` waits in
+    // main's FIFO (held by systemd) for the next main process.
     const out = this.reserved.size;
     this.o.logger.info(`${out} of this process's leases not yet ended${out ? ': the next main process accounts for them as their secondaries report' : ''}; ${this.ended.own} ended, ${this.ended.adopted} of an earlier process accounted for`, {
       leases_out: out,
