@@ -30,7 +30,8 @@ export const ConfigSchema = z.strictObject({
       queue_timeout_ms: ms(0, 600_000).default(2000),
       queue_max: z.number().int().min(0).max(1_000_000).default(1024),
       client_idle_timeout_ms: ms(100, 3_600_000).default(5000),
-      heartbeat_stale_ms: ms(500, 600_000).default(3000),
+      // At least two of the 1 s heartbeats: less would drop live secondaries between two.
+      heartbeat_stale_ms: ms(2000, 600_000).default(3000),
     })
     .prefault({}),
   secondary: z

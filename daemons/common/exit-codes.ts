@@ -12,7 +12,7 @@ export const EXIT = {
   FAILURE: 1,
   /** Bad command line (EX_USAGE). */
   USAGE: 64,
-  /** The request was rejected: bad type, bad data, too large, over the deadline (EX_DATAERR). */
+  /** The request was rejected: bad type, bad data, too large, bad or stale lease (EX_DATAERR). */
   REJECTED: 65,
   /** No main server or no secondary could be reached (EX_UNAVAILABLE). */
   UNAVAILABLE: 69,

@@ -63,6 +63,24 @@ export function daemonOfUnit(unit: string): { name: string; instance: number } |
   return m ? { name: `secondary-${m[1]}`, instance: Number(m[1]) } : undefined;
 }
 
+/**
+ * The watchdog sends WATCHDOG=1 only from its probe loop, so a probe period longer than half
+ * of the unit's WatchdogSec= (WATCHDOG_USEC, sd_watchdog_enabled(3)) would have systemd kill
+ * it between two rounds, again and again.
+ *
+ * @param watchdogMs the systemd watchdog period in ms (0: not enabled, nothing to check)
+ * @throws DispatchError CONFIG_INVALID naming the key, the value and the bound.
+ */
+export function checkProbeInterval(config: Config, watchdogMs: number): void {
+  const probe = config.watchdog.probe_interval_ms;
+  if (watchdogMs > 0 && probe > watchdogMs / 2) {
+    throw new DispatchError(
+      'CONFIG_INVALID',
+      `watchdog.probe_interval_ms = ${probe} is longer than half of the unit's WatchdogSec= (${watchdogMs} ms), so systemd would kill the watchdog between two probe rounds; set it to at most ${Math.floor(watchdogMs / 2)} in /etc/dispatchd/dispatchd.conf`,
+    );
+  }
+}
+
 export class Watchdog {
   private readonly reader: MailboxReader;
   private readonly slot: SlotWriter;
@@ -85,8 +103,13 @@ export class Watchdog {
     this.reader.on('error', (err) => o.logger.error(err.message, { code: err.code }));
   }
 
-  /** Starts probing; READY=1 once the mailbox is read and the loop is running. */
+  /**
+   * Starts probing; READY=1 once the mailbox is read and the loop is running.
+   *
+   * @throws DispatchError CONFIG_INVALID when the probe period does not fit WatchdogSec=.
+   */
   static start(o: WatchdogOptions): Watchdog {
+    checkProbeInterval(o.config, o.notifier.watchdogMs);
     const w = new Watchdog(o);
     w.slot.update({ state: 'ready', heartbeatMs: Date.now() });
     o.notifier.ready(w.statusLine());
@@ -97,6 +120,7 @@ export class Watchdog {
 
   /** Applies a reloaded configuration (all but paths): from the next probe round on. */
   reload(next: Config): ReloadOutcome {
+    checkProbeInterval(next, this.o.notifier.watchdogMs);
     const { config, outcome } = mergeReload(this.o.config, next);
     this.o.config = config;
     return outcome;

@@ -47,7 +47,7 @@ lease_ttl_ms = 100
 queue_timeout_ms = 0
 queue_max = 0
 client_idle_timeout_ms = 100
-heartbeat_stale_ms = 500
+heartbeat_stale_ms = 2000
 
 [secondary]
 max_leases = 1
@@ -61,7 +61,7 @@ max_missed = 100
 `;
   t.same(parseConfig(text, FILE), {
     paths: { runtime_dir: '/run/other', scoreboard: '/dev/shm/other.scoreboard' },
-    main: { reserve_timeout_ms: 10, lease_ttl_ms: 100, queue_timeout_ms: 0, queue_max: 0, client_idle_timeout_ms: 100, heartbeat_stale_ms: 500 },
+    main: { reserve_timeout_ms: 10, lease_ttl_ms: 100, queue_timeout_ms: 0, queue_max: 0, client_idle_timeout_ms: 100, heartbeat_stale_ms: 2000 },
     secondary: { max_leases: 1, request_deadline_ms: 10, max_payload_bytes: 16 * 1024 * 1024, client_idle_timeout_ms: 3_600_000 },
     watchdog: { probe_interval_ms: 60_000, max_missed: 100 },
   }, 'every key set, at the bounds of its range');
@@ -224,7 +224,7 @@ t.test('loadPaths: [paths] even when another key is wrong, the defaults when [pa
 
 /** Keys and their valid ranges, from the schema (docs/PROTOCOL.md §5). */
 const RANGES: Record<string, Record<string, [number, number]>> = {
-  main: { reserve_timeout_ms: [10, 60_000], lease_ttl_ms: [100, 600_000], queue_timeout_ms: [0, 600_000], queue_max: [0, 1_000_000], client_idle_timeout_ms: [100, 3_600_000], heartbeat_stale_ms: [500, 600_000] },
+  main: { reserve_timeout_ms: [10, 60_000], lease_ttl_ms: [100, 600_000], queue_timeout_ms: [0, 600_000], queue_max: [0, 1_000_000], client_idle_timeout_ms: [100, 3_600_000], heartbeat_stale_ms: [2000, 600_000] },
   secondary: { max_leases: [1, 100_000], request_deadline_ms: [10, 3_600_000], max_payload_bytes: [16 * 1024 * 1024, 1024 * 1024 * 1024], client_idle_timeout_ms: [100, 3_600_000] },
   watchdog: { probe_interval_ms: [50, 60_000], max_missed: [1, 100] },
 };
