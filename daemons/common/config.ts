@@ -44,7 +44,9 @@ export const ConfigSchema = z.strictObject({
     .prefault({}),
   watchdog: z
     .strictObject({
-      probe_interval_ms: ms(50, 60_000).default(300),
+      // At most half of the shipped WatchdogSec=3s: the watchdog's WATCHDOG=1 comes from this
+      // loop (a drop-in with a shorter WatchdogSec= is checked at start, checkProbeInterval).
+      probe_interval_ms: ms(50, 1500).default(300),
       max_missed: z.number().int().min(1).max(100).default(3),
     })
     .prefault({}),

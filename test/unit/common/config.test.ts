@@ -56,14 +56,14 @@ max_payload_bytes = 16777216
 client_idle_timeout_ms = 3600000
 
 [watchdog]
-probe_interval_ms = 60000
+probe_interval_ms = 1500
 max_missed = 100
 `;
   t.same(parseConfig(text, FILE), {
     paths: { runtime_dir: '/run/other', scoreboard: '/dev/shm/other.scoreboard' },
     main: { reserve_timeout_ms: 10, lease_ttl_ms: 100, queue_timeout_ms: 0, queue_max: 0, client_idle_timeout_ms: 100, heartbeat_stale_ms: 2000 },
     secondary: { max_leases: 1, request_deadline_ms: 10, max_payload_bytes: 16 * 1024 * 1024, client_idle_timeout_ms: 3_600_000 },
-    watchdog: { probe_interval_ms: 60_000, max_missed: 100 },
+    watchdog: { probe_interval_ms: 1500, max_missed: 100 },
   }, 'every key set, at the bounds of its range');
   const partial = parseConfig('[watchdog]\nmax_missed = 5\n', FILE);
   t.same(partial, { ...DEFAULTS, watchdog: { ...DEFAULTS.watchdog, max_missed: 5 } }, 'one key set, the rest default');
@@ -82,7 +82,7 @@ t.test('unknown key, wrong type, out of range: CONFIG_INVALID naming the file, t
     ['wrong type: number for a path', '[paths]\nscoreboard = 5\n', 2, 'paths.scoreboard'],
     ['relative path', '[paths]\nruntime_dir = "run/dispatchd"\n', 2, 'paths.runtime_dir'],
     ['below range', '[watchdog]\nmax_missed = 0\n', 2, 'watchdog.max_missed'],
-    ['above range', '[watchdog]\nprobe_interval_ms = 60001\n', 2, 'watchdog.probe_interval_ms'],
+    ['above range', '[watchdog]\nprobe_interval_ms = 1501\n', 2, 'watchdog.probe_interval_ms'],
     ['negative', '[main]\nqueue_timeout_ms = -1\n', 2, 'main.queue_timeout_ms'],
     ['payload under 16 MiB', '[paths]\n[secondary]\nmax_leases = 4\nmax_payload_bytes = 1048576\n', 4, 'secondary.max_payload_bytes'],
     ['payload over 1 GiB', '[secondary]\nmax_payload_bytes = 1073741825\n', 2, 'secondary.max_payload_bytes'],
@@ -226,7 +226,7 @@ t.test('loadPaths: [paths] even when another key is wrong, the defaults when [pa
 const RANGES: Record<string, Record<string, [number, number]>> = {
   main: { reserve_timeout_ms: [10, 60_000], lease_ttl_ms: [100, 600_000], queue_timeout_ms: [0, 600_000], queue_max: [0, 1_000_000], client_idle_timeout_ms: [100, 3_600_000], heartbeat_stale_ms: [2000, 600_000] },
   secondary: { max_leases: [1, 100_000], request_deadline_ms: [10, 3_600_000], max_payload_bytes: [16 * 1024 * 1024, 1024 * 1024 * 1024], client_idle_timeout_ms: [100, 3_600_000] },
-  watchdog: { probe_interval_ms: [50, 60_000], max_missed: [1, 100] },
+  watchdog: { probe_interval_ms: [50, 1500], max_missed: [1, 100] },
 };
 const SETTINGS = Object.entries(RANGES).flatMap(([section, keys]) => Object.entries(keys).map(([key, range]) => ({ section, key, range })));
 
