@@ -36,12 +36,17 @@ const HINTS: Partial<Record<string, string>> = {
 };
 
 
-function fail(what: string, err: unknown): never {
+/** One line saying what failed, why, what to do, and the error's stable code (no newline). */
+function errorLine(what: string, err: unknown): string {
   const de = err instanceof DispatchError ? err : undefined;
   const hint = de && HINTS[de.code] && !reason(err).includes(HINTS[de.code]!) ? `; ${HINTS[de.code]}` : '';
+  return `dispatchctl: ${what}: ${reason(err)}${hint}${de ? ` [${de.code}]` : ''}`;
+}
+
+function fail(what: string, err: unknown): never {
   // <3>: priority err for journald (sd-daemon(3)), so that `journalctl -p err` shows it.
-  process.stderr.write(`${stderrIsJournal() ? '<3>' : ''}dispatchctl: ${what}: ${reason(err)}${hint}${de ? ` [${de.code}]` : ''}\n`);
-  process.exit(de ? exitCodeFor(de.code) : EXIT.FAILURE);
+  process.stderr.write(`${stderrIsJournal() ? '<3>' : ''}${errorLine(what, err)}\n`);
+  process.exit(err instanceof DispatchError ? exitCodeFor(err.code) : EXIT.FAILURE);
 }
 
 /** `dispatchctl scale` output: how many, which are enabled, which run. */
@@ -196,8 +201,8 @@ await yargs(argv)
         .option('count', { type: 'number', describe: 'with --watch: stop after this many snapshots' })
         .option('scoreboard', { type: 'string', describe: 'the scoreboard file (default: from /etc/dispatchd/dispatchd.conf)' })
         .conflicts('json', 'format')
+        .check(wholeMs('interval', 100, 3_600_000))
         .check((a) => {
-          if (!(a.interval >= 100 && a.interval <= 3_600_000)) throw new Error('--interval must be 100..3600000 ms');
           if (a.count !== undefined && !(Number.isInteger(a.count) && a.count >= 1)) throw new Error('--count must be a whole number of at least 1');
           return true;
         }),
@@ -245,8 +250,7 @@ await yargs(argv)
             const text = await render(report, !tty);
             return tty && format === 'table' ? `dispatchctl status, every ${a.interval} ms (Ctrl-C to stop)   ${new Date().toISOString()}\n\n${text}` : text;
           } catch (err) {
-            const de = err instanceof DispatchError ? err : undefined;
-            return `dispatchctl: failed to read the status: ${reason(err)}${de ? ` [${de.code}]` : ''}; retrying in ${a.interval} ms\n`;
+            return `${errorLine('failed to read the status', err)}; retrying in ${a.interval} ms\n`;
           }
         },
       });

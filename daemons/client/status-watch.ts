@@ -4,6 +4,7 @@
  * erasure, the cursor hidden meanwhile); anywhere else (a pipe, a file) every snapshot is
  * written after the previous one, so that a reader gets one per interval.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { createLogUpdate } from 'log-update';
 
 export interface WatchOptions {
@@ -21,18 +22,8 @@ export interface WatchOptions {
   signal: AbortSignal;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
+/** Waits `ms`, or less if `signal` aborts first (then resolves too). */
+const sleep = (ms: number, signal: AbortSignal): Promise<void> => delay(ms, undefined, { signal }).catch(() => undefined);
 
 /** Writes snapshots until `count` is reached or `signal` aborts; resolves when it stopped. */
 export async function watchStatus(o: WatchOptions): Promise<void> {

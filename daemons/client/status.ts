@@ -3,6 +3,7 @@
  * snapshot; reading is ScoreboardReader's job.
  */
 import type { ScoreboardSnapshot, SlotData } from '../common/scoreboard.js';
+import { unitOf } from '../common/units.js';
 
 /** One daemon in `dispatchctl status --json` (the contract's fields and more). */
 export interface DaemonStatus {
@@ -91,10 +92,6 @@ export function statusReport(file: string, snap: ScoreboardSnapshot, now: number
   return { scoreboard: file, created_at: new Date(snap.createdMs).toISOString(), daemons };
 }
 
-/** The unit of a daemon, for hints: main → dispatchd-main.service. */
-export function unitOf(name: string): string {
-  return name.startsWith('secondary-') ? `dispatchd-secondary@${name.slice('secondary-'.length)}.service` : `dispatchd-${name}.service`;
-}
 
 /** One line per daemon that is not running as it should, saying where to look. */
 export function problems(r: StatusReport): string[] {

@@ -134,14 +134,21 @@ export function parseConfig(text: string, where: string): Config {
  * @throws DispatchError CONFIG_UNREADABLE, CONFIG_INVALID.
  */
 export function loadConfig(file: string = DEFAULT_CONFIG_PATH, explicit = false): Config {
-  let text: string;
+  const text = readConfigText(file, explicit);
+  return text === undefined ? defaultConfig() : parseConfig(text, file);
+}
+
+/**
+ * The configuration file's text; undefined for a missing file at the default path (the
+ * defaults apply). @throws DispatchError CONFIG_UNREADABLE.
+ */
+function readConfigText(file: string, explicit: boolean): string | undefined {
   try {
-    text = fs.readFileSync(file, 'utf8');
+    return fs.readFileSync(file, 'utf8');
   } catch (cause) {
-    if (!explicit && (cause as { code?: string }).code === 'ENOENT') return defaultConfig();
+    if (!explicit && (cause as { code?: string }).code === 'ENOENT') return undefined;
     throw new DispatchError('CONFIG_UNREADABLE', `failed to read configuration '${file}': ${reason(cause)}`, { cause });
   }
-  return parseConfig(text, file);
 }
 
 /** Every key whose value differs between two configurations, as `section.key`. */
@@ -181,12 +188,14 @@ export function mergeReload(running: Config, next: Config): { config: Config; ou
  * read, and says why in `problem`.
  */
 export function loadPaths(file: string = DEFAULT_CONFIG_PATH, explicit = false): { paths: Config['paths']; problem?: string } {
+  let text: string | undefined;
   try {
-    return { paths: loadConfig(file, explicit).paths };
+    text = readConfigText(file, explicit);
+    return { paths: text === undefined ? defaultConfig().paths : parseConfig(text, file).paths };
   } catch (err) {
     let raw: unknown;
     try {
-      raw = parseToml(fs.readFileSync(file, 'utf8'));
+      raw = text === undefined ? undefined : parseToml(text);
     } catch {
       raw = undefined;
     }

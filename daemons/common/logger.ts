@@ -77,7 +77,6 @@ export function formatFields(meta: Record<string, unknown>): string {
     .join(' ');
 }
 
-export { stderrIsJournal };
 
 export interface LoggerOptions {
   /** SYSLOG_IDENTIFIER, e.g. dispatchd-main. */

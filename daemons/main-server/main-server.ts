@@ -23,7 +23,7 @@ import type { Notifier } from '../common/notify.js';
 import { describeIssue, errorReply, LeaseRequest, REQUEST_TYPES, type LeaseGranted } from '../common/protocol.js';
 import { ScoreboardReader, SlotWriter } from '../common/scoreboard.js';
 import { AdmissionQueue } from './admission-queue.js';
-import { pickSecondaries, type Candidate } from './secondary-picker.js';
+import { isLiveSecondary, pickSecondaries, type Candidate } from './secondary-picker.js';
 
 /** While requests wait in the admission queue, the scoreboard is re-read at least this often (ms). */
 const QUEUE_RECHECK_MS = 250;
@@ -143,8 +143,8 @@ export class MainServer {
   private adoptionNote(): string {
     if (this.slot.data.starts <= 1) return '';
     try {
-      const now = Date.now();
-      const running = this.scoreboard.read().slots.filter((x) => x.kind === 'secondary' && ['ready', 'busy', 'full'].includes(x.state) && now - x.heartbeatMs <= this.o.config.main.heartbeat_stale_ms && processExists(x.pid));
+      const live = this.pickOptions(Date.now());
+      const running = this.scoreboard.read().slots.filter((x) => isLiveSecondary(x, live));
       const held = running.reduce((n, x) => n + x.active, 0);
       return `; re-adopted the scoreboard (start ${this.slot.data.starts} of this slot): ${running.length} secondaries running (${running.map((x) => `${x.name} generation ${x.generation}`).join(', ') || 'none'}), ${held} leases held, which stay valid`;
     } catch (err) {

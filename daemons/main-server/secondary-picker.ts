@@ -35,15 +35,22 @@ export interface PickOptions {
   processExists?: (pid: number) => boolean;
 }
 
+/** Whether a slot is a live secondary: ready, busy or full, heartbeat fresh, process there. */
+export function isLiveSecondary(s: SlotData, o: Pick<PickOptions, 'now' | 'staleMs' | 'processExists'>): boolean {
+  return (
+    s.kind === 'secondary' &&
+    o.now - s.heartbeatMs <= o.staleMs &&
+    (s.state === 'ready' || s.state === 'busy' || s.state === 'full') &&
+    (!o.processExists || o.processExists(s.pid))
+  );
+}
+
 export function pickSecondaries(slots: readonly SlotData[], o: PickOptions): PickResult {
   const candidates: Candidate[] = [];
   let alive = 0;
   let full = 0;
   for (const s of slots) {
-    if (s.kind !== 'secondary') continue;
-    if (o.now - s.heartbeatMs > o.staleMs) continue;
-    if (s.state !== 'ready' && s.state !== 'busy' && s.state !== 'full') continue;
-    if (o.processExists && !o.processExists(s.pid)) continue;
+    if (!isLiveSecondary(s, o)) continue;
     alive++;
     if (s.state === 'full' || s.active >= s.capacity || s.capacity === 0) {
       full++;

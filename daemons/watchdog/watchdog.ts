@@ -17,6 +17,7 @@ import { MailboxReader, MailboxWriter } from '../common/mailbox.js';
 import type { MailboxMessage } from '../common/messages.js';
 import type { Notifier } from '../common/notify.js';
 import { SlotWriter } from '../common/scoreboard.js';
+import { daemonOfUnit } from '../common/units.js';
 import type { UnitManager, UnitState } from './unit-manager.js';
 
 /** A restart not finished after this long (ms) is escalated to SIGKILL of the main process. */
@@ -54,13 +55,6 @@ interface Target {
    * fresh unit list, so that a unit being stopped is dropped without a warning.
    */
   pingFailed: DispatchError | undefined;
-}
-
-/** dispatchd-main.service → main, dispatchd-secondary@2.service → secondary-2. */
-export function daemonOfUnit(unit: string): { name: string; instance: number } | undefined {
-  if (unit === 'dispatchd-main.service') return { name: 'main', instance: 0 };
-  const m = /^dispatchd-secondary@([1-9][0-9]{0,2})\.service$/.exec(unit);
-  return m ? { name: `secondary-${m[1]}`, instance: Number(m[1]) } : undefined;
 }
 
 /**
@@ -174,9 +168,8 @@ export class Watchdog {
     if (units) this.refreshTargets(units, now);
     for (const t of this.targets.values()) {
       if (!t.pingFailed) continue;
-      const err = t.pingFailed;
+      this.pingIncident(t, t.pingFailed);
       t.pingFailed = undefined;
-      this.incident(`ping:${t.name}:${err.code}`, 'warning', `failed to ping ${t.name}: ${err.message}; counting it as missed`, { unit: t.unit, code: err.code });
     }
     for (const t of this.targets.values()) {
       if (t.restartedAtMs !== undefined) continue;
@@ -191,7 +184,7 @@ export class Watchdog {
           // No reader: the unit may be stopping; the next round lists the units first (this
           // ping is unanswered) and warns only if the unit is still meant to run.
           if (err.code === 'MAILBOX_NO_READER') t.pingFailed = err;
-          else this.incident(`ping:${t.name}:${err.code}`, 'warning', `failed to ping ${t.name}: ${err.message}; counting it as missed`, { unit: t.unit, code: err.code });
+          else this.pingIncident(t, err);
         },
       );
       t.sent = this.seq;
@@ -201,6 +194,10 @@ export class Watchdog {
     this.o.notifier.status(this.statusLine());
     // Only a probe loop that completes keeps the watchdog alive in systemd's eyes.
     this.o.notifier.keepalive();
+  }
+
+  private pingIncident(t: Target, err: DispatchError): void {
+    this.incident(`ping:${t.name}:${err.code}`, 'warning', `failed to ping ${t.name}: ${err.message}; counting it as missed`, { unit: t.unit, code: err.code });
   }
 
   /** Whether this round must ask systemd for the units' states (see {@link UNIT_LIST_MAX_AGE_MS}). */

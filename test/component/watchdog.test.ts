@@ -13,13 +13,13 @@ import { createLogger } from '../../daemons/common/logger.js';
 import { openMailboxFd } from '../../daemons/common/mailbox.js';
 import { Notifier } from '../../daemons/common/notify.js';
 import type { UnitManager, UnitState } from '../../daemons/watchdog/unit-manager.js';
-import { daemonOfUnit, Watchdog } from '../../daemons/watchdog/watchdog.js';
+import { daemonOfUnit, unitOf } from '../../daemons/common/units.js';
+import { Watchdog } from '../../daemons/watchdog/watchdog.js';
 import { Suite } from './lib/suite.js';
 
 const suite = new Suite(`[watchdog]\nprobe_interval_ms = 100\nmax_missed = 3\n`);
 t.teardown(() => suite.close());
 
-const unitOf = (name: string) => (name === 'main' ? 'dispatchd-main.service' : `dispatchd-secondary@${name.slice('secondary-'.length)}.service`);
 
 class TestUnits implements UnitManager {
   readonly restarts: string[] = [];

@@ -23,7 +23,8 @@ import { openMailboxFd } from '../../../daemons/common/mailbox.js';
 import { Notifier } from '../../../daemons/common/notify.js';
 import { createScoreboard, ScoreboardReader, type SlotData } from '../../../daemons/common/scoreboard.js';
 import type { UnitManager, UnitState } from '../../../daemons/watchdog/unit-manager.js';
-import { daemonOfUnit, Watchdog } from '../../../daemons/watchdog/watchdog.js';
+import { daemonOfUnit, unitOf } from '../../../daemons/common/units.js';
+import { Watchdog } from '../../../daemons/watchdog/watchdog.js';
 import { ACTIVATE_PY, BUILD_DAEMONS } from './paths.js';
 
 /** systemd's RestartSec= in the shipped units. */
@@ -296,8 +297,4 @@ export class ProcessSuite implements UnitManager {
     this.fifos.clear();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
-}
-
-export function unitOf(name: string): string {
-  return name === 'main' ? 'dispatchd-main.service' : name === 'watchdog' ? 'dispatchd-watchdog.service' : `dispatchd-secondary@${name.slice('secondary-'.length)}.service`;
 }

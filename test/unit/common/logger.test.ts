@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
-import { closeLogger, createLogger, formatFields, IncidentLimiter, journalFieldName, PRIORITY, stderrIsJournal, type LoggerOptions } from '../../../daemons/common/logger.js';
+import { stderrIsJournal } from '../../../daemons/common/journal-stream.js';
+import { closeLogger, createLogger, formatFields, IncidentLimiter, journalFieldName, PRIORITY, type LoggerOptions } from '../../../daemons/common/logger.js';
 
 const stderrId = (() => {
   const st = fs.fstatSync(2);

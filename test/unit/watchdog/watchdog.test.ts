@@ -1,7 +1,8 @@
 import t from 'tap';
 import { defaultConfig } from '../../../daemons/common/config.js';
 import { DispatchError } from '../../../daemons/common/errors.js';
-import { checkProbeInterval, daemonOfUnit } from '../../../daemons/watchdog/watchdog.js';
+import { daemonOfUnit } from '../../../daemons/common/units.js';
+import { checkProbeInterval } from '../../../daemons/watchdog/watchdog.js';
 
 t.test('daemonOfUnit: the units the watchdog supervises', async (t) => {
   t.same(daemonOfUnit('dispatchd-main.service'), { name: 'main', instance: 0 });
