@@ -48,6 +48,7 @@ t.test('errors: one line on stderr and the documented exit code', async (t) => {
   t.equal(gone.status, EXIT.UNAVAILABLE);
   t.match(gone.stderr, /no such socket: dispatchd is not running; see 'systemctl status dispatchd.target'/);
   const notSocket = spawnSync(process.execPath, [path.join(BUILD, 'client/dispatchctl.js'), '--socket', suite.configPath, 'request', 'echo', 'x', '--timeout', '2000'], { encoding: 'utf8' });
+  t.equal(notSocket.status, EXIT.UNAVAILABLE, 'a --socket that is not a socket: exit 69');
   t.match(notSocket.stderr, /is not a socket; pass the main server's socket with --socket/);
   const badTimeout = await suite.dispatchctl(['request', 'echo', 'x', '--timeout', 'abc']);
   t.equal(badTimeout.code, EXIT.USAGE, 'a timeout that is not a number is a usage error');
@@ -64,8 +65,6 @@ t.test('errors: one line on stderr and the documented exit code', async (t) => {
   t.equal(big.code, EXIT.REJECTED, 'a payload over the server\'s max_payload_bytes is refused (65), not a protocol error');
   t.match(big.stderr, /^dispatchctl: 'echo' request failed: /, 'by the server');
   t.match(big.stderr, /too large.*raise max_payload_bytes/);
-  const version = await suite.dispatchctl(['--version']);
-  t.match(version.stdout.toString(), /^\d+\.\d+\.\d+\n$/);
   t.equal((await suite.dispatchctl(['-h'])).code, 0, '-h is help');
   t.equal(gone.stderr.trim().split('\n').length, 1);
 });

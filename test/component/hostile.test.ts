@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import t from 'tap';
 import { DispatchClient } from '../../daemons/client/client.js';
+import { defaultConfig } from '../../daemons/common/config.js';
 import { ProcessSuite } from '../chaos/lib/process-suite.js';
 import { formatFuzz, ProcessFuzzTarget, runFuzz } from '../fuzz/lib/fuzz.js';
 import { measureIdle } from '../fuzz/lib/idle.js';
@@ -55,7 +56,11 @@ t.test('a flood of blank and broken lines in every mailbox stalls no daemon', as
   const c = new DispatchClient({ socket: suite.mainSocket, timeoutMs: 10_000 });
   const out = await Promise.all(Array.from({ length: 20 }, (_, i) => c.request('echo', Buffer.from(`f${i}`))));
   t.same(out.map(String), Array.from({ length: 20 }, (_, i) => `f${i}`), 'requests are served');
-  await new Promise((r) => setTimeout(r, 1500)); // a full probe cycle of the watchdog after the flood
+  // The watchdog's whole detection window after the flood: max_missed + 1 more rounds of pings
+  // to every daemon (its slot counts the pings it sent).
+  const pinged = suite.slot('watchdog')!.requests;
+  const rounds = defaultConfig().watchdog.max_missed + 1;
+  await suite.waitFor(() => suite.slot('watchdog')!.requests >= pinged + rounds * suite.names.length, 10_000, `${rounds} probe rounds of the watchdog`);
   t.same(suite.names.map((n) => suite.pid(n)), pids, 'no daemon was restarted');
   t.same([...suite.watchdogRestarts], [], 'the watchdog restarted nothing');
 });

@@ -43,8 +43,10 @@ for (const how of ['stopped', 'killed'] as const) {
     t.same(results.map(String), ['slept 800', 'slept 800', 'slept 800', 'slept 800'], 'the work in progress completed');
     sessions.forEach((s) => s.close());
     if (how === 'stopped') {
-      await sleep(200); // the `done` messages are in the FIFO, and nobody reads it
-      t.ok(suite.output('main').some((l) => /4 of this process's leases not yet ended: the next main process accounts for them/.test(l)), 'the stopping main said what it left to its successor');
+      // The secondaries have ended the leases (and written `done` into the FIFO, which nobody reads).
+      await suite.waitFor(() => suite.names.filter((n) => n !== 'main').every((n) => suite.slot(n)!.active === 0), 5000, 'the secondaries to end the leases');
+      await suite.waitFor(() => suite.output('main').some((l) => /4 of this process's leases not yet ended: the next main process accounts for them/.test(l)), 5000, 'the stopping main to say what it left to its successor');
+      t.pass('the stopping main said what it left to its successor');
       await suite.start('main');
     }
     await suite.waitFor(() => suite.healthy(), 10_000, 'the new main');

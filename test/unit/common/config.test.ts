@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { changedKeys, defaultConfig, DEFAULT_CONFIG_PATH, lineOf, loadConfig, mergeReload, parseConfig, runtimePaths, type Config } from '../../../daemons/common/config.js';
+import { changedKeys, defaultConfig, DEFAULT_CONFIG_PATH, lineOf, loadConfig, loadPaths, mergeReload, parseConfig, runtimePaths, type Config } from '../../../daemons/common/config.js';
 import type { DispatchError } from '../../../daemons/common/errors.js';
 
 const SHIPPED = fileURLToPath(new URL('../../../packaging/dispatchd.conf', import.meta.url));
@@ -110,14 +110,12 @@ t.test('a bad value written as a dotted key or in an inline table still names it
   ];
   const subTable = failure('# dispatchd\n[main.extra]\nx = 1\n');
   t.match(subTable.message, "unknown key 'main.extra'", 'a sub-table: names the key');
-  t.match(subTable.message, /\bline 2\b/, 'a sub-table: names line 2', {
-  });
+  t.match(subTable.message, /\bline 2\b/, 'a sub-table: names line 2');
   for (const [what, text, line] of cases) {
     const err = failure(text);
     t.equal(err.code, 'CONFIG_INVALID', what);
     t.match(err.message, "'main.queue_max'", `${what}: names the key`);
-    t.match(err.message, new RegExp(`\\bline ${line}\\b`), `${what}: names line ${line}`, {
-    });
+    t.match(err.message, new RegExp(`\\bline ${line}\\b`), `${what}: names line ${line}`);
   }
 });
 
@@ -202,7 +200,6 @@ t.test('mergeReload: everything but paths is taken; paths need a restart', async
 });
 
 t.test('loadPaths: [paths] even when another key is wrong, the defaults when [paths] is unreadable', async (t) => {
-  const { loadPaths } = await import('../../../daemons/common/config.js');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-paths-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'c.conf');

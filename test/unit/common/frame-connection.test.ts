@@ -33,8 +33,9 @@ t.test('a framing error is reported once, however much more the peer sends', asy
   conn.on('protocol-error', (e) => errors.push(e));
   conn.on('error', () => undefined);
   peer.on('error', () => undefined);
+  const reported = once(conn, 'protocol-error');
   peer.write(Buffer.from('GET / HTTP/1.1\r\n'));
-  await new Promise((r) => setTimeout(r, 50));
+  await reported;
   for (let i = 0; i < 5 && !peer.destroyed; i++) {
     peer.write(Buffer.from('Host: x\r\n'));
     await new Promise((r) => setTimeout(r, 20));
@@ -60,7 +61,11 @@ t.test('partial data does not restart the idle clock', async (t) => {
   const [head] = encodeFrame({ op: 'lease', pad: 'x'.repeat(1000) });
   let sent = 0;
   const dribble = setInterval(() => peer.write(head.subarray(sent, ++sent)), 50);
-  await idle;
-  clearInterval(dribble);
+  // Bounded: a broken idle clock fails here in 2 s rather than hanging the file.
+  let late: NodeJS.Timeout | undefined;
+  await Promise.race([idle, new Promise((_, reject) => (late = setTimeout(() => reject(new Error('not cut off within 2 s')), 2000)))]).finally(() => {
+    clearTimeout(late);
+    clearInterval(dribble);
+  });
   t.ok(Date.now() - started < 1000, `cut off after ${Date.now() - started} ms despite a byte every 50 ms`);
 });

@@ -135,8 +135,7 @@ t.test('a message with a newline is still one line', async (t) => {
   const out = await withEnv({ JOURNAL_STREAM: undefined }, () =>
     lines({ identifier: 'dispatchd-main' }, (l) => l.error('failed to start: first\nsecond', { code: 'INTERNAL' })),
   );
-  t.equal(out.length, 1, 'one entry, one line', {
-  });
+  t.equal(out.length, 1, 'one entry, one line');
 });
 
 t.test('the stream logger carries the level: <N> prefixes when stderr is the journal', async (t) => {

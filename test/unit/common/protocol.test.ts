@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import t from 'tap';
 import { DispatchError, ERROR_CODES } from '../../../daemons/common/errors.js';
-import { describeIssue, ErrorReply, errorReply, LeaseGranted, LeaseRequest, REQUEST_TYPES, RunRequest, RunResult } from '../../../daemons/common/protocol.js';
+import { describeIssue, ErrorReply, errorReply, isRunResult, LeaseGranted, LeaseRequest, parseRunRequest, REQUEST_TYPES, RunRequest, RunResult } from '../../../daemons/common/protocol.js';
 
 const LEASE = '9f0c'.repeat(8);
 
@@ -48,8 +48,6 @@ t.test('describeIssue', async (t) => {
 });
 
 t.test('parseRunRequest and isRunResult answer exactly as the zod schemas', async (t) => {
-  const fc = (await import('fast-check')).default;
-  const { parseRunRequest, isRunResult } = await import('../../../daemons/common/protocol.js');
   const anyValue = fc.oneof(fc.constant(undefined), fc.constant(null), fc.boolean(), fc.integer(), fc.double(), fc.string({ maxLength: 70 }), fc.constant(2 ** 32), fc.constant(-1), fc.constant(3_600_001));
   const runHeader = fc.record(
     {

@@ -216,8 +216,7 @@ t.test('createScoreboard refuses a truncated scoreboard unless replaceInvalid is
       return e as Error & { code: string };
     }
   })();
-  t.equal(typeof r === 'object' ? r.code : `returned ${String(r)}`, 'SCOREBOARD_BAD_LAYOUT', 'refused like any other invalid object', {
-  });
+  t.equal(typeof r === 'object' ? r.code : `returned ${String(r)}`, 'SCOREBOARD_BAD_LAYOUT', 'refused like any other invalid object');
   createScoreboard(file, { replaceInvalid: true });
   t.equal(fs.statSync(file).size, SCOREBOARD_BYTES, 'with replaceInvalid it is replaced by a full-size scoreboard');
   t.same(snapshot(file).slots, []);

@@ -82,8 +82,7 @@ t.test('ties rotate whatever the instance numbers of the equal secondaries', asy
   for (const set of [[1, 3], [2, 4], [1, 2, 4]]) {
     const slots = set.map((i) => secondary(i));
     const firsts = new Set(Array.from({ length: 2 * set.length }, (_, rotation) => order(pickSecondaries(slots, opts({ rotation })))[0]));
-    t.same([...firsts].sort(), set, `each of ${set} comes first for some rotation`, {
-    });
+    t.same([...firsts].sort(), set, `each of ${set} comes first for some rotation`);
   }
 });
 

@@ -65,15 +65,10 @@ t.test('sleep aborts on its signal', async (t) => {
 t.test('a sleep longer than a timer can hold is still cut off at the deadline, not answered at once', async (t) => {
   const ac = new AbortController();
   const deadline = setTimeout(() => ac.abort(), 100);
-  // Keep the TimeoutOverflowWarning the current code triggers out of the test output.
-  const listeners = process.listeners('warning');
-  process.removeAllListeners('warning');
   const outcome = await HANDLERS.sleep(Buffer.from('3000000000'), ac.signal).then(
     (b) => `answered '${b.toString()}'`,
     (e: Error) => e.name,
   );
   clearTimeout(deadline);
-  for (const l of listeners) process.on('warning', l);
-  t.equal(outcome, 'AbortError', 'cut off by its signal', {
-  });
+  t.equal(outcome, 'AbortError', 'cut off by its signal');
 });
