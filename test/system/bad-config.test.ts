@@ -5,13 +5,13 @@
  * and the documented recovery (fix, reset-failed, restart) brings the suite back.
  */
 import t from 'tap';
-import { installedSuite, SERVICES, until } from './lib/suite.js';
+import { DAEMONS, installedSuite, until } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
 
 if (sb) {
   const CONF = '/etc/dispatchd/dispatchd.conf';
-  const daemons = SERVICES.filter((u) => u !== 'dispatchd-scoreboard.service');
+  const daemons = DAEMONS;
 
   t.test('a bad value: each daemon refuses it with file, line and key, exit 78, no loop', async (t) => {
     // As an operator does it: uncomment the key in its section and give it a bad value.

@@ -12,35 +12,34 @@
  *
  * Signals go through systemd as the contract says (`systemctl kill -s SIG UNIT`).
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { clientScript, describeLoad, startLoadInside, tools } from './lib/inside.js';
-import { installedSuite, journalErrors, until } from './lib/suite.js';
+import { installedSuite, journalErrors, journalNow, mainPids, until } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
 
 if (sb) {
   const target = await tools(sb);
-  const mainPid = async () => Number((await sb.show('dispatchd-main.service', 'MainPID')).MainPID);
-  const pids = async (units: string[]) => Promise.all(units.map(async (u) => Number((await sb.show(u, 'MainPID')).MainPID)));
+  const mainPid = async () => (await mainPids(sb, ['dispatchd-main.service']))[0]!;
+  const pids = (units: string[]) => mainPids(sb, units);
   const SECONDARIES = ['dispatchd-secondary@1.service', 'dispatchd-secondary@2.service'];
-  const since = async () => (await sb.out('date "+%Y-%m-%d %H:%M:%S"')).trim();
+  const since = () => journalNow(sb);
 
-  // Each fault hits main about 1.5 s into a 5 s load of 20 clients: well over 1000 requests
-  // before, during and after it.
-  const LOAD = { clients: 20, durationMs: 5000 };
-  const faults: Array<[string, string]> = [
-    ['frozen (SIGSTOP)', 'systemctl kill -s SIGSTOP dispatchd-main.service'],
-    ['killed (SIGKILL)', 'systemctl kill -s SIGKILL dispatchd-main.service'],
-    ['restarted (systemctl restart)', 'systemctl restart dispatchd-main.service'],
+  // Each fault hits main once 500 requests of a 5 s load of 20 clients are served: well over
+  // 1000 requests before, during and after it.
+  const LOAD = { clients: 20, durationMs: 5000, readyAfter: 500 };
+  const faults: Array<{ what: string; command: string; freeze: boolean; lastWords: boolean }> = [
+    { what: 'frozen (SIGSTOP)', command: 'systemctl kill -s SIGSTOP dispatchd-main.service', freeze: true, lastWords: true },
+    { what: 'killed (SIGKILL)', command: 'systemctl kill -s SIGKILL dispatchd-main.service', freeze: false, lastWords: false },
+    { what: 'restarted (systemctl restart)', command: 'systemctl restart dispatchd-main.service', freeze: false, lastWords: true },
   ];
-  for (const [what, command] of faults) {
+  for (const { what, command, freeze, lastWords } of faults) {
     t.test(`main ${what} under load: 0 requests fail, the secondaries keep running`, async (t) => {
       const secondariesBefore = await pids(SECONDARIES);
       const before = await mainPid();
       const from = await since();
       const load = await startLoadInside(target, LOAD);
-      await sleep(1500);
+      t.teardown(load.stop); // a failed assertion must not leave it running
       const t0 = Date.now();
       await sb.out(command);
       // Back: a new main process, and a request served through it.
@@ -58,7 +57,7 @@ if (sb) {
       console.log(`# main ${what}: back and serving in ${backMs} ms; longest outage seen by clients ${report.longestOutageMs} ms`);
       t.ok(report.sent >= 1000, `at least 1000 requests from 20 clients (${report.sent})`);
       t.equal(report.failed, 0, `0 requests failed: ${describeLoad(report)}`);
-      if (what.startsWith('frozen')) {
+      if (freeze) {
         t.ok(backMs < 5000, `back and serving within 5 s of the freeze (${backMs} ms)`);
         const journal = await sb.out(`journalctl --no-pager -q --since '${from}' -u dispatchd-watchdog -p warning`);
         t.match(journal, /dispatchd-main.service missed \d+ pings in a row .*restarting it/, `the journal says which probe caught it:\n${journal.trim()}`);
@@ -69,7 +68,7 @@ if (sb) {
       // them; a stopped one says how many it leaves (a frozen one is woken by systemd's
       // SIGCONT and may read the `done`s that waited in its FIFO before it goes).
       let out = -1; // unknown: killed, no last words
-      if (!what.startsWith('killed')) {
+      if (lastWords) {
         const last = await sb.out(`journalctl --no-pager -q --since '${from}' -u dispatchd-main _PID=${before} -g 'leases not yet ended' -o json || true`);
         const entry = last.trim() ? (JSON.parse(last.trim().split('\n').pop()!) as Record<string, string>) : undefined;
         t.ok(entry, `the old main (pid ${before}) said on stop how many of its leases were still out`);
@@ -92,7 +91,7 @@ if (sb) {
     const [before] = await pids(['dispatchd-secondary@1.service']);
     // Requests that take a while (sleep up to 30 ms) so that some are in progress on it.
     const load = await startLoadInside(target, { ...LOAD, types: 'sleep,echo' });
-    await sleep(1500);
+    t.teardown(load.stop);
     await sb.out('systemctl kill -s SIGKILL dispatchd-secondary@1.service');
     const report = await load.done;
     t.comment(`secondary 1 killed: ${describeLoad(report)}`);
@@ -122,9 +121,9 @@ if (sb) {
         onLease: (l) => { if (!restarted) { restarted = l; execSync('systemctl restart dispatchd-secondary@' + l.secondary + '.service'); } } });
       const info = await c2.requestWithInfo('echo', Buffer.from('fresh'));
       out.library = { result: info.result.toString(), retried, staleGeneration: restarted.generation, servedBy: info.secondary, servedGeneration: info.generation };
-      // An expired lease (lease_ttl_ms is 3000 by default).
+      // An expired lease: used 500 ms after the time the grant gave for presenting it.
       const late = await c.lease('echo');
-      await new Promise((r) => setTimeout(r, 3500));
+      await new Promise((r) => setTimeout(r, late.expires_in_ms + 500));
       try { await c.runOnLease(late, 'echo', Buffer.from('x'), 5000); out.expired = 'served'; } catch (e) { out.expired = e.code; out.expiredMessage = e.message; }
       process.stdout.write(JSON.stringify(out));
       `,

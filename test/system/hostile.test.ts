@@ -14,13 +14,12 @@ import type { IdleReport } from '../fuzz/lib/idle.js';
 import { formatChaos, runChaos, SystemdChaosTarget } from '../chaos/lib/chaos.js';
 import { formatFuzz, runFuzz, SandboxFuzzTarget } from '../fuzz/lib/fuzz.js';
 import { tools } from './lib/inside.js';
-import { installedSuite, untilUnits } from './lib/suite.js';
+import { DAEMONS, installedSuite, journalNow, untilUnits } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
 
 if (sb) {
   const target = await tools(sb);
-  const SERVICES = ['dispatchd-main.service', 'dispatchd-secondary@1.service', 'dispatchd-secondary@2.service', 'dispatchd-watchdog.service'];
   /** README "Limits": the default idle timeout, and the most idle clients may delay a normal request. */
   const IDLE_MS = 5000;
   const IDLE_DELAY_BOUND_MS = 1000;
@@ -46,8 +45,8 @@ if (sb) {
   });
 
   t.test('chaos under systemd: random daemons killed and frozen under load, 0 requests fail', async (t) => {
-    await untilUnits(sb, SERVICES, 'active', 10_000);
-    const from = (await sb.out('date "+%Y-%m-%d %H:%M:%S"')).trim();
+    await untilUnits(sb, DAEMONS, 'active', 10_000);
+    const from = await journalNow(sb);
     const chaos = new SystemdChaosTarget(target);
     await chaos.prepare();
     const r = await runChaos(chaos, { durationMs: 15_000, clients: 20, seed: 7, gapMs: [1000, 2500] });
@@ -55,7 +54,7 @@ if (sb) {
     console.log(`# chaos (systemd, 15 s): ${r.load.sent} sent, ${r.load.failed} failed, longest outage ${r.load.longestOutageMs} ms, ${r.faults.filter((f) => f.sent).length} faults`);
     t.ok(r.faults.filter((f) => f.sent).length >= 4, `faults were injected (${r.faults.filter((f) => f.sent).length})`);
     t.equal(r.load.failed, 0, `0 failed: ${r.load.examples.slice(0, 3).join('; ')}`);
-    await untilUnits(sb, SERVICES, 'active', 15_000);
+    await untilUnits(sb, DAEMONS, 'active', 15_000);
     const errors = await sb.out(`journalctl --no-pager -q --since '${from}' -u dispatchd-watchdog -p err -o cat`);
     t.equal(errors.trim(), '', 'the watchdog logged no error: every restart it ordered went through');
   });

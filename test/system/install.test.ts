@@ -3,7 +3,7 @@
  * status lists every daemon; paths have the documented owners and modes; no errors logged.
  */
 import t from 'tap';
-import { installedSuite, journalErrors, SERVICES, SOCKETS, UNITS } from './lib/suite.js';
+import { DAEMONS, installedSuite, journalErrors, SERVICES, SOCKETS, UNITS } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
 
@@ -15,7 +15,7 @@ if (sb) {
       const s = await sb.show(unit, 'ActiveState', 'SubState');
       t.equal(s.ActiveState, 'active', `${unit} is active (${s.SubState})`);
     }
-    for (const unit of SERVICES.filter((u) => u !== 'dispatchd-scoreboard.service')) {
+    for (const unit of DAEMONS) {
       const s = await sb.show(unit, 'Type', 'NotifyAccess', 'WatchdogUSec', 'StatusText');
       t.equal(s.Type, 'notify', `${unit} is Type=notify`);
       t.equal(s.WatchdogUSec, '3s', `${unit} has WatchdogSec=3s`);
@@ -71,7 +71,7 @@ if (sb) {
   });
 
   t.test('every daemon runs as dispatchd, unprivileged', async (t) => {
-    for (const unit of SERVICES.filter((u) => u !== 'dispatchd-scoreboard.service')) {
+    for (const unit of DAEMONS) {
       const { MainPID } = await sb.show(unit, 'MainPID');
       const st = await sb.out(`ps -o user:32=,comm= -p ${MainPID}; grep ^CapEff /proc/${MainPID}/status`);
       t.match(st, /^dispatchd\s+node/m, `${unit} runs node as dispatchd`);
@@ -80,7 +80,7 @@ if (sb) {
   });
 
   t.test('systemctl reload re-reads the configuration without a restart', async (t) => {
-    const daemons = SERVICES.filter((u) => u !== 'dispatchd-scoreboard.service');
+    const daemons = DAEMONS;
     const before = await Promise.all(daemons.map(async (u) => (await sb.show(u, 'MainPID')).MainPID));
     const r = await sb.exec(['systemctl', 'reload', ...daemons]);
     t.equal(r.code, 0, `systemctl reload exits 0 (${r.stderr.trim()})`);

@@ -12,19 +12,18 @@
  */
 import t from 'tap';
 import { clientScript } from './lib/inside.js';
-import { installedSuite, until, untilUnits } from './lib/suite.js';
+import { DAEMONS, installedSuite, journalNow, until, untilUnits } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
 
 if (sb) {
   const CONF = '/etc/dispatchd/dispatchd.conf';
-  const SERVICES = ['dispatchd-main.service', 'dispatchd-secondary@1.service', 'dispatchd-secondary@2.service', 'dispatchd-watchdog.service'];
-  const since = async () => (await sb.out('date "+%Y-%m-%d %H:%M:%S"')).trim();
+  const since = () => journalNow(sb);
   /** Sets keys under a section of the conffile (which already has every section header). */
   const configure = (section: string, lines: string) => sb.out(`cp ${CONF}.orig ${CONF} && sed -i '/^\\[${section}\\]$/a ${lines.replace(/\n/g, '\\n')}' ${CONF}`);
   const restartSuite = async () => {
     await sb.out(`systemctl reset-failed 'dispatchd*' || true; systemctl restart dispatchd.target`);
-    await untilUnits(sb, SERVICES, 'active', 15_000);
+    await untilUnits(sb, DAEMONS, 'active', 15_000);
   };
 
   t.test('configured: one lease per secondary, requests cut off after 1 s', async (t) => {
@@ -85,12 +84,8 @@ if (sb) {
 
   t.test('a crash storm: a daemon that keeps dying ends failed, and the journal says why', async (t) => {
     await sb.out(`cp ${CONF}.orig ${CONF}`);
-    // The shipped limit is 60 starts in 300 s (units/*.service). With the earlier 30 in 150 s
-    // this loop ended after 30 restarts in about 22 s (measured); at 60 it takes twice that.
-    // A drop-in lowers the limit for this unit to keep the test short: what is tested is that
-    // the loop ends, failed, and what the journal says.
-    await sb.out("mkdir -p /run/systemd/system/dispatchd-secondary@2.service.d && printf '[Unit]\\nStartLimitBurst=8\\n' > /run/systemd/system/dispatchd-secondary@2.service.d/storm.conf && systemctl daemon-reload");
-    await restartSuite();
+    // The shipped limit, 60 starts in 300 s (units/*.service), as installed: the loop ends
+    // after about 60 restarts (about 26 s measured).
     // Every start of secondary 2 now fails: its scoreboard is gone (the running daemons keep
     // theirs open). Restart= starts it again and again, until the start limit.
     const from = await since();
@@ -101,13 +96,12 @@ if (sb) {
     }, 500);
     // systemd 252 keeps the result of the last death (exit-code); later ones say start-limit-hit.
     t.match(s.Result, /^(exit-code|start-limit-hit)$/, `failed (${s.Result}) after ${s.NRestarts} restarts`);
-    t.ok(Number(s.NRestarts) >= 6, `restarted ${s.NRestarts} times first`);
+    t.ok(Number(s.NRestarts) >= 55, `restarted ${s.NRestarts} times first (the shipped StartLimitBurst=60)`);
     const own = await sb.out(`journalctl --no-pager -q --since '${from}' -t dispatchd-secondary -p err -o cat | tail -n 1`);
     t.match(own, /failed to start dispatchd-secondary@2.service: failed to open scoreboard '\/dev\/shm\/dispatchd.scoreboard': it does not exist/, `each death says why: ${own.trim()}`);
     const systemd = await sb.out(`journalctl --no-pager -q --since '${from}' -u dispatchd-secondary@2.service -o cat | grep -E 'repeated too quickly|start-limit-hit' || true`);
     t.match(systemd, /Start request repeated too quickly/, 'systemd says it gave up, and why');
     t.equal((await sb.exec(['dispatchctl', 'request', 'echo', 'still'])).stdout.toString(), 'still', 'the rest of the suite serves on');
-    await sb.out('rm -r /run/systemd/system/dispatchd-secondary@2.service.d && systemctl daemon-reload');
     await restartSuite();
     t.equal((await sb.exec(['dispatchctl', 'request', 'echo', 'whole'])).stdout.toString(), 'whole', 'whole again after a restart of the suite');
   });

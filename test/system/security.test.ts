@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { REPO } from './lib/repo.js';
 import { describe } from './lib/sandbox.js';
-import { installedSuite, SERVICES, until } from './lib/suite.js';
+import { installedSuite, journalNow, SERVICES, until } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
 
@@ -44,16 +44,10 @@ def attempt(what, fn):
         print(what + ": OK")
     except OSError as e:
         print(what + ": " + errno.errorcode.get(e.errno, str(e.errno)))
-def connect(path):
+def unix(op, path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        s.connect(path)
-    finally:
-        s.close()
-def bind(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.bind(path)
+        getattr(s, op)(path)
     finally:
         s.close()
 SB = "/dev/shm/dispatchd.scoreboard"
@@ -74,10 +68,10 @@ def replace():
             os.unlink(own)
 attempt("replace scoreboard", replace)
 attempt("plant a FIFO in /run/dispatchd", lambda: os.mkfifo("/run/dispatchd/secondary-9.fifo"))
-attempt("plant a socket in /run/dispatchd", lambda: bind("/run/dispatchd/secondary-9.sock"))
+attempt("plant a socket in /run/dispatchd", lambda: unix("bind", "/run/dispatchd/secondary-9.sock"))
 attempt("remove main.sock", lambda: os.unlink("/run/dispatchd/main.sock"))
-attempt("connect main.sock", lambda: connect("/run/dispatchd/main.sock"))
-attempt("connect secondary-1.sock", lambda: connect("/run/dispatchd/secondary-1.sock"))
+attempt("connect main.sock", lambda: unix("connect", "/run/dispatchd/main.sock"))
+attempt("connect secondary-1.sock", lambda: unix("connect", "/run/dispatchd/secondary-1.sock"))
 `;
 
 if (sb) {
@@ -155,8 +149,15 @@ if (sb) {
     t.not(kill.code, 0, 'KillUnit is refused');
     const signal = await sb.exec(['runuser', '-u', 'mallory', '--', 'kill', '-STOP', pid]);
     t.not(signal.code, 0, 'kill -STOP of main is refused');
-    await sb.exec(['runuser', '-u', 'mallory', '--', 'env', 'NOTIFY_SOCKET=/run/systemd/notify', 'systemd-notify', `--pid=${pid}`, 'STATUS=forged by mallory', 'WATCHDOG=trigger']);
-    await new Promise((r) => setTimeout(r, 1500));
+    const from = await journalNow(sb);
+    const notify = await sb.exec(['runuser', '-u', 'mallory', '--', 'env', 'NOTIFY_SOCKET=/run/systemd/notify', 'systemd-notify', `--pid=${pid}`, 'STATUS=forged by mallory', 'WATCHDOG=trigger']);
+    t.equal(notify.code, 0, describe('the forged message was sent', notify));
+    // systemd received it and says it dropped it: the sender is not main's process.
+    const dropped = await until('systemd to drop the forged message', 10_000, async () => {
+      const j = await sb.out(`journalctl --no-pager -q --since '${from}' _PID=1 -g 'notify(cation)? message (of|from) PID' -o cat || true`);
+      return j.trim() ? j.trim() : undefined;
+    });
+    t.match(dropped, /Cannot find unit for notify message of PID \d+, ignoring|reception only permitted for main PID/, dropped.split('\n')[0]!);
     t.notMatch((await sb.show('dispatchd-main.service', 'StatusText')).StatusText, /forged/, "an sd_notify message sent for main's pid is not credited to main (NotifyAccess=main)");
     t.equal(await mainPid(), pid, 'main is the same process');
     t.equal((await sb.show('dispatchd-main.service', 'ActiveState')).ActiveState, 'active');

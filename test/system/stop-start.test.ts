@@ -8,16 +8,16 @@
 import t, { type Test } from 'tap';
 import type { LoadReport } from '../chaos/lib/load.js';
 import { describeLoad, startLoadInside, tools, type RunningLoad } from './lib/inside.js';
-import { installedSuite, UNITS, untilUnits } from './lib/suite.js';
+import { DAEMONS, installedSuite, UNITS, until, untilUnits } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
 
 if (sb) {
   const target = await tools(sb);
-  const DAEMONS = ['dispatchd-main.service', 'dispatchd-secondary@1.service', 'dispatchd-secondary@2.service', 'dispatchd-watchdog.service'];
   /** What a request may end with while the suite stops under it: each says what happened. */
   const CLEAR = new Set(['SHUTTING_DOWN', 'CONNECT_FAILED', 'CONNECTION_LOST', 'UNAVAILABLE', 'BUSY', 'TIMEOUT']);
   let load: RunningLoad | undefined;
+  t.teardown(() => load?.stop()); // a failed assertion must not leave its 600 s running
   let lastLines = 0;
   let cycles = 0;
 
@@ -61,7 +61,7 @@ if (sb) {
     return ok;
   };
 
-  const startAndCheck = async (t: Test, label: string): Promise<boolean> => {
+  const startAndCheck = async (t: Test, label: string, underLoad = true): Promise<boolean> => {
     const r = await sb.sh(`
       systemctl start dispatchd.target
       for i in $(seq 1 200); do
@@ -74,9 +74,16 @@ if (sb) {
     const out = r.stdout.toString().split('\n');
     ids = out.slice(0, DAEMONS.length);
     const ok = t.equal(r.code === 0 ? out[DAEMONS.length] : r.stderr.trim(), label, `${label}: started, every unit active, serving`);
-    // Let the load run through this start for a moment before the next stop.
-    await new Promise((r) => setTimeout(r, 300));
+    // Let the load run through this start before the next stop: its requests reach the
+    // secondaries' counters (the scoreboard is new at each start).
+    if (ok && underLoad) await until(`${label}: the load to be served`, 10_000, async () => ((await served()) >= 20 ? true : undefined), 50);
     return ok;
+  };
+
+  /** Requests the secondaries served since the suite started (their scoreboard counters). */
+  const served = async (): Promise<number> => {
+    const s = JSON.parse(await sb.out('dispatchctl status --json')) as { daemons: Array<{ name: string; requests: number }> };
+    return s.daemons.filter((d) => d.name.startsWith('secondary-')).reduce((n, d) => n + d.requests, 0);
   };
 
   const checkLoad = (t: Test, r: LoadReport): void => {
@@ -89,8 +96,7 @@ if (sb) {
 
   t.test('systemctl stop dispatchd.target under load: within 5 s, Result=success, nothing left behind', async (t) => {
     ids = (await sb.out(`for u in ${DAEMONS.join(' ')}; do systemctl show -p InvocationID --value -- "$u"; done`)).trim().split('\n');
-    load = await startLoadInside(target, { clients: 10, durationMs: 600_000, timeoutMs: 3000, types: 'sleep,echo,sha256' });
-    await new Promise((r) => setTimeout(r, 1000));
+    load = await startLoadInside(target, { clients: 10, durationMs: 600_000, timeoutMs: 3000, types: 'sleep,echo,sha256', readyAfter: 50 });
     await stopAndCheck(t, 'stop');
   });
 
@@ -122,6 +128,6 @@ if (sb) {
   });
 
   t.test('started once more, the suite serves', async (t) => {
-    await startAndCheck(t, 'final');
+    await startAndCheck(t, 'final', false);
   });
 }

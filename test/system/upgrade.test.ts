@@ -14,7 +14,7 @@ import { ensureDeb } from './lib/deb.js';
 import { describeLoad, startLoadInside, stopLoadInside, tools } from './lib/inside.js';
 import { REPO } from './lib/repo.js';
 import { describe } from './lib/sandbox.js';
-import { DEB_DIR, install, installedSuite, journalErrors, SERVICES, SOCKETS } from './lib/suite.js';
+import { DAEMONS, DEB_DIR, install, installedSuite, journalErrors, SERVICES, SOCKETS } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
 
@@ -47,7 +47,6 @@ function newerDeb(deb: string, dir: string): { path: string; version: string } {
 }
 
 if (sb) {
-  const DAEMONS = SERVICES.filter((u) => u !== 'dispatchd-scoreboard.service');
   const show = async (units: string[], prop: string): Promise<Record<string, string>> => {
     const rec: Record<string, string> = {};
     for (const unit of units) rec[unit] = (await sb.show(unit, prop))[prop]!;

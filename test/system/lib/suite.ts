@@ -38,6 +38,8 @@ export const SOCKETS = [
   'dispatchd-watchdog.socket',
 ];
 export const UNITS = ['dispatchd.target', ...SERVICES, ...SOCKETS];
+/** The daemons' services: SERVICES without the oneshot scoreboard keeper. */
+export const DAEMONS = SERVICES.filter((u) => u !== 'dispatchd-scoreboard.service');
 /** Where the package puts the .deb inside the sandbox. */
 export const DEB_DIR = '/root/dispatchd-deb';
 
@@ -105,6 +107,16 @@ export async function untilUnits(sb: Sandbox, units: string[], state: string, ms
     const states = out.trim().split('\n');
     return states.every((s) => s === state) ? true : undefined;
   });
+}
+
+/** The sandbox's clock now, as `journalctl --since` takes it. */
+export async function journalNow(sb: Sandbox): Promise<string> {
+  return (await sb.out('date "+%Y-%m-%d %H:%M:%S"')).trim();
+}
+
+/** The MainPID of each unit (0: not running). */
+export async function mainPids(sb: Sandbox, units: string[]): Promise<number[]> {
+  return Promise.all(units.map(async (u) => Number((await sb.show(u, 'MainPID')).MainPID)));
 }
 
 /** The journal lines of `unit` at priority err or worse ('' when none). */
