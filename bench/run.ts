@@ -33,6 +33,8 @@ const ALL_TARGETS = ['bare', 'cluster', 'floor', 'plain', 'systemd'] as const;
 const ALL_MEASURES = ['lease', 'handshake', 'large', 'scale', 'freeze', 'start', 'idle'] as const;
 type Target = (typeof ALL_TARGETS)[number];
 type Measure = (typeof ALL_MEASURES)[number];
+/** What a job runs against: a target, or the plain suite with one secondary (scale measure). */
+type Server = Target | 'plain-1';
 
 const argv = await yargs(hideBin(process.argv))
   .scriptName('npm run bench --')
@@ -85,6 +87,8 @@ if (targets.has('systemd')) {
 
 interface Job {
   label: string;
+  /** The servers it measures: it runs when at least one of them is up, and only they are started. */
+  uses: Server[];
   /** Expected seconds, for the progress bar. */
   weight: number;
   run: (tick: (f: number) => void) => Promise<void>;
@@ -178,9 +182,10 @@ function sandboxWorker(args: string[], tick: (f: number) => void): Promise<LoadR
   return sys!.worker(args).finally(() => clearInterval(timer)) as Promise<LoadResult>;
 }
 
-function addLoad(measure: string, label: string, target: string, run: (tick: (f: number) => void) => Promise<LoadResult>): void {
+function addLoad(measure: string, label: string, target: Server, run: (tick: (f: number) => void) => Promise<LoadResult>): void {
   jobs.push({
     label: `${measure} ${label}`,
+    uses: [target],
     weight: loadSeconds,
     run: async (tick) => {
       try {
@@ -229,6 +234,7 @@ if (targets.has('systemd')) {
   if (measures.has('freeze')) {
     jobs.push({
       label: 'freeze of main (systemd)',
+      uses: ['systemd'],
       weight: 4 * argv['freeze-repeat'],
       run: async () => {
         const runs: number[] = [];
@@ -240,6 +246,7 @@ if (targets.has('systemd')) {
   if (measures.has('start')) {
     jobs.push({
       label: 'start of dispatchd.target (systemd)',
+      uses: ['systemd'],
       weight: 2 * argv['freeze-repeat'],
       run: async () => {
         const runs: Array<{ startReturnedMs: number; firstServedMs: number }> = [];
@@ -252,6 +259,8 @@ if (targets.has('systemd')) {
 if (measures.has('idle') && (targets.has('plain') || targets.has('systemd'))) {
   jobs.push({
     label: `idle ${argv['idle-seconds']} s (plain and systemd side by side)`,
+    // The bare server is measured alongside the plain daemons (the floor of this stack).
+    uses: [...(['plain', 'systemd'] as const).filter((t) => targets.has(t)), ...(targets.has('plain') && targets.has('bare') ? (['bare'] as const) : [])],
     weight: argv['idle-seconds'] + IDLE_SETTLE_MS / 1000,
     run: async (tick) => {
       const t0 = Date.now();
@@ -301,51 +310,55 @@ process.on('SIGTERM', () => {
   process.exit(143);
 });
 
-const setupSteps: Array<[string, () => Promise<void>]> = [];
-const needs = (t: Target) => targets.has(t) && jobs.length > 0;
-if (needs('bare')) setupSteps.push(['start the bare server', async () => void (bare = await BareServer.start(0, nodeProf))]);
-if (needs('floor') && measures.has('handshake')) setupSteps.push(['start the handshake floor (bench/relay-floor.ts)', async () => void (floor = await RelayFloor.start())]);
-if (needs('cluster')) setupSteps.push([`start node:cluster (${argv.secondaries} workers)`, async () => void (cluster = await BareServer.start(argv.secondaries, nodeProf))]);
-if (needs('plain')) {
-  setupSteps.push([`start dispatchd as plain processes (${argv.secondaries} secondaries)`, async () => void (plain = await PlainSuite.start(argv.secondaries, nodeProf))]);
-  if (measures.has('scale')) setupSteps.push(['start dispatchd as plain processes (1 secondary)', async () => void (plainOne = await PlainSuite.start(1, nodeProf))]);
+interface SetupStep {
+  what: string;
+  /** A step that may fail without ending the run: the target is then left out (systemd only). */
+  optional?: 'systemd';
+  run: () => Promise<void>;
 }
+const setupSteps: SetupStep[] = [];
+/** Started only when some job measures it. */
+const used = new Set(jobs.flatMap((j) => j.uses));
+const isUp = (s: Server): boolean => ({ bare, cluster, floor, plain, 'plain-1': plainOne, systemd: sys })[s] !== undefined;
+if (used.has('bare')) setupSteps.push({ what: 'start the bare server', run: async () => void (bare = await BareServer.start(0, nodeProf)) });
+if (used.has('floor')) setupSteps.push({ what: 'start the handshake floor (bench/relay-floor.ts)', run: async () => void (floor = await RelayFloor.start()) });
+if (used.has('cluster')) setupSteps.push({ what: `start node:cluster (${argv.secondaries} workers)`, run: async () => void (cluster = await BareServer.start(argv.secondaries, nodeProf)) });
+if (used.has('plain')) setupSteps.push({ what: `start dispatchd as plain processes (${argv.secondaries} secondaries)`, run: async () => void (plain = await PlainSuite.start(argv.secondaries, nodeProf)) });
+if (used.has('plain-1')) setupSteps.push({ what: 'start dispatchd as plain processes (1 secondary)', run: async () => void (plainOne = await PlainSuite.start(1, nodeProf)) });
 let sysVersions = '';
-if (needs('systemd')) {
-  setupSteps.push([
-    'build the .deb and boot a throw-away systemd',
-    async () => {
+if (used.has('systemd')) {
+  setupSteps.push({
+    what: 'build the .deb and boot a throw-away systemd',
+    optional: 'systemd',
+    run: async () => {
       const deb = await ensureDeb(argv.deb);
       sys = await SystemdSuite.boot(deb);
       sysVersions = await sys.versions();
       // Served once before measuring: the suite is up and every unit ready.
       await sys.worker(['load', '--target', 'dispatchd', '--socket', MAIN_SOCKET, '--mode', 'handshake', '--size', '1', '--duration', '200', '--warmup', '0']);
     },
-  ]);
+  });
 }
 
 const started = new Date();
 let done = 0;
 bar = multibar?.create(totalWeight + setupSteps.length * 5, 0, { job: 'setting up' });
 try {
-  for (const [what, step] of setupSteps) {
+  for (const { what, optional, run } of setupSteps) {
     bar?.update(done, { job: what });
     if (!multibar) log(`bench: ${what}`);
     try {
-      await step();
+      await run();
     } catch (err) {
-      if (what.includes('systemd')) {
-        skipped.systemd = `failed to ${what}: ${err instanceof Error ? err.message : String(err)}`;
-        log(`bench: ${skipped.systemd}; measuring without it`);
-        targets.delete('systemd');
-      } else {
-        throw err;
-      }
+      if (!optional) throw err;
+      skipped[optional] = `failed to ${what}: ${err instanceof Error ? err.message : String(err)}`;
+      log(`bench: ${skipped[optional]}; measuring without it`);
+      targets.delete(optional);
     }
     done += 5;
   }
   for (const job of jobs) {
-    if (job.label.includes('systemd') && !sys) {
+    if (!job.uses.some(isUp)) {
       done += job.weight;
       continue;
     }
