@@ -159,6 +159,13 @@ async function hostWorker(args: string[], tick: (f: number) => void, target?: st
   return { ...r, cpuUsPerRequest: cpu };
 }
 
+/** Calls `tick` every `everyMs` with the fraction of `seconds` elapsed (at most 1); returns its stop. */
+function progressTimer(tick: (f: number) => void, seconds: number, everyMs = 250): () => void {
+  const t0 = Date.now();
+  const timer = setInterval(() => tick(Math.min(1, (Date.now() - t0) / 1000 / seconds)), everyMs);
+  return () => clearInterval(timer);
+}
+
 function runHostWorker(args: string[], tick: (f: number) => void): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(ROOT, 'build/bench/worker.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -166,10 +173,9 @@ function runHostWorker(args: string[], tick: (f: number) => void): Promise<LoadR
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    const t0 = Date.now();
-    const timer = setInterval(() => tick(Math.min(1, (Date.now() - t0) / 1000 / loadSeconds)), 250);
+    const stopProgress = progressTimer(tick, loadSeconds);
     child.on('close', (code) => {
-      clearInterval(timer);
+      stopProgress();
       if (code === 0) resolve(JSON.parse(out) as LoadResult);
       else reject(new Error(err.trim() || `worker exit ${code}`));
     });
@@ -177,9 +183,8 @@ function runHostWorker(args: string[], tick: (f: number) => void): Promise<LoadR
 }
 
 function sandboxWorker(args: string[], tick: (f: number) => void): Promise<LoadResult> {
-  const t0 = Date.now();
-  const timer = setInterval(() => tick(Math.min(1, (Date.now() - t0) / 1000 / loadSeconds)), 250);
-  return sys!.worker(args).finally(() => clearInterval(timer)) as Promise<LoadResult>;
+  const stopProgress = progressTimer(tick, loadSeconds);
+  return sys!.worker(args).finally(stopProgress) as Promise<LoadResult>;
 }
 
 function addLoad(measure: string, label: string, target: Server, run: (tick: (f: number) => void) => Promise<LoadResult>): void {
@@ -263,9 +268,7 @@ if (measures.has('idle') && (targets.has('plain') || targets.has('systemd'))) {
     uses: [...(['plain', 'systemd'] as const).filter((t) => targets.has(t)), ...(targets.has('plain') && targets.has('bare') ? (['bare'] as const) : [])],
     weight: argv['idle-seconds'] + IDLE_SETTLE_MS / 1000,
     run: async (tick) => {
-      const t0 = Date.now();
-      const total = argv['idle-seconds'] + IDLE_SETTLE_MS / 1000;
-      const timer = setInterval(() => tick(Math.min(1, (Date.now() - t0) / 1000 / total)), 500);
+      const stopProgress = progressTimer(tick, argv['idle-seconds'] + IDLE_SETTLE_MS / 1000, 500);
       try {
         // The start runs just restarted the systemd suite: let its start-up work (compilation,
         // first collections) end before the idle window opens.
@@ -278,7 +281,7 @@ if (measures.has('idle') && (targets.has('plain') || targets.has('systemd'))) {
         ]);
         other.idle = { plain: p, systemd: s?.daemons };
       } finally {
-        clearInterval(timer);
+        stopProgress();
       }
     },
   });
