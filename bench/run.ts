@@ -21,6 +21,7 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { VERSION } from '../daemons/common/version.js';
 import type { LoadResult } from './load.js';
 import { PlainSuite, ROOT } from './plain-suite.js';
 import { measureIdle, sampleProcess, type IdleResult } from './proc-stats.js';
@@ -389,7 +390,7 @@ const results: BenchResults = {
   },
   versions: {
     node: process.version,
-    dispatchd: (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version,
+    dispatchd: VERSION,
     git: gitDescribe(),
     systemd: sysVersions,
   },
