@@ -275,12 +275,13 @@ if (measures.has('idle') && (targets.has('plain') || targets.has('systemd'))) {
         // first collections) end before the idle window opens.
         await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
         const units = ['dispatchd-main.service', ...Array.from({ length: 2 }, (_, i) => `dispatchd-secondary@${i + 1}.service`), 'dispatchd-watchdog.service'];
-        const [p, s] = await Promise.all([
+        const [p, b, s] = await Promise.all([
+          plain ? measureIdle(plain.pids(), argv['idle-seconds']) : undefined,
           // The bare server alongside: the floor of this stack (Node, the framing, the handlers).
-          plain ? measureIdle({ ...plain.pids(), ...(bare ? { 'bare server (floor)': bare.pid } : {}) }, argv['idle-seconds']) : undefined,
+          plain && bare ? measureIdle({ 'bare server (floor)': bare.pid }, argv['idle-seconds']) : undefined,
           sys ? (sys.worker(['idle', '--seconds', String(argv['idle-seconds']), '--units', units.join(',')]) as Promise<{ daemons: IdleResult[] }>) : undefined,
         ]);
-        other.idle = { plain: p, systemd: s?.daemons };
+        other.idle = { plain: p, bare: b?.[0], systemd: s?.daemons };
       } finally {
         stopProgress();
       }
