@@ -105,8 +105,7 @@ let plain: PlainSuite | undefined;
 let plainOne: PlainSuite | undefined;
 let sys: SystemdSuite | undefined;
 
-type LoadRuns = Record<string, LoadResult[]>;
-const loads: Record<string, LoadRuns> = {};
+const loads: BenchResults['loads'] = {};
 const other: BenchResults['other'] = {};
 
 function workerArgs(kind: 'bare' | 'dispatchd' | 'relay', socket: string, mode: string, type: string, size: number, concurrency: number): string[] {
@@ -188,19 +187,23 @@ function sandboxWorker(args: string[], tick: (f: number) => void): Promise<LoadR
   return sys!.worker(args).finally(stopProgress) as Promise<LoadResult>;
 }
 
-function addLoad(measure: string, label: string, target: Server, run: (tick: (f: number) => void) => Promise<LoadResult>): void {
+/** Adds run number `repeat` (from 0) of a load measure on a target; its result goes to that index. */
+function addLoad(measure: string, label: string, target: Server, repeat: number, run: (tick: (f: number) => void) => Promise<LoadResult>): void {
   jobs.push({
     label: `${measure} ${label}`,
     uses: [target],
     weight: loadSeconds,
     run: async (tick) => {
+      let result: LoadResult | null = null;
       try {
-        const r = await run(tick);
-        ((loads[measure] ??= {})[target] ??= []).push(r);
+        result = await run(tick);
       } catch (err) {
         log(`bench: ${measure} on ${target} failed: ${err instanceof Error ? err.message : String(err)}`);
-        ((loads[measure] ??= {})[target] ??= []);
       }
+      // By repeat, a failed run leaving a gap (null), so that ratios pair runs of one round.
+      const runs = ((loads[measure] ??= {})[target] ??= []);
+      while (runs.length < repeat) runs.push(null);
+      runs[repeat] = result;
     },
   });
 }
@@ -218,22 +221,22 @@ for (const lm of loadMeasures) {
   for (let r = 0; r < argv.repeat; r++) {
     // Interleaved (bare, cluster, plain, systemd, bare, …) so that a slow spell of the
     // machine hits every target alike.
-    if (targets.has('bare')) addLoad(lm.m, `bare #${r + 1}`, 'bare', (t) => hostWorker(workerArgs('bare', bare!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'bare'));
-    if (targets.has('cluster')) addLoad(lm.m, `cluster #${r + 1}`, 'cluster', (t) => hostWorker(workerArgs('bare', cluster!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'cluster'));
-    if (targets.has('floor') && lm.m === 'handshake') addLoad(lm.m, `floor #${r + 1}`, 'floor', (t) => hostWorker(workerArgs('relay', floor!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'floor'));
-    if (targets.has('plain')) addLoad(lm.m, `plain #${r + 1}`, 'plain', (t) => hostWorker(workerArgs('dispatchd', plain!.mainSocket, lm.mode, lm.type, lm.size, lm.conc), t, 'plain'));
-    if (targets.has('systemd')) addLoad(lm.m, `systemd #${r + 1}`, 'systemd', (t) => sandboxWorker(workerArgs('dispatchd', MAIN_SOCKET, lm.mode, lm.type, lm.size, lm.conc), t));
+    if (targets.has('bare')) addLoad(lm.m, `bare #${r + 1}`, 'bare', r, (t) => hostWorker(workerArgs('bare', bare!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'bare'));
+    if (targets.has('cluster')) addLoad(lm.m, `cluster #${r + 1}`, 'cluster', r, (t) => hostWorker(workerArgs('bare', cluster!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'cluster'));
+    if (targets.has('floor') && lm.m === 'handshake') addLoad(lm.m, `floor #${r + 1}`, 'floor', r, (t) => hostWorker(workerArgs('relay', floor!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'floor'));
+    if (targets.has('plain')) addLoad(lm.m, `plain #${r + 1}`, 'plain', r, (t) => hostWorker(workerArgs('dispatchd', plain!.mainSocket, lm.mode, lm.type, lm.size, lm.conc), t, 'plain'));
+    if (targets.has('systemd')) addLoad(lm.m, `systemd #${r + 1}`, 'systemd', r, (t) => sandboxWorker(workerArgs('dispatchd', MAIN_SOCKET, lm.mode, lm.type, lm.size, lm.conc), t));
   }
 }
 if (measures.has('scale')) {
   const sargs = (kind: 'bare' | 'dispatchd', socket: string) => workerArgs(kind, socket, 'session', argv['scale-type'], argv['scale-size'], argv['scale-concurrency']);
   for (let r = 0; r < argv.repeat; r++) {
     if (targets.has('plain')) {
-      addLoad('scale', `plain, 1 secondary #${r + 1}`, 'plain-1', (t) => hostWorker(sargs('dispatchd', plainOne!.mainSocket), t, 'plain-1'));
-      addLoad('scale', `plain, ${argv.secondaries} secondaries #${r + 1}`, 'plain', (t) => hostWorker(sargs('dispatchd', plain!.mainSocket), t, 'plain'));
+      addLoad('scale', `plain, 1 secondary #${r + 1}`, 'plain-1', r, (t) => hostWorker(sargs('dispatchd', plainOne!.mainSocket), t, 'plain-1'));
+      addLoad('scale', `plain, ${argv.secondaries} secondaries #${r + 1}`, 'plain', r, (t) => hostWorker(sargs('dispatchd', plain!.mainSocket), t, 'plain'));
     }
-    if (targets.has('bare')) addLoad('scale', `bare #${r + 1}`, 'bare', (t) => hostWorker(sargs('bare', bare!.socket), t, 'bare'));
-    if (targets.has('cluster')) addLoad('scale', `cluster #${r + 1}`, 'cluster', (t) => hostWorker(sargs('bare', cluster!.socket), t, 'cluster'));
+    if (targets.has('bare')) addLoad('scale', `bare #${r + 1}`, 'bare', r, (t) => hostWorker(sargs('bare', bare!.socket), t, 'bare'));
+    if (targets.has('cluster')) addLoad('scale', `cluster #${r + 1}`, 'cluster', r, (t) => hostWorker(sargs('bare', cluster!.socket), t, 'cluster'));
   }
 }
 if (targets.has('systemd')) {
