@@ -20,11 +20,12 @@ import { parseArgs } from 'node:util';
 import { DispatchError } from '../daemons/common/errors.js';
 import { FrameConnection } from '../daemons/common/frame-connection.js';
 import type { Frame } from '../daemons/common/frame.js';
+import { defaultConfig } from '../daemons/common/config.js';
 import { errorReply } from '../daemons/common/protocol.js';
 import { HANDLERS } from '../daemons/secondary-server/request-types.js';
 
-/** The same default maximum as a secondary's max_payload_bytes (64 MiB). */
-const MAX_BODY_BYTES = 64 * 1024 * 1024;
+/** The same maximum as a secondary's by default (max_payload_bytes). */
+const MAX_BODY_BYTES = defaultConfig().secondary.max_payload_bytes;
 const NEVER = new AbortController().signal;
 
 async function handle(conn: FrameConnection, f: Frame): Promise<void> {

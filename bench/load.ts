@@ -140,12 +140,11 @@ function check(type: string, payload: Buffer, result: Buffer): void {
 }
 
 /**
- * Runs one load measurement. `onTick` (optional) is called about 4 times a second with the
- * fraction of the run done.
+ * Runs one load measurement.
  *
  * @throws Error when no request at all succeeded (the message is the first failure).
  */
-export async function runLoad(o: LoadOptions, onTick?: (fraction: number) => void): Promise<LoadResult> {
+export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const payload = o.type === 'sleep' ? Buffer.from('0') : randomBytes(o.size);
   const lat = new LatencyRecorder();
   let errors = 0;
@@ -159,7 +158,6 @@ export async function runLoad(o: LoadOptions, onTick?: (fraction: number) => voi
   const windowEnd = windowStart + o.durationMs;
   const startTimer = setTimeout(() => (cpuAtStart = process.cpuUsage()), o.warmupMs);
   const endTimer = setTimeout(() => (cpuInWindow = process.cpuUsage(cpuAtStart)), o.warmupMs + o.durationMs);
-  const ticker = onTick ? setInterval(() => onTick(Math.min(1, (performance.now() - t0) / (o.warmupMs + o.durationMs))), 250) : undefined;
 
   const loop = async (): Promise<void> => {
     let vc: VirtualClient | undefined;
@@ -195,7 +193,6 @@ export async function runLoad(o: LoadOptions, onTick?: (fraction: number) => voi
   try {
     await Promise.all(Array.from({ length: o.concurrency }, loop));
   } finally {
-    if (ticker) clearInterval(ticker);
     clearTimeout(startTimer);
     clearTimeout(endTimer);
   }

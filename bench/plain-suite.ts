@@ -39,7 +39,7 @@ export class PlainSuite {
    * `nodeArgs` go to every daemon's node (e.g. `--cpu-prof`).
    * @throws Error when a daemon exits or is not ready within 15 s.
    */
-  static async start(secondaries: number, nodeArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<PlainSuite> {
+  static async start(secondaries: number, nodeArgs: string[] = []): Promise<PlainSuite> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-bench-'));
     const shm = fs.existsSync('/dev/shm') ? '/dev/shm' : dir;
     const scoreboard = path.join(shm, `dispatchd-bench-${path.basename(dir)}.scoreboard`);
@@ -48,8 +48,8 @@ export class PlainSuite {
     createScoreboard(scoreboard);
     const s = new PlainSuite(dir, config, scoreboard);
     try {
-      for (let i = 1; i <= secondaries; i++) await s.spawn(`secondary-${i}`, nodeArgs, env);
-      await s.spawn('main', nodeArgs, env);
+      for (let i = 1; i <= secondaries; i++) await s.spawn(`secondary-${i}`, nodeArgs);
+      await s.spawn('main', nodeArgs);
     } catch (err) {
       await s.stop();
       throw err;
@@ -57,7 +57,7 @@ export class PlainSuite {
     return s;
   }
 
-  private async spawn(name: string, nodeArgs: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  private async spawn(name: string, nodeArgs: string[]): Promise<void> {
     const fifo = openMailboxFd(path.join(this.dir, `${name}.fifo`));
     this.fifos.push(fifo);
     const entry = name === 'main' ? 'main-server/main.js' : 'secondary-server/main.js';
@@ -66,7 +66,7 @@ export class PlainSuite {
     let err = '';
     const child = spawn('python3', [ACTIVATE, path.join(this.dir, `${name}.sock`), process.execPath, ...args], {
       stdio: ['ignore', 'ignore', 'pipe', 'ignore', fifo],
-      env: { ...process.env, NOTIFY_SOCKET: '', JOURNAL_STREAM: '', ...env },
+      env: { ...process.env, NOTIFY_SOCKET: '', JOURNAL_STREAM: '' },
       cwd: this.dir,
     });
     child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));

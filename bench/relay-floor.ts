@@ -18,6 +18,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
+import { defaultConfig } from '../daemons/common/config.js';
 import { FrameConnection } from '../daemons/common/frame-connection.js';
 import { openMailboxFd } from '../daemons/common/mailbox.js';
 
@@ -29,6 +30,8 @@ if ((v.role !== 'front' && v.role !== 'back') || !v.socket || !v.in || !v.out) {
 const inFd = openMailboxFd(v.in);
 const outFd = openMailboxFd(v.out); // O_RDWR: never blocks, never fails for want of a reader
 const send = (line: string) => fs.writeSync(outFd, line);
+/** The same maximum as a secondary's by default (max_payload_bytes). */
+const MAX_BODY_BYTES = defaultConfig().secondary.max_payload_bytes;
 const pending = new Map<number, () => void>();
 let seq = 0;
 let buffered = '';
@@ -45,7 +48,7 @@ new net.Socket({ fd: inFd, readable: true, writable: false }).on('data', (chunk:
 fs.rmSync(v.socket, { force: true });
 net
   .createServer((socket) => {
-    const conn = new FrameConnection(socket, { maxBodyBytes: 64 * 1024 * 1024, idleTimeoutMs: 0 });
+    const conn = new FrameConnection(socket, { maxBodyBytes: MAX_BODY_BYTES, idleTimeoutMs: 0 });
     conn.on('error', () => undefined);
     conn.on('frame', (f) => {
       if (v.role === 'back') {

@@ -16,12 +16,16 @@ export interface BenchResults {
   options: Record<string, number | string>;
   /** Targets left out, with the reason. */
   skipped: Record<string, string>;
-  /** Load runs by measure, then by target (bare, cluster, floor, plain, plain-1, systemd). */
-  loads: Record<string, Record<string, LoadResult[]>>;
+  /**
+   * Load runs by measure, then by target (bare, cluster, floor, plain, plain-1, systemd), then
+   * by repeat: null where that run failed, so that index i is round i for every target.
+   */
+  loads: Record<string, Record<string, Array<LoadResult | null>>>;
   other: {
     freeze?: { runs: number[]; median: number };
     start?: { runs: Array<{ startReturnedMs: number; firstServedMs: number; units?: Array<{ unit: string; startMs: number; readyMs: number }> }>; median: number; medianStartReturned: number };
-    idle?: { plain?: IdleResult[] | undefined; systemd?: IdleResult[] | undefined };
+    /** `bare`: the bare server, measured alongside the plain daemons (the floor of this stack). */
+    idle?: { plain?: IdleResult[] | undefined; bare?: IdleResult | undefined; systemd?: IdleResult[] | undefined };
   };
   rows: MeasureRow[];
 }
@@ -42,15 +46,30 @@ export interface MeasureRow {
 const fmt = (x: number | undefined, digits = 0): string => (x === undefined || !Number.isFinite(x) ? '–' : x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
 const fmtAuto = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '–' : Math.abs(x) >= 100 ? fmt(x) : Math.abs(x) >= 10 ? fmt(x, 1) : fmt(x, 2));
 
-/** Median of run-by-run ratios a[i]/b[i] (runs were interleaved, so pairs share the machine's state). */
-function pairedRatio(a: LoadResult[] | undefined, b: LoadResult[] | undefined, pick: (r: LoadResult) => number): number {
-  if (!a?.length || !b?.length) return NaN;
-  const n = Math.min(a.length, b.length);
-  return median(Array.from({ length: n }, (_, i) => pick(a[i]!) / pick(b[i]!)));
+type Runs = Array<LoadResult | null> | undefined;
+
+/** The runs that succeeded. */
+function ok(runs: Runs): LoadResult[] {
+  return (runs ?? []).filter((x): x is LoadResult => x !== null);
 }
 
-function medianOf(runs: LoadResult[] | undefined, pick: (r: LoadResult) => number): number {
-  return runs?.length ? median(runs.map(pick)) : NaN;
+/**
+ * Median of run-by-run ratios a[i]/b[i] (runs were interleaved, so pairs share the machine's
+ * state); a round where either run failed is left out.
+ */
+function pairedRatio(a: Runs, b: Runs, pick: (r: LoadResult) => number): number {
+  const ratios: number[] = [];
+  for (let i = 0; i < Math.min(a?.length ?? 0, b?.length ?? 0); i++) {
+    const x = a![i];
+    const y = b![i];
+    if (x && y) ratios.push(pick(x) / pick(y));
+  }
+  return median(ratios);
+}
+
+function medianOf(runs: Runs, pick: (r: LoadResult) => number): number {
+  const done = ok(runs);
+  return done.length ? median(done.map(pick)) : NaN;
 }
 
 function defined(xs: Array<number | undefined>): number[] {
@@ -70,10 +89,10 @@ export function summarise(r: BenchResults): MeasureRow[] {
     const runs = r.loads[measure];
     if (!runs) return;
     const values: Record<string, number> = {};
-    for (const t of TARGETS) if (runs[t]?.length) values[t] = medianOf(runs[t], pick);
+    for (const t of TARGETS) if (ok(runs[t]).length) values[t] = medianOf(runs[t], pick);
     const ratios: Record<string, number> = {};
-    for (const t of ['plain', 'systemd', 'cluster', 'floor']) if (runs[t]?.length && runs.bare?.length) ratios[`${t}/bare`] = pairedRatio(runs[t], runs.bare, pick);
-    if (runs.floor?.length && runs.plain?.length) ratios['plain/floor'] = pairedRatio(runs.plain, runs.floor, pick);
+    for (const t of ['plain', 'systemd', 'cluster', 'floor']) if (ok(runs[t]).length && ok(runs.bare).length) ratios[`${t}/bare`] = pairedRatio(runs[t], runs.bare, pick);
+    if (ok(runs.floor).length && ok(runs.plain).length) ratios['plain/floor'] = pairedRatio(runs.plain, runs.floor, pick);
     rows.push({ measure: label, unit, values, ratios, target: `≥ ${goal}× bare`, met: meets(defined([ratios['plain/bare'], ratios['systemd/bare']]), (x) => x >= goal) });
   };
   load('lease', `established lease, ${o.type} ${bytes(Number(o.size))}, ${o.concurrency} client(s)`, 'req/s', (x) => x.rps, 0.9);
@@ -82,7 +101,7 @@ export function summarise(r: BenchResults): MeasureRow[] {
   if (hs) {
     for (const [q, name] of [['p50', 'p50'], ['p99', 'p99']] as const) {
       const values: Record<string, number> = {};
-      for (const t of TARGETS) if (hs[t]?.length) values[t] = medianOf(hs[t], (x) => x.latency[q]);
+      for (const t of TARGETS) if (ok(hs[t]).length) values[t] = medianOf(hs[t], (x) => x.latency[q]);
       rows.push({ measure: `new lease latency ${name}`, unit: 'ms', values, ratios: {}, target: q === 'p99' ? '≤ 2 ms' : '', met: q === 'p99' ? meets(defined([values.plain, values.systemd]), (x) => x <= 2) : undefined });
     }
   }
@@ -90,10 +109,10 @@ export function summarise(r: BenchResults): MeasureRow[] {
   const sc = r.loads.scale;
   if (sc) {
     const values: Record<string, number> = {};
-    for (const t of ['bare', 'cluster', 'plain-1', 'plain']) if (sc[t]?.length) values[t] = medianOf(sc[t], (x) => x.rps);
+    for (const t of ['bare', 'cluster', 'plain-1', 'plain']) if (ok(sc[t]).length) values[t] = medianOf(sc[t], (x) => x.rps);
     const ratios: Record<string, number> = {};
-    if (sc.plain?.length && sc['plain-1']?.length) ratios[`plain ${o.secondaries} sec./1 sec.`] = pairedRatio(sc.plain, sc['plain-1'], (x) => x.rps);
-    if (sc.cluster?.length && sc.bare?.length) ratios[`cluster ${o.secondaries} workers/bare`] = pairedRatio(sc.cluster, sc.bare, (x) => x.rps);
+    if (ok(sc.plain).length && ok(sc['plain-1']).length) ratios[`plain ${o.secondaries} sec./1 sec.`] = pairedRatio(sc.plain, sc['plain-1'], (x) => x.rps);
+    if (ok(sc.cluster).length && ok(sc.bare).length) ratios[`cluster ${o.secondaries} workers/bare`] = pairedRatio(sc.cluster, sc.bare, (x) => x.rps);
     rows.push({ measure: `${o.scaleType} ${bytes(Number(o.scaleSize))}, ${o.secondaries} secondaries vs 1, ${o.scaleConcurrency} clients`, unit: 'req/s', values, ratios, target: '≥ 1.7×', met: meets(defined([ratios[`plain ${o.secondaries} sec./1 sec.`]]), (x) => x >= 1.7) });
   }
   if (r.other.freeze) rows.push({ measure: 'main frozen (SIGSTOP) → first request served', unit: 'ms', values: { systemd: r.other.freeze.median }, ratios: {}, target: '≤ 2000 ms', met: r.other.freeze.median <= 2000 });
@@ -105,14 +124,12 @@ export function summarise(r: BenchResults): MeasureRow[] {
     for (const t of ['plain', 'systemd'] as const) {
       const d = idle[t];
       if (!d?.length) continue;
-      const daemons = d.filter((x) => !x.name.includes('floor'));
-      rss[t] = Math.max(...daemons.map((x) => x.rssMiB));
-      cpu[t] = Math.max(...daemons.map((x) => x.cpuPercent));
-      const fl = d.find((x) => x.name.includes('floor'));
-      if (fl) {
-        rss.bare = fl.rssMiB;
-        cpu.bare = fl.cpuPercent;
-      }
+      rss[t] = Math.max(...d.map((x) => x.rssMiB));
+      cpu[t] = Math.max(...d.map((x) => x.cpuPercent));
+    }
+    if (idle.bare) {
+      rss.bare = idle.bare.rssMiB;
+      cpu.bare = idle.bare.cpuPercent;
     }
     rows.push({ measure: 'RSS of the largest daemon (plain: after the load runs; systemd: idle after the start runs)', unit: 'MiB', values: rss, ratios: {}, target: '≤ 60 MiB', met: meets(defined([rss.plain, rss.systemd]), (x) => x <= 60) });
     rows.push({ measure: `idle CPU of the busiest daemon over ${o.idleSeconds} s`, unit: '%', values: cpu, ratios: {}, target: '≤ 0.5 %', met: meets(defined([cpu.plain, cpu.systemd]), (x) => x <= 0.5) });
@@ -152,8 +169,9 @@ export function renderMarkdown(r: BenchResults): string {
     L.push('');
     L.push('| daemon | RSS MiB | peak RSS MiB | PSS MiB | idle CPU % |');
     L.push('| --- | ---: | ---: | ---: | ---: |');
-    for (const [t, d] of [['plain', idle.plain], ['systemd', idle.systemd]] as const) {
-      for (const x of d ?? []) L.push(`| ${t}: ${x.name} | ${fmt(x.rssMiB, 1)} | ${fmt(x.hwmMiB, 1)} | ${fmt(x.pssMiB, 1)} | ${fmt(x.cpuPercent, 3)} |`);
+    // The bare server is listed with the plain daemons, beside which it was measured.
+    for (const [t, d] of [['plain', [...(idle.plain ?? []), ...(idle.bare ? [idle.bare] : [])]], ['systemd', idle.systemd ?? []]] as const) {
+      for (const x of d) L.push(`| ${t}: ${x.name} | ${fmt(x.rssMiB, 1)} | ${fmt(x.hwmMiB, 1)} | ${fmt(x.pssMiB, 1)} | ${fmt(x.cpuPercent, 3)} |`);
     }
   }
   const hs = r.loads.handshake;
@@ -164,7 +182,8 @@ export function renderMarkdown(r: BenchResults): string {
     L.push('| measure | target | p50 | p90 | p99 | max |');
     L.push('| --- | --- | ---: | ---: | ---: | ---: |');
     for (const m of ['lease', 'handshake', 'large'] as const) {
-      for (const [t, runs] of Object.entries(r.loads[m] ?? {})) {
+      for (const [t, all] of Object.entries(r.loads[m] ?? {})) {
+        const runs = ok(all);
         if (!runs.length) continue;
         const q = (k: 'p50' | 'p90' | 'p99' | 'max') => fmt(median(runs.map((x) => x.latency[k])), 3);
         L.push(`| ${m} | ${t} | ${q('p50')} | ${q('p90')} | ${q('p99')} | ${q('max')} |`);
@@ -174,7 +193,7 @@ export function renderMarkdown(r: BenchResults): string {
   const cpuRows: string[] = [];
   for (const [m, byTarget] of Object.entries(r.loads)) {
     for (const [t, runs] of Object.entries(byTarget)) {
-      const withCpu = runs.filter((x) => x.cpuUsPerRequest);
+      const withCpu = ok(runs).filter((x) => x.cpuUsPerRequest);
       if (!withCpu.length) continue;
       const keys = Object.keys(withCpu[0]!.cpuUsPerRequest!);
       const parts = keys.map((k) => `${k} ${fmt(median(withCpu.map((x) => x.cpuUsPerRequest![k] ?? NaN)))}`);
@@ -189,6 +208,21 @@ export function renderMarkdown(r: BenchResults): string {
     L.push('| measure | target | all processes | by process |');
     L.push('| --- | --- | ---: | --- |');
     L.push(...cpuRows);
+  }
+  const errors: string[] = [];
+  for (const [m, byTarget] of Object.entries(r.loads)) {
+    for (const [t, runs] of Object.entries(byTarget)) {
+      const done = ok(runs);
+      const failedRuns = runs.length - done.length;
+      const failedRequests = done.reduce((a, x) => a + x.errors, 0);
+      const first = done.find((x) => x.firstError !== undefined)?.firstError;
+      const parts = [...(failedRequests ? [`${failedRequests} failed request(s)${first ? ` (first: ${first})` : ''}`] : []), ...(failedRuns ? [`${failedRuns} of ${runs.length} runs failed`] : [])];
+      if (parts.length) errors.push(`${m} on ${t}: ${parts.join(', ')}`);
+    }
+  }
+  if (errors.length) {
+    L.push('');
+    L.push(`Errors during the load runs: ${errors.join('; ')}.`);
   }
   if (r.other.freeze || r.other.start) {
     L.push('');

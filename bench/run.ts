@@ -21,6 +21,7 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { VERSION } from '../daemons/common/version.js';
 import type { LoadResult } from './load.js';
 import { PlainSuite, ROOT } from './plain-suite.js';
 import { measureIdle, sampleProcess, type IdleResult } from './proc-stats.js';
@@ -33,6 +34,8 @@ const ALL_TARGETS = ['bare', 'cluster', 'floor', 'plain', 'systemd'] as const;
 const ALL_MEASURES = ['lease', 'handshake', 'large', 'scale', 'freeze', 'start', 'idle'] as const;
 type Target = (typeof ALL_TARGETS)[number];
 type Measure = (typeof ALL_MEASURES)[number];
+/** What a job runs against: a target, or the plain suite with one secondary (scale measure). */
+type Server = Target | 'plain-1';
 
 const argv = await yargs(hideBin(process.argv))
   .scriptName('npm run bench --')
@@ -85,6 +88,8 @@ if (targets.has('systemd')) {
 
 interface Job {
   label: string;
+  /** The servers it measures: it runs when at least one of them is up, and only they are started. */
+  uses: Server[];
   /** Expected seconds, for the progress bar. */
   weight: number;
   run: (tick: (f: number) => void) => Promise<void>;
@@ -100,8 +105,7 @@ let plain: PlainSuite | undefined;
 let plainOne: PlainSuite | undefined;
 let sys: SystemdSuite | undefined;
 
-type LoadRuns = Record<string, LoadResult[]>;
-const loads: Record<string, LoadRuns> = {};
+const loads: BenchResults['loads'] = {};
 const other: BenchResults['other'] = {};
 
 function workerArgs(kind: 'bare' | 'dispatchd' | 'relay', socket: string, mode: string, type: string, size: number, concurrency: number): string[] {
@@ -155,6 +159,13 @@ async function hostWorker(args: string[], tick: (f: number) => void, target?: st
   return { ...r, cpuUsPerRequest: cpu };
 }
 
+/** Calls `tick` every `everyMs` with the fraction of `seconds` elapsed (at most 1); returns its stop. */
+function progressTimer(tick: (f: number) => void, seconds: number, everyMs = 250): () => void {
+  const t0 = Date.now();
+  const timer = setInterval(() => tick(Math.min(1, (Date.now() - t0) / 1000 / seconds)), everyMs);
+  return () => clearInterval(timer);
+}
+
 function runHostWorker(args: string[], tick: (f: number) => void): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(ROOT, 'build/bench/worker.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -162,10 +173,9 @@ function runHostWorker(args: string[], tick: (f: number) => void): Promise<LoadR
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    const t0 = Date.now();
-    const timer = setInterval(() => tick(Math.min(1, (Date.now() - t0) / 1000 / loadSeconds)), 250);
+    const stopProgress = progressTimer(tick, loadSeconds);
     child.on('close', (code) => {
-      clearInterval(timer);
+      stopProgress();
       if (code === 0) resolve(JSON.parse(out) as LoadResult);
       else reject(new Error(err.trim() || `worker exit ${code}`));
     });
@@ -173,23 +183,27 @@ function runHostWorker(args: string[], tick: (f: number) => void): Promise<LoadR
 }
 
 function sandboxWorker(args: string[], tick: (f: number) => void): Promise<LoadResult> {
-  const t0 = Date.now();
-  const timer = setInterval(() => tick(Math.min(1, (Date.now() - t0) / 1000 / loadSeconds)), 250);
-  return sys!.worker(args).finally(() => clearInterval(timer)) as Promise<LoadResult>;
+  const stopProgress = progressTimer(tick, loadSeconds);
+  return sys!.worker(args).finally(stopProgress) as Promise<LoadResult>;
 }
 
-function addLoad(measure: string, label: string, target: string, run: (tick: (f: number) => void) => Promise<LoadResult>): void {
+/** Adds run number `repeat` (from 0) of a load measure on a target; its result goes to that index. */
+function addLoad(measure: string, label: string, target: Server, repeat: number, run: (tick: (f: number) => void) => Promise<LoadResult>): void {
   jobs.push({
     label: `${measure} ${label}`,
+    uses: [target],
     weight: loadSeconds,
     run: async (tick) => {
+      let result: LoadResult | null = null;
       try {
-        const r = await run(tick);
-        ((loads[measure] ??= {})[target] ??= []).push(r);
+        result = await run(tick);
       } catch (err) {
         log(`bench: ${measure} on ${target} failed: ${err instanceof Error ? err.message : String(err)}`);
-        ((loads[measure] ??= {})[target] ??= []);
       }
+      // By repeat, a failed run leaving a gap (null), so that ratios pair runs of one round.
+      const runs = ((loads[measure] ??= {})[target] ??= []);
+      while (runs.length < repeat) runs.push(null);
+      runs[repeat] = result;
     },
   });
 }
@@ -207,28 +221,29 @@ for (const lm of loadMeasures) {
   for (let r = 0; r < argv.repeat; r++) {
     // Interleaved (bare, cluster, plain, systemd, bare, …) so that a slow spell of the
     // machine hits every target alike.
-    if (targets.has('bare')) addLoad(lm.m, `bare #${r + 1}`, 'bare', (t) => hostWorker(workerArgs('bare', bare!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'bare'));
-    if (targets.has('cluster')) addLoad(lm.m, `cluster #${r + 1}`, 'cluster', (t) => hostWorker(workerArgs('bare', cluster!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'cluster'));
-    if (targets.has('floor') && lm.m === 'handshake') addLoad(lm.m, `floor #${r + 1}`, 'floor', (t) => hostWorker(workerArgs('relay', floor!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'floor'));
-    if (targets.has('plain')) addLoad(lm.m, `plain #${r + 1}`, 'plain', (t) => hostWorker(workerArgs('dispatchd', plain!.mainSocket, lm.mode, lm.type, lm.size, lm.conc), t, 'plain'));
-    if (targets.has('systemd')) addLoad(lm.m, `systemd #${r + 1}`, 'systemd', (t) => sandboxWorker(workerArgs('dispatchd', MAIN_SOCKET, lm.mode, lm.type, lm.size, lm.conc), t));
+    if (targets.has('bare')) addLoad(lm.m, `bare #${r + 1}`, 'bare', r, (t) => hostWorker(workerArgs('bare', bare!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'bare'));
+    if (targets.has('cluster')) addLoad(lm.m, `cluster #${r + 1}`, 'cluster', r, (t) => hostWorker(workerArgs('bare', cluster!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'cluster'));
+    if (targets.has('floor') && lm.m === 'handshake') addLoad(lm.m, `floor #${r + 1}`, 'floor', r, (t) => hostWorker(workerArgs('relay', floor!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'floor'));
+    if (targets.has('plain')) addLoad(lm.m, `plain #${r + 1}`, 'plain', r, (t) => hostWorker(workerArgs('dispatchd', plain!.mainSocket, lm.mode, lm.type, lm.size, lm.conc), t, 'plain'));
+    if (targets.has('systemd')) addLoad(lm.m, `systemd #${r + 1}`, 'systemd', r, (t) => sandboxWorker(workerArgs('dispatchd', MAIN_SOCKET, lm.mode, lm.type, lm.size, lm.conc), t));
   }
 }
 if (measures.has('scale')) {
   const sargs = (kind: 'bare' | 'dispatchd', socket: string) => workerArgs(kind, socket, 'session', argv['scale-type'], argv['scale-size'], argv['scale-concurrency']);
   for (let r = 0; r < argv.repeat; r++) {
     if (targets.has('plain')) {
-      addLoad('scale', `plain, 1 secondary #${r + 1}`, 'plain-1', (t) => hostWorker(sargs('dispatchd', plainOne!.mainSocket), t, 'plain-1'));
-      addLoad('scale', `plain, ${argv.secondaries} secondaries #${r + 1}`, 'plain', (t) => hostWorker(sargs('dispatchd', plain!.mainSocket), t, 'plain'));
+      addLoad('scale', `plain, 1 secondary #${r + 1}`, 'plain-1', r, (t) => hostWorker(sargs('dispatchd', plainOne!.mainSocket), t, 'plain-1'));
+      addLoad('scale', `plain, ${argv.secondaries} secondaries #${r + 1}`, 'plain', r, (t) => hostWorker(sargs('dispatchd', plain!.mainSocket), t, 'plain'));
     }
-    if (targets.has('bare')) addLoad('scale', `bare #${r + 1}`, 'bare', (t) => hostWorker(sargs('bare', bare!.socket), t, 'bare'));
-    if (targets.has('cluster')) addLoad('scale', `cluster #${r + 1}`, 'cluster', (t) => hostWorker(sargs('bare', cluster!.socket), t, 'cluster'));
+    if (targets.has('bare')) addLoad('scale', `bare #${r + 1}`, 'bare', r, (t) => hostWorker(sargs('bare', bare!.socket), t, 'bare'));
+    if (targets.has('cluster')) addLoad('scale', `cluster #${r + 1}`, 'cluster', r, (t) => hostWorker(sargs('bare', cluster!.socket), t, 'cluster'));
   }
 }
 if (targets.has('systemd')) {
   if (measures.has('freeze')) {
     jobs.push({
       label: 'freeze of main (systemd)',
+      uses: ['systemd'],
       weight: 4 * argv['freeze-repeat'],
       run: async () => {
         const runs: number[] = [];
@@ -240,6 +255,7 @@ if (targets.has('systemd')) {
   if (measures.has('start')) {
     jobs.push({
       label: 'start of dispatchd.target (systemd)',
+      uses: ['systemd'],
       weight: 2 * argv['freeze-repeat'],
       run: async () => {
         const runs: Array<{ startReturnedMs: number; firstServedMs: number }> = [];
@@ -252,24 +268,25 @@ if (targets.has('systemd')) {
 if (measures.has('idle') && (targets.has('plain') || targets.has('systemd'))) {
   jobs.push({
     label: `idle ${argv['idle-seconds']} s (plain and systemd side by side)`,
+    // The bare server is measured alongside the plain daemons (the floor of this stack).
+    uses: [...(['plain', 'systemd'] as const).filter((t) => targets.has(t)), ...(targets.has('plain') && targets.has('bare') ? (['bare'] as const) : [])],
     weight: argv['idle-seconds'] + IDLE_SETTLE_MS / 1000,
     run: async (tick) => {
-      const t0 = Date.now();
-      const total = argv['idle-seconds'] + IDLE_SETTLE_MS / 1000;
-      const timer = setInterval(() => tick(Math.min(1, (Date.now() - t0) / 1000 / total)), 500);
+      const stopProgress = progressTimer(tick, argv['idle-seconds'] + IDLE_SETTLE_MS / 1000, 500);
       try {
         // The start runs just restarted the systemd suite: let its start-up work (compilation,
         // first collections) end before the idle window opens.
         await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
         const units = ['dispatchd-main.service', ...Array.from({ length: 2 }, (_, i) => `dispatchd-secondary@${i + 1}.service`), 'dispatchd-watchdog.service'];
-        const [p, s] = await Promise.all([
+        const [p, b, s] = await Promise.all([
+          plain ? measureIdle(plain.pids(), argv['idle-seconds']) : undefined,
           // The bare server alongside: the floor of this stack (Node, the framing, the handlers).
-          plain ? measureIdle({ ...plain.pids(), ...(bare ? { 'bare server (floor)': bare.pid } : {}) }, argv['idle-seconds']) : undefined,
+          plain && bare ? measureIdle({ 'bare server (floor)': bare.pid }, argv['idle-seconds']) : undefined,
           sys ? (sys.worker(['idle', '--seconds', String(argv['idle-seconds']), '--units', units.join(',')]) as Promise<{ daemons: IdleResult[] }>) : undefined,
         ]);
-        other.idle = { plain: p, systemd: s?.daemons };
+        other.idle = { plain: p, bare: b?.[0], systemd: s?.daemons };
       } finally {
-        clearInterval(timer);
+        stopProgress();
       }
     },
   });
@@ -301,51 +318,55 @@ process.on('SIGTERM', () => {
   process.exit(143);
 });
 
-const setupSteps: Array<[string, () => Promise<void>]> = [];
-const needs = (t: Target) => targets.has(t) && jobs.length > 0;
-if (needs('bare')) setupSteps.push(['start the bare server', async () => void (bare = await BareServer.start(0, nodeProf))]);
-if (needs('floor') && measures.has('handshake')) setupSteps.push(['start the handshake floor (bench/relay-floor.ts)', async () => void (floor = await RelayFloor.start())]);
-if (needs('cluster')) setupSteps.push([`start node:cluster (${argv.secondaries} workers)`, async () => void (cluster = await BareServer.start(argv.secondaries, nodeProf))]);
-if (needs('plain')) {
-  setupSteps.push([`start dispatchd as plain processes (${argv.secondaries} secondaries)`, async () => void (plain = await PlainSuite.start(argv.secondaries, nodeProf))]);
-  if (measures.has('scale')) setupSteps.push(['start dispatchd as plain processes (1 secondary)', async () => void (plainOne = await PlainSuite.start(1, nodeProf))]);
+interface SetupStep {
+  what: string;
+  /** A step that may fail without ending the run: the target is then left out (systemd only). */
+  optional?: 'systemd';
+  run: () => Promise<void>;
 }
+const setupSteps: SetupStep[] = [];
+/** Started only when some job measures it. */
+const used = new Set(jobs.flatMap((j) => j.uses));
+const isUp = (s: Server): boolean => ({ bare, cluster, floor, plain, 'plain-1': plainOne, systemd: sys })[s] !== undefined;
+if (used.has('bare')) setupSteps.push({ what: 'start the bare server', run: async () => void (bare = await BareServer.start(0, nodeProf)) });
+if (used.has('floor')) setupSteps.push({ what: 'start the handshake floor (bench/relay-floor.ts)', run: async () => void (floor = await RelayFloor.start()) });
+if (used.has('cluster')) setupSteps.push({ what: `start node:cluster (${argv.secondaries} workers)`, run: async () => void (cluster = await BareServer.start(argv.secondaries, nodeProf)) });
+if (used.has('plain')) setupSteps.push({ what: `start dispatchd as plain processes (${argv.secondaries} secondaries)`, run: async () => void (plain = await PlainSuite.start(argv.secondaries, nodeProf)) });
+if (used.has('plain-1')) setupSteps.push({ what: 'start dispatchd as plain processes (1 secondary)', run: async () => void (plainOne = await PlainSuite.start(1, nodeProf)) });
 let sysVersions = '';
-if (needs('systemd')) {
-  setupSteps.push([
-    'build the .deb and boot a throw-away systemd',
-    async () => {
+if (used.has('systemd')) {
+  setupSteps.push({
+    what: 'build the .deb and boot a throw-away systemd',
+    optional: 'systemd',
+    run: async () => {
       const deb = await ensureDeb(argv.deb);
       sys = await SystemdSuite.boot(deb);
       sysVersions = await sys.versions();
       // Served once before measuring: the suite is up and every unit ready.
       await sys.worker(['load', '--target', 'dispatchd', '--socket', MAIN_SOCKET, '--mode', 'handshake', '--size', '1', '--duration', '200', '--warmup', '0']);
     },
-  ]);
+  });
 }
 
 const started = new Date();
 let done = 0;
 bar = multibar?.create(totalWeight + setupSteps.length * 5, 0, { job: 'setting up' });
 try {
-  for (const [what, step] of setupSteps) {
+  for (const { what, optional, run } of setupSteps) {
     bar?.update(done, { job: what });
     if (!multibar) log(`bench: ${what}`);
     try {
-      await step();
+      await run();
     } catch (err) {
-      if (what.includes('systemd')) {
-        skipped.systemd = `failed to ${what}: ${err instanceof Error ? err.message : String(err)}`;
-        log(`bench: ${skipped.systemd}; measuring without it`);
-        targets.delete('systemd');
-      } else {
-        throw err;
-      }
+      if (!optional) throw err;
+      skipped[optional] = `failed to ${what}: ${err instanceof Error ? err.message : String(err)}`;
+      log(`bench: ${skipped[optional]}; measuring without it`);
+      targets.delete(optional);
     }
     done += 5;
   }
   for (const job of jobs) {
-    if (job.label.includes('systemd') && !sys) {
+    if (!job.uses.some(isUp)) {
       done += job.weight;
       continue;
     }
@@ -373,7 +394,7 @@ const results: BenchResults = {
   },
   versions: {
     node: process.version,
-    dispatchd: (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version,
+    dispatchd: VERSION,
     git: gitDescribe(),
     systemd: sysVersions,
   },

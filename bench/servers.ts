@@ -6,8 +6,38 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { openMailboxFd } from '../daemons/common/mailbox.js';
+
+/**
+ * Resolves when `child` prints the line `ready` on standard output. Rejects when it exits (or
+ * cannot be spawned) first, or after `ms`, with the end of what it printed. Its output is
+ * read for as long as it runs, so that it never blocks on a full pipe.
+ */
+function untilReady(child: ChildProcess, what: string, ms: number): Promise<void> {
+  let out = '';
+  const keep = (s: string) => (out = (out + s).slice(-4000));
+  child.stderr!.on('data', (c: Buffer) => keep(c.toString()));
+  const lines = readline.createInterface({ input: child.stdout!, crlfDelay: Infinity });
+  return new Promise<void>((resolve, reject) => {
+    const settle = (err?: Error) => {
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      child.off('error', settle);
+      lines.off('line', onLine);
+      lines.on('line', (l) => keep(`${l}\n`));
+      if (err) reject(err);
+      else resolve();
+    };
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => settle(new Error(`${what} exited with ${signal ?? code}: ${out}`));
+    const onLine = (l: string) => (l === 'ready' ? settle() : keep(`${l}\n`));
+    const timer = setTimeout(() => settle(new Error(`${what} not listening within ${ms / 1000} s: ${out}`)), ms);
+    child.once('exit', onExit);
+    child.once('error', settle);
+    lines.on('line', onLine);
+  });
+}
 
 const BARE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'bare-server.js');
 
@@ -27,17 +57,11 @@ export class BareServer {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-bench-bare-'));
     const socket = path.join(dir, 'bare.sock');
     const child = spawn(process.execPath, [...nodeArgs, BARE, '--socket', socket, '--workers', String(workers)], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
-    let out = '';
-    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-    const deadline = Date.now() + 10_000;
-    while (!out.includes('ready\n')) {
-      if (child.exitCode !== null) throw new Error(`bare server exited with ${child.exitCode}: ${out}`);
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`bare server not listening within 10 s: ${out}`);
-      }
-      await new Promise((r) => setTimeout(r, 10));
+    try {
+      await untilReady(child, 'bare server', 10_000);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
     }
     return new BareServer(child, dir, socket);
   }
@@ -64,27 +88,17 @@ export class RelayFloor {
   static async start(): Promise<RelayFloor> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-bench-relay-'));
     const p = (n: string) => path.join(dir, n);
-    const spawnRole = (role: string, args: string[]) => {
-      const child = spawn(process.execPath, [RELAY, '--role', role, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
-      let out = '';
-      child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-      child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-      return { child, out: () => out };
-    };
+    const spawnRole = (role: string, args: string[]) => spawn(process.execPath, [RELAY, '--role', role, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
     // Both FIFOs exist before either process opens them (each would otherwise race to mkfifo).
     for (const f of ['back.fifo', 'front.fifo']) fs.closeSync(openMailboxFd(p(f)));
     const back = spawnRole('back', ['--socket', p('back.sock'), '--in', p('back.fifo'), '--out', p('front.fifo')]);
     const front = spawnRole('front', ['--socket', p('front.sock'), '--in', p('front.fifo'), '--out', p('back.fifo'), '--back-socket', p('back.sock')]);
-    const relay = new RelayFloor([front.child, back.child], dir, p('front.sock'));
-    const deadline = Date.now() + 10_000;
-    for (const r of [back, front]) {
-      while (!r.out().includes('ready\n')) {
-        if (r.child.exitCode !== null || Date.now() > deadline) {
-          await relay.stop();
-          throw new Error(`relay floor did not start: ${r.out()}`);
-        }
-        await new Promise((res) => setTimeout(res, 10));
-      }
+    const relay = new RelayFloor([front, back], dir, p('front.sock'));
+    try {
+      await Promise.all([untilReady(back, 'relay floor back', 10_000), untilReady(front, 'relay floor front', 10_000)]);
+    } catch (err) {
+      await relay.stop();
+      throw new Error(`relay floor did not start: ${err instanceof Error ? err.message : String(err)}`);
     }
     return relay;
   }

@@ -44,10 +44,6 @@ export class LatencyRecorder {
     this.buf[this.n++] = ms;
   }
 
-  get count(): number {
-    return this.n;
-  }
-
   summary(): LatencySummary {
     const v = this.buf.slice(0, this.n).sort();
     let sum = 0;

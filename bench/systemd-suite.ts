@@ -8,6 +8,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { VERSION } from '../daemons/common/version.js';
 import { ROOT } from './plain-suite.js';
 
 const SANDBOX = path.join(ROOT, 'packaging/sandbox.sh');
@@ -60,9 +61,8 @@ export async function ensureDeb(given?: string): Promise<string> {
     if (!fs.existsSync(given)) throw new Error(`--deb ${given}: no such file`);
     return path.resolve(given);
   }
-  const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
   const arch = process.arch === 'x64' ? 'amd64' : process.arch;
-  const deb = path.join(ROOT, 'dist', `dispatchd_${version}_${arch}.deb`);
+  const deb = path.join(ROOT, 'dist', `dispatchd_${VERSION}_${arch}.deb`);
   // The sources, not build/: `npm run bench` recompiles first, which renews build/'s times.
   const inputs = ['daemons', 'units', 'packaging', 'package.json', 'package-lock.json'].map((p) => newest(path.join(ROOT, p)));
   if (!fs.existsSync(deb) || Math.max(...inputs) > fs.statSync(deb).mtimeMs) {

@@ -35,6 +35,23 @@ const { positionals, values: v } = parseArgs({
 const sh = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 const mainPid = () => Number(sh('systemctl', 'show', '-p', 'MainPID', '--value', 'dispatchd-main.service'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The suite's units as the package installs it (secondaries 1 and 2 enabled). */
+const SUITE_UNITS = ['dispatchd-scoreboard.service', 'dispatchd-main.service', 'dispatchd-secondary@1.service', 'dispatchd-secondary@2.service', 'dispatchd-watchdog.service'];
+
+/**
+ * Polls `systemctl is-active` until every unit of the suite is in one of `states`, at most `ms`.
+ * @throws Error naming each unit's state when the time is up.
+ */
+async function untilUnits(states: string[], ms: number): Promise<void> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    // One line per unit; exits non-zero unless all are active, which is not an error here.
+    const now = spawnSync('systemctl', ['is-active', ...SUITE_UNITS], { encoding: 'utf8' }).stdout.trim().split('\n');
+    if (now.length === SUITE_UNITS.length && now.every((x) => states.includes(x))) return;
+    if (performance.now() > deadline) throw new Error(`the suite's units not ${states.join(' or ')} within ${ms / 1000} s: ${SUITE_UNITS.map((u, i) => `${u} ${now[i] ?? '?'}`).join(', ')}`);
+    await sleep(50);
+  }
+}
 
 /** Waits until a request succeeds (the suite serves), at most `ms`. */
 async function untilServing(socket: string, ms: number): Promise<void> {
@@ -52,15 +69,18 @@ async function freeze(socket: string): Promise<object> {
   const ms = performance.now() - t0;
   if (out.toString() !== 'x') throw new Error('wrong answer after the freeze');
   const after = mainPid();
-  // Let the suite settle (the restarted main's first heartbeats) before anything else runs.
-  await sleep(1000);
+  // Let the suite settle before anything else runs: every unit active again (a restarted
+  // main is active once it sent READY=1, after its first heartbeat), then serving.
+  await untilUnits(['active'], 30_000);
   await untilServing(socket, 30_000);
   return { ms, frozenPid: frozen, newPid: after, restarted: after !== frozen };
 }
 
 async function start(socket: string): Promise<object> {
   sh('systemctl', 'stop', 'dispatchd.target');
-  await sleep(500);
+  // The target is ordered after its services, so its stop job ends before theirs do and
+  // `systemctl stop` can return while they are still stopping: wait until they are down.
+  await untilUnits(['inactive', 'failed'], 30_000);
   const client = new DispatchClient({ socket, timeoutMs: 10_000 });
   const t0 = performance.now();
   sh('systemctl', 'start', 'dispatchd.target');
@@ -69,8 +89,7 @@ async function start(socket: string): Promise<object> {
   const served = performance.now() - t0;
   // Where the time went: each unit's activation, from leaving "inactive" to "active" (for a
   // Type=notify service: exec to READY=1), on systemd's monotonic clock, relative to the first.
-  const units = ['dispatchd-scoreboard.service', 'dispatchd-main.service', 'dispatchd-secondary@1.service', 'dispatchd-secondary@2.service', 'dispatchd-watchdog.service'];
-  const stamps = units.map((u) => {
+  const stamps = SUITE_UNITS.map((u) => {
     const props = Object.fromEntries(sh('systemctl', 'show', '-p', 'InactiveExitTimestampMonotonic', '-p', 'ActiveEnterTimestampMonotonic', u).split('\n').map((l) => l.split('=') as [string, string]));
     return { unit: u, from: Number(props.InactiveExitTimestampMonotonic) / 1000, to: Number(props.ActiveEnterTimestampMonotonic) / 1000 };
   });
