@@ -129,8 +129,7 @@ export class ProcessChaosTarget implements ChaosTarget {
   }
 
   async load(o: { clients: number; durationMs: number; seed: number }) {
-    const l = startLoad({ socket: this.suite.mainSocket, ...o });
-    return { done: l.done, stop: l.stop };
+    return startLoad({ socket: this.suite.mainSocket, ...o });
   }
 
   async settled(timeoutMs: number): Promise<void> {
@@ -177,9 +176,7 @@ export class SystemdChaosTarget implements ChaosTarget {
   }
 
   async load(o: { clients: number; durationMs: number; seed: number }) {
-    const tool = this.sb.tool<LoadReport & { event: string }>('chaos/lib/load.js', ['--clients', String(o.clients), '--duration-ms', String(o.durationMs), '--seed', String(o.seed)], 'report');
-    await tool.started;
-    return { done: tool.result.then(({ event: _e, ...r }) => r as LoadReport), stop: tool.stop };
+    return this.sb.startLoad(o);
   }
 
   async settled(timeoutMs: number): Promise<void> {

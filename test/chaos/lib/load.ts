@@ -68,6 +68,13 @@ export interface LoadReport {
   durationMs: number;
 }
 
+/** One line for a test message: what the clients saw. */
+export function describeLoad(r: LoadReport): string {
+  const failures = Object.entries(r.failures).map(([c, n]) => `${c} ${n}`).join(', ') || 'none';
+  const retries = Object.entries(r.retries).map(([c, n]) => `${c} ${n}`).join(', ') || 'none';
+  return `${r.sent} sent, ${r.succeeded} succeeded, ${r.failed} failed (${failures}); retries: ${retries}; longest outage ${r.longestOutageMs} ms, longest request ${r.longestRequestMs} ms${r.examples.length ? `; e.g. ${r.examples.slice(0, 2).join(' | ')}` : ''}`;
+}
+
 /** A small, fast, seeded PRNG (mulberry32). */
 export function prng(seed: number): () => number {
   let a = seed >>> 0;

@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createInterface } from 'node:readline';
+import { describeLoad, type LoadReport } from './load.js';
 import { BUILD_TEST, SANDBOX_SH } from './paths.js';
 
 /** Where the compiled test tools go inside: next to the installed build, so that their
@@ -17,6 +18,13 @@ export interface Run {
   code: number | null;
   stdout: string;
   stderr: string;
+}
+
+/** A load generator running inside. */
+export interface RunningLoad {
+  /** Resolves with the report once the load is over. */
+  done: Promise<LoadReport>;
+  stop: () => void;
 }
 
 export const SANDBOX_UNITS: Record<string, string> = {
@@ -82,6 +90,35 @@ export class SandboxTarget {
       if (eq > 0) rec[line.slice(0, eq)] = line.slice(eq + 1);
     }
     return rec;
+  }
+
+  /**
+   * Starts the load generator (test/chaos/lib/load.ts) inside; resolves once its clients run
+   * or, with `readyAfter`, once that many requests have succeeded (within 30 s, else throws).
+   * `pauseMs`: each client's pause between two requests.
+   */
+  async startLoad(o: { clients: number; durationMs?: number; requests?: number; timeoutMs?: number; types?: string; seed?: number; pauseMs?: number; readyAfter?: number }): Promise<RunningLoad> {
+    const args = ['--clients', String(o.clients), '--seed', String(o.seed ?? 1)];
+    if (o.durationMs !== undefined) args.push('--duration-ms', String(o.durationMs));
+    if (o.requests !== undefined) args.push('--requests', String(o.requests));
+    if (o.timeoutMs !== undefined) args.push('--timeout-ms', String(o.timeoutMs));
+    if (o.types !== undefined) args.push('--types', o.types);
+    if (o.pauseMs !== undefined) args.push('--pause-ms', String(o.pauseMs));
+    if (o.readyAfter !== undefined) args.push('--ready-after', String(o.readyAfter));
+    const tool = this.tool<LoadReport & { event: string }>('chaos/lib/load.js', args, 'report');
+    await tool.started;
+    const load: RunningLoad = { done: tool.result.then(({ event: _e, ...r }) => r as LoadReport), stop: tool.stop };
+    if (o.readyAfter !== undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), 30_000)));
+      const r = await Promise.race([tool.ready.then(() => 'ready' as const), late]);
+      clearTimeout(timer);
+      if (r === 'late') {
+        load.stop();
+        throw new Error(`the load inside did not get ${o.readyAfter} requests served within 30 s: ${describeLoad(await load.done)}`);
+      }
+    }
+    return load;
   }
 
   /**

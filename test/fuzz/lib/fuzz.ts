@@ -138,8 +138,7 @@ export class ProcessFuzzTarget implements FuzzTarget {
   }
 
   async load(o: { clients: number; seed: number }) {
-    const l = startLoad({ socket: this.suite.mainSocket, clients: o.clients, seed: o.seed, timeoutMs: 30_000 });
-    return { done: l.done, stop: l.stop };
+    return startLoad({ socket: this.suite.mainSocket, clients: o.clients, seed: o.seed, timeoutMs: 30_000 });
   }
 
   async snapshot(): Promise<Record<string, { pid: number; restarts: number }>> {
@@ -172,9 +171,7 @@ export class SandboxFuzzTarget implements FuzzTarget {
   }
 
   async load(o: { clients: number; seed: number }) {
-    const tool = this.sb.tool<LoadReport & { event: string }>('chaos/lib/load.js', ['--clients', String(o.clients), '--seed', String(o.seed), '--timeout-ms', '30000'], 'report');
-    await tool.started;
-    return { done: tool.result.then(({ event: _e, ...r }) => r as LoadReport), stop: tool.stop };
+    return this.sb.startLoad({ clients: o.clients, seed: o.seed, timeoutMs: 30_000 });
   }
 
   async snapshot(): Promise<Record<string, { pid: number; restarts: number }>> {
