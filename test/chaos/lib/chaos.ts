@@ -8,7 +8,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { prng, startLoad, type LoadReport } from './load.js';
 import type { ProcessSuite } from './process-suite.js';
-import type { SandboxTarget } from './sandbox-target.js';
+import { unitOf } from '../../../daemons/common/units.js';
+import { SANDBOX_DAEMONS, type SandboxTarget } from './sandbox-target.js';
 
 export type Signal = 'SIGKILL' | 'SIGSTOP' | 'SIGCONT';
 
@@ -146,15 +147,11 @@ export class ProcessChaosTarget implements ChaosTarget {
 /** The installed suite in a sandbox, faults sent by systemd (`systemctl kill`). */
 export class SystemdChaosTarget implements ChaosTarget {
   readonly label: string;
-  readonly daemons = ['main', 'secondary-1', 'secondary-2', 'watchdog'] as const;
+  readonly daemons = SANDBOX_DAEMONS;
   private readonly starts = new Map<string, number>();
 
   constructor(private readonly sb: SandboxTarget) {
     this.label = `the installed suite under systemd (sandbox '${sb.name}')`;
-  }
-
-  private static unit(d: string): string {
-    return d === 'main' ? 'dispatchd-main.service' : d === 'watchdog' ? 'dispatchd-watchdog.service' : `dispatchd-secondary@${d.slice('secondary-'.length)}.service`;
   }
 
   /** Copies the tools in and notes each unit's start count (for the restarts in the report). */
@@ -172,7 +169,7 @@ export class SystemdChaosTarget implements ChaosTarget {
   }
 
   async signal(daemon: string, sig: Signal): Promise<boolean> {
-    return this.sb.signal(SystemdChaosTarget.unit(daemon), sig);
+    return this.sb.signal(daemon, sig);
   }
 
   async load(o: { clients: number; durationMs: number; seed: number }) {
@@ -180,7 +177,7 @@ export class SystemdChaosTarget implements ChaosTarget {
   }
 
   async settled(timeoutMs: number): Promise<void> {
-    const units = this.daemons.map((d) => SystemdChaosTarget.unit(d));
+    const units = this.daemons.map(unitOf);
     const end = Date.now() + timeoutMs;
     for (;;) {
       const states = await this.sb.sh(`for u in ${units.join(' ')}; do systemctl show -p ActiveState,SubState --value -- "$u" | paste -sd/; done`);

@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createInterface } from 'node:readline';
+import { unitOf } from '../../../daemons/common/units.js';
 import { describeLoad, type LoadReport } from './load.js';
 import { BUILD_TEST, SANDBOX_SH } from './paths.js';
 
@@ -27,12 +28,8 @@ export interface RunningLoad {
   stop: () => void;
 }
 
-export const SANDBOX_UNITS: Record<string, string> = {
-  main: 'dispatchd-main.service',
-  'secondary-1': 'dispatchd-secondary@1.service',
-  'secondary-2': 'dispatchd-secondary@2.service',
-  watchdog: 'dispatchd-watchdog.service',
-};
+/** The daemons of the installed suite (units: `unitOf`). */
+export const SANDBOX_DAEMONS = ['main', 'secondary-1', 'secondary-2', 'watchdog'] as const;
 
 export class SandboxTarget {
   constructor(readonly name: string) {}
@@ -74,10 +71,9 @@ export class SandboxTarget {
     }
   }
 
-  /** Sends a signal to a unit's processes through systemd, as the contract's operator does. */
+  /** Sends a signal to a daemon's unit's processes through systemd, as the contract's operator does. */
   async signal(daemon: string, sig: 'SIGKILL' | 'SIGSTOP' | 'SIGCONT' | 'SIGTERM'): Promise<boolean> {
-    const unit = SANDBOX_UNITS[daemon] ?? daemon;
-    const r = await this.exec(['systemctl', 'kill', '-s', sig, unit]);
+    const r = await this.exec(['systemctl', 'kill', '-s', sig, unitOf(daemon)]);
     return r.code === 0;
   }
 

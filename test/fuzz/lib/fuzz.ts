@@ -11,7 +11,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startLoad, type LoadReport } from '../../chaos/lib/load.js';
 import type { ProcessSuite } from '../../chaos/lib/process-suite.js';
-import { SANDBOX_UNITS, type SandboxTarget } from '../../chaos/lib/sandbox-target.js';
+import { unitOf } from '../../../daemons/common/units.js';
+import { SANDBOX_DAEMONS, type SandboxTarget } from '../../chaos/lib/sandbox-target.js';
 import { endpointsOf } from './cases.js';
 import { sendCases, type SendReport } from './sender.js';
 
@@ -158,7 +159,7 @@ export class ProcessFuzzTarget implements FuzzTarget {
 
 export class SandboxFuzzTarget implements FuzzTarget {
   readonly label: string;
-  readonly daemons = Object.keys(SANDBOX_UNITS);
+  readonly daemons = SANDBOX_DAEMONS;
 
   constructor(private readonly sb: SandboxTarget) {
     this.label = `the installed suite under systemd (sandbox '${sb.name}')`;
@@ -176,8 +177,8 @@ export class SandboxFuzzTarget implements FuzzTarget {
 
   async snapshot(): Promise<Record<string, { pid: number; restarts: number }>> {
     const out: Record<string, { pid: number; restarts: number }> = {};
-    for (const [d, unit] of Object.entries(SANDBOX_UNITS)) {
-      const s = await this.sb.show(unit, 'MainPID', 'NRestarts');
+    for (const d of this.daemons) {
+      const s = await this.sb.show(unitOf(d), 'MainPID', 'NRestarts');
       out[d] = { pid: Number(s.MainPID), restarts: Number(s.NRestarts) };
     }
     return out;
@@ -192,9 +193,9 @@ export class SandboxFuzzTarget implements FuzzTarget {
   }
 
   async logs(sinceMs: number): Promise<LogLine[]> {
-    const out = await this.sb.sh(`journalctl --no-pager -q -o json --since @${Math.floor(sinceMs / 1000)} -p info ${Object.values(SANDBOX_UNITS).map((u) => `-u ${u}`).join(' ')}`, 120_000);
+    const out = await this.sb.sh(`journalctl --no-pager -q -o json --since @${Math.floor(sinceMs / 1000)} -p info ${this.daemons.map((d) => `-u ${unitOf(d)}`).join(' ')}`, 120_000);
     const lines: LogLine[] = [];
-    const daemonOf = new Map(Object.entries(SANDBOX_UNITS).map(([d, u]) => [u, d]));
+    const daemonOf = new Map(this.daemons.map((d) => [unitOf(d), d]));
     for (const raw of out.split('\n')) {
       if (!raw.trim()) continue;
       const e = JSON.parse(raw) as Record<string, string>;
