@@ -6,7 +6,7 @@
  * imitated) or the installed suite in a sandbox under the real systemd.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { prng, startLoad, type LoadReport } from './load.js';
+import { countsText, prng, startLoad, type LoadReport } from './load.js';
 import type { ProcessSuite } from './process-suite.js';
 import { unitOf } from '../../../daemons/common/units.js';
 import { SANDBOX_DAEMONS, type SandboxTarget } from './sandbox-target.js';
@@ -139,7 +139,7 @@ export class ProcessChaosTarget implements ChaosTarget {
 
   async restarts(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
-    for (const n of this.suite.names) out[n] = (this.suite.restarts.get(n) ?? 0) + (this.suite.watchdogRestarts.get(n) ?? 0);
+    for (const n of this.suite.names) out[n] = this.suite.totalRestarts(n);
     return out;
   }
 }
@@ -204,13 +204,11 @@ export function formatChaos(r: ChaosReport): string {
   const faults = Object.entries(r.faultCounts)
     .map(([d, c]) => `${d}: ${c.kill} killed, ${c.freeze} frozen, ${r.restarts[d] ?? 0} restarts`)
     .join('\n  ');
-  const failures = Object.entries(l.failures).map(([c, n]) => `${c} ${n}`).join(', ') || 'none';
-  const retries = Object.entries(l.retries).map(([c, n]) => `${c} ${n}`).join(', ') || 'none';
   return [
     `chaos against ${r.target}, ${(r.durationMs / 1000).toFixed(1)} s`,
     `faults (${r.faults.filter((f) => f.sent).length}):\n  ${faults}`,
-    `requests: ${l.sent} sent, ${l.succeeded} succeeded, ${l.failed} failed (${failures})`,
-    `retries by the client library: ${retries}`,
+    `requests: ${l.sent} sent, ${l.succeeded} succeeded, ${l.failed} failed (${countsText(l.failures)})`,
+    `retries by the client library: ${countsText(l.retries)}`,
     `longest outage (no request completed): ${l.longestOutageMs} ms, from ${(l.longestOutageAtMs / 1000).toFixed(1)} s`,
     `longest request (retries included): ${l.longestRequestMs} ms; p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms`,
     `the suite was whole again ${r.settleMs} ms after the load ended`,

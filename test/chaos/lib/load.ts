@@ -68,11 +68,14 @@ export interface LoadReport {
   durationMs: number;
 }
 
+/** Counts by code (failures, retries) as `CODE n, CODE n`, or 'none'. */
+export function countsText(counts: Record<string, number>): string {
+  return Object.entries(counts).map(([c, n]) => `${c} ${n}`).join(', ') || 'none';
+}
+
 /** One line for a test message: what the clients saw. */
 export function describeLoad(r: LoadReport): string {
-  const failures = Object.entries(r.failures).map(([c, n]) => `${c} ${n}`).join(', ') || 'none';
-  const retries = Object.entries(r.retries).map(([c, n]) => `${c} ${n}`).join(', ') || 'none';
-  return `${r.sent} sent, ${r.succeeded} succeeded, ${r.failed} failed (${failures}); retries: ${retries}; longest outage ${r.longestOutageMs} ms, longest request ${r.longestRequestMs} ms${r.examples.length ? `; e.g. ${r.examples.slice(0, 2).join(' | ')}` : ''}`;
+  return `${r.sent} sent, ${r.succeeded} succeeded, ${r.failed} failed (${countsText(r.failures)}); retries: ${countsText(r.retries)}; longest outage ${r.longestOutageMs} ms, longest request ${r.longestRequestMs} ms${r.examples.length ? `; e.g. ${r.examples.slice(0, 2).join(' | ')}` : ''}`;
 }
 
 /** A small, fast, seeded PRNG (mulberry32). */

@@ -25,6 +25,7 @@ import { createScoreboard, ScoreboardReader, type SlotData } from '../../../daem
 import type { UnitManager, UnitState } from '../../../daemons/watchdog/unit-manager.js';
 import { daemonOfUnit, unitOf } from '../../../daemons/common/units.js';
 import { Watchdog } from '../../../daemons/watchdog/watchdog.js';
+import { isUp, waitFor } from './harness.js';
 import { ACTIVATE_PY, BUILD_DAEMONS } from './paths.js';
 
 /** systemd's RestartSec= in the shipped units. */
@@ -233,18 +234,18 @@ export class ProcessSuite implements UnitManager {
       const p = this.procs.get(n);
       const s = this.slot(n);
       if (this.busy.has(n) || this.starting.has(n) || !p || p.child.exitCode !== null || p.child.signalCode !== null || !s) return false;
-      return s.pid === p.child.pid && ['ready', 'busy', 'full'].includes(s.state) && now - s.heartbeatMs < 3000;
+      return s.pid === p.child.pid && isUp(s.state, now - s.heartbeatMs);
     });
   }
 
   /** Polls `cond` every 20 ms until it is true, or throws after `timeoutMs`. */
-  async waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      if (cond()) return;
-      if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-      await sleep(20);
-    }
+  waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    return waitFor(cond, timeoutMs, what);
+  }
+
+  /** Restarts of a daemon since the start: automatic (Restart=) and by the watchdog. */
+  totalRestarts(name: string): number {
+    return (this.restarts.get(name) ?? 0) + (this.watchdogRestarts.get(name) ?? 0);
   }
 
   // ---- UnitManager, for the watchdog: what systemd's D-Bus API does for it -------------

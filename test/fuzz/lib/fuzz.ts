@@ -8,7 +8,7 @@
  * - other clients kept being served: not one normal request failed;
  * - bad peers are logged once per interval per kind, not once per case or byte.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+import { isUp, until } from '../../chaos/lib/harness.js';
 import { startLoad, type LoadReport } from '../../chaos/lib/load.js';
 import type { ProcessSuite } from '../../chaos/lib/process-suite.js';
 import { unitOf } from '../../../daemons/common/units.js';
@@ -64,11 +64,7 @@ export async function runFuzz(target: FuzzTarget, o: { cases: number; seed: numb
   }
   const loadReport = await load.done;
   // The verdict on liveness is taken after the flood: every daemon must be fresh right away.
-  let fresh = false;
-  for (let i = 0; i < 20 && !fresh; i++) {
-    fresh = await target.fresh();
-    if (!fresh) await sleep(100);
-  }
+  const fresh = await until(() => target.fresh(), 2000, 100);
   const after = await target.snapshot();
   const durationMs = Date.now() - since;
   const crashed = target.daemons.filter((d) => before[d]?.pid !== after[d]?.pid || (after[d]?.restarts ?? 0) !== (before[d]?.restarts ?? 0));
@@ -144,7 +140,7 @@ export class ProcessFuzzTarget implements FuzzTarget {
 
   async snapshot(): Promise<Record<string, { pid: number; restarts: number }>> {
     const out: Record<string, { pid: number; restarts: number }> = {};
-    for (const n of this.suite.names) out[n] = { pid: this.suite.pid(n) ?? 0, restarts: (this.suite.restarts.get(n) ?? 0) + (this.suite.watchdogRestarts.get(n) ?? 0) };
+    for (const n of this.suite.names) out[n] = { pid: this.suite.pid(n) ?? 0, restarts: this.suite.totalRestarts(n) };
     return out;
   }
 
@@ -188,7 +184,7 @@ export class SandboxFuzzTarget implements FuzzTarget {
     const status = JSON.parse(await this.sb.sh('dispatchctl status --json')) as { daemons: Array<{ name: string; state: string; heartbeat_age_ms: number }> };
     return this.daemons.every((d) => {
       const s = status.daemons.find((x) => x.name === d);
-      return s !== undefined && ['ready', 'busy', 'full'].includes(s.state) && s.heartbeat_age_ms < 3000;
+      return s !== undefined && isUp(s.state, s.heartbeat_age_ms);
     });
   }
 
