@@ -92,7 +92,6 @@ export function prng(seed: number): () => number {
 
 /** A running load: `stop()` ends it early; `done` resolves with the report. */
 export interface Load {
-  started: number;
   stop(): void;
   done: Promise<LoadReport>;
 }
@@ -173,7 +172,7 @@ export function startLoad(o: LoadOptions): Load {
     r.p99Ms = latencies[Math.floor(latencies.length * 0.99)] ?? 0;
     return r;
   });
-  return { started, stop: () => (stopped = true), done };
+  return { stop: () => (stopped = true), done };
 }
 
 /** Parses `--key value` arguments (this program runs where yargs may not be installed). */

@@ -38,8 +38,6 @@ export interface ProcessSuiteOptions {
   config?: string;
   /** How many secondaries (default 2). */
   secondaries?: number;
-  /** Run the watchdog (in this process) and restart dead daemons, as systemd would (default true). */
-  supervise?: boolean;
   /** Called with each line a daemon (or the watchdog) logs. */
   onLog?: (daemon: string, line: string) => void;
 }
@@ -93,11 +91,11 @@ export class ProcessSuite implements UnitManager {
     return path.join(this.dir, `${name}.fifo`);
   }
 
-  /** Starts every daemon (secondaries first, then main) and, when supervising, the watchdog. */
+  /** Starts every daemon (secondaries first, then main) and the watchdog. */
   async startAll(): Promise<void> {
     for (const n of this.names.filter((x) => x !== 'main')) await this.start(n);
     await this.start('main');
-    if (this.o.supervise ?? true) this.startWatchdog();
+    this.startWatchdog();
   }
 
   private startWatchdog(): void {
@@ -182,7 +180,7 @@ export class ProcessSuite implements UnitManager {
 
   /** Restart=on-failure: a daemon that died without being stopped is started again. */
   private onExit(p: Proc): void {
-    if (this.closed || p.stopping || this.procs.get(p.name) !== p || !(this.o.supervise ?? true)) return;
+    if (this.closed || p.stopping || this.procs.get(p.name) !== p) return;
     this.restarts.set(p.name, (this.restarts.get(p.name) ?? 0) + 1);
     this.busy.add(p.name);
     void sleep(RESTART_SEC_MS)
