@@ -189,6 +189,25 @@ export function parseArgs(argv: string[]): Map<string, string> {
   return m;
 }
 
+/**
+ * A runner's command line: parseArgs, with `usage` printed on --help (exit 0) or after
+ * `<tool>: <error>` on a bad argument (exit 64).
+ */
+export function parseCli(argv: string[], tool: string, usage: string): Map<string, string> {
+  let args: Map<string, string>;
+  try {
+    args = parseArgs(argv);
+  } catch (err) {
+    process.stderr.write(`${tool}: ${(err as Error).message}\n${usage}\n`);
+    process.exit(64);
+  }
+  if (args.has('help')) {
+    process.stdout.write(`${usage}\n`);
+    process.exit(0);
+  }
+  return args;
+}
+
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const num = (k: string) => (a.has(k) ? Number(a.get(k)) : undefined);

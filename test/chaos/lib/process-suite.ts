@@ -129,6 +129,11 @@ export class ProcessSuite implements UnitManager {
     return this.logs.get(name) ?? [];
   }
 
+  /** The last `n` lines of the watchdog's and each daemon's log, under a `--- name, last lines:` heading each, for a failure report. */
+  dumpTail(n: number): string {
+    return ['watchdog', ...this.names].map((d) => `--- ${d}, last lines:\n${this.output(d).slice(-n).join('\n')}\n`).join('');
+  }
+
   /** The mailbox FIFO of a daemon, created and held open once, as ListenFIFO= does. */
   private mailboxFd(name: string): number {
     let fd = this.fifos.get(name);
