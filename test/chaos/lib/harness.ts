@@ -1,9 +1,20 @@
 /**
  * Small pieces the process harnesses share (ProcessSuite here, Suite in
- * test/component/lib/suite.ts) and the fuzz verdict: polling for a condition and what counts
- * as a daemon being up.
+ * test/component/lib/suite.ts) and the fuzz verdict: polling for a condition, what counts
+ * as a daemon being up, reading a daemon's scoreboard slot.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ScoreboardReader, type SlotData } from '../../../daemons/common/scoreboard.js';
+
+/** A daemon's slot on the scoreboard at `scoreboard`, read now (undefined when it has none). */
+export function readSlot(scoreboard: string, name: string): SlotData | undefined {
+  const r = new ScoreboardReader(scoreboard);
+  try {
+    return r.read().slots.find((s) => s.name === name);
+  } finally {
+    r.close();
+  }
+}
 
 /** Polls `cond` every `everyMs` until it is true (resolves true) or `timeoutMs` have passed (resolves false). */
 export async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<boolean> {

@@ -21,11 +21,11 @@ import { loadConfig } from '../../../daemons/common/config.js';
 import { createLogger } from '../../../daemons/common/logger.js';
 import { openMailboxFd } from '../../../daemons/common/mailbox.js';
 import { Notifier } from '../../../daemons/common/notify.js';
-import { createScoreboard, ScoreboardReader, type SlotData } from '../../../daemons/common/scoreboard.js';
+import { createScoreboard, type SlotData } from '../../../daemons/common/scoreboard.js';
 import type { UnitManager, UnitState } from '../../../daemons/watchdog/unit-manager.js';
 import { daemonOfUnit, unitOf } from '../../../daemons/common/units.js';
 import { Watchdog } from '../../../daemons/watchdog/watchdog.js';
-import { isUp, waitFor } from './harness.js';
+import { isUp, readSlot, waitFor } from './harness.js';
 import { ACTIVATE_PY, BUILD_DAEMONS } from './paths.js';
 
 /** systemd's RestartSec= in the shipped units. */
@@ -222,12 +222,7 @@ export class ProcessSuite implements UnitManager {
   }
 
   slot(name: string): SlotData | undefined {
-    const r = new ScoreboardReader(this.scoreboard);
-    try {
-      return r.read().slots.find((s) => s.name === name);
-    } finally {
-      r.close();
-    }
+    return readSlot(this.scoreboard, name);
   }
 
   /** Every daemon is running, not restarting, and its slot is up and fresh. */
