@@ -11,23 +11,13 @@
  * systemd: faults go through `systemctl kill`, the load runs inside. As root.
  */
 import { formatChaos, ProcessChaosTarget, runChaos, SystemdChaosTarget, type ChaosTarget } from './lib/chaos.js';
-import { parseArgs } from './lib/load.js';
+import { parseCli } from './lib/load.js';
 import { ProcessSuite } from './lib/process-suite.js';
 import { SandboxTarget } from './lib/sandbox-target.js';
 
 const USAGE = 'usage: npm run chaos -- [--duration SECONDS (default 60)] [--sandbox NAME] [--clients N (default 20)] [--seed N] [--json]';
 
-let args: Map<string, string>;
-try {
-  args = parseArgs(process.argv.slice(2));
-} catch (err) {
-  process.stderr.write(`chaos: ${(err as Error).message}\n${USAGE}\n`);
-  process.exit(64);
-}
-if (args.has('help')) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
+const args = parseCli(process.argv.slice(2), 'chaos', USAGE);
 const durationMs = Number(args.get('duration') ?? 60) * 1000;
 const clients = Number(args.get('clients') ?? 20);
 const seed = Number(args.get('seed') ?? Date.now() % 1_000_000);

@@ -10,7 +10,7 @@
  * installed suite in that running sandbox (`sudo ./install.sh --sandbox` makes "dispatchd"),
  * the fuzz cases sent from inside it. As root.
  */
-import { parseArgs } from '../chaos/lib/load.js';
+import { parseCli } from '../chaos/lib/load.js';
 import { ProcessSuite } from '../chaos/lib/process-suite.js';
 import { SandboxTarget } from '../chaos/lib/sandbox-target.js';
 import { formatFuzz, ProcessFuzzTarget, runFuzz, SandboxFuzzTarget, type FuzzTarget } from './lib/fuzz.js';
@@ -19,17 +19,7 @@ const USAGE = 'usage: npm run fuzz -- [--cases N (default 100000)] [--seed N] [-
 /** The process harness's idle timeout: short, so that held-open cases end quickly. */
 const IDLE_MS = 1000;
 
-let args: Map<string, string>;
-try {
-  args = parseArgs(process.argv.slice(2));
-} catch (err) {
-  process.stderr.write(`fuzz: ${(err as Error).message}\n${USAGE}\n`);
-  process.exit(64);
-}
-if (args.has('help')) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
+const args = parseCli(process.argv.slice(2), 'fuzz', USAGE);
 const cases = Number(args.get('cases') ?? 100_000);
 const seed = Number(args.get('seed') ?? Date.now() % 1_000_000);
 if (!(cases >= 1)) {
@@ -59,9 +49,7 @@ try {
   const v = await runFuzz(target, { cases, seed, onProgress: (n) => (n % 10_000 === 0 ? process.stderr.write(`fuzz: ${n} cases\n`) : undefined) });
   process.stdout.write(args.has('json') ? JSON.stringify(v, null, 2) + '\n' : formatFuzz(v) + '\n');
   process.exitCode = v.problems.length === 0 ? 0 : 1;
-  if (v.problems.length && suite) {
-    for (const n of ['watchdog', ...suite.names]) process.stderr.write(`--- ${n}, last lines:\n${suite.output(n).slice(-15).join('\n')}\n`);
-  }
+  if (v.problems.length && suite) process.stderr.write(suite.dumpTail(15));
 } finally {
   await suite?.shutdown();
 }

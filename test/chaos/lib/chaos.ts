@@ -6,9 +6,10 @@
  * imitated) or the installed suite in a sandbox under the real systemd.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { prng, startLoad, type LoadReport } from './load.js';
+import { countsText, prng, startLoad, type LoadReport } from './load.js';
 import type { ProcessSuite } from './process-suite.js';
-import type { SandboxTarget } from './sandbox-target.js';
+import { unitOf } from '../../../daemons/common/units.js';
+import { SANDBOX_DAEMONS, type SandboxTarget } from './sandbox-target.js';
 
 export type Signal = 'SIGKILL' | 'SIGSTOP' | 'SIGCONT';
 
@@ -129,8 +130,7 @@ export class ProcessChaosTarget implements ChaosTarget {
   }
 
   async load(o: { clients: number; durationMs: number; seed: number }) {
-    const l = startLoad({ socket: this.suite.mainSocket, ...o });
-    return { done: l.done, stop: l.stop };
+    return startLoad({ socket: this.suite.mainSocket, ...o });
   }
 
   async settled(timeoutMs: number): Promise<void> {
@@ -139,7 +139,7 @@ export class ProcessChaosTarget implements ChaosTarget {
 
   async restarts(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
-    for (const n of this.suite.names) out[n] = (this.suite.restarts.get(n) ?? 0) + (this.suite.watchdogRestarts.get(n) ?? 0);
+    for (const n of this.suite.names) out[n] = this.suite.totalRestarts(n);
     return out;
   }
 }
@@ -147,15 +147,11 @@ export class ProcessChaosTarget implements ChaosTarget {
 /** The installed suite in a sandbox, faults sent by systemd (`systemctl kill`). */
 export class SystemdChaosTarget implements ChaosTarget {
   readonly label: string;
-  readonly daemons = ['main', 'secondary-1', 'secondary-2', 'watchdog'] as const;
+  readonly daemons = SANDBOX_DAEMONS;
   private readonly starts = new Map<string, number>();
 
   constructor(private readonly sb: SandboxTarget) {
     this.label = `the installed suite under systemd (sandbox '${sb.name}')`;
-  }
-
-  private static unit(d: string): string {
-    return d === 'main' ? 'dispatchd-main.service' : d === 'watchdog' ? 'dispatchd-watchdog.service' : `dispatchd-secondary@${d.slice('secondary-'.length)}.service`;
   }
 
   /** Copies the tools in and notes each unit's start count (for the restarts in the report). */
@@ -173,17 +169,15 @@ export class SystemdChaosTarget implements ChaosTarget {
   }
 
   async signal(daemon: string, sig: Signal): Promise<boolean> {
-    return this.sb.signal(SystemdChaosTarget.unit(daemon), sig);
+    return this.sb.signal(daemon, sig);
   }
 
   async load(o: { clients: number; durationMs: number; seed: number }) {
-    const tool = this.sb.tool<LoadReport & { event: string }>('chaos/lib/load.js', ['--clients', String(o.clients), '--duration-ms', String(o.durationMs), '--seed', String(o.seed)], 'report');
-    await tool.started;
-    return { done: tool.result.then(({ event: _e, ...r }) => r as LoadReport), stop: tool.stop };
+    return this.sb.startLoad(o);
   }
 
   async settled(timeoutMs: number): Promise<void> {
-    const units = this.daemons.map((d) => SystemdChaosTarget.unit(d));
+    const units = this.daemons.map(unitOf);
     const end = Date.now() + timeoutMs;
     for (;;) {
       const states = await this.sb.sh(`for u in ${units.join(' ')}; do systemctl show -p ActiveState,SubState --value -- "$u" | paste -sd/; done`);
@@ -210,13 +204,11 @@ export function formatChaos(r: ChaosReport): string {
   const faults = Object.entries(r.faultCounts)
     .map(([d, c]) => `${d}: ${c.kill} killed, ${c.freeze} frozen, ${r.restarts[d] ?? 0} restarts`)
     .join('\n  ');
-  const failures = Object.entries(l.failures).map(([c, n]) => `${c} ${n}`).join(', ') || 'none';
-  const retries = Object.entries(l.retries).map(([c, n]) => `${c} ${n}`).join(', ') || 'none';
   return [
     `chaos against ${r.target}, ${(r.durationMs / 1000).toFixed(1)} s`,
     `faults (${r.faults.filter((f) => f.sent).length}):\n  ${faults}`,
-    `requests: ${l.sent} sent, ${l.succeeded} succeeded, ${l.failed} failed (${failures})`,
-    `retries by the client library: ${retries}`,
+    `requests: ${l.sent} sent, ${l.succeeded} succeeded, ${l.failed} failed (${countsText(l.failures)})`,
+    `retries by the client library: ${countsText(l.retries)}`,
     `longest outage (no request completed): ${l.longestOutageMs} ms, from ${(l.longestOutageAtMs / 1000).toFixed(1)} s`,
     `longest request (retries included): ${l.longestRequestMs} ms; p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms`,
     `the suite was whole again ${r.settleMs} ms after the load ended`,

@@ -68,6 +68,16 @@ export interface LoadReport {
   durationMs: number;
 }
 
+/** Counts by code (failures, retries) as `CODE n, CODE n`, or 'none'. */
+export function countsText(counts: Record<string, number>): string {
+  return Object.entries(counts).map(([c, n]) => `${c} ${n}`).join(', ') || 'none';
+}
+
+/** One line for a test message: what the clients saw. */
+export function describeLoad(r: LoadReport): string {
+  return `${r.sent} sent, ${r.succeeded} succeeded, ${r.failed} failed (${countsText(r.failures)}); retries: ${countsText(r.retries)}; longest outage ${r.longestOutageMs} ms, longest request ${r.longestRequestMs} ms${r.examples.length ? `; e.g. ${r.examples.slice(0, 2).join(' | ')}` : ''}`;
+}
+
 /** A small, fast, seeded PRNG (mulberry32). */
 export function prng(seed: number): () => number {
   let a = seed >>> 0;
@@ -82,7 +92,6 @@ export function prng(seed: number): () => number {
 
 /** A running load: `stop()` ends it early; `done` resolves with the report. */
 export interface Load {
-  started: number;
   stop(): void;
   done: Promise<LoadReport>;
 }
@@ -163,7 +172,7 @@ export function startLoad(o: LoadOptions): Load {
     r.p99Ms = latencies[Math.floor(latencies.length * 0.99)] ?? 0;
     return r;
   });
-  return { started, stop: () => (stopped = true), done };
+  return { stop: () => (stopped = true), done };
 }
 
 /** Parses `--key value` arguments (this program runs where yargs may not be installed). */
@@ -178,6 +187,25 @@ export function parseArgs(argv: string[]): Map<string, string> {
     else m.set(a.slice(2), 'true');
   }
   return m;
+}
+
+/**
+ * A runner's command line: parseArgs, with `usage` printed on --help (exit 0) or after
+ * `<tool>: <error>` on a bad argument (exit 64).
+ */
+export function parseCli(argv: string[], tool: string, usage: string): Map<string, string> {
+  let args: Map<string, string>;
+  try {
+    args = parseArgs(argv);
+  } catch (err) {
+    process.stderr.write(`${tool}: ${(err as Error).message}\n${usage}\n`);
+    process.exit(64);
+  }
+  if (args.has('help')) {
+    process.stdout.write(`${usage}\n`);
+    process.exit(0);
+  }
+  return args;
 }
 
 async function main(): Promise<void> {

@@ -21,10 +21,11 @@ import { loadConfig } from '../../../daemons/common/config.js';
 import { createLogger } from '../../../daemons/common/logger.js';
 import { openMailboxFd } from '../../../daemons/common/mailbox.js';
 import { Notifier } from '../../../daemons/common/notify.js';
-import { createScoreboard, ScoreboardReader, type SlotData } from '../../../daemons/common/scoreboard.js';
+import { createScoreboard, type SlotData } from '../../../daemons/common/scoreboard.js';
 import type { UnitManager, UnitState } from '../../../daemons/watchdog/unit-manager.js';
 import { daemonOfUnit, unitOf } from '../../../daemons/common/units.js';
 import { Watchdog } from '../../../daemons/watchdog/watchdog.js';
+import { isUp, readSlot, waitFor } from './harness.js';
 import { ACTIVATE_PY, BUILD_DAEMONS } from './paths.js';
 
 /** systemd's RestartSec= in the shipped units. */
@@ -37,8 +38,6 @@ export interface ProcessSuiteOptions {
   config?: string;
   /** How many secondaries (default 2). */
   secondaries?: number;
-  /** Run the watchdog (in this process) and restart dead daemons, as systemd would (default true). */
-  supervise?: boolean;
   /** Called with each line a daemon (or the watchdog) logs. */
   onLog?: (daemon: string, line: string) => void;
 }
@@ -92,11 +91,11 @@ export class ProcessSuite implements UnitManager {
     return path.join(this.dir, `${name}.fifo`);
   }
 
-  /** Starts every daemon (secondaries first, then main) and, when supervising, the watchdog. */
+  /** Starts every daemon (secondaries first, then main) and the watchdog. */
   async startAll(): Promise<void> {
     for (const n of this.names.filter((x) => x !== 'main')) await this.start(n);
     await this.start('main');
-    if (this.o.supervise ?? true) this.startWatchdog();
+    this.startWatchdog();
   }
 
   private startWatchdog(): void {
@@ -128,6 +127,11 @@ export class ProcessSuite implements UnitManager {
   /** The lines a daemon logged (the most recent 10,000 to 20,000). */
   output(name: string): string[] {
     return this.logs.get(name) ?? [];
+  }
+
+  /** The last `n` lines of the watchdog's and each daemon's log, under a `--- name, last lines:` heading each, for a failure report. */
+  dumpTail(n: number): string {
+    return ['watchdog', ...this.names].map((d) => `--- ${d}, last lines:\n${this.output(d).slice(-n).join('\n')}\n`).join('');
   }
 
   /** The mailbox FIFO of a daemon, created and held open once, as ListenFIFO= does. */
@@ -181,7 +185,7 @@ export class ProcessSuite implements UnitManager {
 
   /** Restart=on-failure: a daemon that died without being stopped is started again. */
   private onExit(p: Proc): void {
-    if (this.closed || p.stopping || this.procs.get(p.name) !== p || !(this.o.supervise ?? true)) return;
+    if (this.closed || p.stopping || this.procs.get(p.name) !== p) return;
     this.restarts.set(p.name, (this.restarts.get(p.name) ?? 0) + 1);
     this.busy.add(p.name);
     void sleep(RESTART_SEC_MS)
@@ -218,12 +222,7 @@ export class ProcessSuite implements UnitManager {
   }
 
   slot(name: string): SlotData | undefined {
-    const r = new ScoreboardReader(this.scoreboard);
-    try {
-      return r.read().slots.find((s) => s.name === name);
-    } finally {
-      r.close();
-    }
+    return readSlot(this.scoreboard, name);
   }
 
   /** Every daemon is running, not restarting, and its slot is up and fresh. */
@@ -233,18 +232,18 @@ export class ProcessSuite implements UnitManager {
       const p = this.procs.get(n);
       const s = this.slot(n);
       if (this.busy.has(n) || this.starting.has(n) || !p || p.child.exitCode !== null || p.child.signalCode !== null || !s) return false;
-      return s.pid === p.child.pid && ['ready', 'busy', 'full'].includes(s.state) && now - s.heartbeatMs < 3000;
+      return s.pid === p.child.pid && isUp(s.state, now - s.heartbeatMs);
     });
   }
 
   /** Polls `cond` every 20 ms until it is true, or throws after `timeoutMs`. */
-  async waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      if (cond()) return;
-      if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-      await sleep(20);
-    }
+  waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    return waitFor(cond, timeoutMs, what);
+  }
+
+  /** Restarts of a daemon since the start: automatic (Restart=) and by the watchdog. */
+  totalRestarts(name: string): number {
+    return (this.restarts.get(name) ?? 0) + (this.watchdogRestarts.get(name) ?? 0);
   }
 
   // ---- UnitManager, for the watchdog: what systemd's D-Bus API does for it -------------

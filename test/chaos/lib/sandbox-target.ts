@@ -7,6 +7,8 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createInterface } from 'node:readline';
+import { unitOf } from '../../../daemons/common/units.js';
+import { describeLoad, type LoadReport } from './load.js';
 import { BUILD_TEST, SANDBOX_SH } from './paths.js';
 
 /** Where the compiled test tools go inside: next to the installed build, so that their
@@ -19,12 +21,15 @@ export interface Run {
   stderr: string;
 }
 
-export const SANDBOX_UNITS: Record<string, string> = {
-  main: 'dispatchd-main.service',
-  'secondary-1': 'dispatchd-secondary@1.service',
-  'secondary-2': 'dispatchd-secondary@2.service',
-  watchdog: 'dispatchd-watchdog.service',
-};
+/** A load generator running inside. */
+export interface RunningLoad {
+  /** Resolves with the report once the load is over. */
+  done: Promise<LoadReport>;
+  stop: () => void;
+}
+
+/** The daemons of the installed suite (units: `unitOf`). */
+export const SANDBOX_DAEMONS = ['main', 'secondary-1', 'secondary-2', 'watchdog'] as const;
 
 export class SandboxTarget {
   constructor(readonly name: string) {}
@@ -66,10 +71,9 @@ export class SandboxTarget {
     }
   }
 
-  /** Sends a signal to a unit's processes through systemd, as the contract's operator does. */
+  /** Sends a signal to a daemon's unit's processes through systemd, as the contract's operator does. */
   async signal(daemon: string, sig: 'SIGKILL' | 'SIGSTOP' | 'SIGCONT' | 'SIGTERM'): Promise<boolean> {
-    const unit = SANDBOX_UNITS[daemon] ?? daemon;
-    const r = await this.exec(['systemctl', 'kill', '-s', sig, unit]);
+    const r = await this.exec(['systemctl', 'kill', '-s', sig, unitOf(daemon)]);
     return r.code === 0;
   }
 
@@ -82,6 +86,35 @@ export class SandboxTarget {
       if (eq > 0) rec[line.slice(0, eq)] = line.slice(eq + 1);
     }
     return rec;
+  }
+
+  /**
+   * Starts the load generator (test/chaos/lib/load.ts) inside; resolves once its clients run
+   * or, with `readyAfter`, once that many requests have succeeded (within 30 s, else throws).
+   * `pauseMs`: each client's pause between two requests.
+   */
+  async startLoad(o: { clients: number; durationMs?: number; requests?: number; timeoutMs?: number; types?: string; seed?: number; pauseMs?: number; readyAfter?: number }): Promise<RunningLoad> {
+    const args = ['--clients', String(o.clients), '--seed', String(o.seed ?? 1)];
+    if (o.durationMs !== undefined) args.push('--duration-ms', String(o.durationMs));
+    if (o.requests !== undefined) args.push('--requests', String(o.requests));
+    if (o.timeoutMs !== undefined) args.push('--timeout-ms', String(o.timeoutMs));
+    if (o.types !== undefined) args.push('--types', o.types);
+    if (o.pauseMs !== undefined) args.push('--pause-ms', String(o.pauseMs));
+    if (o.readyAfter !== undefined) args.push('--ready-after', String(o.readyAfter));
+    const tool = this.tool<LoadReport & { event: string }>('chaos/lib/load.js', args, 'report');
+    await tool.started;
+    const load: RunningLoad = { done: tool.result.then(({ event: _e, ...r }) => r as LoadReport), stop: tool.stop };
+    if (o.readyAfter !== undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), 30_000)));
+      const r = await Promise.race([tool.ready.then(() => 'ready' as const), late]);
+      clearTimeout(timer);
+      if (r === 'late') {
+        load.stop();
+        throw new Error(`the load inside did not get ${o.readyAfter} requests served within 30 s: ${describeLoad(await load.done)}`);
+      }
+    }
+    return load;
   }
 
   /**

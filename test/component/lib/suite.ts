@@ -10,13 +10,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { openMailboxFd } from '../../../daemons/common/mailbox.js';
-import { createScoreboard, ScoreboardReader, type SlotData } from '../../../daemons/common/scoreboard.js';
+import { createScoreboard, type SlotData } from '../../../daemons/common/scoreboard.js';
+import { readSlot, waitFor } from '../../chaos/lib/harness.js';
+import { ACTIVATE_PY as ACTIVATE, BUILD_DAEMONS as BUILD, ROOT } from '../../chaos/lib/paths.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-export const BUILD = path.join(ROOT, 'build/daemons');
-const ACTIVATE = path.join(ROOT, 'test/component/lib/activate.py');
+export { BUILD, ROOT };
 
 export interface Daemon {
   name: string;
@@ -82,22 +81,12 @@ export class Suite {
   }
 
   slot(name: string): SlotData | undefined {
-    const r = new ScoreboardReader(this.scoreboard);
-    try {
-      return r.read().slots.find((s) => s.name === name);
-    } finally {
-      r.close();
-    }
+    return readSlot(this.scoreboard, name);
   }
 
   /** Polls `cond` every 20 ms until it is true, or throws after `timeoutMs`. */
-  async waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      if (cond()) return;
-      if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+  waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    return waitFor(cond, timeoutMs, what);
   }
 
   /** Stops a daemon with SIGTERM (as systemd does) and resolves with its exit code and signal. */

@@ -8,10 +8,11 @@
  * - other clients kept being served: not one normal request failed;
  * - bad peers are logged once per interval per kind, not once per case or byte.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+import { isUp, until } from '../../chaos/lib/harness.js';
 import { startLoad, type LoadReport } from '../../chaos/lib/load.js';
 import type { ProcessSuite } from '../../chaos/lib/process-suite.js';
-import { SANDBOX_UNITS, type SandboxTarget } from '../../chaos/lib/sandbox-target.js';
+import { unitOf } from '../../../daemons/common/units.js';
+import { SANDBOX_DAEMONS, type SandboxTarget } from '../../chaos/lib/sandbox-target.js';
 import { endpointsOf } from './cases.js';
 import { sendCases, type SendReport } from './sender.js';
 
@@ -63,11 +64,7 @@ export async function runFuzz(target: FuzzTarget, o: { cases: number; seed: numb
   }
   const loadReport = await load.done;
   // The verdict on liveness is taken after the flood: every daemon must be fresh right away.
-  let fresh = false;
-  for (let i = 0; i < 20 && !fresh; i++) {
-    fresh = await target.fresh();
-    if (!fresh) await sleep(100);
-  }
+  const fresh = await until(() => target.fresh(), 2000, 100);
   const after = await target.snapshot();
   const durationMs = Date.now() - since;
   const crashed = target.daemons.filter((d) => before[d]?.pid !== after[d]?.pid || (after[d]?.restarts ?? 0) !== (before[d]?.restarts ?? 0));
@@ -138,13 +135,12 @@ export class ProcessFuzzTarget implements FuzzTarget {
   }
 
   async load(o: { clients: number; seed: number }) {
-    const l = startLoad({ socket: this.suite.mainSocket, clients: o.clients, seed: o.seed, timeoutMs: 30_000 });
-    return { done: l.done, stop: l.stop };
+    return startLoad({ socket: this.suite.mainSocket, clients: o.clients, seed: o.seed, timeoutMs: 30_000 });
   }
 
   async snapshot(): Promise<Record<string, { pid: number; restarts: number }>> {
     const out: Record<string, { pid: number; restarts: number }> = {};
-    for (const n of this.suite.names) out[n] = { pid: this.suite.pid(n) ?? 0, restarts: (this.suite.restarts.get(n) ?? 0) + (this.suite.watchdogRestarts.get(n) ?? 0) };
+    for (const n of this.suite.names) out[n] = { pid: this.suite.pid(n) ?? 0, restarts: this.suite.totalRestarts(n) };
     return out;
   }
 
@@ -159,7 +155,7 @@ export class ProcessFuzzTarget implements FuzzTarget {
 
 export class SandboxFuzzTarget implements FuzzTarget {
   readonly label: string;
-  readonly daemons = Object.keys(SANDBOX_UNITS);
+  readonly daemons = SANDBOX_DAEMONS;
 
   constructor(private readonly sb: SandboxTarget) {
     this.label = `the installed suite under systemd (sandbox '${sb.name}')`;
@@ -172,15 +168,13 @@ export class SandboxFuzzTarget implements FuzzTarget {
   }
 
   async load(o: { clients: number; seed: number }) {
-    const tool = this.sb.tool<LoadReport & { event: string }>('chaos/lib/load.js', ['--clients', String(o.clients), '--seed', String(o.seed), '--timeout-ms', '30000'], 'report');
-    await tool.started;
-    return { done: tool.result.then(({ event: _e, ...r }) => r as LoadReport), stop: tool.stop };
+    return this.sb.startLoad({ clients: o.clients, seed: o.seed, timeoutMs: 30_000 });
   }
 
   async snapshot(): Promise<Record<string, { pid: number; restarts: number }>> {
     const out: Record<string, { pid: number; restarts: number }> = {};
-    for (const [d, unit] of Object.entries(SANDBOX_UNITS)) {
-      const s = await this.sb.show(unit, 'MainPID', 'NRestarts');
+    for (const d of this.daemons) {
+      const s = await this.sb.show(unitOf(d), 'MainPID', 'NRestarts');
       out[d] = { pid: Number(s.MainPID), restarts: Number(s.NRestarts) };
     }
     return out;
@@ -190,14 +184,14 @@ export class SandboxFuzzTarget implements FuzzTarget {
     const status = JSON.parse(await this.sb.sh('dispatchctl status --json')) as { daemons: Array<{ name: string; state: string; heartbeat_age_ms: number }> };
     return this.daemons.every((d) => {
       const s = status.daemons.find((x) => x.name === d);
-      return s !== undefined && ['ready', 'busy', 'full'].includes(s.state) && s.heartbeat_age_ms < 3000;
+      return s !== undefined && isUp(s.state, s.heartbeat_age_ms);
     });
   }
 
   async logs(sinceMs: number): Promise<LogLine[]> {
-    const out = await this.sb.sh(`journalctl --no-pager -q -o json --since @${Math.floor(sinceMs / 1000)} -p info ${Object.values(SANDBOX_UNITS).map((u) => `-u ${u}`).join(' ')}`, 120_000);
+    const out = await this.sb.sh(`journalctl --no-pager -q -o json --since @${Math.floor(sinceMs / 1000)} -p info ${this.daemons.map((d) => `-u ${unitOf(d)}`).join(' ')}`, 120_000);
     const lines: LogLine[] = [];
-    const daemonOf = new Map(Object.entries(SANDBOX_UNITS).map(([d, u]) => [u, d]));
+    const daemonOf = new Map(this.daemons.map((d) => [unitOf(d), d]));
     for (const raw of out.split('\n')) {
       if (!raw.trim()) continue;
       const e = JSON.parse(raw) as Record<string, string>;

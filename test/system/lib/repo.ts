@@ -1,5 +1,2 @@
-/** The repository's root directory, found from this file's location (test/system/lib/). */
-import { fileURLToPath } from 'node:url';
-import { resolve } from 'node:path';
-
-export const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
+/** The repository's root directory (test/chaos/lib/paths.ts finds it from its own location). */
+export { ROOT as REPO } from '../../chaos/lib/paths.js';
