@@ -58,8 +58,19 @@ export class SandboxTarget {
     return r.stdout;
   }
 
-  /** Copies the compiled test tools (build/test/chaos, build/test/fuzz) in, next to the installed build. */
-  async installTools(): Promise<void> {
+  /** Set once the tools are in: every target of this sandbox shares one copy. */
+  private toolsInstalled: Promise<void> | undefined;
+
+  /** Copies the compiled test tools (build/test/chaos, build/test/fuzz) in, next to the installed build; once. */
+  installTools(): Promise<void> {
+    this.toolsInstalled ??= this.copyTools().catch((err: unknown) => {
+      this.toolsInstalled = undefined; // let a later call try again
+      throw err;
+    });
+    return this.toolsInstalled;
+  }
+
+  private async copyTools(): Promise<void> {
     for (const dir of ['chaos', 'fuzz'].filter((d) => fs.existsSync(`${BUILD_TEST}/${d}`))) {
       await new Promise<void>((resolve, reject) => {
         const child = spawn(SANDBOX_SH, ['copy-in', this.name, TOOLS_INSIDE, `${BUILD_TEST}/${dir}`], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -158,8 +169,12 @@ export class SandboxTarget {
     });
     // Signal the tool itself (its pid inside, from its "started" line): a signal to the
     // `sandbox.sh exec` here would not cross into the sandbox's PID namespace.
+    // Once: a test's teardown may stop a tool it already stopped.
+    let stopped = false;
     const stop = () => {
-      if (pid !== undefined) void this.exec(['kill', '-TERM', String(pid)]);
+      if (pid === undefined || stopped) return;
+      stopped = true;
+      void this.exec(['kill', '-TERM', String(pid)]);
     };
     return { started, ready, result, stop };
   }
