@@ -10,10 +10,11 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { DispatchClient, Session, type RequestInfo } from '../../daemons/client/client.js';
+import { DispatchClient, type RequestInfo } from '../../daemons/client/client.js';
 import { DispatchError } from '../../daemons/common/errors.js';
 import type { LeaseGranted } from '../../daemons/common/protocol.js';
 import { ProcessSuite } from '../chaos/lib/process-suite.js';
+import { IN_FLIGHT_MS, sleepOnNewLease, watchedClient } from './lib/leases.js';
 
 const LEASE_TTL_MS = 300;
 const suite = new ProcessSuite({ config: `[main]\nlease_ttl_ms = ${LEASE_TTL_MS}\n` });
@@ -21,17 +22,9 @@ t.teardown(() => suite.shutdown());
 t.before(() => suite.startAll());
 
 const name = (g: LeaseGranted) => `secondary-${g.secondary}`;
-/** How long the tests let a run frame reach the secondary before killing it (a local socket: microseconds). */
-const IN_FLIGHT_MS = 300;
 
 t.test('the request in progress on a killed secondary fails clearly: it may have run, it may be retried', async (t) => {
-  const c = new DispatchClient({ socket: suite.mainSocket, attempts: 1 });
-  const grant = await c.lease('sleep');
-  const session = await Session.open(grant, 1024, 2000);
-  const running = session.run('sleep', Buffer.from('5000'), 10_000).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+  const { grant, session, outcome: running } = await sleepOnNewLease(suite.mainSocket, 5000, 10_000);
   await sleep(IN_FLIGHT_MS);
   const pid = suite.pid(name(grant));
   suite.signal(name(grant), 'SIGKILL');
@@ -49,17 +42,10 @@ t.test('the request in progress on a killed secondary fails clearly: it may have
 
 t.test('through the library the request completes elsewhere (at least once), and the rest go elsewhere too', async (t) => {
   await suite.waitFor(() => suite.healthy(), 10_000, 'every daemon up');
-  let first: LeaseGranted | undefined;
-  const retried: string[] = [];
-  const c = new DispatchClient({
-    socket: suite.mainSocket,
-    onLease: (g) => {
-      first ??= g;
-    },
-    onRetry: ({ error }) => retried.push(error.code),
-  });
+  const { client: c, retried, first: firstLease } = watchedClient(suite.mainSocket);
   const pending = c.requestWithInfo('sleep', Buffer.from('1000'));
-  await suite.waitFor(() => first !== undefined, 5000, 'the lease');
+  await suite.waitFor(() => firstLease() !== undefined, 5000, 'the lease');
+  const first = firstLease();
   await sleep(IN_FLIGHT_MS);
   suite.signal(name(first!), 'SIGKILL');
   // Requests that had not started while it is down: every one is served, none by the dead process.
@@ -75,19 +61,10 @@ t.test('through the library the request completes elsewhere (at least once), and
 
 t.test('a lease for a secondary that restarted is refused as stale; the library gets a new one', async (t) => {
   await suite.waitFor(() => suite.healthy(), 10_000, 'every daemon up');
-  let stale: LeaseGranted | undefined;
-  const retried: string[] = [];
-  const c = new DispatchClient({
-    socket: suite.mainSocket,
-    onLease: async (g) => {
-      if (stale) return;
-      stale = g;
-      // Restart the secondary between the grant and its use (systemctl restart).
-      await suite.restartDaemon(name(g));
-    },
-    onRetry: ({ error }) => retried.push(error.code),
-  });
+  // Restart the secondary between the grant and its use (systemctl restart).
+  const { client: c, retried, first } = watchedClient(suite.mainSocket, (g) => suite.restartDaemon(name(g)));
   const info = await c.requestWithInfo('echo', Buffer.from('fresh'));
+  const stale = first();
   t.equal(info.result.toString(), 'fresh');
   t.same(retried, ['LEASE_STALE'], 'refused once as stale, then served');
   t.not(info.generation, stale!.generation, 'not by the generation the stale lease named');
@@ -100,17 +77,7 @@ t.test('a lease for a secondary that restarted is refused as stale; the library 
 });
 
 t.test('an expired lease is refused as expired; the library gets a new one', async (t) => {
-  let expired: LeaseGranted | undefined;
-  const retried: string[] = [];
-  const c = new DispatchClient({
-    socket: suite.mainSocket,
-    onLease: async (g) => {
-      if (expired) return;
-      expired = g;
-      await sleep(LEASE_TTL_MS + 200);
-    },
-    onRetry: ({ error }) => retried.push(error.code),
-  });
+  const { client: c, retried } = watchedClient(suite.mainSocket, () => sleep(LEASE_TTL_MS + 200));
   const info = await c.requestWithInfo('sha256', Buffer.from(''));
   t.equal(info.result.toString(), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
   t.same(retried, ['LEASE_EXPIRED'], 'refused once as expired, then served');

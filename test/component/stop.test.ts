@@ -6,8 +6,8 @@
 import t from 'tap';
 import { DispatchClient, Session } from '../../daemons/client/client.js';
 import { DispatchError } from '../../daemons/common/errors.js';
-import type { LeaseGranted } from '../../daemons/common/protocol.js';
 import { ProcessSuite } from '../chaos/lib/process-suite.js';
+import { IN_FLIGHT_MS, sleepOnNewLease, watchedClient } from './lib/leases.js';
 
 // Requests wait in main's admission queue long enough for the test to see them there.
 const suite = new ProcessSuite({ config: '[main]\nqueue_timeout_ms = 10000\n' });
@@ -21,14 +21,8 @@ t.before(() => suite.startAll());
 const STOP_BOUND_MS = 3000;
 
 t.test('a secondary stopped mid-request answers SHUTTING_DOWN (retryable) after its drain and exits 0 in time', async (t) => {
-  const c = new DispatchClient({ socket: suite.mainSocket, attempts: 1 });
-  const grant = await c.lease('sleep');
-  const session = await Session.open(grant, 1024, 2000);
-  const running = session.run('sleep', Buffer.from('10000'), 20_000).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  await new Promise((r) => setTimeout(r, 200));
+  const { grant, session, outcome: running } = await sleepOnNewLease(suite.mainSocket, 10_000, 20_000);
+  await new Promise((r) => setTimeout(r, IN_FLIGHT_MS));
   const t0 = Date.now();
   const exit = await suite.stop(`secondary-${grant.secondary}`);
   const ms = Date.now() - t0;
@@ -47,12 +41,11 @@ t.test('a secondary stopped mid-request answers SHUTTING_DOWN (retryable) after 
 });
 
 t.test('through the library, a request cut off by a stopping secondary completes on another one', async (t) => {
-  let first: LeaseGranted | undefined;
-  const retried: string[] = [];
-  const c = new DispatchClient({ socket: suite.mainSocket, onLease: (g) => void (first ??= g), onRetry: ({ error }) => retried.push(error.code) });
+  const { client: c, retried, first: firstLease } = watchedClient(suite.mainSocket);
   const pending = c.requestWithInfo('sleep', Buffer.from('2500'));
-  await suite.waitFor(() => first !== undefined, 5000, 'the lease');
-  await new Promise((r) => setTimeout(r, 200));
+  await suite.waitFor(() => firstLease() !== undefined, 5000, 'the lease');
+  const first = firstLease();
+  await new Promise((r) => setTimeout(r, IN_FLIGHT_MS));
   await suite.stop(`secondary-${first!.secondary}`);
   const info = await pending;
   t.equal(info.result.toString(), 'slept 2500');
