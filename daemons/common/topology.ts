@@ -1,0 +1,160 @@
+/**
+ * The suite's topology: every daemon kind with its scoreboard slot, systemd units, sockets,
+ * mailbox FIFO and entry point, and one typed daemon id with one parse and one format. Every
+ * other module (daemons, dispatchctl, tests, bench, packaging checks) asks here instead of
+ * building a name, a unit or a path itself.
+ *
+ *   kind       name (scoreboard, messages)  slot   service unit                      sockets
+ *   main       main                         0      dispatchd-main.service            main.sock, main.fifo
+ *   watchdog   watchdog                     1      dispatchd-watchdog.service        watchdog.fifo
+ *   secondary  secondary-N (1..62)          N + 1  dispatchd-secondary@N.service     secondary-N.sock, secondary-N.fifo
+ *
+ * docs/ARCHITECTURE.md lists the same table for operators; docs/SCOREBOARD.md the slots.
+ */
+
+/** The most secondaries a suite runs: the scoreboard has 64 slots, two of them main's and the watchdog's. */
+export const MAX_SECONDARIES = 62;
+
+/** The daemon kinds, in scoreboard `kind` order (0 is a free slot). */
+export type DaemonKind = 'main' | 'secondary' | 'watchdog';
+
+/** A daemon of the suite: main, the watchdog, or secondary N (1..{@link MAX_SECONDARIES}). */
+export type DaemonId = { readonly kind: 'main' } | { readonly kind: 'watchdog' } | { readonly kind: 'secondary'; readonly instance: number };
+
+export const MAIN: DaemonId = Object.freeze({ kind: 'main' });
+export const WATCHDOG: DaemonId = Object.freeze({ kind: 'watchdog' });
+
+/** Whether `n` is a valid secondary instance number (a whole number 1..62). */
+export function isSecondaryInstance(n: unknown): n is number {
+  return Number.isInteger(n) && (n as number) >= 1 && (n as number) <= MAX_SECONDARIES;
+}
+
+/**
+ * Secondary N's id.
+ * @throws RangeError when N is not a whole number 1..{@link MAX_SECONDARIES}.
+ */
+export function secondary(instance: number): DaemonId {
+  if (!isSecondaryInstance(instance)) throw new RangeError(`secondary instance must be a whole number 1..${MAX_SECONDARIES}, got ${instance}`);
+  return { kind: 'secondary', instance };
+}
+
+/** The instance number: N for secondary N, 0 for main and the watchdog (the scoreboard's `instance`). */
+export function instanceOf(id: DaemonId): number {
+  return id.kind === 'secondary' ? id.instance : 0;
+}
+
+/** A daemon's name on the scoreboard, in messages and logs: `main`, `watchdog`, `secondary-N`. */
+export function formatDaemonId(id: DaemonId): string {
+  return id.kind === 'secondary' ? `secondary-${id.instance}` : id.kind;
+}
+
+/** Parses a daemon name; undefined when it names no daemon of the suite (`secondary-0`, `secondary-63`, `foo`). */
+export function parseDaemonId(name: string): DaemonId | undefined {
+  if (name === 'main') return MAIN;
+  if (name === 'watchdog') return WATCHDOG;
+  const m = /^secondary-([1-9][0-9]*)$/.exec(name);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return isSecondaryInstance(n) ? { kind: 'secondary', instance: n } : undefined;
+}
+
+/** Whether `name` names a daemon of the suite (for schemas: `z.string().refine(isDaemonName)`). */
+export function isDaemonName(name: string): boolean {
+  return parseDaemonId(name) !== undefined;
+}
+
+/** Whether two ids name the same daemon. */
+export function sameDaemon(a: DaemonId, b: DaemonId): boolean {
+  return a.kind === b.kind && instanceOf(a) === instanceOf(b);
+}
+
+/** The scoreboard slot index (docs/SCOREBOARD.md §2): main 0, watchdog 1, secondary N at N + 1. */
+export function slotIndexOf(id: DaemonId): number {
+  return id.kind === 'main' ? 0 : id.kind === 'watchdog' ? 1 : 1 + id.instance;
+}
+
+/** The daemon in a slot index, or undefined past the last slot. */
+export function daemonAtSlot(index: number): DaemonId | undefined {
+  if (index === 0) return MAIN;
+  if (index === 1) return WATCHDOG;
+  return isSecondaryInstance(index - 1) ? { kind: 'secondary', instance: index - 1 } : undefined;
+}
+
+/** The number of scoreboard slots: main, the watchdog and every possible secondary. */
+export const SLOT_COUNT = 2 + MAX_SECONDARIES;
+
+// ---- systemd units --------------------------------------------------------------------
+
+/** The target that groups the suite. */
+export const SUITE_TARGET = 'dispatchd.target';
+/** The slice every unit of the suite runs in (systemd-cgls, systemd-cgtop). */
+export const SUITE_SLICE = 'dispatchd.slice';
+/** The oneshot unit that creates and removes the scoreboard. */
+export const SCOREBOARD_UNIT = 'dispatchd-scoreboard.service';
+
+/** The service unit that runs a daemon: dispatchd-main.service, dispatchd-secondary@N.service. */
+export function serviceUnit(id: DaemonId): string {
+  return id.kind === 'secondary' ? `dispatchd-secondary@${id.instance}.service` : `dispatchd-${id.kind}.service`;
+}
+
+/** The socket units a daemon's service takes its fds from, client socket first (none for the watchdog's client side). */
+export function socketUnits(id: DaemonId): string[] {
+  switch (id.kind) {
+    case 'main':
+      return ['dispatchd-main.socket', 'dispatchd-main-mailbox.socket'];
+    case 'watchdog':
+      return ['dispatchd-watchdog.socket'];
+    case 'secondary':
+      return [`dispatchd-secondary@${id.instance}.socket`, `dispatchd-secondary-mailbox@${id.instance}.socket`];
+  }
+}
+
+/** Every unit of a daemon: its service, then its sockets. */
+export function unitsOf(id: DaemonId): string[] {
+  return [serviceUnit(id), ...socketUnits(id)];
+}
+
+/**
+ * The daemon a service unit runs: dispatchd-main.service → main, dispatchd-secondary@2.service
+ * → secondary 2, dispatchd-watchdog.service → the watchdog; undefined for any other unit.
+ */
+export function daemonOfUnit(unit: string): DaemonId | undefined {
+  if (unit === 'dispatchd-main.service') return MAIN;
+  if (unit === 'dispatchd-watchdog.service') return WATCHDOG;
+  const m = /^dispatchd-secondary@([1-9][0-9]*)\.service$/.exec(unit);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return isSecondaryInstance(n) ? { kind: 'secondary', instance: n } : undefined;
+}
+
+/** A glob that matches every secondary's service unit, for systemctl. */
+export const SECONDARY_UNIT_GLOB = 'dispatchd-secondary@*.service';
+
+// ---- files ----------------------------------------------------------------------------
+
+/** A daemon's mailbox FIFO in the runtime directory: main.fifo, watchdog.fifo, secondary-N.fifo. */
+export function mailboxPath(runtimeDir: string, id: DaemonId): string {
+  return `${runtimeDir}/${formatDaemonId(id)}.fifo`;
+}
+
+/** A daemon's client socket in the runtime directory (main.sock, secondary-N.sock); the watchdog has none. */
+export function clientSocketPath(runtimeDir: string, id: DaemonId): string {
+  if (id.kind === 'watchdog') throw new RangeError('the watchdog has no client socket');
+  return `${runtimeDir}/${formatDaemonId(id)}.sock`;
+}
+
+/** The fd names (LISTEN_FDNAMES) a daemon's service receives from its socket units. */
+export const FD_NAMES = { client: 'client', mailbox: 'mailbox' } as const;
+
+/** A daemon's entry point, relative to the package's build directory (/usr/lib/dispatchd/build). */
+export function entryPoint(kind: DaemonKind): string {
+  return kind === 'main' ? 'daemons/main-server/main.js' : kind === 'secondary' ? 'daemons/secondary-server/main.js' : 'daemons/watchdog/main.js';
+}
+
+/** Every daemon of a suite with secondaries 1..n, main first, then the secondaries, then the watchdog. */
+export function suiteDaemons(secondaries: number): DaemonId[] {
+  const out: DaemonId[] = [MAIN];
+  for (let n = 1; n <= secondaries; n++) out.push(secondary(n));
+  out.push(WATCHDOG);
+  return out;
+}
