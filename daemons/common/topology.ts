@@ -184,8 +184,12 @@ export function mailboxPath(runtimeDir: string, id: DaemonId): string {
   return `${runtimeDir}/${formatDaemonId(id)}.fifo`;
 }
 
-/** A daemon's client socket in the runtime directory (main.sock, secondary-N.sock); the watchdog has none. */
-export function clientSocketPath(runtimeDir: string, id: ServingId): string {
+/**
+ * A daemon's client socket in the runtime directory (main.sock, secondary-N.sock).
+ * @throws RangeError for the watchdog, which has none.
+ */
+export function clientSocketPath(runtimeDir: string, id: DaemonId): string {
+  if (id.kind === 'watchdog') throw new RangeError('the watchdog has no client socket');
   return `${runtimeDir}/${formatDaemonId(id)}.sock`;
 }
 

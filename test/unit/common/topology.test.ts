@@ -120,6 +120,7 @@ t.test('paths in the runtime directory', async (t) => {
   t.equal(mailboxPath(dir, MAIN), '/run/dispatchd/main.fifo');
   t.equal(mailboxPath(dir, secondary(2)), '/run/dispatchd/secondary-2.fifo');
   t.equal(mailboxPath('/run/x', WATCHDOG), '/run/x/watchdog.fifo');
+  t.throws(() => clientSocketPath(dir, WATCHDOG), RangeError, 'the watchdog has no client socket');
   const all = every.flatMap((id: DaemonId) => [mailboxPath(dir, id), ...(id.kind === 'watchdog' ? [] : [clientSocketPath(dir, id)])]);
   t.equal(new Set(all).size, all.length, 'no two daemons share a path');
 });
