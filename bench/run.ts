@@ -21,6 +21,7 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { DEFAULT_SECONDARIES, serviceUnit, suiteDaemons } from '../daemons/common/topology.js';
 import { VERSION } from '../daemons/common/version.js';
 import type { LoadResult } from './load.js';
 import { PlainSuite, ROOT } from './plain-suite.js';
@@ -277,7 +278,7 @@ if (measures.has('idle') && (targets.has('plain') || targets.has('systemd'))) {
         // The start runs just restarted the systemd suite: let its start-up work (compilation,
         // first collections) end before the idle window opens.
         await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
-        const units = ['dispatchd-main.service', ...Array.from({ length: 2 }, (_, i) => `dispatchd-secondary@${i + 1}.service`), 'dispatchd-watchdog.service'];
+        const units = suiteDaemons(DEFAULT_SECONDARIES).map(serviceUnit);
         const [p, b, s] = await Promise.all([
           plain ? measureIdle(plain.pids(), argv['idle-seconds']) : undefined,
           // The bare server alongside: the floor of this stack (Node, the framing, the handlers).

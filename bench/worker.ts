@@ -13,6 +13,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { DispatchClient } from '../daemons/client/client.js';
+import { DEFAULT_SECONDARIES, MAIN, SCOREBOARD_UNIT, serviceUnit, suiteDaemons } from '../daemons/common/topology.js';
 import { runLoad, type LoadMode, type TargetKind } from './load.js';
 import { measureIdle } from './proc-stats.js';
 
@@ -33,10 +34,11 @@ const { positionals, values: v } = parseArgs({
 });
 
 const sh = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-const mainPid = () => Number(sh('systemctl', 'show', '-p', 'MainPID', '--value', 'dispatchd-main.service'));
+const mainPid = () => Number(sh('systemctl', 'show', '-p', 'MainPID', '--value', serviceUnit(MAIN)));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The suite's units as the package installs it (secondaries 1 and 2 enabled). */
-const SUITE_UNITS = ['dispatchd-scoreboard.service', 'dispatchd-main.service', 'dispatchd-secondary@1.service', 'dispatchd-secondary@2.service', 'dispatchd-watchdog.service'];
+/** The suite the package installs: the scoreboard keeper and main, the default secondaries and the watchdog. */
+const SUITE_UNITS = [SCOREBOARD_UNIT, ...suiteDaemons(DEFAULT_SECONDARIES).map(serviceUnit)];
 
 /**
  * Polls `systemctl is-active` until every unit of the suite is in one of `states`, at most `ms`.
@@ -64,7 +66,7 @@ async function freeze(socket: string): Promise<object> {
   const frozen = mainPid();
   const client = new DispatchClient({ socket }); // every default: what `dispatchctl request` does
   const t0 = performance.now();
-  spawnSync('systemctl', ['kill', '-s', 'SIGSTOP', 'dispatchd-main.service']);
+  spawnSync('systemctl', ['kill', '-s', 'SIGSTOP', serviceUnit(MAIN)]);
   const out = await client.request('echo', Buffer.from('x'));
   const ms = performance.now() - t0;
   if (out.toString() !== 'x') throw new Error('wrong answer after the freeze');

@@ -19,7 +19,8 @@ import { EXIT, exitCodeFor } from '../common/exit-codes.js';
 import { stderrIsJournal } from '../common/journal-stream.js';
 import { MAX_BODY_BYTES_CEILING } from '../common/frame.js';
 import { REQUEST_TYPES } from '../common/protocol.js';
-import { MAX_SECONDARIES, ScoreboardReader } from '../common/scoreboard.js';
+import { ScoreboardReader } from '../common/scoreboard.js';
+import { formatDaemonId, isSecondaryInstance, MAX_SECONDARIES, secondary } from '../common/topology.js';
 import { VERSION } from '../common/version.js';
 import { DEFAULT_SOCKET, DispatchClient } from './client.js';
 import { openMetrics } from './metrics.js';
@@ -182,7 +183,7 @@ await yargs(argv)
       });
       try {
         const info = await client.requestWithInfo(a.type, data);
-        if (a.verbose) process.stderr.write(`dispatchctl: served by secondary-${info.secondary} (generation ${info.generation}) in ${info.attempts} attempt${info.attempts === 1 ? '' : 's'}\n`);
+        if (a.verbose) process.stderr.write(`dispatchctl: served by ${isSecondaryInstance(info.secondary) ? formatDaemonId(secondary(info.secondary)) : `secondary ${info.secondary}`} (generation ${info.generation}) in ${info.attempts} attempt${info.attempts === 1 ? '' : 's'}\n`);
         await writeStdout(info.result);
       } catch (err) {
         fail(`'${a.type}' request failed`, err);
@@ -261,7 +262,7 @@ await yargs(argv)
     `show, or set, the number of secondary servers (1..${MAX_SECONDARIES}): enables dispatchd-secondary@1..N, starts them if the suite runs, stops and disables the others (as root)`,
     (y) =>
       y.positional('count', { type: 'number', describe: 'the number of secondaries; absent: show the current number' }).check((a) => {
-        if (a.count !== undefined && !(Number.isInteger(a.count) && a.count >= 1 && a.count <= MAX_SECONDARIES)) throw new Error(`the number of secondaries must be a whole number 1..${MAX_SECONDARIES}`);
+        if (a.count !== undefined && !isSecondaryInstance(a.count)) throw new Error(`the number of secondaries must be a whole number 1..${MAX_SECONDARIES}`);
         return true;
       }),
     async (a) => {

@@ -8,6 +8,7 @@
  * (re)starts, which Prometheus' rate() treats as a counter reset.
  */
 import client from 'prom-client';
+import { parseDaemonId } from '../common/topology.js';
 import type { DaemonStatus, StatusReport } from './status.js';
 
 /** The states a daemon can be reported in (`dispatchd_daemon_state`), one sample each. */
@@ -69,7 +70,7 @@ export async function openMetrics(report: StatusReport): Promise<string> {
       capacity.set(daemon, d.capacity);
       runSum.inc(daemon, d.latency_sum_us / 1e6);
       runMax.set(daemon, d.latency_max_ms / 1000);
-    } else if (d.name === 'main') {
+    } else if (parseDaemonId(d.name)?.kind === 'main') {
       queued.set(daemon, d.queued);
       leaseSum.inc(daemon, d.latency_sum_us / 1e6);
       leaseMax.set(daemon, d.latency_max_ms / 1000);
@@ -80,5 +81,5 @@ export async function openMetrics(report: StatusReport): Promise<string> {
 }
 
 function isSecondary(d: DaemonStatus): boolean {
-  return d.name.startsWith('secondary-');
+  return parseDaemonId(d.name)?.kind === 'secondary';
 }

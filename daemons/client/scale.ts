@@ -11,7 +11,7 @@
  */
 import { execFile } from 'node:child_process';
 import { DispatchError } from '../common/errors.js';
-import { MAX_SECONDARIES } from '../common/scoreboard.js';
+import { isSecondaryInstance, MAX_SECONDARIES, SECONDARY_UNIT_GLOB, secondary, secondaryInstancesIn, serviceUnit, socketUnits, SUITE_TARGET } from '../common/topology.js';
 
 /** Runs `systemctl ARGS…`; resolves with its output, whatever its exit status. */
 export type Systemctl = (args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>;
@@ -44,26 +44,15 @@ export interface ScalePlan {
   disable: string[];
 }
 
-const service = (n: number) => `dispatchd-secondary@${n}.service`;
-const sockets = (n: number) => [`dispatchd-secondary@${n}.socket`, `dispatchd-secondary-mailbox@${n}.socket`];
-const INSTANCE = /^dispatchd-secondary@([1-9][0-9]*)\.service$/;
-
-/** Instance numbers of the dispatchd-secondary@N.service names in a whitespace-separated list. */
-export function instancesIn(text: string): number[] {
-  const out = new Set<number>();
-  for (const word of text.split(/\s+/)) {
-    const m = INSTANCE.exec(word);
-    if (m) out.add(Number(m[1]));
-  }
-  return [...out].sort((a, b) => a - b);
-}
+const service = (n: number) => serviceUnit(secondary(n));
+const sockets = (n: number) => socketUnits(secondary(n));
 
 /**
  * Plans scaling from `state` to `n` secondaries (pure). Enabling and starting are
  * idempotent, so 1..N are always named (this also repairs a missing socket link).
  */
 export function planScale(state: ScaleState, n: number): ScalePlan {
-  if (!Number.isInteger(n) || n < 1 || n > MAX_SECONDARIES) {
+  if (!isSecondaryInstance(n)) {
     throw new DispatchError('SCALE_FAILED', `failed to scale to ${n} secondaries: the number must be a whole number 1..${MAX_SECONDARIES}`);
   }
   const wanted = Array.from({ length: n }, (_, i) => i + 1);
@@ -89,10 +78,10 @@ async function run(sc: Systemctl, args: string[], what: string): Promise<string>
 
 /** Reads the secondaries' state from systemd. @throws DispatchError SCALE_FAILED. */
 export async function scaleState(sc: Systemctl = systemctl): Promise<ScaleState> {
-  const wants = await run(sc, ['show', '--property=Wants', '--value', 'dispatchd.target'], 'read what dispatchd.target wants');
-  const units = await run(sc, ['list-units', '--plain', '--no-legend', '--all', '--state=active,activating,reloading,deactivating', 'dispatchd-secondary@*.service'], 'list the running secondaries');
-  const active = (await sc(['is-active', '--quiet', 'dispatchd.target'])).code === 0;
-  return { enabled: instancesIn(wants), running: instancesIn(units.split('\n').map((l) => l.split(/\s+/)[0] ?? '').join(' ')), suiteActive: active };
+  const wants = await run(sc, ['show', '--property=Wants', '--value', SUITE_TARGET], `read what ${SUITE_TARGET} wants`);
+  const units = await run(sc, ['list-units', '--plain', '--no-legend', '--all', '--state=active,activating,reloading,deactivating', SECONDARY_UNIT_GLOB], 'list the running secondaries');
+  const active = (await sc(['is-active', '--quiet', SUITE_TARGET])).code === 0;
+  return { enabled: secondaryInstancesIn(wants), running: secondaryInstancesIn(units.split('\n').map((l) => l.split(/\s+/)[0] ?? '').join(' ')), suiteActive: active };
 }
 
 /**

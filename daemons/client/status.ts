@@ -3,7 +3,7 @@
  * snapshot; reading is ScoreboardReader's job.
  */
 import type { ScoreboardSnapshot, SlotData } from '../common/scoreboard.js';
-import { unitOf } from '../common/units.js';
+import { formatDaemonId, MAIN, parseDaemonId, serviceUnit, WATCHDOG } from '../common/topology.js';
 
 /** One daemon in `dispatchctl status --json` (the contract's fields and more). */
 export interface DaemonStatus {
@@ -46,7 +46,8 @@ export interface StatusReport {
 /** A heartbeat older than this (ms) marks a running daemon unresponsive. */
 export const STALE_HEARTBEAT_MS = 5000;
 
-const ORDER = (d: SlotData) => (d.kind === 'main' ? 0 : d.kind === 'secondary' ? d.instance : 10_000);
+/** Report order: main, the secondaries by instance, the watchdog last. */
+const ORDER = (d: SlotData) => (d.kind === 'main' ? 0 : d.kind === 'secondary' ? d.instance : Number.MAX_SAFE_INTEGER);
 
 /**
  * Builds the report.
@@ -82,10 +83,11 @@ export function statusReport(file: string, snap: ScoreboardSnapshot, now: number
       };
     });
   // main and the watchdog always belong to a running suite: say so when one never started.
-  for (const name of ['main', 'watchdog']) {
+  for (const id of [MAIN, WATCHDOG]) {
+    const name = formatDaemonId(id);
     if (!daemons.some((d) => d.name === name)) {
       const row: DaemonStatus = { name, pid: 0, state: 'absent', requests: 0, failures: 0, active: 0, capacity: 0, queued: 0, heartbeat_age_ms: 0, restarts: 0, generation: 0, started_at: '', incidents: 0, latency_avg_ms: 0, latency_max_ms: 0, latency_sum_us: 0 };
-      if (name === 'main') daemons.unshift(row);
+      if (id === MAIN) daemons.unshift(row);
       else daemons.push(row);
     }
   }
@@ -97,7 +99,11 @@ export function statusReport(file: string, snap: ScoreboardSnapshot, now: number
 export function problems(r: StatusReport): string[] {
   return r.daemons
     .filter((d) => ['dead', 'unresponsive', 'absent'].includes(d.state))
-    .map((d) => `${d.name} is ${d.state}: see systemctl status ${unitOf(d.name)} and journalctl -u ${unitOf(d.name)} -p warning`);
+    .map((d) => {
+      const id = parseDaemonId(d.name);
+      const unit = id ? serviceUnit(id) : "'dispatchd-*'";
+      return `${d.name} is ${d.state}: see systemctl status ${unit} and journalctl -u ${unit} -p warning`;
+    });
 }
 
 function age(ms: number): string {

@@ -9,6 +9,7 @@ import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { DispatchError, reason } from './errors.js';
 import { MAX_BODY_BYTES_CEILING } from './frame.js';
+import { clientSocketPath, MAIN, mailboxPath, secondary, WATCHDOG } from './topology.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/dispatchd/dispatchd.conf';
 
@@ -205,11 +206,14 @@ export function loadPaths(file: string = DEFAULT_CONFIG_PATH, explicit = false):
   }
 }
 
-/** Paths derived from the runtime directory (docs/ARCHITECTURE.md). */
+/**
+ * Paths derived from the runtime directory (docs/ARCHITECTURE.md).
+ * @deprecated use topology.ts (mailboxPath, clientSocketPath); removed once every caller moved
+ */
 export const runtimePaths = {
-  mainSocket: (dir: string) => `${dir}/main.sock`,
-  mainMailbox: (dir: string) => `${dir}/main.fifo`,
-  secondarySocket: (dir: string, n: number) => `${dir}/secondary-${n}.sock`,
-  secondaryMailbox: (dir: string, n: number) => `${dir}/secondary-${n}.fifo`,
-  watchdogMailbox: (dir: string) => `${dir}/watchdog.fifo`,
+  mainSocket: (dir: string) => clientSocketPath(dir, MAIN),
+  mainMailbox: (dir: string) => mailboxPath(dir, MAIN),
+  secondarySocket: (dir: string, n: number) => clientSocketPath(dir, secondary(n)),
+  secondaryMailbox: (dir: string, n: number) => mailboxPath(dir, secondary(n)),
+  watchdogMailbox: (dir: string) => mailboxPath(dir, WATCHDOG),
 };

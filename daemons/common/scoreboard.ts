@@ -14,14 +14,19 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DispatchError, errnoCode, reason } from './errors.js';
+import { daemonIdOf, formatDaemonId, instanceOf, isSecondaryInstance, MAX_SECONDARIES as TOPOLOGY_MAX_SECONDARIES, SLOT_COUNT, slotIndexOf, type DaemonId } from './topology.js';
 
 export const SCOREBOARD_MAGIC = 'DSPSCORE';
 export const SCOREBOARD_VERSION = 1;
 export const HEADER_BYTES = 64;
 export const SLOT_BYTES = 128;
-/** Slot 0 main, slot 1 watchdog, slots 2..63 secondaries 1..62. */
-export const SLOT_COUNT = 64;
-export const MAX_SECONDARIES = SLOT_COUNT - 2;
+/**
+ * Slot 0 main, slot 1 watchdog, slots 2..63 secondaries 1..62 (topology.ts: the bound and
+ * the slot of each daemon are facts of the topology; the layout reads them from there).
+ */
+export { SLOT_COUNT } from './topology.js';
+/** @deprecated use topology.ts; removed once every caller moved */
+export const MAX_SECONDARIES = TOPOLOGY_MAX_SECONDARIES;
 export const SCOREBOARD_BYTES = HEADER_BYTES + SLOT_COUNT * SLOT_BYTES;
 export const NAME_BYTES = 32;
 
@@ -92,19 +97,33 @@ export interface SlotData {
   latencyMaxUs: number;
 }
 
-/** The slot index of a daemon. */
-export function slotIndex(kind: Exclude<Kind, 'free'>, instance = 0): number {
-  if (kind === 'main') return 0;
-  if (kind === 'watchdog') return 1;
-  if (!Number.isInteger(instance) || instance < 1 || instance > MAX_SECONDARIES) {
-    throw new DispatchError('SCOREBOARD_BAD_LAYOUT', `failed to place secondary-${instance} on the scoreboard: instance must be 1..${MAX_SECONDARIES}`);
+/**
+ * The daemon that owns a slot (topology.ts), as a scoreboard error when the instance is out
+ * of range.
+ * @throws DispatchError SCOREBOARD_BAD_LAYOUT for a secondary instance outside 1..62.
+ */
+function slotOwner(kind: Exclude<Kind, 'free'>, instance: number): DaemonId {
+  if (kind === 'secondary' && !isSecondaryInstance(instance)) {
+    throw new DispatchError('SCOREBOARD_BAD_LAYOUT', `failed to place secondary-${instance} on the scoreboard: instance must be 1..${TOPOLOGY_MAX_SECONDARIES}`);
   }
-  return 1 + instance;
+  return daemonIdOf(kind, instance);
 }
 
-/** The canonical name of a daemon: main, watchdog, secondary-N. */
+/**
+ * The slot index of a daemon.
+ * @deprecated use topology.ts (slotIndexOf); removed once every caller moved
+ * @throws DispatchError SCOREBOARD_BAD_LAYOUT for a secondary instance outside 1..62.
+ */
+export function slotIndex(kind: Exclude<Kind, 'free'>, instance = 0): number {
+  return slotIndexOf(slotOwner(kind, instance));
+}
+
+/**
+ * The canonical name of a daemon: main, watchdog, secondary-N.
+ * @deprecated use topology.ts (formatDaemonId); removed once every caller moved
+ */
 export function daemonName(kind: Exclude<Kind, 'free'>, instance = 0): string {
-  return kind === 'secondary' ? `secondary-${instance}` : kind;
+  return kind === 'secondary' ? `secondary-${instance}` : formatDaemonId(daemonIdOf(kind));
 }
 
 /** Encodes the 64-byte header. */
@@ -389,8 +408,8 @@ export class SlotWriter {
    * @throws DispatchError SCOREBOARD_MISSING, SCOREBOARD_OPEN_FAILED, SCOREBOARD_BAD_LAYOUT, SCOREBOARD_IO.
    */
   constructor(readonly file: string, kind: Exclude<Kind, 'free'>, instance: number, init: { pid: number; generation: number; capacity?: number; now?: number }) {
-    const index = slotIndex(kind, instance);
-    this.offset = HEADER_BYTES + index * SLOT_BYTES;
+    const owner = slotOwner(kind, instance);
+    this.offset = HEADER_BYTES + slotIndexOf(owner) * SLOT_BYTES;
     try {
       this.fd = fs.openSync(file, fs.constants.O_RDWR);
     } catch (err) {
@@ -412,7 +431,7 @@ export class SlotWriter {
       const now = init.now ?? Date.now();
       this.data = {
         kind,
-        instance: kind === 'secondary' ? instance : 0,
+        instance: instanceOf(owner),
         pid: init.pid,
         state: 'starting',
         generation: init.generation,
@@ -425,7 +444,7 @@ export class SlotWriter {
         startedMs: now,
         heartbeatMs: now,
         incidents: 0,
-        name: daemonName(kind, instance),
+        name: formatDaemonId(owner),
         latencySumUs: 0,
         latencyMaxUs: 0,
       };

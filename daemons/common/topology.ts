@@ -15,14 +15,25 @@
 /** The most secondaries a suite runs: the scoreboard has 64 slots, two of them main's and the watchdog's. */
 export const MAX_SECONDARIES = 62;
 
+/**
+ * How many secondaries the package enables on a first install (debian/dispatchd.postinst
+ * enables dispatchd-secondary@1..N; test/unit/units.test.ts runs it and checks the links).
+ */
+export const DEFAULT_SECONDARIES = 2;
+
 /** The daemon kinds, in scoreboard `kind` order (0 is a free slot). */
 export type DaemonKind = 'main' | 'secondary' | 'watchdog';
 
 /** A daemon of the suite: main, the watchdog, or secondary N (1..{@link MAX_SECONDARIES}). */
-export type DaemonId = { readonly kind: 'main' } | { readonly kind: 'watchdog' } | { readonly kind: 'secondary'; readonly instance: number };
+export type DaemonId = MainId | WatchdogId | SecondaryId;
+export type MainId = { readonly kind: 'main' };
+export type WatchdogId = { readonly kind: 'watchdog' };
+export type SecondaryId = { readonly kind: 'secondary'; readonly instance: number };
+/** A daemon that serves clients on a socket of its own (main and the secondaries; not the watchdog). */
+export type ServingId = MainId | SecondaryId;
 
-export const MAIN: DaemonId = Object.freeze({ kind: 'main' });
-export const WATCHDOG: DaemonId = Object.freeze({ kind: 'watchdog' });
+export const MAIN: MainId = Object.freeze({ kind: 'main' });
+export const WATCHDOG: WatchdogId = Object.freeze({ kind: 'watchdog' });
 
 /** Whether `n` is a valid secondary instance number (a whole number 1..62). */
 export function isSecondaryInstance(n: unknown): n is number {
@@ -33,9 +44,18 @@ export function isSecondaryInstance(n: unknown): n is number {
  * Secondary N's id.
  * @throws RangeError when N is not a whole number 1..{@link MAX_SECONDARIES}.
  */
-export function secondary(instance: number): DaemonId {
+export function secondary(instance: number): SecondaryId {
   if (!isSecondaryInstance(instance)) throw new RangeError(`secondary instance must be a whole number 1..${MAX_SECONDARIES}, got ${instance}`);
   return { kind: 'secondary', instance };
+}
+
+/**
+ * The id of a daemon given as kind and instance, as the scoreboard stores them (the instance
+ * is ignored for main and the watchdog).
+ * @throws RangeError for a secondary whose instance is not 1..{@link MAX_SECONDARIES}.
+ */
+export function daemonIdOf(kind: DaemonKind, instance = 0): DaemonId {
+  return kind === 'secondary' ? secondary(instance) : kind === 'main' ? MAIN : WATCHDOG;
 }
 
 /** The instance number: N for secondary N, 0 for main and the watchdog (the scoreboard's `instance`). */
@@ -97,16 +117,26 @@ export function serviceUnit(id: DaemonId): string {
   return id.kind === 'secondary' ? `dispatchd-secondary@${id.instance}.service` : `dispatchd-${id.kind}.service`;
 }
 
-/** The socket units a daemon's service takes its fds from, client socket first (none for the watchdog's client side). */
-export function socketUnits(id: DaemonId): string[] {
+/** The socket unit of a daemon's client socket (fd name `client`); the watchdog has none. */
+export function clientSocketUnit(id: ServingId): string {
+  return id.kind === 'main' ? 'dispatchd-main.socket' : `dispatchd-secondary@${id.instance}.socket`;
+}
+
+/** The socket unit of a daemon's mailbox FIFO (fd name `mailbox`). */
+export function mailboxSocketUnit(id: DaemonId): string {
   switch (id.kind) {
     case 'main':
-      return ['dispatchd-main.socket', 'dispatchd-main-mailbox.socket'];
+      return 'dispatchd-main-mailbox.socket';
     case 'watchdog':
-      return ['dispatchd-watchdog.socket'];
+      return 'dispatchd-watchdog.socket';
     case 'secondary':
-      return [`dispatchd-secondary@${id.instance}.socket`, `dispatchd-secondary-mailbox@${id.instance}.socket`];
+      return `dispatchd-secondary-mailbox@${id.instance}.socket`;
   }
+}
+
+/** The socket units a daemon's service takes its fds from, client socket first (none for the watchdog's client side). */
+export function socketUnits(id: DaemonId): string[] {
+  return id.kind === 'watchdog' ? [mailboxSocketUnit(id)] : [clientSocketUnit(id), mailboxSocketUnit(id)];
 }
 
 /** Every unit of a daemon: its service, then its sockets. */
@@ -130,6 +160,23 @@ export function daemonOfUnit(unit: string): DaemonId | undefined {
 /** A glob that matches every secondary's service unit, for systemctl. */
 export const SECONDARY_UNIT_GLOB = 'dispatchd-secondary@*.service';
 
+/** The service units the watchdog probes and may restart (main and every secondary), as unit-name patterns. */
+export const PROBED_UNIT_PATTERNS: readonly string[] = [serviceUnit(MAIN), SECONDARY_UNIT_GLOB];
+
+/**
+ * The secondary instances named by the service units in a whitespace-separated list (the
+ * output of `systemctl show -p Wants` or `list-units`), ascending, each once; anything else,
+ * an instance past {@link MAX_SECONDARIES} included, is skipped.
+ */
+export function secondaryInstancesIn(text: string): number[] {
+  const out = new Set<number>();
+  for (const word of text.split(/\s+/)) {
+    const id = daemonOfUnit(word);
+    if (id?.kind === 'secondary') out.add(id.instance);
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
 // ---- files ----------------------------------------------------------------------------
 
 /** A daemon's mailbox FIFO in the runtime directory: main.fifo, watchdog.fifo, secondary-N.fifo. */
@@ -137,7 +184,10 @@ export function mailboxPath(runtimeDir: string, id: DaemonId): string {
   return `${runtimeDir}/${formatDaemonId(id)}.fifo`;
 }
 
-/** A daemon's client socket in the runtime directory (main.sock, secondary-N.sock); the watchdog has none. */
+/**
+ * A daemon's client socket in the runtime directory (main.sock, secondary-N.sock).
+ * @throws RangeError for the watchdog, which has none.
+ */
 export function clientSocketPath(runtimeDir: string, id: DaemonId): string {
   if (id.kind === 'watchdog') throw new RangeError('the watchdog has no client socket');
   return `${runtimeDir}/${formatDaemonId(id)}.sock`;

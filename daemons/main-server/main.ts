@@ -7,18 +7,19 @@
 import { runDaemon } from '../common/daemon.js';
 import { newGeneration } from '../common/generation.js';
 import { requireFd } from '../common/listen-fds.js';
+import { clientSocketUnit, FD_NAMES, MAIN, mailboxSocketUnit, serviceUnit } from '../common/topology.js';
 import { MainServer } from './main-server.js';
 
 await runDaemon({
   identifier: 'dispatchd-main',
-  unit: () => 'dispatchd-main.service',
+  unit: () => serviceUnit(MAIN),
   start: async ({ config, logger, notifier, listenFds }) =>
     MainServer.start({
       config,
       logger,
       notifier,
-      listen: { fd: requireFd(listenFds, 'client', 'dispatchd-main.socket') },
-      mailboxFd: requireFd(listenFds, 'mailbox', 'dispatchd-main-mailbox.socket'),
+      listen: { fd: requireFd(listenFds, FD_NAMES.client, clientSocketUnit(MAIN)) },
+      mailboxFd: requireFd(listenFds, FD_NAMES.mailbox, mailboxSocketUnit(MAIN)),
       generation: newGeneration(),
       pid: process.pid,
     }),

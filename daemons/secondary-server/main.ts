@@ -7,18 +7,19 @@
 import { runDaemon } from '../common/daemon.js';
 import { newGeneration } from '../common/generation.js';
 import { requireFd } from '../common/listen-fds.js';
-import { MAX_SECONDARIES } from '../common/scoreboard.js';
+import { clientSocketUnit, FD_NAMES, isSecondaryInstance, mailboxSocketUnit, MAX_SECONDARIES, secondary, serviceUnit } from '../common/topology.js';
 import { SecondaryServer } from './secondary-server.js';
 
 await runDaemon<{ config: string; instance: number }>({
   identifier: 'dispatchd-secondary',
-  unit: (a: { instance: number }) => `dispatchd-secondary@${a.instance}.service`,
+  // --instance is checked (below) before the unit is asked for.
+  unit: (a: { instance: number }) => serviceUnit(secondary(a.instance)),
   options: {
     instance: {
       type: 'number',
       required: true,
       describe: `secondary number N (1..${MAX_SECONDARIES}), the unit's %i`,
-      check: (n) => (Number.isInteger(n) && (n as number) >= 1 && (n as number) <= MAX_SECONDARIES ? undefined : `--instance must be a whole number 1..${MAX_SECONDARIES}`),
+      check: (n) => (isSecondaryInstance(n) ? undefined : `--instance must be a whole number 1..${MAX_SECONDARIES}`),
     },
   },
   start: async ({ args, config, logger, notifier, listenFds }) =>
@@ -27,8 +28,8 @@ await runDaemon<{ config: string; instance: number }>({
       logger,
       notifier,
       instance: args.instance,
-      listen: { fd: requireFd(listenFds, 'client', `dispatchd-secondary@${args.instance}.socket`) },
-      mailboxFd: requireFd(listenFds, 'mailbox', `dispatchd-secondary-mailbox@${args.instance}.socket`),
+      listen: { fd: requireFd(listenFds, FD_NAMES.client, clientSocketUnit(secondary(args.instance))) },
+      mailboxFd: requireFd(listenFds, FD_NAMES.mailbox, mailboxSocketUnit(secondary(args.instance))),
       generation: newGeneration(),
       pid: process.pid,
     }),

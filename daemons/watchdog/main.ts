@@ -7,19 +7,20 @@
 import { runDaemon } from '../common/daemon.js';
 import { newGeneration } from '../common/generation.js';
 import { requireFd } from '../common/listen-fds.js';
+import { FD_NAMES, mailboxSocketUnit, serviceUnit, WATCHDOG } from '../common/topology.js';
 import { DbusUnitManager } from './unit-manager.js';
 import { Watchdog } from './watchdog.js';
 
 await runDaemon({
   identifier: 'dispatchd-watchdog',
-  unit: () => 'dispatchd-watchdog.service',
+  unit: () => serviceUnit(WATCHDOG),
   start: async ({ config, logger, notifier, listenFds }) =>
     Watchdog.start({
       config,
       logger,
       notifier,
       units: new DbusUnitManager(),
-      mailboxFd: requireFd(listenFds, 'mailbox', 'dispatchd-watchdog.socket'),
+      mailboxFd: requireFd(listenFds, FD_NAMES.mailbox, mailboxSocketUnit(WATCHDOG)),
       generation: newGeneration(),
       pid: process.pid,
     }),

@@ -5,6 +5,7 @@
  */
 import dbus from 'dbus-next';
 import { DispatchError, reason } from '../common/errors.js';
+import { PROBED_UNIT_PATTERNS } from '../common/topology.js';
 
 /** A unit as systemd reports it (ListUnitsByPatterns). */
 export interface UnitState {
@@ -25,8 +26,8 @@ export interface UnitManager {
   close(): void;
 }
 
-/** The units the watchdog probes. */
-export const PROBED_UNIT_PATTERNS = ['dispatchd-main.service', 'dispatchd-secondary@*.service'];
+/** The units the watchdog probes (topology.ts). */
+export { PROBED_UNIT_PATTERNS };
 
 const SIGKILL = 9;
 /** A D-Bus call that takes longer than this (ms) fails, and the connection is renewed. */
@@ -87,7 +88,7 @@ export class DbusUnitManager implements UnitManager {
   }
 
   async list(): Promise<UnitState[]> {
-    const rows = await this.call('list units', (m) => m.ListUnitsByPatterns([], PROBED_UNIT_PATTERNS));
+    const rows = await this.call('list units', (m) => m.ListUnitsByPatterns([], [...PROBED_UNIT_PATTERNS]));
     return rows.map((r) => ({ unit: r[0], activeState: r[3], jobPending: r[7] !== 0 }));
   }
 

@@ -79,6 +79,20 @@ if (sb) {
     }
   });
 
+  t.test('every service runs in dispatchd.slice, which systemd-cgls shows as one group', async (t) => {
+    for (const unit of SERVICES) t.equal((await sb.show(unit, 'Slice')).Slice, 'dispatchd.slice', `${unit}: Slice=dispatchd.slice`);
+    for (const unit of DAEMONS) {
+      const { ControlGroup } = await sb.show(unit, 'ControlGroup');
+      t.equal(ControlGroup, `/dispatchd.slice/${unit}`, `${unit}: its cgroup is under /dispatchd.slice`);
+    }
+    const slice = await sb.show('dispatchd.slice', 'ActiveState', 'ControlGroup');
+    t.equal(slice.ActiveState, 'active', 'dispatchd.slice is active');
+    const cgls = await sb.out('systemd-cgls --no-pager -u dispatchd.slice');
+    for (const unit of DAEMONS) t.match(cgls, unit, `systemd-cgls -u dispatchd.slice lists ${unit}`);
+    const dropIns = (await sb.show('dispatchd-secondary@2.service', 'DropInPaths')).DropInPaths;
+    t.match(dropIns, /\/lib\/systemd\/system\/dispatchd-\.service\.d\/10-hardening\.conf/, 'an instance takes the shared hardening drop-in');
+  });
+
   t.test('systemctl reload re-reads the configuration without a restart', async (t) => {
     const daemons = DAEMONS;
     const before = await Promise.all(daemons.map(async (u) => (await sb.show(u, 'MainPID')).MainPID));

@@ -1,21 +1,46 @@
 /**
- * The shipped units, tmpfiles.d, sysusers.d and polkit files, checked by the tools that
- * will read them, on copies laid out as the package installs them:
- * `systemd-analyze verify` on every unit (man pages included), systemd-tmpfiles and
- * systemd-sysusers on a scratch root, and the polkit rule evaluated against the requests
- * the watchdog makes and a few it must not be granted.
+ * The shipped units, tmpfiles.d, sysusers.d, polkit files and postinst, checked by the tools
+ * that will read them, on copies laid out as the package installs them:
+ * `systemd-analyze verify` on every unit (man pages included) and `systemd-analyze security
+ * --offline` on every service with the shared drop-ins, systemd-tmpfiles and
+ * systemd-sysusers on a scratch root, the postinst's enablement links made there, and the
+ * polkit rule evaluated against the requests the watchdog makes and a few it must not be
+ * granted. Names, paths, fd names, entry points and the instance bound are checked against
+ * daemons/common/topology.ts.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInNewContext } from 'node:vm';
 import t from 'tap';
+import {
+  clientSocketPath,
+  DEFAULT_SECONDARIES,
+  entryPoint,
+  FD_NAMES,
+  isSecondaryInstance,
+  MAIN,
+  mailboxPath,
+  MAX_SECONDARIES,
+  secondary,
+  serviceUnit,
+  socketUnits,
+  SUITE_SLICE,
+  SUITE_TARGET,
+  suiteDaemons,
+  unitsOf,
+  WATCHDOG,
+  type DaemonId,
+} from '../../daemons/common/topology.js';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const UNITS = join(REPO, 'units');
-const unitFiles = readdirSync(UNITS).filter((f) => /\.(service|socket|target)$/.test(f)).sort();
+const unitFiles = readdirSync(UNITS).filter((f) => /\.(service|socket|target|slice)$/.test(f)).sort();
+/** The drop-in every dispatchd service shares (a prefix drop-in: systemd.unit(5)). */
+const SHARED = 'dispatchd-.service.d';
+const sharedDropIns = readdirSync(join(UNITS, SHARED)).filter((f) => f.endsWith('.conf')).sort();
 
 const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
@@ -27,6 +52,7 @@ function installedLayout(): string {
     copyFileSync(from, join(root, dir, name ?? from.split('/').pop()!));
   };
   for (const f of unitFiles) put(join(UNITS, f), 'lib/systemd/system');
+  for (const f of sharedDropIns) put(join(UNITS, SHARED, f), `lib/systemd/system/${SHARED}`);
   put(join(UNITS, 'tmpfiles.d', 'dispatchd.conf'), 'usr/lib/tmpfiles.d');
   put(join(UNITS, 'sysusers.d', 'dispatchd.conf'), 'usr/lib/sysusers.d');
   put(join(UNITS, 'polkit', 'dispatchd.rules'), 'usr/share/polkit-1/rules.d');
@@ -51,8 +77,10 @@ t.test('the package ships every unit of the architecture', async (t) => {
     'dispatchd-secondary@.socket',
     'dispatchd-watchdog.service',
     'dispatchd-watchdog.socket',
+    'dispatchd.slice',
     'dispatchd.target',
   ]);
+  t.same(sharedDropIns, ['10-hardening.conf', '10-slice.conf'], 'and the drop-ins every service shares');
 });
 
 t.test('systemd-analyze verify passes on every unit', { skip: have('systemd-analyze') ? false : 'systemd-analyze is not installed (apt-get install systemd)' }, async (t) => {
@@ -75,15 +103,28 @@ t.test('every unit has Description= and Documentation=man:dispatchd(8)', async (
   }
 });
 
+/** A unit's text followed by the shared drop-ins that apply to it (every dispatchd-*.service), as systemd reads them. */
+function effective(unit: string): string {
+  const own = readFileSync(join(UNITS, unit), 'utf8');
+  if (!/^dispatchd-.*\.service$/.test(unit)) return own;
+  return [own, ...sharedDropIns.map((f) => readFileSync(join(UNITS, SHARED, f), 'utf8'))].join('\n');
+}
+
+/** Every section `[name]` of an ini text, joined. */
+const sectionOf = (text: string, name: string) => text.split(/^\[/m).filter((s) => s.startsWith(`${name}]`)).join('\n');
+
+/** key=value lines (no comments) of an ini text. */
+const settings = (text: string) => text.split('\n').filter((l) => /^[A-Za-z]+=/.test(l));
+
 t.test('services: Type=notify, watchdog, restart policy, start limits in [Unit], hardening', async (t) => {
   for (const unit of unitFiles.filter((u) => u.endsWith('.service'))) {
-    const text = readFileSync(join(UNITS, unit), 'utf8');
-    const section = (name: string) => text.split(/^\[/m).find((s) => s.startsWith(`${name}]`)) ?? '';
+    const text = effective(unit);
+    const section = (name: string) => sectionOf(text, name);
     t.match(section('Unit'), /^StartLimitIntervalSec=/m, `${unit}: StartLimitIntervalSec= in [Unit]`);
     t.match(section('Unit'), /^StartLimitBurst=/m, `${unit}: StartLimitBurst= in [Unit]`);
     t.notMatch(section('Service'), /^StartLimit/m, `${unit}: no StartLimit*= in [Service] (ignored there)`);
     t.match(section('Unit'), /^PartOf=dispatchd\.target$/m, `${unit}: PartOf=dispatchd.target`);
-    for (const line of ['User=dispatchd', 'ProtectSystem=strict', 'NoNewPrivileges=yes', 'CapabilityBoundingSet=', 'RestrictAddressFamilies=AF_UNIX', 'ReadWritePaths=/dev/shm', 'SystemCallFilter=@system-service']) {
+    for (const line of ['User=dispatchd', 'ProtectSystem=strict', 'NoNewPrivileges=yes', 'CapabilityBoundingSet=', 'RestrictAddressFamilies=AF_UNIX', 'ReadWritePaths=/dev/shm', 'SystemCallFilter=@system-service', `Slice=${SUITE_SLICE}`]) {
       t.match(section('Service'), new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'), `${unit}: ${line}`);
     }
     t.notMatch(text, /^MemoryDenyWriteExecute=yes/m, `${unit}: no MemoryDenyWriteExecute= (it breaks V8's JIT)`);
@@ -93,6 +134,101 @@ t.test('services: Type=notify, watchdog, restart policy, start limits in [Unit],
       t.match(section('Service'), new RegExp(`^${line.replace(/[$]/g, '\\$')}$`, 'm'), `${unit}: ${line}`);
     }
   }
+});
+
+t.test('the shared drop-ins: written once, applied to every service, in dispatchd.slice', async (t) => {
+  const shared = sharedDropIns.flatMap((f) => settings(readFileSync(join(UNITS, SHARED, f), 'utf8')));
+  t.ok(shared.length >= 25, `${shared.length} shared settings`);
+  t.ok(shared.includes(`Slice=${SUITE_SLICE}`), 'Slice= is shared');
+  for (const unit of unitFiles.filter((u) => u.endsWith('.service'))) {
+    const keys = new Set(settings(readFileSync(join(UNITS, unit), 'utf8')).map((l) => l.split('=')[0]));
+    t.same(shared.filter((l) => keys.has(l.split('=')[0]!)), [], `${unit} repeats none of the shared settings`);
+  }
+  const slice = readFileSync(join(UNITS, SUITE_SLICE), 'utf8');
+  t.match(sectionOf(slice, 'Unit'), /^Description=\S/m, `${SUITE_SLICE} describes itself`);
+  t.notMatch(slice, /^\[Slice\]/m, 'it sets no resource limit of its own');
+});
+
+t.test('systemd-analyze security --offline: every service 2.5 or lower with the shared drop-ins, far worse without', { skip: have('systemd-analyze') ? false : 'systemd-analyze is not installed' }, async (t) => {
+  const exposure = (dir: string, unit: string): number => {
+    const r = spawnSync('systemd-analyze', ['security', '--offline=yes', `--root=${dir}`, '--no-pager', unit], { encoding: 'utf8' });
+    const m = /Overall exposure level for \S+: ([\d.]+)/.exec(r.stdout);
+    t.ok(m, `${unit}: an overall exposure level (${r.stderr.trim()})`);
+    return Number(m?.[1]);
+  };
+  const services = ['dispatchd-scoreboard.service', ...suiteDaemons(1).map(serviceUnit)];
+  for (const unit of services) {
+    const level = exposure(root, unit);
+    t.comment(`${unit}: exposure ${level}`);
+    t.ok(level <= 2.5, `${unit}: exposure ${level} <= 2.5`);
+  }
+  // The same units without the drop-ins: the hardening really comes from them.
+  const bare = installedLayout();
+  t.teardown(() => rmSync(bare, { recursive: true, force: true }));
+  rmSync(join(bare, 'lib/systemd/system', SHARED), { recursive: true });
+  t.ok(exposure(bare, serviceUnit(MAIN)) > 5, 'without the drop-ins main would be exposed');
+});
+
+/** The unit file that defines a unit: itself, or its template for an instance. */
+const unitFile = (unit: string) => readFileSync(join(UNITS, unit.replace(/@[^.]+\./, '@.')), 'utf8');
+/** A setting of a unit, with %i replaced by the instance. */
+function setting(unit: string, key: string): string[] {
+  const instance = /@([^.]+)\./.exec(unit)?.[1] ?? '';
+  return [...unitFile(unit).matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1]!.replaceAll('%i', instance));
+}
+
+t.test('the units name the sockets, FIFOs, fds and entry points of topology.ts', async (t) => {
+  const dir = '/run/dispatchd';
+  const ids: DaemonId[] = [MAIN, WATCHDOG, secondary(1), secondary(MAX_SECONDARIES)];
+  for (const id of ids) {
+    const service = serviceUnit(id);
+    t.same(setting(service, 'Sockets').join(' ').split(' '), socketUnits(id), `${service}: Sockets= are topology's socket units`);
+    t.match(setting(service, 'ExecStart')[0], `/usr/lib/dispatchd/build/${entryPoint(id.kind)} `, `${service}: runs topology's entry point`);
+    const [client, mailbox] = id.kind === 'watchdog' ? [undefined, socketUnits(id)[0]!] : socketUnits(id);
+    if (client && id.kind !== 'watchdog') {
+      t.same(setting(client, 'ListenStream'), [clientSocketPath(dir, id)], `${client}: the client socket`);
+      t.same(setting(client, 'FileDescriptorName'), [FD_NAMES.client]);
+      t.same(setting(client, 'Service'), [service]);
+    }
+    t.same(setting(mailbox!, 'ListenFIFO'), [mailboxPath(dir, id)], `${mailbox}: the mailbox FIFO`);
+    t.same(setting(mailbox!, 'FileDescriptorName'), [FD_NAMES.mailbox]);
+    t.same(setting(mailbox!, 'Service'), [service]);
+  }
+  const target = readFileSync(join(UNITS, SUITE_TARGET), 'utf8');
+  for (const id of [MAIN, WATCHDOG]) for (const unit of unitsOf(id)) t.match(target, new RegExp(`^Wants=.*\\b${unit.replace(/[.]/g, '\\.')}\\b`, 'm'), `${SUITE_TARGET} wants ${unit}`);
+});
+
+t.test('the instance bound of the units is topology.ts MAX_SECONDARIES', async (t) => {
+  for (const unit of unitFiles) {
+    for (const m of readFileSync(join(UNITS, unit), 'utf8').matchAll(/\b1\.\.(\d+)\b/g)) t.equal(Number(m[1]), MAX_SECONDARIES, `${unit}: "${m[0]}"`);
+  }
+});
+
+const postinstSkip = !have('systemctl') ? 'systemctl is not installed' : false;
+
+t.test('postinst enables topology.ts DEFAULT_SECONDARIES through the templates [Install], once', { skip: postinstSkip }, async (t) => {
+  const dir = installedLayout();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const postinst = join(REPO, 'packaging', 'debian', 'dispatchd.postinst');
+  const run = (...args: string[]) => spawnSync('sh', [postinst, ...args], { encoding: 'utf8', env: { ...process.env, DPKG_ROOT: dir } });
+  const wants = join(dir, 'etc/systemd/system', `${SUITE_TARGET}.wants`);
+  const links = () =>
+    readdirSync(wants)
+      .sort()
+      .map((f) => `${f} -> ${readlinkSync(join(wants, f))}`);
+
+  const first = run('configure', '');
+  t.equal(first.status, 0, `a first install configures (${first.stderr.trim()})`);
+  const expected = Array.from({ length: DEFAULT_SECONDARIES }, (_, i) => unitsOf(secondary(i + 1)))
+    .flat()
+    .map((u) => `${u} -> /lib/systemd/system/${u.replace(/@[^.]+\./, '@.')}`)
+    .sort();
+  t.same(links(), expected, `secondaries 1..${DEFAULT_SECONDARIES} with their two sockets, linked to the templates`);
+
+  // An administrator scaled to 1 (dispatchctl scale 1): an upgrade leaves that alone.
+  for (const u of unitsOf(secondary(2))) rmSync(join(wants, u));
+  t.equal(run('configure', '0.0.1').status, 0, 'an upgrade configures');
+  t.same(links(), expected.filter((l) => l.includes('@1.')), "the administrator's number is kept");
 });
 
 t.test('sockets: RemoveOnStop=yes and the documented names, owners and modes', async (t) => {
@@ -165,10 +301,14 @@ t.test('the polkit rule grants restart and kill of main and the secondaries to u
     ['dispatchd', 'dispatchd.target', 'restart', null],
     ['dispatchd', 'ssh.service', 'restart', null],
     ['dispatchd', 'xdispatchd-main.service', 'restart', null],
+    ['dispatchd', `dispatchd-secondary@${MAX_SECONDARIES + 1}.service`, 'restart', null],
+    ['dispatchd', 'dispatchd-secondary@01.service', 'restart', null],
     ['nobody', 'dispatchd-main.service', 'restart', null],
     ['dispatchd', 'dispatchd-main.service', 'restart', null, 'org.freedesktop.systemd1.manage-unit-files'],
   ];
   for (const [user, unit, verb, expected, id] of cases) {
     t.equal(decide(user, unit, verb, id) ?? null, expected, `${user} ${verb} ${unit}${id ? ` (${id})` : ''}: ${expected ?? 'not handled'}`);
   }
+  const granted = Array.from({ length: 1002 }, (_, n) => n).filter((n) => decide('dispatchd', `dispatchd-secondary@${n}.service`, 'restart') === 'yes');
+  t.same(granted, Array.from({ length: 1002 }, (_, n) => n).filter(isSecondaryInstance), `exactly the secondaries 1..${MAX_SECONDARIES} of topology.ts`);
 });

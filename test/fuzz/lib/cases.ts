@@ -8,6 +8,7 @@
  * what it shows is the handling of damage, not of load.
  */
 import { encodeFrame, FRAME_MAGIC, FRAME_PREFIX_BYTES, MAX_HEADER_BYTES } from '../../../daemons/common/frame.js';
+import { clientSocketPath, formatDaemonId, mailboxPath, suiteDaemons } from '../../../daemons/common/topology.js';
 
 /** Linux PIPE_BUF. */
 const PIPE_BUF = 4096;
@@ -207,8 +208,11 @@ export function makeCase(rnd: Rnd, endpoints: readonly Endpoint[]): FuzzCase {
 
 /** The endpoints of a suite whose runtime directory is `dir`. */
 export function endpointsOf(dir: string, secondaries: number, maxPayload: number): Endpoint[] {
-  const out: Endpoint[] = [{ kind: 'socket', name: 'main', path: `${dir}/main.sock`, maxBody: 0 }];
-  for (let i = 1; i <= secondaries; i++) out.push({ kind: 'socket', name: `secondary-${i}`, path: `${dir}/secondary-${i}.sock`, maxBody: maxPayload });
-  for (const n of ['main', ...Array.from({ length: secondaries }, (_, i) => `secondary-${i + 1}`), 'watchdog']) out.push({ kind: 'fifo', name: n, path: `${dir}/${n}.fifo` });
+  const daemons = suiteDaemons(secondaries);
+  const out: Endpoint[] = [];
+  for (const id of daemons) {
+    if (id.kind !== 'watchdog') out.push({ kind: 'socket', name: formatDaemonId(id), path: clientSocketPath(dir, id), maxBody: id.kind === 'main' ? 0 : maxPayload });
+  }
+  for (const id of daemons) out.push({ kind: 'fifo', name: formatDaemonId(id), path: mailboxPath(dir, id) });
   return out;
 }

@@ -9,7 +9,7 @@ export const SAMPLES: MailboxMessage[] = [
   { v: 1, t: 'refused', id: 'r-2', from: 'secondary-12', gen: 1, reason: 'full' },
   { v: 1, t: 'refused', id: 'r-3', from: 'secondary-2', gen: 2, reason: 'stopping' },
   { v: 1, t: 'refused', id: 'r-4', from: 'secondary-3', gen: 3, reason: 'stale-generation' },
-  { v: 1, t: 'refused', id: 'r-5', from: 'secondary-999', gen: 0xffffffff, reason: 'expired' },
+  { v: 1, t: 'refused', id: 'r-5', from: 'secondary-62', gen: 0xffffffff, reason: 'expired' },
   { v: 1, t: 'done', from: 'secondary-1', gen: 7, lease: LEASE, claimed: true, requests: 12, failed: 1 },
   { v: 1, t: 'done', from: 'secondary-1', gen: 7, lease: LEASE, claimed: false, requests: 0, failed: 0 },
   { v: 1, t: 'ready', from: 'secondary-4', gen: 99 },

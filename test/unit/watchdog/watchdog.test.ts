@@ -8,7 +8,7 @@ t.test('daemonOfUnit: the units the watchdog supervises', async (t) => {
   t.same(daemonOfUnit('dispatchd-main.service'), { name: 'main', instance: 0 });
   t.same(daemonOfUnit('dispatchd-secondary@1.service'), { name: 'secondary-1', instance: 1 });
   t.same(daemonOfUnit('dispatchd-secondary@62.service'), { name: 'secondary-62', instance: 62 });
-  t.same(daemonOfUnit('dispatchd-secondary@999.service'), { name: 'secondary-999', instance: 999 });
+  t.equal(daemonOfUnit('dispatchd-secondary@63.service'), undefined, 'past the bound of topology.ts');
 });
 
 t.test('daemonOfUnit: everything else is not supervised', async (t) => {
