@@ -46,11 +46,11 @@ if (sb) {
       await until('a new main server', 10_000, async () => {
         const pid = await mainPid();
         return pid !== 0 && pid !== before ? pid : undefined;
-      }, 50);
+      }, { everyMs: 50 });
       await until('a request served by the new main', 10_000, async () => {
         const r = await sb.exec(['dispatchctl', 'request', '--timeout', '3000', 'echo', 'back']);
         return r.code === 0 && r.stdout.toString() === 'back' ? true : undefined;
-      }, 50);
+      }, { everyMs: 50 });
       const backMs = Date.now() - t0;
       const report = await load.done;
       t.comment(`main ${what}: back and serving ${backMs} ms after the fault; clients: ${describeLoad(report)}`);

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { describeLoad, startLoadInside, stopLoadInside, tools } from './lib/inside.js';
-import { describe } from './lib/sandbox.js';
+import { describe } from '../helpers/index.js';
 import { DAEMONS, installedSuite, journalNow, mainPids, until } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);

@@ -2,13 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import {
-  checkHeader,
-  createScoreboard,
-  encodeHeader,
-  SCOREBOARD_BYTES,
-  SlotWriter,
-} from '../../../daemons/common/scoreboard.js';
+import { checkHeader, createScoreboard, encodeHeader, SCOREBOARD_BYTES, SlotWriter } from '../../../daemons/common/scoreboard.js';
 import { collect, firstLine, spawnTs } from '../lib/child.js';
 import { dir, FIXTURES, newFile, snapshot } from '../lib/scoreboard-files.js';
 

@@ -1,13 +1,6 @@
 /** SlotWriter: starts counted across re-opens, the seqlock sequence recovered and wrapped. */
 import t from 'tap';
-import {
-  createScoreboard,
-  HEADER_BYTES,
-  SLOT,
-  SLOT_BYTES,
-  slotIndex,
-  SlotWriter,
-} from '../../../daemons/common/scoreboard.js';
+import { createScoreboard, HEADER_BYTES, SLOT, SLOT_BYTES, slotIndex, SlotWriter } from '../../../daemons/common/scoreboard.js';
 import { newFile, rawSeq, snapshot, writeRaw } from '../lib/scoreboard-files.js';
 
 t.test('SlotWriter counts starts across re-opens and resets per-process counters', async (t) => {
