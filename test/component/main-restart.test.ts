@@ -34,7 +34,7 @@ for (const how of ['stopped', 'killed'] as const) {
     // Four requests in progress on the secondaries, on leases from the main about to go.
     const sessions = await Promise.all(Array.from({ length: 4 }, async () => Session.open(await c.lease('sleep'), 1024, 2000)));
     const work = sessions.map((s) => s.run('sleep', Buffer.from('800'), 10_000));
-    await sleep(100);
+    await until('the 4 requests to run on the secondaries', 5000, () => suite.names.filter((n) => n !== 'main').reduce((sum, n) => sum + suite.slot(n)!.running, 0) === 4);
     if (how === 'stopped') await suite.stop('main'); // systemctl stop: main is down until started
     else suite.signal('main', 'SIGKILL'); // the harness restarts it after RestartSec=, as systemd does
     // The work completes while main is down or restarting; closing the sessions ends the
