@@ -26,6 +26,19 @@
  *
  * Failure dumps: closeAfter / dumpIfFailed (tests), reportFailure (runners) print a harness's
  * diagnostics() one way.
+ *
+ * Moving a test written against the old harnesses:
+ *   new Suite(config) (test/component/lib/suite.ts)  -> new ProcessSuite({ config, restart: false })
+ *   suite.daemons.get(n)!.child.pid / .kill(sig)      -> suite.pid(n) / suite.signal(n, sig); exited: !suite.isRunning(n)
+ *   suite.daemons.get(n)!.output()                    -> suite.output(n) (lines)
+ *   suite.waitFor(cond, ms, what)                     -> until(what, ms, cond)
+ *   suite.close() / t.teardown(() => suite.shutdown()) -> closeAfter(t, suite)
+ *   sleep(IN_FLIGHT_MS) after sending a request       -> await suite.untilRunning(secondaryName)
+ *   test/chaos/lib/{process-suite,harness,paths}.ts   -> here (harness's until(cond, ms, every) -> until(what, ms, cond, { everyMs }))
+ *   new SandboxTarget(name) (test/chaos/lib)          -> Sandbox.attach(name); target.sh(script) -> sb.out(script)
+ *   test/system/lib/{sandbox,deb,repo,cleanup}.ts     -> here (REPO -> ROOT; sb.stop() -> sb.shutdown())
+ *   until(what, ms, check, intervalMs) (system lib)   -> until(what, ms, check, { everyMs })
+ *   bench PlainSuite.start(n, nodeArgs)               -> new ProcessSuite({ secondaries: n, nodeArgs, restart: false }).startAll({ watchdog: false })
  */
 export { onCleanup } from './cleanup.js';
 export { describe, runCommand, type ExecOptions, type ExecResult } from './command.js';
