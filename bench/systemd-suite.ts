@@ -18,12 +18,14 @@ export function cannotBoot(deb?: string): string | undefined {
 export class SystemdSuite {
   private constructor(private readonly sb: Sandbox) {}
 
-  /** Boots a sandbox, installs the .deb and the load generator. @throws Error with the failing step. */
+  /** Boots a sandbox, installs the .deb and the load generator (build/bench, and build/test/helpers/until.js it imports). @throws Error with the failing step. */
   static async boot(deb: string): Promise<SystemdSuite> {
     const sb = await Sandbox.boot('bench');
     try {
       await installDeb(sb, deb);
       await sb.copyIn(path.dirname(INSIDE_BENCH), path.join(ROOT, 'build/bench'));
+      // The worker's one import from the test helpers (until), where `../test/helpers/` resolves.
+      await sb.copyIn(`${path.dirname(INSIDE_BENCH)}/test/helpers`, path.join(ROOT, 'build/test/helpers/until.js'));
     } catch (err) {
       sb.stopSync();
       throw err;

@@ -155,9 +155,9 @@ export class Sandbox implements Harness {
   /**
    * Starts the load generator (test/chaos/lib/load.ts) inside; resolves once its clients run
    * or, with `readyAfter`, once that many requests have succeeded (within 30 s, else throws).
-   * `pauseMs`: each client's pause between two requests.
+   * `pauseMs`: each client's pause between two requests; `maxSleepMs`: the longest `sleep` request.
    */
-  async startLoad(o: { clients: number; durationMs?: number; requests?: number; timeoutMs?: number; types?: string; seed?: number; pauseMs?: number; readyAfter?: number }): Promise<RunningLoad> {
+  async startLoad(o: { clients: number; durationMs?: number; requests?: number; timeoutMs?: number; types?: string; seed?: number; pauseMs?: number; maxSleepMs?: number; readyAfter?: number }): Promise<RunningLoad> {
     await this.installTools();
     const args = ['--clients', String(o.clients), '--seed', String(o.seed ?? 1)];
     if (o.durationMs !== undefined) args.push('--duration-ms', String(o.durationMs));
@@ -165,6 +165,7 @@ export class Sandbox implements Harness {
     if (o.timeoutMs !== undefined) args.push('--timeout-ms', String(o.timeoutMs));
     if (o.types !== undefined) args.push('--types', o.types);
     if (o.pauseMs !== undefined) args.push('--pause-ms', String(o.pauseMs));
+    if (o.maxSleepMs !== undefined) args.push('--max-sleep-ms', String(o.maxSleepMs));
     if (o.readyAfter !== undefined) args.push('--ready-after', String(o.readyAfter));
     const tool = this.tool<LoadReport & { event: string }>('chaos/lib/load.js', args, 'report');
     await tool.started;

@@ -24,6 +24,19 @@ if (sb) {
   const pids = (units: string[]) => mainPids(sb, units);
   const SECONDARIES = ['dispatchd-secondary@1.service', 'dispatchd-secondary@2.service'];
   const since = () => journalNow(sb);
+  /** Waits (10 s at most) until secondary-1's slot shows a request running, and prints how many. */
+  const RUNNING_ON_SECONDARY_1 = [
+    'import struct, sys, time',
+    'end = time.time() + 10',
+    'while time.time() < end:',
+    '    b = open("/dev/shm/dispatchd.scoreboard", "rb").read()',
+    '    n = struct.unpack_from("<I", b, 64 + 2 * 128 + 124)[0]',
+    '    if n:',
+    '        print(n)',
+    '        sys.exit(0)',
+    '    time.sleep(0.001)',
+    'sys.exit("no request ran on secondary-1 within 10 s")',
+  ].join('\n');
 
   // Each fault hits main once 500 requests of a 5 s load of 20 clients are served: well over
   // 1000 requests before, during and after it.
@@ -95,10 +108,15 @@ if (sb) {
 
   t.test('a secondary killed mid-request under load: 0 requests fail, and it comes back', async (t) => {
     const [before] = await pids(['dispatchd-secondary@1.service']);
-    // Requests that take a while (sleep up to 30 ms) so that some are in progress on it.
-    const load = await startLoadInside(target, { ...LOAD, types: 'sleep,echo' });
+    // Requests that take a while (sleep up to 300 ms) so that some are in progress on it.
+    const load = await startLoadInside(target, { ...LOAD, types: 'sleep,echo', maxSleepMs: 300 });
     t.teardown(load.stop);
-    await sb.out('systemctl kill -s SIGKILL dispatchd-secondary@1.service');
+    // Killed once its slot says a request runs on it (`running`, docs/SCOREBOARD.md §3: slot 2
+    // is secondary-1, `running` is the u32 at offset 124), not at a moment left to chance.
+    const running = await sb.out(
+      `/usr/bin/python3 -c '${RUNNING_ON_SECONDARY_1}' && systemctl kill -s SIGKILL dispatchd-secondary@1.service`,
+    );
+    t.ok(Number(running.trim()) >= 1, `killed with ${running.trim()} request(s) running on it`);
     const report = await load.done;
     t.comment(`secondary 1 killed: ${describeLoad(report)}`);
     t.equal(report.failed, 0, `0 requests failed: ${describeLoad(report)}`);

@@ -36,6 +36,7 @@ if (sb) {
   const configure = async (sedScript: string, capacity: number) => {
     await sb.out(`cp ${SHIPPED} ${CONF}${sedScript ? ` && sed -i '${sedScript}' ${CONF}` : ''} && systemctl reload dispatchd.target`);
     await until(`every secondary to publish capacity ${capacity}`, 10_000, async () => ((await secondariesCapacity()).every((c) => c === capacity) ? true : undefined));
+    await until('the reload jobs to end', 10_000, async () => ((await sb.out('systemctl list-jobs --no-legend')).trim() === '' ? true : undefined));
   };
 
   t.test('systemctl reload dispatchd.target applies a changed file to every daemon, under load, without a restart', async (t) => {
