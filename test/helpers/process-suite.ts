@@ -26,6 +26,7 @@ import { createScoreboard, removeScoreboard, ScoreboardReader, type SlotData } f
 import { daemonOfUnit, unitOf } from '../../daemons/common/units.js';
 import type { UnitManager, UnitState } from '../../daemons/watchdog/unit-manager.js';
 import { Watchdog } from '../../daemons/watchdog/watchdog.js';
+import { onCleanup } from './cleanup.js';
 import { runCommand, type ExecResult } from './command.js';
 import type { Harness } from './failure.js';
 import { NotifySocket } from './notify-socket.js';
@@ -100,6 +101,8 @@ export class ProcessSuite implements UnitManager, Harness {
   private readonly logs = new Map<string, string[]>();
   private watchdog: Watchdog | undefined;
   private closed = false;
+  /** Deregisters the last-resort clean-up (the test process ending without shutdown). */
+  private readonly forget: () => void;
 
   constructor(private readonly o: ProcessSuiteOptions = {}) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-procs-'));
@@ -109,6 +112,12 @@ export class ProcessSuite implements UnitManager, Harness {
     createScoreboard(this.scoreboard);
     this.names = ['main', ...Array.from({ length: o.secondaries ?? 2 }, (_, i) => `secondary-${i + 1}`)];
     this.notify = new NotifySocket(path.join(this.dir, 'notify.sock'));
+    // A test process that dies early (a crash, tap's timeout) must not leave daemons behind.
+    this.forget = onCleanup(() => {
+      for (const p of this.procs.values()) p.child.kill('SIGKILL');
+      fs.rmSync(this.dir, { recursive: true, force: true });
+      fs.rmSync(this.scoreboard, { force: true });
+    });
   }
 
   get label(): string {
@@ -394,6 +403,7 @@ export class ProcessSuite implements UnitManager, Harness {
   private async end(stopOne: (p: Proc) => Promise<void>): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.forget();
     if (this.watchdog) await this.watchdog.stop('suite closed');
     this.watchdog = undefined;
     for (const p of this.procs.values()) p.stopping = true;
