@@ -143,7 +143,16 @@ t.test('a client holding a stale lease gets a new one through the library', asyn
 t.test('unknown type is refused by main without reserving anything', async (t) => {
   const c = client({ attempts: 1 });
   const secondaries = ['secondary-1', 'secondary-2'];
-  const before = secondaries.map((n) => suite.slot(n)!);
+  // A secondary publishes a request's counters within 5 ms of it: two reads 20 ms apart that
+  // agree have the earlier tests' requests all counted.
+  let last = '';
+  const before = await until("the secondaries' counters to settle", 2000, () => {
+    const now = secondaries.map((n) => suite.slot(n)!);
+    const key = JSON.stringify(now.map((s) => [s.pid, s.requests, s.failures, s.running]));
+    const settled = key === last;
+    last = key;
+    return settled ? now : undefined;
+  });
   // Every lease held: a type main had to reserve for would wait in its queue and end BUSY.
   const held: LeaseGranted[] = [];
   for (let i = 0; i < 4; i++) held.push(await c.lease('echo'));
