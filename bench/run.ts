@@ -24,12 +24,12 @@ import { hideBin } from 'yargs/helpers';
 import { DEFAULT_SECONDARIES, serviceUnit, suiteDaemons } from '../daemons/common/topology.js';
 import { VERSION } from '../daemons/common/version.js';
 import type { LoadResult } from './load.js';
-import { PlainSuite, ROOT } from './plain-suite.js';
+import { ensureDeb, ProcessSuite, ROOT } from '../test/helpers/index.js';
 import { measureIdle, sampleProcess, type IdleResult } from './proc-stats.js';
 import { renderMarkdown, summarise, writeMarkdown, type BenchResults, type MeasureRow } from './report.js';
 import { BareServer, RelayFloor } from './servers.js';
 import { median } from './stats.js';
-import { cannotBoot, ensureDeb, SystemdSuite } from './systemd-suite.js';
+import { cannotBoot, SystemdSuite } from './systemd-suite.js';
 
 const ALL_TARGETS = ['bare', 'cluster', 'floor', 'plain', 'systemd'] as const;
 const ALL_MEASURES = ['lease', 'handshake', 'large', 'scale', 'freeze', 'start', 'idle'] as const;
@@ -78,7 +78,7 @@ const log = (line: string): void => void (multibar ? multibar.log(`${line}\n`) :
 
 const skipped: Record<string, string> = {};
 if (targets.has('systemd')) {
-  const why = cannotBoot();
+  const why = cannotBoot(argv.deb);
   if (why) {
     skipped.systemd = why;
     targets.delete('systemd');
@@ -102,8 +102,8 @@ const nodeProf = argv['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolv
 let bare: BareServer | undefined;
 let cluster: BareServer | undefined;
 let floor: RelayFloor | undefined;
-let plain: PlainSuite | undefined;
-let plainOne: PlainSuite | undefined;
+let plain: ProcessSuite | undefined;
+let plainOne: ProcessSuite | undefined;
 let sys: SystemdSuite | undefined;
 
 const loads: BenchResults['loads'] = {};
@@ -332,8 +332,22 @@ const isUp = (s: Server): boolean => ({ bare, cluster, floor, plain, 'plain-1': 
 if (used.has('bare')) setupSteps.push({ what: 'start the bare server', run: async () => void (bare = await BareServer.start(0, nodeProf)) });
 if (used.has('floor')) setupSteps.push({ what: 'start the handshake floor (bench/relay-floor.ts)', run: async () => void (floor = await RelayFloor.start()) });
 if (used.has('cluster')) setupSteps.push({ what: `start node:cluster (${argv.secondaries} workers)`, run: async () => void (cluster = await BareServer.start(argv.secondaries, nodeProf)) });
-if (used.has('plain')) setupSteps.push({ what: `start dispatchd as plain processes (${argv.secondaries} secondaries)`, run: async () => void (plain = await PlainSuite.start(argv.secondaries, nodeProf)) });
-if (used.has('plain-1')) setupSteps.push({ what: 'start dispatchd as plain processes (1 secondary)', run: async () => void (plainOne = await PlainSuite.start(1, nodeProf)) });
+if (used.has('plain')) setupSteps.push({ what: `start dispatchd as plain processes (${argv.secondaries} secondaries)`, run: async () => void (plain = await startPlain(argv.secondaries)) });
+if (used.has('plain-1')) setupSteps.push({ what: 'start dispatchd as plain processes (1 secondary)', run: async () => void (plainOne = await startPlain(1)) });
+/**
+ * dispatchd as plain processes (test/helpers ProcessSuite: socket activation imitated, no
+ * systemd, so no watchdog and no Restart=), the scoreboard in /dev/shm as installed.
+ */
+async function startPlain(secondaries: number): Promise<ProcessSuite> {
+  const s = new ProcessSuite({ secondaries, nodeArgs: nodeProf, scoreboardInShm: true, restart: false });
+  try {
+    await s.startAll({ watchdog: false });
+  } catch (err) {
+    await s.shutdown();
+    throw err;
+  }
+  return s;
+}
 let sysVersions = '';
 if (used.has('systemd')) {
   setupSteps.push({
@@ -379,7 +393,7 @@ try {
 } finally {
   bar?.update(totalWeight + setupSteps.length * 5, { job: 'done' });
   multibar?.stop();
-  await Promise.allSettled([bare?.stop(), cluster?.stop(), floor?.stop(), plain?.stop(), plainOne?.stop(), sys?.stop()]);
+  await Promise.allSettled([bare?.stop(), cluster?.stop(), floor?.stop(), plain?.stopAll(), plainOne?.stopAll(), sys?.stop()]);
 }
 
 // ---- report --------------------------------------------------------------------------

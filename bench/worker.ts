@@ -14,6 +14,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { DispatchClient } from '../daemons/client/client.js';
 import { DEFAULT_SECONDARIES, MAIN, SCOREBOARD_UNIT, serviceUnit, suiteDaemons } from '../daemons/common/topology.js';
+// Inside the sandbox this resolves next to the installed build: SystemdSuite copies it in.
+import { until } from '../test/helpers/until.js';
 import { runLoad, type LoadMode, type TargetKind } from './load.js';
 import { measureIdle } from './proc-stats.js';
 
@@ -35,7 +37,6 @@ const { positionals, values: v } = parseArgs({
 
 const sh = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 const mainPid = () => Number(sh('systemctl', 'show', '-p', 'MainPID', '--value', serviceUnit(MAIN)));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The suite's units as the package installs it (secondaries 1 and 2 enabled). */
 /** The suite the package installs: the scoreboard keeper and main, the default secondaries and the watchdog. */
 const SUITE_UNITS = [SCOREBOARD_UNIT, ...suiteDaemons(DEFAULT_SECONDARIES).map(serviceUnit)];
@@ -45,14 +46,12 @@ const SUITE_UNITS = [SCOREBOARD_UNIT, ...suiteDaemons(DEFAULT_SECONDARIES).map(s
  * @throws Error naming each unit's state when the time is up.
  */
 async function untilUnits(states: string[], ms: number): Promise<void> {
-  const deadline = performance.now() + ms;
-  for (;;) {
+  await until(`the suite's units to be ${states.join(' or ')}`, ms, () => {
     // One line per unit; exits non-zero unless all are active, which is not an error here.
     const now = spawnSync('systemctl', ['is-active', ...SUITE_UNITS], { encoding: 'utf8' }).stdout.trim().split('\n');
-    if (now.length === SUITE_UNITS.length && now.every((x) => states.includes(x))) return;
-    if (performance.now() > deadline) throw new Error(`the suite's units not ${states.join(' or ')} within ${ms / 1000} s: ${SUITE_UNITS.map((u, i) => `${u} ${now[i] ?? '?'}`).join(', ')}`);
-    await sleep(50);
-  }
+    if (now.length === SUITE_UNITS.length && now.every((x) => states.includes(x))) return true;
+    throw new Error(SUITE_UNITS.map((u, i) => `${u} ${now[i] ?? '?'}`).join(', '));
+  }, { everyMs: 50 });
 }
 
 /** Waits until a request succeeds (the suite serves), at most `ms`. */

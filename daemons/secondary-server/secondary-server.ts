@@ -174,6 +174,7 @@ export class SecondaryServer {
     this.lastPublishMs = performance.now();
     this.cancelCountersPublish(); // this publish carries the counters too
     this.slot.data.active = this.leases.size;
+    this.slot.data.running = this.running;
     this.slot.data.state = this.stateFor();
     try {
       this.slot.publish();
@@ -294,6 +295,7 @@ export class SecondaryServer {
     if (conn.isClosed) return;
     conn.busy();
     this.running++;
+    this.publishCountersSoon(); // `running` on the slot: tests await a request in progress by it
     const started = performance.now();
     let lease: Lease | undefined;
     let type = '?';

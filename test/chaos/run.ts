@@ -12,8 +12,7 @@
  */
 import { formatChaos, ProcessChaosTarget, runChaos, SystemdChaosTarget, type ChaosTarget } from './lib/chaos.js';
 import { parseCli } from './lib/load.js';
-import { ProcessSuite } from './lib/process-suite.js';
-import { SandboxTarget } from './lib/sandbox-target.js';
+import { ProcessSuite, reportFailure, Sandbox } from '../helpers/index.js';
 
 const USAGE = 'usage: npm run chaos -- [--duration SECONDS (default 60)] [--sandbox NAME] [--clients N (default 20)] [--seed N] [--json]';
 
@@ -30,7 +29,7 @@ let target: ChaosTarget;
 let suite: ProcessSuite | undefined;
 const sandbox = args.get('sandbox');
 if (sandbox) {
-  const t = new SystemdChaosTarget(new SandboxTarget(sandbox));
+  const t = new SystemdChaosTarget(Sandbox.attach(sandbox));
   await t.prepare();
   target = t;
 } else {
@@ -48,6 +47,7 @@ try {
   });
   process.stdout.write(args.has('json') ? JSON.stringify(report, null, 2) + '\n' : formatChaos(report) + '\n');
   process.exitCode = report.load.failed === 0 ? 0 : 1;
+  if (report.load.failed > 0 && suite) reportFailure(suite.label, suite.diagnostics());
 } finally {
   await suite?.shutdown();
 }

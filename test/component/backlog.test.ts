@@ -7,19 +7,18 @@
 import net from 'node:net';
 import t from 'tap';
 import { DispatchClient } from '../../daemons/client/client.js';
-import { Suite } from './lib/suite.js';
+import { closeAfter, ProcessSuite } from '../helpers/index.js';
 
 const IDLE_MS = 500;
-const suite = new Suite(`[main]\nclient_idle_timeout_ms = ${IDLE_MS}\n`);
-t.teardown(() => suite.close());
+const suite = new ProcessSuite({ config: `[main]\nclient_idle_timeout_ms = ${IDLE_MS}\n`, secondaries: 1, restart: false });
+closeAfter(t, suite);
 t.before(async () => {
   await suite.start('secondary-1');
   await suite.start('main');
 });
 
 t.test('1,000 connections to a frozen main all wait in the queue, and are served once it runs', async (t) => {
-  const main = suite.daemons.get('main')!.child;
-  main.kill('SIGSTOP');
+  suite.signal('main', 'SIGSTOP');
   const sockets: net.Socket[] = [];
   /** What each connection received before it closed (the server's answer, if any). */
   const received: Buffer[][] = [];
@@ -40,7 +39,7 @@ t.test('1,000 connections to a frozen main all wait in the queue, and are served
   for (const o of outcomes) counts[o] = (counts[o] ?? 0) + 1;
   t.same(counts, { connected: 1000 }, `every connection was queued (${JSON.stringify(counts)})`);
   const closed = Promise.all(sockets.map((s) => new Promise((r) => (s.destroyed ? r(undefined) : s.once('close', r)))));
-  main.kill('SIGCONT');
+  suite.signal('main', 'SIGCONT');
   // Main accepts them all, cuts them off as idle, and serves a real client meanwhile.
   t.equal((await new DispatchClient({ socket: suite.mainSocket, timeoutMs: 10_000 }).request('echo', Buffer.from('queued'))).toString(), 'queued');
   await closed;

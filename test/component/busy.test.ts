@@ -6,10 +6,10 @@
 import t from 'tap';
 import { DispatchClient, Session } from '../../daemons/client/client.js';
 import { EXIT } from '../../daemons/common/exit-codes.js';
-import { Suite } from './lib/suite.js';
+import { closeAfter, ProcessSuite, until } from '../helpers/index.js';
 
-const suite = new Suite(`[secondary]\nmax_leases = 1\n`);
-t.teardown(() => suite.close());
+const suite = new ProcessSuite({ config: `[secondary]\nmax_leases = 1\n`, restart: false });
+closeAfter(t, suite);
 t.before(async () => {
   await suite.start('secondary-1');
   await suite.start('secondary-2');
@@ -45,7 +45,7 @@ t.test('dispatchctl exits 75 with "retry after" within its --timeout, shorter or
 t.test('a request queued while every secondary is busy is served when a lease frees up', async (t) => {
   const held = await holdAll();
   const queued = new DispatchClient({ socket: suite.mainSocket, attempts: 1 }).request('echo', Buffer.from('queued'));
-  await suite.waitFor(() => (suite.slot('main')?.queued ?? 0) === 1, 2000, 'the request to wait in the admission queue');
+  await until('the request to wait in the admission queue', 2000, () => (suite.slot('main')?.queued ?? 0) === 1);
   held.pop()!.close();
   t.equal((await queued).toString(), 'queued');
   held.forEach((s) => s.close());

@@ -5,13 +5,10 @@
  */
 import t from 'tap';
 import { formatChaos, ProcessChaosTarget, runChaos } from '../chaos/lib/chaos.js';
-import { ProcessSuite } from '../chaos/lib/process-suite.js';
+import { closeAfter, ProcessSuite } from '../helpers/index.js';
 
 const suite = new ProcessSuite();
-t.teardown(() => {
-  if (!t.passing()) for (const n of ['watchdog', ...suite.names]) console.error(`--- ${n}\n${suite.output(n).slice(-15).join('\n')}`);
-  return suite.shutdown();
-});
+closeAfter(t, suite);
 t.before(() => suite.startAll());
 
 t.test('10 s of kills and freezes under load: 0 requests fail, the suite is whole again after', async (t) => {

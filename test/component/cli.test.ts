@@ -10,10 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { EXIT } from '../../daemons/common/exit-codes.js';
-import { BUILD, Suite } from './lib/suite.js';
+import { BUILD_DAEMONS as BUILD, closeAfter, ProcessSuite, until } from '../helpers/index.js';
 
-const suite = new Suite(`[main]\nqueue_timeout_ms = 200\n`);
-t.teardown(() => suite.close());
+const suite = new ProcessSuite({ config: `[main]\nqueue_timeout_ms = 200\n`, secondaries: 1, restart: false });
+closeAfter(t, suite);
 t.before(async () => {
   await suite.start('secondary-1');
   await suite.start('main');
@@ -112,15 +112,15 @@ t.test('status: a table and JSON with the contract fields', async (t) => {
   for (const d of report.daemons.filter((x) => x.state !== 'absent')) {
     for (const k of ['name', 'pid', 'state', 'requests', 'heartbeat_age_ms', 'restarts']) t.ok(k in d, `${d.name} has ${k}`);
   }
-  t.equal(report.daemons[0]!.pid, suite.daemons.get('main')!.child.pid);
+  t.equal(report.daemons[0]!.pid, suite.pid('main'));
   const missing = await suite.dispatchctl(['status', '--scoreboard', path.join(suite.dir, 'none')]);
   t.equal(missing.code, EXIT.UNAVAILABLE);
   t.match(missing.stderr, /does not exist; is dispatchd.target running/);
 });
 
 t.test('a dead daemon shows as dead in status', async (t) => {
-  suite.daemons.get('secondary-1')!.child.kill('SIGKILL');
-  await suite.waitFor(() => suite.daemons.get('secondary-1')!.child.exitCode !== null || suite.daemons.get('secondary-1')!.child.signalCode !== null, 5000, 'secondary-1 to die');
+  suite.signal('secondary-1', 'SIGKILL');
+  await until('secondary-1 to die', 5000, () => !suite.isRunning('secondary-1'));
   const json = JSON.parse((await suite.dispatchctl(['status', '--json', '--scoreboard', suite.scoreboard])).stdout.toString()) as { daemons: Array<{ name: string; state: string }> };
   t.equal(json.daemons.find((d) => d.name === 'secondary-1')!.state, 'dead');
 });

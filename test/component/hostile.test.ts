@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import t from 'tap';
 import { DispatchClient } from '../../daemons/client/client.js';
 import { defaultConfig } from '../../daemons/common/config.js';
-import { ProcessSuite } from '../chaos/lib/process-suite.js';
+import { closeAfter, ProcessSuite, until } from '../helpers/index.js';
 import { formatFuzz, ProcessFuzzTarget, runFuzz } from '../fuzz/lib/fuzz.js';
 import { measureIdle } from '../fuzz/lib/idle.js';
 
@@ -21,10 +21,7 @@ const suite = new ProcessSuite({
   onLog: (d, l) => target?.onLog(d, l),
 });
 target = new ProcessFuzzTarget(suite, IDLE_MS);
-t.teardown(() => {
-  if (!t.passing()) for (const n of ['watchdog', ...suite.names]) console.error(`--- ${n}\n${suite.output(n).slice(-15).join('\n')}`);
-  return suite.shutdown();
-});
+closeAfter(t, suite);
 t.before(() => suite.startAll());
 
 t.test('fuzzing every socket and FIFO: no crash, no stuck peer, others served, incidents logged once per interval', async (t) => {
@@ -60,7 +57,7 @@ t.test('a flood of blank and broken lines in every mailbox stalls no daemon', as
   // to every daemon (its slot counts the pings it sent).
   const pinged = suite.slot('watchdog')!.requests;
   const rounds = defaultConfig().watchdog.max_missed + 1;
-  await suite.waitFor(() => suite.slot('watchdog')!.requests >= pinged + rounds * suite.names.length, 10_000, `${rounds} probe rounds of the watchdog`);
+  await until(`${rounds} probe rounds of the watchdog`, 10_000, () => suite.slot('watchdog')!.requests >= pinged + rounds * suite.names.length);
   t.same(suite.names.map((n) => suite.pid(n)), pids, 'no daemon was restarted');
   t.same([...suite.watchdogRestarts], [], 'the watchdog restarted nothing');
 });

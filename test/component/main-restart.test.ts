@@ -8,10 +8,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { DispatchClient, Session } from '../../daemons/client/client.js';
-import { ProcessSuite } from '../chaos/lib/process-suite.js';
+import { closeAfter, ProcessSuite, until } from '../helpers/index.js';
 
 const suite = new ProcessSuite();
-t.teardown(() => suite.shutdown());
+closeAfter(t, suite);
 t.before(() => suite.startAll());
 
 const secondaries = () => suite.names.filter((n) => n !== 'main').map((n) => ({ name: n, pid: suite.pid(n), starts: suite.slot(n)!.starts, requests: suite.slot(n)!.requests }));
@@ -27,14 +27,14 @@ async function settled(): Promise<ReturnType<typeof secondaries>> {
 
 for (const how of ['stopped', 'killed'] as const) {
   t.test(`main ${how} while secondaries run its leases: the work completes and the new main accounts for it`, async (t) => {
-    await suite.waitFor(() => suite.healthy(), 10_000, 'every daemon up');
+    await until('every daemon up', 10_000, () => suite.healthy());
     const before = await settled();
     const mainStarts = suite.slot('main')!.starts;
     const c = new DispatchClient({ socket: suite.mainSocket, attempts: 1 });
     // Four requests in progress on the secondaries, on leases from the main about to go.
     const sessions = await Promise.all(Array.from({ length: 4 }, async () => Session.open(await c.lease('sleep'), 1024, 2000)));
     const work = sessions.map((s) => s.run('sleep', Buffer.from('800'), 10_000));
-    await sleep(100);
+    await until('the 4 requests to run on the secondaries', 5000, () => suite.names.filter((n) => n !== 'main').reduce((sum, n) => sum + suite.slot(n)!.running, 0) === 4);
     if (how === 'stopped') await suite.stop('main'); // systemctl stop: main is down until started
     else suite.signal('main', 'SIGKILL'); // the harness restarts it after RestartSec=, as systemd does
     // The work completes while main is down or restarting; closing the sessions ends the
@@ -44,13 +44,13 @@ for (const how of ['stopped', 'killed'] as const) {
     sessions.forEach((s) => s.close());
     if (how === 'stopped') {
       // The secondaries have ended the leases (and written `done` into the FIFO, which nobody reads).
-      await suite.waitFor(() => suite.names.filter((n) => n !== 'main').every((n) => suite.slot(n)!.active === 0), 5000, 'the secondaries to end the leases');
-      await suite.waitFor(() => suite.output('main').some((l) => /4 of this process's leases not yet ended: the next main process accounts for them/.test(l)), 5000, 'the stopping main to say what it left to its successor');
+      await until('the secondaries to end the leases', 5000, () => suite.names.filter((n) => n !== 'main').every((n) => suite.slot(n)!.active === 0));
+      await until('the stopping main to say what it left to its successor', 5000, () => suite.output('main').some((l) => /4 of this process's leases not yet ended: the next main process accounts for them/.test(l)));
       t.pass('the stopping main said what it left to its successor');
       await suite.start('main');
     }
-    await suite.waitFor(() => suite.healthy(), 10_000, 'the new main');
-    await suite.waitFor(() => suite.output('main').some((l) => /accounted for 4 leases granted by an earlier main process/.test(l)), 5000, 'the new main to account for the adopted leases');
+    await until('the new main', 10_000, () => suite.healthy());
+    await until('the new main to account for the adopted leases', 5000, () => suite.output('main').some((l) => /accounted for 4 leases granted by an earlier main process/.test(l)));
     const line = suite.output('main').filter((l) => /accounted for 4 leases/.test(l)).pop()!;
     t.match(line, /4 used, 4 requests served, 0 failed/, `the new main read the done messages: ${line.replace(/^.*info: /, '')}`);
     t.match(suite.output('main').filter((l) => /main server ready/.test(l)).pop()!, /re-adopted the scoreboard \(start \d+ of this slot\): 2 secondaries running/, 'and says what it re-adopted');

@@ -13,19 +13,19 @@ import t from 'tap';
 import { DispatchClient, type RequestInfo } from '../../daemons/client/client.js';
 import { DispatchError } from '../../daemons/common/errors.js';
 import type { LeaseGranted } from '../../daemons/common/protocol.js';
-import { ProcessSuite } from '../chaos/lib/process-suite.js';
-import { IN_FLIGHT_MS, sleepOnNewLease, watchedClient } from './lib/leases.js';
+import { closeAfter, ProcessSuite, until } from '../helpers/index.js';
+import { sleepOnNewLease, watchedClient } from './lib/leases.js';
 
 const LEASE_TTL_MS = 300;
 const suite = new ProcessSuite({ config: `[main]\nlease_ttl_ms = ${LEASE_TTL_MS}\n` });
-t.teardown(() => suite.shutdown());
+closeAfter(t, suite);
 t.before(() => suite.startAll());
 
 const name = (g: LeaseGranted) => `secondary-${g.secondary}`;
 
 t.test('the request in progress on a killed secondary fails clearly: it may have run, it may be retried', async (t) => {
   const { grant, session, outcome: running } = await sleepOnNewLease(suite.mainSocket, 5000, 10_000);
-  await sleep(IN_FLIGHT_MS);
+  await suite.untilRunning(name(grant));
   const pid = suite.pid(name(grant));
   suite.signal(name(grant), 'SIGKILL');
   const err = await running;
@@ -36,17 +36,17 @@ t.test('the request in progress on a killed secondary fails clearly: it may have
   t.equal(err.retryable, true, 'marked retryable');
   t.equal(err.fields.may_have_run, true, 'and may have run');
   t.match(err.message, /may or may not have run.*may be retried/, `says so: ${err.message}`);
-  await suite.waitFor(() => suite.healthy() && suite.pid(name(grant)) !== pid, 10_000, `${name(grant)} to come back`);
+  await until(`${name(grant)} to come back`, 10_000, () => suite.healthy() && suite.pid(name(grant)) !== pid);
   t.pass(`${name(grant)} came back (pid ${pid} -> ${suite.pid(name(grant))})`);
 });
 
 t.test('through the library the request completes elsewhere (at least once), and the rest go elsewhere too', async (t) => {
-  await suite.waitFor(() => suite.healthy(), 10_000, 'every daemon up');
+  await until('every daemon up', 10_000, () => suite.healthy());
   const { client: c, retried, first: firstLease } = watchedClient(suite.mainSocket);
   const pending = c.requestWithInfo('sleep', Buffer.from('1000'));
-  await suite.waitFor(() => firstLease() !== undefined, 5000, 'the lease');
+  await until('the lease', 5000, () => firstLease() !== undefined);
   const first = firstLease();
-  await sleep(IN_FLIGHT_MS);
+  await suite.untilRunning(name(first!));
   suite.signal(name(first!), 'SIGKILL');
   // Requests that had not started while it is down: every one is served, none by the dead process.
   const others = await Promise.all(Array.from({ length: 20 }, (_, i) => new DispatchClient({ socket: suite.mainSocket }).requestWithInfo('echo', Buffer.from(`o${i}`))));
@@ -56,11 +56,11 @@ t.test('through the library the request completes elsewhere (at least once), and
   t.not(info.generation, first!.generation, 'on another process than the one killed');
   t.same(others.map((o) => o.result.toString()), others.map((_, i) => `o${i}`), 'the other requests all succeeded');
   t.notOk(others.some((o: RequestInfo) => o.generation === first!.generation), 'none was served by the killed process');
-  await suite.waitFor(() => suite.healthy(), 10_000, `${name(first!)} to come back`);
+  await until(`${name(first!)} to come back`, 10_000, () => suite.healthy());
 });
 
 t.test('a lease for a secondary that restarted is refused as stale; the library gets a new one', async (t) => {
-  await suite.waitFor(() => suite.healthy(), 10_000, 'every daemon up');
+  await until('every daemon up', 10_000, () => suite.healthy());
   // Restart the secondary between the grant and its use (systemctl restart).
   const { client: c, retried, first } = watchedClient(suite.mainSocket, (g) => suite.restartDaemon(name(g)));
   const info = await c.requestWithInfo('echo', Buffer.from('fresh'));

@@ -6,10 +6,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import t from 'tap';
 import { DispatchClient } from '../../daemons/client/client.js';
-import { Suite } from './lib/suite.js';
+import { closeAfter, ProcessSuite, until } from '../helpers/index.js';
 
-const suite = new Suite();
-t.teardown(() => suite.close());
+const suite = new ProcessSuite({ restart: false });
+closeAfter(t, suite);
 
 t.before(async () => {
   await suite.start('secondary-1');
@@ -42,7 +42,7 @@ t.test('200 concurrent requests all succeed and both secondaries serve', async (
   const c = client();
   const results = await Promise.all(Array.from({ length: 200 }, (_, i) => c.request('echo', Buffer.from(`n${i}`))));
   t.same(results.map(String), Array.from({ length: 200 }, (_, i) => `n${i}`));
-  await suite.waitFor(() => suite.slot('secondary-1')!.requests + suite.slot('secondary-2')!.requests - before1 - before2 === 200, 5000, 'the scoreboard to count 200 requests');
+  await until('the scoreboard to count 200 requests', 5000, () => suite.slot('secondary-1')!.requests + suite.slot('secondary-2')!.requests - before1 - before2 === 200);
   t.ok(suite.slot('secondary-1')!.requests > before1, 'secondary-1 served some');
   t.ok(suite.slot('secondary-2')!.requests > before2, 'secondary-2 served some');
 });
@@ -59,7 +59,7 @@ t.test('several requests run on one established lease', async (t) => {
 t.test('the scoreboard shows every daemon ready with its pid', async (t) => {
   for (const name of ['main', 'secondary-1', 'secondary-2']) {
     const s = suite.slot(name)!;
-    t.equal(s.pid, suite.daemons.get(name)!.child.pid, `${name} pid`);
+    t.equal(s.pid, suite.pid(name), `${name} pid`);
     t.ok(['ready', 'busy'].includes(s.state), `${name} state ${s.state}`);
     t.ok(Date.now() - s.heartbeatMs < 3000, `${name} heartbeat fresh`);
   }

@@ -6,15 +6,12 @@
 import t from 'tap';
 import { DispatchClient, Session } from '../../daemons/client/client.js';
 import { DispatchError } from '../../daemons/common/errors.js';
-import { ProcessSuite } from '../chaos/lib/process-suite.js';
-import { IN_FLIGHT_MS, sleepOnNewLease, watchedClient } from './lib/leases.js';
+import { closeAfter, ProcessSuite, until } from '../helpers/index.js';
+import { sleepOnNewLease, watchedClient } from './lib/leases.js';
 
 // Requests wait in main's admission queue long enough for the test to see them there.
 const suite = new ProcessSuite({ config: '[main]\nqueue_timeout_ms = 10000\n' });
-t.teardown(() => {
-  if (!t.passing()) for (const n of ['watchdog', ...suite.names]) console.error(`--- ${n}\n${suite.output(n).slice(-20).join('\n')}`);
-  return suite.shutdown();
-});
+closeAfter(t, suite);
 t.before(() => suite.startAll());
 
 /** The drain (1.5 s) plus the cut-off (0.2 s) plus process exit: the bound the units' stop timeout is far above. */
@@ -22,7 +19,7 @@ const STOP_BOUND_MS = 3000;
 
 t.test('a secondary stopped mid-request answers SHUTTING_DOWN (retryable) after its drain and exits 0 in time', async (t) => {
   const { grant, session, outcome: running } = await sleepOnNewLease(suite.mainSocket, 10_000, 20_000);
-  await new Promise((r) => setTimeout(r, IN_FLIGHT_MS));
+  await suite.untilRunning(`secondary-${grant.secondary}`);
   const t0 = Date.now();
   const exit = await suite.stop(`secondary-${grant.secondary}`);
   const ms = Date.now() - t0;
@@ -43,9 +40,9 @@ t.test('a secondary stopped mid-request answers SHUTTING_DOWN (retryable) after 
 t.test('through the library, a request cut off by a stopping secondary completes on another one', async (t) => {
   const { client: c, retried, first: firstLease } = watchedClient(suite.mainSocket);
   const pending = c.requestWithInfo('sleep', Buffer.from('2500'));
-  await suite.waitFor(() => firstLease() !== undefined, 5000, 'the lease');
+  await until('the lease', 5000, () => firstLease() !== undefined);
   const first = firstLease();
-  await new Promise((r) => setTimeout(r, IN_FLIGHT_MS));
+  await suite.untilRunning(`secondary-${first!.secondary}`);
   await suite.stop(`secondary-${first!.secondary}`);
   const info = await pending;
   t.equal(info.result.toString(), 'slept 2500');
@@ -62,7 +59,7 @@ t.test('main stopped with requests waiting: they get SHUTTING_DOWN at once, main
   for (let i = 0; i < 64; i++) held.push(await Session.open(await c.lease('echo'), 1024, 2000));
   const queued = Array.from({ length: 5 }, () => c.lease('echo').then(() => 'granted', (e: DispatchError) => e.code));
   // main publishes its queue length with its heartbeat (at least once a second).
-  await suite.waitFor(() => (suite.slot('main')?.queued ?? 0) === 5, 5000, 'the 5 requests in the admission queue');
+  await until('the 5 requests in the admission queue', 5000, () => (suite.slot('main')?.queued ?? 0) === 5);
   const t0 = Date.now();
   const exit = await suite.stop('main');
   t.same(exit, { code: 0, signal: null }, 'exits 0');

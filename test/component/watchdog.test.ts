@@ -4,46 +4,14 @@
  * UnitManager drives the test's processes the way systemd does on RestartUnit (SIGTERM then
  * SIGCONT, wait for exit, start again); the system tests use the real one over D-Bus.
  */
-import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { DispatchClient } from '../../daemons/client/client.js';
-import { loadConfig } from '../../daemons/common/config.js';
-import { createLogger } from '../../daemons/common/logger.js';
-import { openMailboxFd } from '../../daemons/common/mailbox.js';
-import { Notifier } from '../../daemons/common/notify.js';
-import type { UnitManager, UnitState } from '../../daemons/watchdog/unit-manager.js';
-import { daemonOfUnit, unitOf } from '../../daemons/common/units.js';
-import { Watchdog } from '../../daemons/watchdog/watchdog.js';
-import { Suite } from './lib/suite.js';
+import { closeAfter, ProcessSuite, until } from '../helpers/index.js';
 
-const suite = new Suite(`[watchdog]\nprobe_interval_ms = 100\nmax_missed = 3\n`);
-t.teardown(() => suite.close());
-
-
-class TestUnits implements UnitManager {
-  readonly restarts: string[] = [];
-  private readonly busy = new Set<string>();
-  async list(): Promise<UnitState[]> {
-    return [...suite.daemons.keys()].map((n) => ({ unit: unitOf(n), activeState: this.busy.has(n) ? 'activating' : 'active', jobPending: this.busy.has(n) }));
-  }
-  async restart(unit: string): Promise<void> {
-    this.restarts.push(unit);
-    const name = daemonOfUnit(unit)!.name;
-    this.busy.add(name);
-    const child = suite.daemons.get(name)!.child;
-    child.kill('SIGTERM');
-    child.kill('SIGCONT'); // as systemd's kill_and_sigcont(): a stopped process wakes to handle SIGTERM
-    void suite
-      .stop(name)
-      .then(() => suite.start(name))
-      .finally(() => this.busy.delete(name));
-  }
-  async kill(unit: string): Promise<void> {
-    suite.daemons.get(daemonOfUnit(unit)!.name)?.child.kill('SIGKILL');
-  }
-  close(): void {}
-}
+// The suite is the watchdog's unit manager, as systemd is over D-Bus; no Restart= of its own.
+const suite = new ProcessSuite({ config: `[watchdog]\nprobe_interval_ms = 100\nmax_missed = 3\n`, secondaries: 1, restart: false });
+closeAfter(t, suite);
 
 t.test('the watchdog leaves healthy daemons alone and restarts a frozen main', async (t) => {
   await suite.start('secondary-1');
@@ -52,36 +20,25 @@ t.test('the watchdog leaves healthy daemons alone and restarts a frozen main', a
   let logText = '';
   logs.on('data', (c: Buffer) => (logText += c.toString()));
   const sent: string[] = [];
-  const units = new TestUnits();
-  const w = Watchdog.start({
-    config: loadConfig(suite.configPath, true),
-    logger: createLogger({ identifier: 'dispatchd-watchdog', journal: false, stream: logs }),
-    notifier: new Notifier({ sendState: (s) => sent.push(s), watchdogInterval: () => 400 }),
-    units,
-    mailboxFd: openMailboxFd(path.join(suite.dir, 'watchdog.fifo')), // the watchdog owns and closes it
-    generation: 7,
-    pid: process.pid,
-  });
-  t.teardown(() => w.stop('test over'));
-
-  await suite.waitFor(() => (suite.slot('watchdog')?.requests ?? 0) >= 10, 5000, 'ten probe rounds');
-  t.same(units.restarts, [], 'no restart while everyone answers');
+  suite.startWatchdog({ binding: { sendState: (s) => sent.push(s), watchdogInterval: () => 400 }, logStream: logs, generation: 7 });
+  await until('ten probe rounds', 5000, () => (suite.slot('watchdog')?.requests ?? 0) >= 10);
+  t.same(suite.restartLog, [], 'no restart while everyone answers');
   t.ok(sent.includes('WATCHDOG=1'), 'the probe loop keeps the watchdog itself alive in systemd');
   t.ok(sent[0]?.startsWith('READY=1'), 'READY=1 first');
 
-  const frozenPid = suite.daemons.get('main')!.child.pid!;
+  const frozenPid = suite.pid('main')!;
   const frozenAt = Date.now();
-  suite.daemons.get('main')!.child.kill('SIGSTOP');
-  await suite.waitFor(() => units.restarts.length > 0, 5000, 'the watchdog to restart main');
+  t.ok(suite.signal('main', 'SIGSTOP'), 'main frozen');
+  await until('the watchdog to restart main', 5000, () => suite.restartLog.length > 0);
   const detectedMs = Date.now() - frozenAt;
-  t.same(units.restarts, ['dispatchd-main.service']);
+  t.same(suite.restartLog, ['dispatchd-main.service']);
   t.ok(detectedMs < 1500, `caught within ${detectedMs} ms (3 missed pings at 100 ms)`);
   t.match(logText, /warning: dispatchd-main.service missed 3 pings in a row .*: restarting it .*unit=dispatchd-main.service.*reason=missed-pings.*action=restart/);
 
-  await suite.waitFor(() => suite.slot('main')?.pid !== frozenPid && suite.slot('main')?.state === 'ready', 10_000, 'a new main');
+  await until('a new main', 10_000, () => suite.slot('main')?.pid !== frozenPid && suite.slot('main')?.state === 'ready');
   const c = new DispatchClient({ socket: suite.mainSocket, timeoutMs: 10_000 });
   t.equal((await c.request('echo', Buffer.from('again'))).toString(), 'again', 'served again after the restart');
   t.equal(suite.slot('main')!.starts, 2, 'the scoreboard counts the restart');
-  await suite.waitFor(() => /is active again/.test(logText), 20_000, 'the recovery to be logged');
-  t.same(units.restarts, ['dispatchd-main.service'], 'restarted once, not in a loop');
+  await until('the recovery to be logged', 20_000, () => /is active again/.test(logText));
+  t.same(suite.restartLog, ['dispatchd-main.service'], 'restarted once, not in a loop');
 });

@@ -11,8 +11,7 @@
  * the fuzz cases sent from inside it. As root.
  */
 import { parseCli } from '../chaos/lib/load.js';
-import { ProcessSuite } from '../chaos/lib/process-suite.js';
-import { SandboxTarget } from '../chaos/lib/sandbox-target.js';
+import { ProcessSuite, reportFailure, Sandbox } from '../helpers/index.js';
 import { formatFuzz, ProcessFuzzTarget, runFuzz, SandboxFuzzTarget, type FuzzTarget } from './lib/fuzz.js';
 
 const USAGE = 'usage: npm run fuzz -- [--cases N (default 100000)] [--seed N] [--sandbox NAME] [--json]';
@@ -31,7 +30,7 @@ let target: FuzzTarget;
 let suite: ProcessSuite | undefined;
 const sandbox = args.get('sandbox');
 if (sandbox) {
-  const sb = new SandboxTarget(sandbox);
+  const sb = Sandbox.attach(sandbox);
   await sb.installTools();
   target = new SandboxFuzzTarget(sb);
 } else {
@@ -49,7 +48,7 @@ try {
   const v = await runFuzz(target, { cases, seed, onProgress: (n) => (n % 10_000 === 0 ? process.stderr.write(`fuzz: ${n} cases\n`) : undefined) });
   process.stdout.write(args.has('json') ? JSON.stringify(v, null, 2) + '\n' : formatFuzz(v) + '\n');
   process.exitCode = v.problems.length === 0 ? 0 : 1;
-  if (v.problems.length && suite) process.stderr.write(suite.dumpTail(15));
+  if (v.problems.length && suite) reportFailure(suite.label, suite.diagnostics(15));
 } finally {
   await suite?.shutdown();
 }

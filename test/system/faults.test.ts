@@ -24,10 +24,24 @@ if (sb) {
   const pids = (units: string[]) => mainPids(sb, units);
   const SECONDARIES = ['dispatchd-secondary@1.service', 'dispatchd-secondary@2.service'];
   const since = () => journalNow(sb);
+  /** Waits (10 s at most) until secondary-1's slot shows a request running, and prints how many. */
+  const RUNNING_ON_SECONDARY_1 = [
+    'import struct, sys, time',
+    'end = time.time() + 10',
+    'while time.time() < end:',
+    '    b = open("/dev/shm/dispatchd.scoreboard", "rb").read()',
+    '    n = struct.unpack_from("<I", b, 64 + 2 * 128 + 124)[0]',
+    '    if n:',
+    '        print(n)',
+    '        sys.exit(0)',
+    '    time.sleep(0.001)',
+    'sys.exit("no request ran on secondary-1 within 10 s")',
+  ].join('\n');
 
-  // Each fault hits main once 500 requests of a 5 s load of 20 clients are served: well over
-  // 1000 requests before, during and after it.
-  const LOAD = { clients: 20, durationMs: 5000, readyAfter: 500 };
+  // Each fault hits main once 500 requests of a load of 1,500 from 20 clients are served: the
+  // other 1,000 are sent during and after it. A count, not a duration: the assertion holds
+  // however fast this machine is.
+  const LOAD = { clients: 20, requests: 1500, readyAfter: 500 };
   const faults: Array<{ what: string; command: string; freeze: boolean; lastWords: boolean }> = [
     { what: 'frozen (SIGSTOP)', command: 'systemctl kill -s SIGSTOP dispatchd-main.service', freeze: true, lastWords: true },
     { what: 'killed (SIGKILL)', command: 'systemctl kill -s SIGKILL dispatchd-main.service', freeze: false, lastWords: false },
@@ -43,19 +57,19 @@ if (sb) {
       const t0 = Date.now();
       await sb.out(command);
       // Back: a new main process, and a request served through it.
-      await until('a new main server', 10_000, async () => {
+      const after = await until('a new main server', 10_000, async () => {
         const pid = await mainPid();
         return pid !== 0 && pid !== before ? pid : undefined;
-      }, 50);
+      }, { everyMs: 50 });
       await until('a request served by the new main', 10_000, async () => {
         const r = await sb.exec(['dispatchctl', 'request', '--timeout', '3000', 'echo', 'back']);
         return r.code === 0 && r.stdout.toString() === 'back' ? true : undefined;
-      }, 50);
+      }, { everyMs: 50 });
       const backMs = Date.now() - t0;
       const report = await load.done;
       t.comment(`main ${what}: back and serving ${backMs} ms after the fault; clients: ${describeLoad(report)}`);
       console.log(`# main ${what}: back and serving in ${backMs} ms; longest outage seen by clients ${report.longestOutageMs} ms`);
-      t.ok(report.sent >= 1000, `at least 1000 requests from 20 clients (${report.sent})`);
+      t.equal(report.sent, LOAD.requests, `all ${LOAD.requests} requests from 20 clients were sent (${report.sent})`);
       t.equal(report.failed, 0, `0 requests failed: ${describeLoad(report)}`);
       if (freeze) {
         t.ok(backMs < 5000, `back and serving within 5 s of the freeze (${backMs} ms)`);
@@ -76,7 +90,13 @@ if (sb) {
         t.comment(`old main on stop: ${entry?.MESSAGE}`);
       }
       if (out === 0) {
-        t.pass('the old main accounted for all of its leases itself; none left for the new main');
+        // Nothing left for the new main: when it started, the secondaries' slots held no lease
+        // (a secondary publishes a lease's end before it tells main).
+        const ready = await until("the new main's ready line", 10_000, async () => {
+          const j = await sb.out(`journalctl --no-pager -q --since '${from}' -u dispatchd-main _PID=${after} -g 'main server ready' -o cat || true`);
+          return j.trim() ? j.trim() : undefined;
+        });
+        t.match(ready, /re-adopted the scoreboard \(start \d+ of this slot\): \d+ secondaries running .*, 0 leases held/, `the old main accounted for all of its leases itself; the new main found none held: ${ready}`);
       } else {
         const adopted = await until('the new main to account for its predecessor\'s leases', 10_000, async () => {
           const j = await sb.out(`journalctl --no-pager -q --since '${from}' -u dispatchd-main -g 'accounted for .* leases granted by an earlier' -o cat || true`);
@@ -89,10 +109,15 @@ if (sb) {
 
   t.test('a secondary killed mid-request under load: 0 requests fail, and it comes back', async (t) => {
     const [before] = await pids(['dispatchd-secondary@1.service']);
-    // Requests that take a while (sleep up to 30 ms) so that some are in progress on it.
-    const load = await startLoadInside(target, { ...LOAD, types: 'sleep,echo' });
+    // Requests that take a while (sleep up to 300 ms) so that some are in progress on it.
+    const load = await startLoadInside(target, { ...LOAD, types: 'sleep,echo', maxSleepMs: 300 });
     t.teardown(load.stop);
-    await sb.out('systemctl kill -s SIGKILL dispatchd-secondary@1.service');
+    // Killed once its slot says a request runs on it (`running`, docs/SCOREBOARD.md §3: slot 2
+    // is secondary-1, `running` is the u32 at offset 124), not at a moment left to chance.
+    const running = await sb.out(
+      `/usr/bin/python3 -c '${RUNNING_ON_SECONDARY_1}' && systemctl kill -s SIGKILL dispatchd-secondary@1.service`,
+    );
+    t.ok(Number(running.trim()) >= 1, `killed with ${running.trim()} request(s) running on it`);
     const report = await load.done;
     t.comment(`secondary 1 killed: ${describeLoad(report)}`);
     t.equal(report.failed, 0, `0 requests failed: ${describeLoad(report)}`);

@@ -93,7 +93,7 @@ if (sb) {
     const s = await until('secondary 2 to end failed', 120_000, async () => {
       const x = await sb.show('dispatchd-secondary@2.service', 'ActiveState', 'Result', 'NRestarts');
       return x.ActiveState === 'failed' ? x : undefined;
-    }, 500);
+    }, { everyMs: 500 });
     // systemd 252 keeps the result of the last death (exit-code); later ones say start-limit-hit.
     t.match(s.Result, /^(exit-code|start-limit-hit)$/, `failed (${s.Result}) after ${s.NRestarts} restarts`);
     t.ok(Number(s.NRestarts) >= 55, `restarted ${s.NRestarts} times first (the shipped StartLimitBurst=60)`);

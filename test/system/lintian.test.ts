@@ -7,8 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { ensureDeb } from './lib/deb.js';
-import { REPO } from './lib/repo.js';
+import { ensureDeb, ROOT as REPO } from '../helpers/index.js';
 
 const have = spawnSync('sh', ['-c', 'command -v lintian && command -v dpkg-buildpackage']).status === 0;
 const OVERRIDES = join(REPO, 'packaging', 'debian', 'dispatchd.lintian-overrides');

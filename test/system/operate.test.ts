@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { describeLoad, startLoadInside, stopLoadInside, tools } from './lib/inside.js';
-import { describe } from './lib/sandbox.js';
+import { describe } from '../helpers/index.js';
 import { DAEMONS, installedSuite, journalNow, mainPids, until } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
@@ -28,10 +28,21 @@ if (sb) {
   /** When the invalid-file test logged its refusals on purpose (µs, __REALTIME_TIMESTAMP). */
   let refusals: { from: number; to: number } | undefined;
   const lineOf = async (pattern: string) => Number((await sb.out(`grep -n '${pattern}' ${CONF} | cut -d: -f1`)).trim());
+  /** The file as the package shipped it: each test starts from it, not from what an earlier test left. */
+  const SHIPPED = '/root/dispatchd.conf.shipped';
+  await sb.out(`cp -p ${CONF} ${SHIPPED}`);
+  const secondariesCapacity = async () => (await status()).daemons.filter((d) => d.name.startsWith('secondary-')).map((d) => d.capacity);
+  /** Writes the shipped file with `sedScript` applied, reloads the suite, and waits until every secondary publishes `capacity`. */
+  const configure = async (sedScript: string, capacity: number) => {
+    await sb.out(`cp ${SHIPPED} ${CONF}${sedScript ? ` && sed -i '${sedScript}' ${CONF}` : ''} && systemctl reload dispatchd.target`);
+    await until(`every secondary to publish capacity ${capacity}`, 10_000, async () => ((await secondariesCapacity()).every((c) => c === capacity) ? true : undefined));
+    await until('the reload jobs to end', 10_000, async () => ((await sb.out('systemctl list-jobs --no-legend')).trim() === '' ? true : undefined));
+  };
 
   t.test('systemctl reload dispatchd.target applies a changed file to every daemon, under load, without a restart', async (t) => {
     const running = await startLoadInside(target, LOAD);
     t.teardown(running.stop); // a failed assertion must not leave it running
+    await configure('', 32);
     const before = await pids();
     const since = await now();
     await sb.out(`sed -i 's/^#max_leases = 32/max_leases = 7/; s/^#queue_max = 1024/queue_max = 500/' ${CONF}`);
@@ -53,12 +64,14 @@ if (sb) {
   });
 
   t.test('an invalid file is refused with its line and key, and the suite keeps serving the running configuration', async (t) => {
+    // Its own running configuration: 9 leases per secondary.
+    await configure('s/^#max_leases = 32/max_leases = 9/', 9);
     const running = await startLoadInside(target, LOAD);
     t.teardown(running.stop); // a failed assertion must not leave it running
     const before = await pids();
     const since = await now();
     const from = await nowUs();
-    await sb.out(`sed -i 's/^max_leases = 7/max_leases = "lots"/' ${CONF}`);
+    await sb.out(`sed -i 's/^max_leases = 9/max_leases = "lots"/' ${CONF}`);
     const line = await lineOf('^max_leases = "lots"');
     t.ok(line > 0, `the bad value is on line ${line}`);
 
@@ -87,10 +100,10 @@ if (sb) {
     t.same(await pids(), before, 'nothing restarted or stopped');
     for (const u of DAEMONS) t.equal((await sb.show(u, 'ActiveState')).ActiveState, 'active', `${u} is active`);
     const s = await status();
-    t.ok(s.daemons.filter((d) => d.name.startsWith('secondary-')).every((d) => d.capacity === 7), 'the running configuration (7) stays');
+    t.same(s.daemons.filter((d) => d.name.startsWith('secondary-')).map((d) => d.capacity), [9, 9], 'the running configuration (9) stays');
     const load = await stopLoadInside(running);
     t.equal(load.failed, 0, `no request failed: ${describeLoad(load)}`);
-    await sb.out(`sed -i 's/^max_leases = "lots"/max_leases = 7/' ${CONF} && dispatchctl check-config && systemctl reload dispatchd-main.service`);
+    await configure('', 32); // the shipped file again, for whatever runs next
     refusals = { from, to: await nowUs() };
   });
 
@@ -187,6 +200,7 @@ if (sb) {
       return sec1 >= sec0 + 6 ? true : undefined;
     }).catch(() => undefined);
     t.ok(sec1 >= sec0 + 6, `the secondaries' STATUS= counts served requests (${sec0} -> ${sec1})`);
+    await until("main's STATUS= to count the 2 secondaries", 5_000, async () => (/ 2 secondaries alive/.test((await sb.show('dispatchd-main.service', 'StatusText')).StatusText ?? '') ? true : undefined));
     const shown = await sb.out('systemctl status --no-pager dispatchd-main.service || true');
     t.match(shown, /Status: "ready: \d+ leases granted, \d+ refused, \d+ in progress, \d+ queued; 2 secondaries alive"/, 'systemctl status shows the line');
   });

@@ -6,7 +6,7 @@
  */
 import { basename } from 'node:path';
 import t from 'tap';
-import { ensureDeb } from './lib/deb.js';
+import { ensureDeb } from '../helpers/index.js';
 import { DEB_DIR, install, installedSuite, leftovers, SERVICES, SOCKETS } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);

@@ -13,8 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { REPO } from './lib/repo.js';
-import { describe } from './lib/sandbox.js';
+import { describe, ROOT as REPO } from '../helpers/index.js';
 import { installedSuite, journalNow, SERVICES, until } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);

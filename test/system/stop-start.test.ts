@@ -76,7 +76,7 @@ if (sb) {
     const ok = t.equal(r.code === 0 ? out[DAEMONS.length] : r.stderr.trim(), label, `${label}: started, every unit active, serving`);
     // Let the load run through this start before the next stop: its requests reach the
     // secondaries' counters (the scoreboard is new at each start).
-    if (ok && underLoad) await until(`${label}: the load to be served`, 10_000, async () => ((await served()) >= 20 ? true : undefined), 50);
+    if (ok && underLoad) await until(`${label}: the load to be served`, 10_000, async () => ((await served()) >= 20 ? true : undefined), { everyMs: 50 });
     return ok;
   };
 

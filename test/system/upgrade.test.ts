@@ -10,10 +10,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import t from 'tap';
-import { ensureDeb } from './lib/deb.js';
+import { describe, ensureDeb, ROOT as REPO } from '../helpers/index.js';
 import { describeLoad, startLoadInside, stopLoadInside, tools } from './lib/inside.js';
-import { REPO } from './lib/repo.js';
-import { describe } from './lib/sandbox.js';
 import { DAEMONS, DEB_DIR, install, installedSuite, journalErrors, SERVICES, SOCKETS } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);

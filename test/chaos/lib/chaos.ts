@@ -7,9 +7,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { countsText, prng, startLoad, type LoadReport } from './load.js';
-import type { ProcessSuite } from './process-suite.js';
 import { unitOf } from '../../../daemons/common/units.js';
-import { SANDBOX_DAEMONS, type SandboxTarget } from './sandbox-target.js';
+import { SANDBOX_DAEMONS, until, type ProcessSuite, type Sandbox } from '../../helpers/index.js';
 
 export type Signal = 'SIGKILL' | 'SIGSTOP' | 'SIGCONT';
 
@@ -134,7 +133,7 @@ export class ProcessChaosTarget implements ChaosTarget {
   }
 
   async settled(timeoutMs: number): Promise<void> {
-    await this.suite.waitFor(() => this.suite.healthy(), timeoutMs, 'every daemon to be up again');
+    await this.suite.untilHealthy(timeoutMs, 'every daemon to be up again');
   }
 
   async restarts(): Promise<Record<string, number>> {
@@ -150,7 +149,7 @@ export class SystemdChaosTarget implements ChaosTarget {
   readonly daemons = SANDBOX_DAEMONS;
   private readonly starts = new Map<string, number>();
 
-  constructor(private readonly sb: SandboxTarget) {
+  constructor(private readonly sb: Sandbox) {
     this.label = `the installed suite under systemd (sandbox '${sb.name}')`;
   }
 
@@ -162,7 +161,7 @@ export class SystemdChaosTarget implements ChaosTarget {
 
   /** How many times each daemon started since the scoreboard was created (its slot's `starts`). */
   private async startCounts(): Promise<Record<string, number>> {
-    const status = JSON.parse(await this.sb.sh('dispatchctl status --json')) as { daemons: Array<{ name: string; restarts?: number }> };
+    const status = JSON.parse(await this.sb.out('dispatchctl status --json')) as { daemons: Array<{ name: string; restarts?: number }> };
     const out: Record<string, number> = {};
     for (const d of status.daemons) out[d.name] = d.restarts ?? 0;
     return out;
@@ -178,16 +177,13 @@ export class SystemdChaosTarget implements ChaosTarget {
 
   async settled(timeoutMs: number): Promise<void> {
     const units = this.daemons.map(unitOf);
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const states = await this.sb.sh(`for u in ${units.join(' ')}; do systemctl show -p ActiveState,SubState --value -- "$u" | paste -sd/; done`);
-      if (states.trim().split('\n').every((s) => s === 'active/running')) {
-        const ok = await this.sb.exec(['dispatchctl', 'request', '--timeout', '5000', 'echo', 'settled']);
-        if (ok.code === 0 && ok.stdout === 'settled') return;
-      }
-      if (Date.now() > end) throw new Error(`the suite was not whole again within ${timeoutMs} ms: ${states.trim().replace(/\n/g, ', ')}`);
-      await sleep(200);
-    }
+    let states = '';
+    await until('the suite to be whole again (every unit active/running, a request served)', timeoutMs, async () => {
+      states = (await this.sb.out(`for u in ${units.join(' ')}; do systemctl show -p ActiveState,SubState --value -- "$u" | paste -sd/; done`)).trim().replace(/\n/g, ', ');
+      if (!states.split(', ').every((s) => s === 'active/running')) throw new Error(`units: ${states}`);
+      const ok = await this.sb.exec(['dispatchctl', 'request', '--timeout', '5000', 'echo', 'settled'], { timeoutMs: 60_000 });
+      return ok.code === 0 && ok.stdout.toString() === 'settled';
+    }, { everyMs: 200 });
   }
 
   async restarts(): Promise<Record<string, number>> {

@@ -14,7 +14,7 @@
  * `--ready-after N` requests (default 1) have succeeded, then one `{"event":"report",…}` line
  * when the requests are done, the duration is over, or it gets SIGTERM/SIGINT. Other options:
  * --requests, --duration-ms, --timeout-ms, --types echo,sha256,sleep, --seed, --max-payload
- * (bytes), --pause-ms (between a client's requests).
+ * (bytes), --pause-ms (between a client's requests), --max-sleep-ms (longest `sleep` request).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,6 +41,8 @@ export interface LoadOptions {
   maxPayload?: number;
   /** Pause of each client between two requests, in ms (default 0: one after another). */
   pauseMs?: number;
+  /** Longest `sleep` request, in ms: each sleeps a random 0 to this (default 30). */
+  maxSleepMs?: number;
   /** Called once, when this many requests in all have succeeded (see `readyAfter`). */
   onReady?: () => void;
   /** How many successes make the load ready (default 1). */
@@ -126,7 +128,7 @@ export function startLoad(o: LoadOptions): Load {
     let data: Buffer;
     let expected: Buffer;
     if (type === 'sleep') {
-      const ms = Math.floor(rnd() * 30);
+      const ms = Math.floor(rnd() * (o.maxSleepMs ?? 30));
       data = Buffer.from(String(ms));
       expected = Buffer.from(`slept ${ms}`);
     } else {
@@ -220,6 +222,7 @@ async function main(): Promise<void> {
     seed: num('seed'),
     maxPayload: num('max-payload'),
     pauseMs: num('pause-ms'),
+    maxSleepMs: num('max-sleep-ms'),
     types: a.has('types') ? (a.get('types')!.split(',') as LoadType[]) : undefined,
     readyAfter: num('ready-after'),
     onReady: () => process.stdout.write(JSON.stringify({ event: 'ready' }) + '\n'),

@@ -5,9 +5,6 @@
 import { DispatchClient, Session } from '../../../daemons/client/client.js';
 import type { LeaseGranted } from '../../../daemons/common/protocol.js';
 
-/** How long a test lets a run frame reach its secondary before acting on it (a local socket: microseconds suffice). */
-export const IN_FLIGHT_MS = 300;
-
 /**
  * Starts a `sleep` of `sleepMs` on a new lease, one attempt and no retries. `outcome`
  * resolves with undefined when it completes, or with the error it failed with.

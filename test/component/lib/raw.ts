@@ -6,12 +6,13 @@ import { FrameDecoder, type Frame } from '../../../daemons/common/frame.js';
 
 /**
  * Connects to a unix socket, writes `bytes` (unless undefined), and collects what comes back
- * until the server closes the connection or `timeoutMs` passes.
+ * until the server closes the connection or `timeoutMs` passes. `onConnect` runs once connected.
  */
-export async function rawExchange(path: string, bytes: Buffer | undefined, timeoutMs: number): Promise<{ frames: Frame[]; closedByServer: boolean; elapsedMs: number }> {
+export async function rawExchange(path: string, bytes: Buffer | undefined, timeoutMs: number, onConnect?: () => void): Promise<{ frames: Frame[]; closedByServer: boolean; elapsedMs: number }> {
   const started = Date.now();
   const s = net.createConnection({ path });
   await once(s, 'connect');
+  onConnect?.();
   const dec = new FrameDecoder(64 * 1024 * 1024);
   const frames: Frame[] = [];
   s.on('data', (c: Buffer) => {

@@ -8,11 +8,9 @@
  * - other clients kept being served: not one normal request failed;
  * - bad peers are logged once per interval per kind, not once per case or byte.
  */
-import { isUp, until } from '../../chaos/lib/harness.js';
 import { startLoad, type LoadReport } from '../../chaos/lib/load.js';
-import type { ProcessSuite } from '../../chaos/lib/process-suite.js';
 import { unitOf } from '../../../daemons/common/units.js';
-import { SANDBOX_DAEMONS, type SandboxTarget } from '../../chaos/lib/sandbox-target.js';
+import { isUp, SANDBOX_DAEMONS, until, type ProcessSuite, type Sandbox } from '../../helpers/index.js';
 import { endpointsOf } from './cases.js';
 import { sendCases, type SendReport } from './sender.js';
 
@@ -64,7 +62,10 @@ export async function runFuzz(target: FuzzTarget, o: { cases: number; seed: numb
   }
   const loadReport = await load.done;
   // The verdict on liveness is taken after the flood: every daemon must be fresh right away.
-  const fresh = await until(() => target.fresh(), 2000, 100);
+  const fresh = await until('every daemon up with a fresh heartbeat', 2000, () => target.fresh(), { everyMs: 100 }).then(
+    () => true,
+    () => false,
+  );
   const after = await target.snapshot();
   const durationMs = Date.now() - since;
   const crashed = target.daemons.filter((d) => before[d]?.pid !== after[d]?.pid || (after[d]?.restarts ?? 0) !== (before[d]?.restarts ?? 0));
@@ -157,7 +158,7 @@ export class SandboxFuzzTarget implements FuzzTarget {
   readonly label: string;
   readonly daemons = SANDBOX_DAEMONS;
 
-  constructor(private readonly sb: SandboxTarget) {
+  constructor(private readonly sb: Sandbox) {
     this.label = `the installed suite under systemd (sandbox '${sb.name}')`;
   }
 
@@ -181,7 +182,7 @@ export class SandboxFuzzTarget implements FuzzTarget {
   }
 
   async fresh(): Promise<boolean> {
-    const status = JSON.parse(await this.sb.sh('dispatchctl status --json')) as { daemons: Array<{ name: string; state: string; heartbeat_age_ms: number }> };
+    const status = JSON.parse(await this.sb.out('dispatchctl status --json')) as { daemons: Array<{ name: string; state: string; heartbeat_age_ms: number }> };
     return this.daemons.every((d) => {
       const s = status.daemons.find((x) => x.name === d);
       return s !== undefined && isUp(s.state, s.heartbeat_age_ms);
@@ -189,7 +190,7 @@ export class SandboxFuzzTarget implements FuzzTarget {
   }
 
   async logs(sinceMs: number): Promise<LogLine[]> {
-    const out = await this.sb.sh(`journalctl --no-pager -q -o json --since @${Math.floor(sinceMs / 1000)} -p info ${this.daemons.map((d) => `-u ${unitOf(d)}`).join(' ')}`, 120_000);
+    const out = await this.sb.out(`journalctl --no-pager -q -o json --since @${Math.floor(sinceMs / 1000)} -p info ${this.daemons.map((d) => `-u ${unitOf(d)}`).join(' ')}`, { timeoutMs: 120_000 });
     const lines: LogLine[] = [];
     const daemonOf = new Map(this.daemons.map((d) => [unitOf(d), d]));
     for (const raw of out.split('\n')) {

@@ -1,29 +1,25 @@
 /**
  * Tools that run inside a system test's sandbox next to the installed suite: the load
- * generator (test/chaos/lib/load.ts, compiled and copied in) and small client scripts that
- * import the installed client library.
+ * generator (test/chaos/lib/load.ts, compiled and copied in by Sandbox.installTools) and small
+ * client scripts that import the installed client library.
  */
 import { describeLoad, type LoadReport } from '../../chaos/lib/load.js';
-import { SandboxTarget, type RunningLoad } from '../../chaos/lib/sandbox-target.js';
-import type { Sandbox } from './sandbox.js';
+import type { RunningLoad, Sandbox } from '../../helpers/index.js';
 
-export { describeLoad, SandboxTarget, type RunningLoad };
+export { describeLoad, type RunningLoad };
 
 /** The installed client library, as a script inside imports it. */
 export const CLIENT_INSIDE = '/usr/lib/dispatchd/build/daemons/client/client.js';
 
-/** Copies the compiled test tools in (once per sandbox) and returns a handle for them. */
-export async function tools(sb: Sandbox): Promise<SandboxTarget> {
-  const target = new SandboxTarget(sb.name);
-  await target.installTools();
-  return target;
+/** Copies the compiled test tools in (once per sandbox) and returns the sandbox to run them in. */
+export async function tools(sb: Sandbox): Promise<Sandbox> {
+  await sb.installTools();
+  return sb;
 }
 
-/**
- * Starts the load generator (test/chaos/lib/load.ts) inside: SandboxTarget.startLoad.
- */
-export function startLoadInside(target: SandboxTarget, o: Parameters<SandboxTarget['startLoad']>[0]): Promise<RunningLoad> {
-  return target.startLoad(o);
+/** Starts the load generator (test/chaos/lib/load.ts) inside: Sandbox.startLoad. */
+export function startLoadInside(sb: Sandbox, o: Parameters<Sandbox['startLoad']>[0]): Promise<RunningLoad> {
+  return sb.startLoad(o);
 }
 
 /** Stops a load and returns its report. */

@@ -1,24 +1,14 @@
 /**
- * Set-up shared by the system test files: build (or reuse) the .deb, boot a sandbox for
- * this file, install the package there; on failure dump the dispatchd journal; always tear
- * the sandbox down.
+ * Set-up shared by the system test files (over test/helpers: the sandbox, the .deb, until):
+ * build (or reuse) the .deb, boot a sandbox for this file, install the package there; on
+ * failure dump the dispatchd journal; always tear the sandbox down.
  *
  *   const sb = await installedSuite(t);   // undefined: the file was skipped, with the reason
  *   if (sb) { t.test(...) }
  */
-import { basename } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { ensureDeb } from './deb.js';
-import { cannotBootReason, describe, Sandbox } from './sandbox.js';
+import { closeAfter, cannotBootReason, DEB_DIR, ensureDeb, install, installDeb, Sandbox, until, type TestLike } from '../../helpers/index.js';
 
-/** The parts of a tap Test these helpers use. */
-export interface TestLike {
-  plan(n: number, comment?: string): void;
-  teardown(fn: () => unknown): void;
-  passing(): boolean;
-  comment(...args: unknown[]): void;
-}
+export { DEB_DIR, install, until };
 
 /** The units of the default suite, as an operator lists them. */
 export const SERVICES = [
@@ -40,8 +30,6 @@ export const SOCKETS = [
 export const UNITS = ['dispatchd.target', ...SERVICES, ...SOCKETS];
 /** The daemons' services: SERVICES without the oneshot scoreboard keeper. */
 export const DAEMONS = SERVICES.filter((u) => u !== 'dispatchd-scoreboard.service');
-/** Where the package puts the .deb inside the sandbox. */
-export const DEB_DIR = '/root/dispatchd-deb';
 
 export interface SuiteOptions {
   /** Install the .deb right away (default true). */
@@ -49,55 +37,23 @@ export interface SuiteOptions {
 }
 
 /**
- * Boots a sandbox for the calling test file and installs the .deb in it. Returns undefined
- * (and plans the file as skipped, with the reason) when this machine cannot boot one.
+ * Boots a sandbox for the calling test file and installs the .deb in it (unless
+ * `install: false`: then the .deb is only copied to DEB_DIR). Returns undefined (and plans
+ * the file as skipped, with the reason) when this machine cannot boot one. At the end of `t`
+ * the units and the journal are dumped if it failed, and the sandbox is stopped.
  */
-export async function installedSuite(t: TestLike, importMetaUrl: string, opts: SuiteOptions = {}): Promise<Sandbox | undefined> {
+export async function installedSuite(t: TestLike & { plan(n: number, comment?: string): void }, importMetaUrl: string, opts: SuiteOptions = {}): Promise<Sandbox | undefined> {
   const reason = cannotBootReason();
   if (reason) {
-    t.plan(0, `skip: ${reason}`);
+    t.plan(0, `skip: system tests ${reason}`);
     return undefined;
   }
   const deb = await ensureDeb();
-  const sb = await Sandbox.boot(basename(fileURLToPath(importMetaUrl)));
-  t.teardown(async () => {
-    if (!t.passing()) {
-      // What a reader of a failed run needs first: the units' states and their journal.
-      const text = await sb.diagnostics();
-      console.error(`\n===== ${sb.name}: dispatchd units and journal =====\n${text}\n===== end of ${sb.name} =====`);
-    }
-    await sb.stop();
-  });
-  await sb.copyIn(DEB_DIR, deb);
-  if (opts.install ?? true) await install(sb, `${DEB_DIR}/${basename(deb)}`);
+  const sb = await Sandbox.boot(importMetaUrl);
+  closeAfter(t, sb);
+  if (opts.install ?? true) await installDeb(sb, deb);
+  else await sb.copyIn(DEB_DIR, deb);
   return sb;
-}
-
-/** `apt-get install ./the.deb` inside the sandbox, as the contract's operator does it. */
-export async function install(sb: Sandbox, debInside: string): Promise<void> {
-  const r = await sb.exec(['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '--no-install-recommends', debInside], {
-    timeoutMs: 300_000,
-  });
-  if (r.code !== 0) throw new Error(describe(`apt-get install ${debInside}`, r));
-}
-
-/**
- * Polls `check` until it returns a value other than undefined, or fails after `ms`
- * milliseconds with `what` and the last value seen.
- */
-export async function until<T>(what: string, ms: number, check: () => Promise<T | undefined>, intervalMs = 100): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `; last error: ${String(last)}` : ''}`);
-    await sleep(intervalMs);
-  }
 }
 
 /** Waits until every listed unit reports ActiveState=`state`. */

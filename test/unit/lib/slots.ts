@@ -25,6 +25,7 @@ function slotOf(id: DaemonId, o: Partial<SlotData>): SlotData {
     name: formatDaemonId(id),
     latencySumUs: 0,
     latencyMaxUs: 0,
+    running: 0,
     ...o,
   };
 }

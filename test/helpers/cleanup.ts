@@ -1,5 +1,5 @@
 /**
- * Last-resort clean-up for a system test process that ends without its teardown (a crash,
+ * Last-resort clean-up for a test process that ends without its teardown (a crash,
  * tap's timeout sending SIGTERM, Ctrl-C, the runner going away with SIGHUP): stop its
  * sandboxes, kill its package build, release its lock. Handlers must be synchronous.
  */

@@ -1,6 +1,6 @@
 /**
- * Where things are, whether this runs as TypeScript under tap (test/chaos/lib/*.ts) or
- * compiled (build/test/chaos/lib/*.js): the repository root is the nearest directory above
+ * Where things are, whether a helper runs as TypeScript under tap (test/helpers/*.ts) or
+ * compiled (build/test/helpers/*.js): the repository root is the nearest directory above
  * with dispatchd's package.json.
  */
 import fs from 'node:fs';
@@ -15,10 +15,15 @@ function findRoot(from: string): string {
   }
 }
 
+/** The repository's root directory. */
 export const ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)));
-/** The compiled daemons the process harness runs (`npm run build`). */
+/** The compiled daemons the process suite runs (`npm run build`). */
 export const BUILD_DAEMONS = path.join(ROOT, 'build/daemons');
 /** The compiled test tools (fuzz, chaos) copied into a sandbox to run next to the installed suite. */
 export const BUILD_TEST = path.join(ROOT, 'build/test');
-export const ACTIVATE_PY = path.join(ROOT, 'test/component/lib/activate.py');
+/** Socket activation imitated: binds the listening socket as fd 3 and execs the daemon. */
+export const ACTIVATE_PY = path.join(ROOT, 'test/helpers/activate.py');
+/** The NOTIFY_SOCKET listener (sd_notify(3) messages as JSON lines). */
+export const NOTIFY_LISTEN_PY = path.join(ROOT, 'test/helpers/notify-listen.py');
+/** The throw-away systemd (systemd-nspawn over a tmpfs overlay of /). */
 export const SANDBOX_SH = path.join(ROOT, 'packaging/sandbox.sh');
