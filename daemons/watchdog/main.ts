@@ -7,20 +7,18 @@
 import { runDaemon } from '../common/daemon.js';
 import { newGeneration } from '../common/generation.js';
 import { requireFd } from '../common/listen-fds.js';
+import { socketUnits, WATCHDOG } from '../common/topology.js';
 import { DbusUnitManager } from './unit-manager.js';
-import { Watchdog } from './watchdog.js';
+import { checkProbeInterval, Watchdog } from './watchdog.js';
+import { watchdogParts } from './watchdog-parts.js';
 
 await runDaemon({
   identifier: 'dispatchd-watchdog',
   unit: () => 'dispatchd-watchdog.service',
-  start: async ({ config, logger, notifier, listenFds }) =>
-    Watchdog.start({
-      config,
-      logger,
-      notifier,
-      units: new DbusUnitManager(),
-      mailboxFd: requireFd(listenFds, 'mailbox', 'dispatchd-watchdog.socket'),
-      generation: newGeneration(),
-      pid: process.pid,
-    }),
+  start: async ({ config, logger, notifier, listenFds }) => {
+    checkProbeInterval(config, notifier.watchdogMs); // before claiming the slot
+    const mailboxFd = requireFd(listenFds, 'mailbox', socketUnits(WATCHDOG)[0]!);
+    const parts = watchdogParts({ config, mailboxFd, generation: newGeneration(), pid: process.pid });
+    return Watchdog.start({ config, logger, notifier, units: new DbusUnitManager(), ...parts });
+  },
 });

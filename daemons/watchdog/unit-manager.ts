@@ -5,6 +5,7 @@
  */
 import dbus from 'dbus-next';
 import { DispatchError, reason } from '../common/errors.js';
+import { MAIN, SECONDARY_UNIT_GLOB, serviceUnit, socketUnits } from '../common/topology.js';
 
 /** A unit as systemd reports it (ListUnitsByPatterns). */
 export interface UnitState {
@@ -16,7 +17,10 @@ export interface UnitState {
 }
 
 export interface UnitManager {
-  /** The main and secondary service units systemd knows, with their states. */
+  /**
+   * The main and secondary service units systemd knows, and their mailbox socket units
+   * ({@link PROBED_UNIT_PATTERNS}), with their states.
+   */
   list(): Promise<UnitState[]>;
   /** Restarts a unit (stop: SIGTERM then SIGCONT, so a frozen process wakes to exit; then start). */
   restart(unit: string): Promise<void>;
@@ -25,8 +29,11 @@ export interface UnitManager {
   close(): void;
 }
 
-/** The units the watchdog probes. */
-export const PROBED_UNIT_PATTERNS = ['dispatchd-main.service', 'dispatchd-secondary@*.service'];
+/**
+ * The units the watchdog probes, and their mailbox sockets: a service that is inactive while
+ * its mailbox socket listens is woken by a ping (socket activation).
+ */
+export const PROBED_UNIT_PATTERNS = [serviceUnit(MAIN), SECONDARY_UNIT_GLOB, socketUnits(MAIN)[1]!, 'dispatchd-secondary-mailbox@*.socket'];
 
 const SIGKILL = 9;
 /** A D-Bus call that takes longer than this (ms) fails, and the connection is renewed. */

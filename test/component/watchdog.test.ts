@@ -13,8 +13,9 @@ import { createLogger } from '../../daemons/common/logger.js';
 import { openMailboxFd } from '../../daemons/common/mailbox.js';
 import { Notifier } from '../../daemons/common/notify.js';
 import type { UnitManager, UnitState } from '../../daemons/watchdog/unit-manager.js';
-import { daemonOfUnit, unitOf } from '../../daemons/common/units.js';
+import { daemonOfUnit, formatDaemonId, parseDaemonId, serviceUnit } from '../../daemons/common/topology.js';
 import { Watchdog } from '../../daemons/watchdog/watchdog.js';
+import { watchdogParts } from '../../daemons/watchdog/watchdog-parts.js';
 import { Suite } from './lib/suite.js';
 
 const suite = new Suite(`[watchdog]\nprobe_interval_ms = 100\nmax_missed = 3\n`);
@@ -25,11 +26,11 @@ class TestUnits implements UnitManager {
   readonly restarts: string[] = [];
   private readonly busy = new Set<string>();
   async list(): Promise<UnitState[]> {
-    return [...suite.daemons.keys()].map((n) => ({ unit: unitOf(n), activeState: this.busy.has(n) ? 'activating' : 'active', jobPending: this.busy.has(n) }));
+    return [...suite.daemons.keys()].map((n) => ({ unit: serviceUnit(parseDaemonId(n)!), activeState: this.busy.has(n) ? 'activating' : 'active', jobPending: this.busy.has(n) }));
   }
   async restart(unit: string): Promise<void> {
     this.restarts.push(unit);
-    const name = daemonOfUnit(unit)!.name;
+    const name = formatDaemonId(daemonOfUnit(unit)!);
     this.busy.add(name);
     const child = suite.daemons.get(name)!.child;
     child.kill('SIGTERM');
@@ -40,7 +41,7 @@ class TestUnits implements UnitManager {
       .finally(() => this.busy.delete(name));
   }
   async kill(unit: string): Promise<void> {
-    suite.daemons.get(daemonOfUnit(unit)!.name)?.child.kill('SIGKILL');
+    suite.daemons.get(formatDaemonId(daemonOfUnit(unit)!))?.child.kill('SIGKILL');
   }
   close(): void {}
 }
@@ -58,9 +59,7 @@ t.test('the watchdog leaves healthy daemons alone and restarts a frozen main', a
     logger: createLogger({ identifier: 'dispatchd-watchdog', journal: false, stream: logs }),
     notifier: new Notifier({ sendState: (s) => sent.push(s), watchdogInterval: () => 400 }),
     units,
-    mailboxFd: openMailboxFd(path.join(suite.dir, 'watchdog.fifo')), // the watchdog owns and closes it
-    generation: 7,
-    pid: process.pid,
+    ...watchdogParts({ config: loadConfig(suite.configPath, true), mailboxFd: openMailboxFd(path.join(suite.dir, 'watchdog.fifo')), generation: 7, pid: process.pid }), // the watchdog owns and closes the fd
   });
   t.teardown(() => w.stop('test over'));
 

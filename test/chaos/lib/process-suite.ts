@@ -25,6 +25,7 @@ import { createScoreboard, type SlotData } from '../../../daemons/common/scorebo
 import type { UnitManager, UnitState } from '../../../daemons/watchdog/unit-manager.js';
 import { daemonOfUnit, unitOf } from '../../../daemons/common/units.js';
 import { Watchdog } from '../../../daemons/watchdog/watchdog.js';
+import { watchdogParts } from '../../../daemons/watchdog/watchdog-parts.js';
 import { isUp, readSlot, waitFor } from './harness.js';
 import { ACTIVATE_PY, BUILD_DAEMONS } from './paths.js';
 
@@ -110,9 +111,7 @@ export class ProcessSuite implements UnitManager {
       logger: createLogger({ identifier: 'dispatchd-watchdog', journal: false, stream: sink }),
       notifier: new Notifier({ sendState: () => undefined, watchdogInterval: () => 0 }),
       units: this,
-      mailboxFd: openMailboxFd(this.fifo('watchdog')), // the watchdog closes it on stop
-      generation: 1,
-      pid: process.pid,
+      ...watchdogParts({ config: loadConfig(this.configPath, true), mailboxFd: openMailboxFd(this.fifo('watchdog')), generation: 1, pid: process.pid }), // the watchdog closes the fd on stop
     });
   }
 
