@@ -18,19 +18,28 @@
  *
  * Dormant is issue 9 item 10: `systemctl stop dispatchd-secondary@N.service` (the service
  * only) leaves its sockets listening, and the README promises that the next write into its
- * mailbox FIFO starts it again (socket activation). Main never writes into a stopped
- * secondary's mailbox, and before this state the watchdog dropped a unit it saw
- * `deactivating`, so nothing wrote into the FIFO again. It came back only when one of the
- * watchdog's pings happened to land in the FIFO after the secondary had closed its reader
- * (systemd then found data in the FIFO once the service was inactive and started it): likely
- * when it stopped at once (idle), unlikely when it was serving a request, because it answers
- * pings while it drains (up to 1.5 s) and the unit list, refreshed at least every 2 s, then
- * shows it `deactivating` first. A dormant daemon is now pinged on purpose, so that socket
- * activation starts it, whatever it was doing when it was stopped.
+ * mailbox FIFO (or connection to its client socket) starts it again: socket activation. But
+ * nothing was meant to write there. Main never reserves on a secondary whose slot says
+ * stopping or stopped, and the watchdog forgot a unit as soon as a unit list showed it not
+ * `active`. A stopped secondary came back only by accident, when something reached one of
+ * its sockets after its process had stopped reading them, and systemd found it there once
+ * the service was inactive:
+ *  - a client holding a lease granted just before the stop connects to secondary-N.sock
+ *    while the secondary drains (up to 1.5 s with a request running; it has closed its
+ *    listener, so the connection waits in the backlog of systemd's socket). Measured in the
+ *    sandbox with the watchdog stopped and 20 clients: 2 of 3 stops came back this way (the
+ *    new process refused those leases: LEASE_STALE), 1 of 3 stayed inactive; with no load,
+ *    0 of 2 came back;
+ *  - a watchdog ping written after the secondary closed its mailbox reader: only if the
+ *    watchdog had not refreshed its unit list (every 2 s while all answer) during the drain.
+ * Hence the 2 of 6 trials that recovered. A dormant daemon is now pinged on purpose, so
+ * socket activation starts it whatever it was doing when it was stopped.
  */
 
 /** A restart not finished after this long (ms) is escalated to SIGKILL of the main process. */
 export const ESCALATE_AFTER_MS = 3000;
+/** Ping failures that a stopped socket unit explains: no reader on the FIFO, no FIFO at all. */
+export const DEFERRED_PING_FAILURES: ReadonlySet<string> = new Set(['MAILBOX_NO_READER', 'MAILBOX_OPEN_FAILED']);
 /** A dormant daemon that has not started this long (ms) after a wake-up ping is pinged again. */
 export const WAKE_RETRY_MS = 3000;
 
@@ -53,8 +62,11 @@ interface Probe {
   missed: number;
   /** When the daemon last answered, or probing began (ms). */
   lastAnswerMs: number;
-  /** A ping found no reader; reported once a unit list shows the unit still meant to run. */
-  noReader?: string;
+  /**
+   * A ping found no FIFO or no reader on it (its socket unit is stopping or stopped):
+   * reported only once a unit list shows the unit still meant to run.
+   */
+  deferred?: { code: string; message: string };
 }
 
 export type TargetState =
@@ -69,7 +81,7 @@ export type SupervisionEvent =
   /** A probe round: judge the last ping, send the next one with `seq`. */
   | { e: 'tick'; now: number; seq: number }
   | { e: 'pong'; now: number; seq: number }
-  /** Writing a ping failed; MAILBOX_NO_READER is judged after the next unit list. */
+  /** Writing a ping failed; {@link DEFERRED_PING_FAILURES} are judged after the next unit list. */
   | { e: 'ping-failed'; code: string; message: string }
   /** The unit list shows the daemon; `seq` is the round's ping seq (for a wake-up ping). */
   | { e: 'unit-listed'; now: number; seq: number; unit: UnitView }
@@ -164,15 +176,16 @@ function probe(p: Extract<TargetState, { s: 'probing' | 'suspect' }>, ev: Superv
       if (ev.seq <= p.acked || ev.seq > p.sent) return { state: p, actions: [] }; // an old or foreign answer
       return { state: { ...p, s: 'probing', acked: ev.seq, missed: 0, lastAnswerMs: ev.now }, actions: [] };
     case 'ping-failed':
-      // No reader: the unit may be stopping; judged after the next unit list. The ping
-      // counts as unanswered either way.
-      if (ev.code === 'MAILBOX_NO_READER') return { state: { ...p, noReader: ev.message }, actions: [] };
+      // No FIFO or no reader: the unit may be stopping with its sockets; judged after the
+      // next unit list, so that a unit stopped on purpose draws no warning. The ping counts
+      // as unanswered either way.
+      if (DEFERRED_PING_FAILURES.has(ev.code)) return { state: { ...p, deferred: { code: ev.code, message: ev.message } }, actions: [] };
       return { state: p, actions: [pingIncident(ev.code, ev.message, r)] };
     case 'unit-listed': {
       if (classify(ev.unit) !== 'running') return listed(p, ev, r);
-      if (p.noReader === undefined) return { state: p, actions: [] };
-      const { noReader, ...rest } = p;
-      return { state: rest, actions: [pingIncident('MAILBOX_NO_READER', noReader, r)] };
+      if (p.deferred === undefined) return { state: p, actions: [] };
+      const { deferred, ...rest } = p;
+      return { state: rest, actions: [pingIncident(deferred.code, deferred.message, r)] };
     }
     default:
       return { state: p, actions: [] };

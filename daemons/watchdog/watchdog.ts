@@ -191,7 +191,7 @@ export class Watchdog {
   private needUnitList(now: number): boolean {
     if (this.listing !== undefined) return false;
     if (this.targets.size === 0 || now - this.listedAtMs >= UNIT_LIST_MAX_AGE_MS) return true;
-    for (const t of this.targets.values()) if (t.state.s !== 'probing' || t.state.noReader !== undefined || t.state.sent > t.state.acked) return true;
+    for (const t of this.targets.values()) if (t.state.s !== 'probing' || t.state.deferred !== undefined || t.state.sent > t.state.acked) return true;
     return false;
   }
 

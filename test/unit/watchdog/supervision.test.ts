@@ -30,6 +30,7 @@ const events: Record<string, SupervisionEvent> = {
   'pong to the last ping': { e: 'pong', now: NOW, seq: 0 }, // seq: the state's `sent`, filled in below
   'old pong': { e: 'pong', now: NOW, seq: 2 },
   'ping: no reader': { e: 'ping-failed', code: 'MAILBOX_NO_READER', message: 'no reader' },
+  'ping: no FIFO': { e: 'ping-failed', code: 'MAILBOX_OPEN_FAILED', message: 'ENOENT' },
   'ping: full': { e: 'ping-failed', code: 'MAILBOX_FULL', message: 'the pipe stayed full' },
   'listed active': { e: 'unit-listed', now: NOW, seq: 9, unit: unit('active') },
   'listed in a job': { e: 'unit-listed', now: NOW, seq: 9, unit: unit('deactivating', true) },
@@ -170,7 +171,7 @@ t.test('a pong resets the count; an old or future pong does not', async (t) => {
   t.equal(supervise(s, { e: 'pong', now: 5000, seq: 8 }, rules).state, s, 'to a ping never sent (an earlier watchdog process)');
 });
 
-t.test('a ping with no reader is reported only if the unit list still shows the unit meant to run', async (t) => {
+t.test('a ping with no reader or no FIFO is reported only if the unit list still shows the unit meant to run', async (t) => {
   const s: TargetState = { s: 'probing', sent: 6, acked: 5, missed: 0, lastAnswerMs: 1000 };
   const failed = supervise(s, { e: 'ping-failed', code: 'MAILBOX_NO_READER', message: "failed to open mailbox 'x': no reader" }, rules);
   t.same(failed.actions, [], 'not at once');
@@ -178,9 +179,13 @@ t.test('a ping with no reader is reported only if the unit list still shows the 
   t.same(stillMeant.actions, [
     { a: 'incident', key: 'ping:secondary-1:MAILBOX_NO_READER', level: 'warning', message: "failed to ping secondary-1: failed to open mailbox 'x': no reader; counting it as missed", fields: { unit: 'dispatchd-secondary@1.service', code: 'MAILBOX_NO_READER' } },
   ]);
-  t.notOk('noReader' in stillMeant.state && stillMeant.state.noReader, 'reported once');
+  t.notOk('deferred' in stillMeant.state && stillMeant.state.deferred, 'reported once');
   const stopping = supervise(failed.state, { e: 'unit-listed', now: 2000, seq: 7, unit: unit('deactivating', true) }, rules);
   t.same(stopping, { state: { s: 'waiting' }, actions: [] }, 'a unit being stopped: no warning');
+  const noFifo = supervise(s, { e: 'ping-failed', code: 'MAILBOX_OPEN_FAILED', message: "failed to open mailbox 'x': ENOENT" }, rules);
+  t.same(noFifo.actions, [], 'no FIFO (its socket unit stopped): not at once either');
+  t.same(supervise(noFifo.state, { e: 'unit-listed', now: 2000, seq: 7, unit: unit('inactive', false, false) }, rules), { state: { s: 'gone' }, actions: [] }, 'stopped with its sockets: no warning');
+  t.equal(shape(supervise(noFifo.state, { e: 'unit-listed', now: 2000, seq: 7, unit: unit('active') }, rules).actions), 'incident:warning', 'still active: reported');
 });
 
 t.test('a restart: followed until the unit is active again, escalated to SIGKILL when it hangs', async (t) => {
