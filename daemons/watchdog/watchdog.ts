@@ -110,7 +110,10 @@ export class Watchdog {
   private readonly incidents: IncidentLog;
   private timer: unknown;
   private stopping = false;
+  /** The probe round's number: the seq its pings carry. */
   private seq = 0;
+  /** Pings sent by this process (the slot's `requests`, docs/SCOREBOARD.md). */
+  private pings = 0;
   private listedAtMs = -Infinity;
   /** The unit list being asked for (its number), if any. */
   private listing: number | undefined;
@@ -181,7 +184,7 @@ export class Watchdog {
     ++this.seq;
     if (this.needUnitList(now)) this.list(now);
     for (const t of this.targets.values()) this.step(t, { e: 'tick', now, seq: this.seq });
-    this.o.slot.data.requests = this.seq;
+    this.o.slot.data.requests = this.pings;
     this.o.slot.update({ heartbeatMs: now });
     this.o.notifier.status(this.statusLine());
     this.o.notifier.keepalive(now);
@@ -249,6 +252,7 @@ export class Watchdog {
     const { unit, name } = t.rules;
     switch (a.a) {
       case 'ping':
+        this.pings++;
         t.writer.send({ v: 1, t: 'ping', from: 'watchdog', seq: a.seq }).catch((err: DispatchError) => {
           if (this.targets.get(name) === t) this.step(t, { e: 'ping-failed', code: err.code, message: err.message });
         });

@@ -26,7 +26,8 @@ class TestUnits implements UnitManager {
   readonly restarts: string[] = [];
   private readonly busy = new Set<string>();
   async list(): Promise<UnitState[]> {
-    return [...suite.daemons.keys()].map((n) => ({ unit: serviceUnit(parseDaemonId(n)!), activeState: this.busy.has(n) ? 'activating' : 'active', jobPending: this.busy.has(n) }));
+    // A unit being restarted stays listed, as in systemd (the suite forgets the process between stop and start).
+    return [...new Set([...suite.daemons.keys(), ...this.busy])].map((n) => ({ unit: serviceUnit(parseDaemonId(n)!), activeState: this.busy.has(n) ? 'activating' : 'active', jobPending: this.busy.has(n) }));
   }
   async restart(unit: string): Promise<void> {
     this.restarts.push(unit);
