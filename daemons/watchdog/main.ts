@@ -9,7 +9,8 @@ import { newGeneration } from '../common/generation.js';
 import { requireFd } from '../common/listen-fds.js';
 import { socketUnits, WATCHDOG } from '../common/topology.js';
 import { DbusUnitManager } from './unit-manager.js';
-import { checkProbeInterval, Watchdog } from './watchdog.js';
+import { checkProbeInterval } from './probe-interval.js';
+import { Watchdog } from './watchdog.js';
 import { watchdogParts } from './watchdog-parts.js';
 
 await runDaemon({

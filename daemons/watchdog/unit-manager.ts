@@ -5,7 +5,7 @@
  */
 import dbus from 'dbus-next';
 import { DispatchError, reason } from '../common/errors.js';
-import { MAIN, SECONDARY_UNIT_GLOB, serviceUnit, socketUnits } from '../common/topology.js';
+import { daemonOfUnit, MAIN, SECONDARY_UNIT_GLOB, serviceUnit, socketUnits, type DaemonId } from '../common/topology.js';
 
 /** A unit as systemd reports it (ListUnitsByPatterns). */
 export interface UnitState {
@@ -34,6 +34,12 @@ export interface UnitManager {
  * its mailbox socket listens is woken by a ping (socket activation).
  */
 export const PROBED_UNIT_PATTERNS = [serviceUnit(MAIN), SECONDARY_UNIT_GLOB, socketUnits(MAIN)[1]!, 'dispatchd-secondary-mailbox@*.socket'];
+
+/** The daemons the watchdog supervises: main and the secondaries (not itself). */
+export function supervisedDaemon(unit: string): DaemonId | undefined {
+  const id = daemonOfUnit(unit);
+  return id && id.kind !== 'watchdog' ? id : undefined;
+}
 
 const SIGKILL = 9;
 /** A D-Bus call that takes longer than this (ms) fails, and the connection is renewed. */

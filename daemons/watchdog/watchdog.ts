@@ -13,63 +13,35 @@
  * sends WATCHDOG=1 whatever they do, so only a stuck event loop gets the watchdog itself
  * restarted by systemd (WatchdogSec=).
  */
-import type { EventEmitter } from 'node:events';
 import { mergeReload, type Config, type ReloadOutcome } from '../common/config.js';
-import { DispatchError, reason } from '../common/errors.js';
+import type { DispatchError } from '../common/errors.js';
 import { IncidentLog } from '../common/incident-log.js';
 import type { Logger } from '../common/logger.js';
-import type { MailboxReaderEvents } from '../common/mailbox.js';
 import type { MailboxMessage } from '../common/messages.js';
 import type { Notifier } from '../common/notify.js';
-import type { SlotData } from '../common/scoreboard.js';
-import { daemonOfUnit, formatDaemonId, mailboxPath, serviceUnit, socketUnits, type DaemonId } from '../common/topology.js';
+import { formatDaemonId, mailboxPath, serviceUnit, socketUnits, type DaemonId } from '../common/topology.js';
+import { checkProbeInterval } from './probe-interval.js';
 import { INITIAL, supervise, type Rules, type SupervisionAction, type SupervisionEvent, type TargetState } from './supervision.js';
-import type { UnitManager, UnitState } from './unit-manager.js';
+import { followCall } from './follow-call.js';
+import { supervisedDaemon, type UnitManager, type UnitState } from './unit-manager.js';
+import type { PingWriter, WatchdogParts } from './watchdog-parts.js';
 
 export { ESCALATE_AFTER_MS } from './supervision.js';
+export { UNIT_CALL_TIMEOUT_MS } from './follow-call.js';
+export type { Clock, Inbox, PingWriter, WatchdogParts, WatchdogSlot } from './watchdog-parts.js';
 /**
  * While every probed daemon answers, the unit list (a D-Bus call, the costliest part of a
  * probe round) is refreshed at least this often, to pick up new or removed secondaries (ms).
  * While any daemon is not plainly answering it is asked for every round.
  */
 export const UNIT_LIST_MAX_AGE_MS = 2000;
-/**
- * A unit list, restart or kill not answered within this long (ms) is reported as failed and
- * asked again (the list next round, a restart after max_missed more pings). Longer than the
- * D-Bus client's own timeout (2 s), shorter than ESCALATE_AFTER_MS.
- */
-export const UNIT_CALL_TIMEOUT_MS = 2500;
 
-/** The watchdog's mailbox: where the pongs arrive. */
-export type Inbox = EventEmitter<MailboxReaderEvents> & { readonly label: string; close(): void };
-/** A daemon's mailbox FIFO, for writing. */
-export interface PingWriter {
-  send(msg: MailboxMessage): Promise<void>;
-  close(): void;
-}
-/** Time and timers: the real ones in production, a fake clock in unit tests. */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-/** The watchdog's scoreboard slot. */
-export interface WatchdogSlot {
-  readonly data: Pick<SlotData, 'incidents' | 'requests'>;
-  update(values: Partial<SlotData>): void;
-  close(): void;
-}
-
-export interface WatchdogOptions {
+/** What a Watchdog is built from: real parts in production (watchdogParts()), fakes in tests. */
+export interface WatchdogOptions extends WatchdogParts {
   config: Config;
   logger: Logger;
   notifier: Notifier;
   units: UnitManager;
-  slot: WatchdogSlot;
-  inbox: Inbox;
-  /** Opens a writer for a mailbox FIFO path; `backpressureMs` as MailboxWriterOptions. */
-  writer(path: string, backpressureMs: number): PingWriter;
-  clock: Clock;
 }
 
 interface Target {
@@ -79,30 +51,6 @@ interface Target {
   state: TargetState;
   /** Which restart or kill call is the current one: a late answer to an older one is ignored. */
   call: number;
-}
-
-/**
- * The watchdog sends WATCHDOG=1 only from its probe loop, so a probe period longer than half
- * of the unit's WatchdogSec= (WATCHDOG_USEC, sd_watchdog_enabled(3)) would have systemd kill
- * it between two rounds, again and again.
- *
- * @param watchdogMs the systemd watchdog period in ms (0: not enabled, nothing to check)
- * @throws DispatchError CONFIG_INVALID naming the key, the value and the bound.
- */
-export function checkProbeInterval(config: Config, watchdogMs: number): void {
-  const probe = config.watchdog.probe_interval_ms;
-  if (watchdogMs > 0 && probe > watchdogMs / 2) {
-    throw new DispatchError(
-      'CONFIG_INVALID',
-      `watchdog.probe_interval_ms = ${probe} is longer than half of the unit's WatchdogSec= (${watchdogMs} ms), so systemd would kill the watchdog between two probe rounds; set it to at most ${Math.floor(watchdogMs / 2)} in /etc/dispatchd/dispatchd.conf`,
-    );
-  }
-}
-
-/** The daemons the watchdog supervises: main and the secondaries (not itself). */
-export function supervisedDaemon(unit: string): DaemonId | undefined {
-  const id = daemonOfUnit(unit);
-  return id && id.kind !== 'watchdog' ? id : undefined;
 }
 
 export class Watchdog {
@@ -200,7 +148,7 @@ export class Watchdog {
 
   private list(now: number): void {
     const n = (this.listing = ++this.calls);
-    this.follow(() => this.o.units.list(), 'list units', (err, units) => {
+    followCall(this.o.clock, () => this.o.units.list(), 'list units', (err, units) => {
       if (this.listing !== n || this.stopping) return;
       this.listing = undefined;
       if (err) this.incidents.report('list', 'error', `${err.message}; probing the daemons already known`, { code: err.code });
@@ -261,7 +209,7 @@ export class Watchdog {
       case 'kill': {
         const n = (t.call = ++this.calls);
         const call = a.a === 'restart' ? () => this.o.units.restart(unit) : () => this.o.units.kill(unit);
-        this.follow(call, `${a.a} ${unit}`, (err) => {
+        followCall(this.o.clock, call, `${a.a} ${unit}`, (err) => {
           if (t.call !== n || this.targets.get(name) !== t) return;
           if (a.a === 'restart') this.step(t, err ? { e: 'restart-failed', message: err.message } : { e: 'restart-ok' });
           else if (err) this.step(t, { e: 'kill-failed', message: err.message });
@@ -278,31 +226,6 @@ export class Watchdog {
         this.o.slot.data.incidents++;
         return;
     }
-  }
-
-  /**
-   * Starts a call to the unit manager and reports how it ended, once: its value, its error,
-   * or a RESTART_FAILED timeout after {@link UNIT_CALL_TIMEOUT_MS} (a later answer is dropped).
-   */
-  private follow<T>(call: () => Promise<T>, what: string, done: (err: DispatchError | undefined, value?: T) => void): void {
-    let settled = false;
-    const finish = (err: DispatchError | undefined, value?: T) => {
-      if (settled) return;
-      settled = true;
-      this.o.clock.clearTimeout(timer);
-      done(err, value);
-    };
-    const timer = this.o.clock.setTimeout(() => finish(new DispatchError('RESTART_FAILED', `failed to ${what} through systemd's D-Bus API: no answer within ${UNIT_CALL_TIMEOUT_MS} ms`)), UNIT_CALL_TIMEOUT_MS);
-    let p: Promise<T>;
-    try {
-      p = call();
-    } catch (err) {
-      p = Promise.reject(err);
-    }
-    p.then(
-      (v) => finish(undefined, v),
-      (err) => finish(err instanceof DispatchError ? err : new DispatchError('RESTART_FAILED', `failed to ${what}: ${reason(err)}`, { cause: err })),
-    );
   }
 
   /** Stops probing and releases the mailbox, writers and D-Bus connection. */

@@ -13,8 +13,9 @@ import type { MailboxReaderEvents } from '../../../daemons/common/mailbox.js';
 import type { MailboxMessage } from '../../../daemons/common/messages.js';
 import { Notifier } from '../../../daemons/common/notify.js';
 import type { SlotData } from '../../../daemons/common/scoreboard.js';
-import type { UnitManager, UnitState } from '../../../daemons/watchdog/unit-manager.js';
-import { checkProbeInterval, supervisedDaemon, UNIT_CALL_TIMEOUT_MS, Watchdog, type Clock } from '../../../daemons/watchdog/watchdog.js';
+import { checkProbeInterval } from '../../../daemons/watchdog/probe-interval.js';
+import { supervisedDaemon, type UnitManager, type UnitState } from '../../../daemons/watchdog/unit-manager.js';
+import { UNIT_CALL_TIMEOUT_MS, Watchdog, type Clock } from '../../../daemons/watchdog/watchdog.js';
 
 t.test('supervisedDaemon: the units the watchdog supervises', async (t) => {
   t.same(supervisedDaemon('dispatchd-main.service'), { kind: 'main' });
