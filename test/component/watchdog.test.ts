@@ -32,17 +32,25 @@ class TestUnits implements UnitManager {
   async restart(unit: string): Promise<void> {
     this.restarts.push(unit);
     const name = formatDaemonId(daemonOfUnit(unit)!);
-    this.busy.add(name);
     const child = suite.daemons.get(name)!.child;
     child.kill('SIGTERM');
     child.kill('SIGCONT'); // as systemd's kill_and_sigcont(): a stopped process wakes to handle SIGTERM
-    void suite
-      .stop(name)
-      .then(() => suite.start(name))
-      .finally(() => this.busy.delete(name));
+    this.cycle(name);
   }
   async kill(unit: string): Promise<void> {
-    suite.daemons.get(formatDaemonId(daemonOfUnit(unit)!))?.child.kill('SIGKILL');
+    const name = formatDaemonId(daemonOfUnit(unit)!);
+    suite.daemons.get(name)?.child.kill('SIGKILL');
+    if (!this.busy.has(name)) this.cycle(name);
+  }
+  /** Stops and starts a daemon; one killed while starting is started again, as systemd's Restart= does. */
+  private cycle(name: string): void {
+    this.busy.add(name);
+    const start = () => suite.start(name);
+    void suite
+      .stop(name)
+      .then(start)
+      .catch(start)
+      .finally(() => this.busy.delete(name));
   }
   close(): void {}
 }
