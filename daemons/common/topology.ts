@@ -160,8 +160,12 @@ export function daemonOfUnit(unit: string): DaemonId | undefined {
 /** A glob that matches every secondary's service unit, for systemctl. */
 export const SECONDARY_UNIT_GLOB = 'dispatchd-secondary@*.service';
 
-/** The service units the watchdog probes and may restart (main and every secondary), as unit-name patterns. */
-export const PROBED_UNIT_PATTERNS: readonly string[] = [serviceUnit(MAIN), SECONDARY_UNIT_GLOB];
+/**
+ * The units the watchdog lists, as unit-name patterns: the services it probes and may restart
+ * (main and every secondary), and their mailbox sockets (a service that is inactive while its
+ * mailbox socket listens is woken by a ping: socket activation).
+ */
+export const PROBED_UNIT_PATTERNS: readonly string[] = [serviceUnit(MAIN), SECONDARY_UNIT_GLOB, mailboxSocketUnit(MAIN), 'dispatchd-secondary-mailbox@*.socket'];
 
 /**
  * The secondary instances named by the service units in a whitespace-separated list (the

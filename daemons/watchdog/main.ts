@@ -9,19 +9,17 @@ import { newGeneration } from '../common/generation.js';
 import { requireFd } from '../common/listen-fds.js';
 import { FD_NAMES, mailboxSocketUnit, serviceUnit, WATCHDOG } from '../common/topology.js';
 import { DbusUnitManager } from './unit-manager.js';
+import { checkProbeInterval } from './probe-interval.js';
 import { Watchdog } from './watchdog.js';
+import { watchdogParts } from './watchdog-parts.js';
 
 await runDaemon({
   identifier: 'dispatchd-watchdog',
   unit: () => serviceUnit(WATCHDOG),
-  start: async ({ config, logger, notifier, listenFds }) =>
-    Watchdog.start({
-      config,
-      logger,
-      notifier,
-      units: new DbusUnitManager(),
-      mailboxFd: requireFd(listenFds, FD_NAMES.mailbox, mailboxSocketUnit(WATCHDOG)),
-      generation: newGeneration(),
-      pid: process.pid,
-    }),
+  start: async ({ config, logger, notifier, listenFds }) => {
+    checkProbeInterval(config, notifier.watchdogMs); // before claiming the slot
+    const mailboxFd = requireFd(listenFds, FD_NAMES.mailbox, mailboxSocketUnit(WATCHDOG));
+    const parts = watchdogParts({ config, mailboxFd, generation: newGeneration(), pid: process.pid });
+    return Watchdog.start({ config, logger, notifier, units: new DbusUnitManager(), ...parts });
+  },
 });

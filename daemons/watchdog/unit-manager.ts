@@ -5,7 +5,7 @@
  */
 import dbus from 'dbus-next';
 import { DispatchError, reason } from '../common/errors.js';
-import { PROBED_UNIT_PATTERNS } from '../common/topology.js';
+import { daemonOfUnit, PROBED_UNIT_PATTERNS, type DaemonId } from '../common/topology.js';
 
 /** A unit as systemd reports it (ListUnitsByPatterns). */
 export interface UnitState {
@@ -17,7 +17,10 @@ export interface UnitState {
 }
 
 export interface UnitManager {
-  /** The main and secondary service units systemd knows, with their states. */
+  /**
+   * The main and secondary service units systemd knows, and their mailbox socket units
+   * ({@link PROBED_UNIT_PATTERNS}), with their states.
+   */
   list(): Promise<UnitState[]>;
   /** Restarts a unit (stop: SIGTERM then SIGCONT, so a frozen process wakes to exit; then start). */
   restart(unit: string): Promise<void>;
@@ -26,8 +29,14 @@ export interface UnitManager {
   close(): void;
 }
 
-/** The units the watchdog probes (topology.ts). */
+/** The units the watchdog lists (topology.ts): the services it probes and their mailbox sockets. */
 export { PROBED_UNIT_PATTERNS };
+
+/** The daemons the watchdog supervises: main and the secondaries (not itself). */
+export function supervisedDaemon(unit: string): DaemonId | undefined {
+  const id = daemonOfUnit(unit);
+  return id && id.kind !== 'watchdog' ? id : undefined;
+}
 
 const SIGKILL = 9;
 /** A D-Bus call that takes longer than this (ms) fails, and the connection is renewed. */

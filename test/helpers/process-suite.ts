@@ -26,6 +26,7 @@ import { createScoreboard, removeScoreboard, ScoreboardReader, type SlotData } f
 import { daemonOfUnit, unitOf } from '../../daemons/common/units.js';
 import type { UnitManager, UnitState } from '../../daemons/watchdog/unit-manager.js';
 import { Watchdog } from '../../daemons/watchdog/watchdog.js';
+import { watchdogParts } from '../../daemons/watchdog/watchdog-parts.js';
 import { onCleanup } from './cleanup.js';
 import { runCommand, type ExecResult } from './command.js';
 import type { Harness } from './failure.js';
@@ -157,9 +158,8 @@ export class ProcessSuite implements UnitManager, Harness {
       logger: createLogger({ identifier: 'dispatchd-watchdog', journal: false, stream: sink }),
       notifier: new Notifier(o.binding ?? { sendState: () => undefined, watchdogInterval: () => 0 }),
       units: this,
-      mailboxFd: openMailboxFd(this.fifo('watchdog')), // the watchdog closes it on stop
-      generation: o.generation ?? 1,
-      pid: process.pid,
+      // the watchdog closes the mailbox fd on stop
+      ...watchdogParts({ config: loadConfig(this.configPath, true), mailboxFd: openMailboxFd(this.fifo('watchdog')), generation: o.generation ?? 1, pid: process.pid }),
     });
     return this.watchdog;
   }

@@ -104,7 +104,7 @@ t.test('units: service and sockets of each daemon, and back from a service unit'
   ]) {
     t.equal(daemonOfUnit(unit), undefined, unit);
   }
-  t.same(PROBED_UNIT_PATTERNS, ['dispatchd-main.service', 'dispatchd-secondary@*.service'], 'the watchdog probes main and the secondaries, not itself');
+  t.same(PROBED_UNIT_PATTERNS, ['dispatchd-main.service', 'dispatchd-secondary@*.service', 'dispatchd-main-mailbox.socket', 'dispatchd-secondary-mailbox@*.socket'], 'the watchdog lists main and the secondaries (not itself) and their mailbox sockets');
 });
 
 t.test('secondaryInstancesIn: the secondaries named in systemctl output, sorted, once each, within the bound', async (t) => {

@@ -1,17 +1,29 @@
+/**
+ * The Watchdog built from fakes: a fake unit manager (systemd), fake mailboxes, a fake slot
+ * and a fake clock. What it must do whatever D-Bus does: keep sending WATCHDOG=1 every
+ * probe round, report a call that hangs and ask again; and the units it supervises.
+ */
+import { EventEmitter } from 'node:events';
+import { PassThrough } from 'node:stream';
 import t from 'tap';
-import { defaultConfig } from '../../../daemons/common/config.js';
+import { defaultConfig, type Config } from '../../../daemons/common/config.js';
 import { DispatchError } from '../../../daemons/common/errors.js';
-import { daemonOfUnit } from '../../../daemons/common/units.js';
-import { checkProbeInterval } from '../../../daemons/watchdog/watchdog.js';
+import { createLogger } from '../../../daemons/common/logger.js';
+import type { MailboxReaderEvents } from '../../../daemons/common/mailbox.js';
+import type { MailboxMessage } from '../../../daemons/common/messages.js';
+import { Notifier } from '../../../daemons/common/notify.js';
+import type { SlotData } from '../../../daemons/common/scoreboard.js';
+import { checkProbeInterval } from '../../../daemons/watchdog/probe-interval.js';
+import { supervisedDaemon, type UnitManager, type UnitState } from '../../../daemons/watchdog/unit-manager.js';
+import { UNIT_CALL_TIMEOUT_MS, Watchdog, type Clock } from '../../../daemons/watchdog/watchdog.js';
 
-t.test('daemonOfUnit: the units the watchdog supervises', async (t) => {
-  t.same(daemonOfUnit('dispatchd-main.service'), { name: 'main', instance: 0 });
-  t.same(daemonOfUnit('dispatchd-secondary@1.service'), { name: 'secondary-1', instance: 1 });
-  t.same(daemonOfUnit('dispatchd-secondary@62.service'), { name: 'secondary-62', instance: 62 });
-  t.equal(daemonOfUnit('dispatchd-secondary@63.service'), undefined, 'past the bound of topology.ts');
+t.test('supervisedDaemon: the units the watchdog supervises', async (t) => {
+  t.same(supervisedDaemon('dispatchd-main.service'), { kind: 'main' });
+  t.same(supervisedDaemon('dispatchd-secondary@1.service'), { kind: 'secondary', instance: 1 });
+  t.same(supervisedDaemon('dispatchd-secondary@62.service'), { kind: 'secondary', instance: 62 });
 });
 
-t.test('daemonOfUnit: everything else is not supervised', async (t) => {
+t.test('supervisedDaemon: everything else is not supervised', async (t) => {
   for (const unit of [
     'dispatchd-watchdog.service', // it does not restart itself
     'dispatchd-scoreboard.service',
@@ -23,14 +35,14 @@ t.test('daemonOfUnit: everything else is not supervised', async (t) => {
     'dispatchd-secondary@.service', // the template itself
     'dispatchd-secondary@0.service',
     'dispatchd-secondary@01.service',
-    'dispatchd-secondary@1000.service',
+    'dispatchd-secondary@63.service', // past the suite's bound (topology: 62)
     'dispatchd-secondary@x.service',
     'dispatchd-secondary@1.service.bak',
     'xdispatchd-main.service',
     'sshd.service',
     '',
   ]) {
-    t.equal(daemonOfUnit(unit), undefined, JSON.stringify(unit));
+    t.equal(supervisedDaemon(unit), undefined, JSON.stringify(unit));
   }
 });
 
@@ -54,4 +66,243 @@ t.test('checkProbeInterval: the probe loop must feed WatchdogSec= in time', asyn
   t.ok(err instanceof DispatchError, 'longer: refused');
   t.equal((err as DispatchError).code, 'CONFIG_INVALID', 'as a configuration error (exit 78, no restart loop)');
   t.match((err as DispatchError).message, /watchdog\.probe_interval_ms = 1501 is longer than half of the unit's WatchdogSec= \(3000 ms\).*at most 1500/, 'naming the key, the value and the bound');
+});
+
+// ---- fakes ------------------------------------------------------------------------------
+
+/** Timers that run only when the test moves the time on. */
+class FakeClock implements Clock {
+  private ms = 1_000_000;
+  private timers = new Map<number, { at: number; fn: () => void }>();
+  private next = 0;
+  now(): number {
+    return this.ms;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    this.timers.set(++this.next, { at: this.ms + ms, fn });
+    return this.next;
+  }
+  clearTimeout(h: unknown): void {
+    this.timers.delete(h as number);
+  }
+  /** Moves the time on by `ms`, running each timer due at its time and letting promises settle after each. */
+  async advance(ms: number): Promise<void> {
+    const end = this.ms + ms;
+    for (;;) {
+      let first: [number, { at: number; fn: () => void }] | undefined;
+      for (const e of this.timers) if (e[1].at <= end && (!first || e[1].at < first[1].at)) first = e;
+      if (!first) break;
+      this.timers.delete(first[0]);
+      this.ms = first[1].at;
+      first[1].fn();
+      await new Promise((r) => setImmediate(r));
+    }
+    this.ms = end;
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+/** systemd as the watchdog sees it: unit states, and calls that answer, fail or hang. */
+class FakeUnits implements UnitManager {
+  readonly states = new Map<string, UnitState>();
+  readonly calls: string[] = [];
+  hang = { list: false, restart: false };
+  onRestart: (unit: string) => void = () => undefined;
+  set(unit: string, activeState: string, jobPending = false): void {
+    this.states.set(unit, { unit, activeState, jobPending });
+  }
+  list(): Promise<UnitState[]> {
+    this.calls.push('list');
+    return this.hang.list ? new Promise(() => undefined) : Promise.resolve([...this.states.values()].map((s) => ({ ...s })));
+  }
+  restart(unit: string): Promise<void> {
+    this.calls.push(`restart ${unit}`);
+    if (this.hang.restart) return new Promise(() => undefined);
+    this.onRestart(unit);
+    return Promise.resolve();
+  }
+  kill(unit: string): Promise<void> {
+    this.calls.push(`kill ${unit}`);
+    return Promise.resolve();
+  }
+  close(): void {}
+}
+
+interface Rig {
+  w: Watchdog;
+  clock: FakeClock;
+  units: FakeUnits;
+  /** Daemons that answer pings (by name, e.g. `main`). */
+  answering: Set<string>;
+  /** Pings written, as `name:seq`. */
+  pings: string[];
+  /** WATCHDOG=1 messages, at their fake time. */
+  keepalives: number[];
+  log: () => string;
+  slot: { data: Pick<SlotData, 'incidents' | 'requests'> };
+}
+
+function rig(units: FakeUnits, configure: (c: Config) => void = () => undefined): Rig {
+  const clock = new FakeClock();
+  const config = defaultConfig();
+  config.watchdog.probe_interval_ms = 300;
+  config.watchdog.max_missed = 3;
+  config.paths.runtime_dir = '/run/dispatchd';
+  configure(config);
+  const inbox = Object.assign(new EventEmitter<MailboxReaderEvents>(), { label: 'watchdog.fifo', close: () => undefined });
+  const answering = new Set<string>();
+  const pings: string[] = [];
+  const keepalives: number[] = [];
+  let logText = '';
+  const stream = new PassThrough();
+  stream.on('data', (c: Buffer) => (logText += c.toString()));
+  const slot = { data: { incidents: 0, requests: 0 }, update: () => undefined, close: () => undefined };
+  const w = Watchdog.start({
+    config,
+    logger: createLogger({ identifier: 'dispatchd-watchdog', journal: false, stream }),
+    notifier: new Notifier({ sendState: (s) => (s === 'WATCHDOG=1' ? keepalives.push(clock.now()) : undefined), watchdogInterval: () => 3000 }),
+    units,
+    slot,
+    inbox,
+    writer: (path) => {
+      const name = /\/([^/]+)\.fifo$/.exec(path)![1]!;
+      return {
+        send: async (m: MailboxMessage) => {
+          if (m.t !== 'ping') return;
+          pings.push(`${name}:${m.seq}`);
+          if (answering.has(name)) setImmediate(() => inbox.emit('message', { v: 1, t: 'pong', from: name, seq: m.seq, pid: 1, gen: 1 }));
+        },
+        close: () => undefined,
+      };
+    },
+    clock,
+  });
+  t.teardown(() => w.stop('test over'));
+  return { w, clock, units, answering, pings, keepalives, log: () => logText, slot };
+}
+
+/** The longest time between two WATCHDOG=1 (and from the start to the first one), ms. */
+function longestGap(r: Rig, from: number): number {
+  let last = from;
+  let gap = 0;
+  for (const at of r.keepalives) {
+    gap = Math.max(gap, at - last);
+    last = at;
+  }
+  return Math.max(gap, r.clock.now() - last);
+}
+
+// ---- behaviour --------------------------------------------------------------------------
+
+t.test('D-Bus calls that never answer: WATCHDOG=1 keeps coming every probe round; each call is reported and asked again', async (t) => {
+  const units = new FakeUnits();
+  units.set('dispatchd-main.service', 'active');
+  const r = rig(units);
+  const start = r.clock.now();
+  await r.clock.advance(1000);
+  t.same(Object.keys(r.w.states()), ['main'], 'main listed while D-Bus answered');
+  // From now on systemd answers nothing (a hung D-Bus); main does not answer pings either.
+  units.hang = { list: true, restart: true };
+  await r.clock.advance(30_000);
+  const gap = longestGap(r, start);
+  t.ok(gap <= 1500, `WATCHDOG=1 at least every half WatchdogSec= (longest gap ${gap} ms of fake time; WatchdogSec=3s)`);
+  t.ok(r.keepalives.length >= 30_000 / 1500, `${r.keepalives.length} keepalives in 31 s`);
+  const restarts = units.calls.filter((c) => c === 'restart dispatchd-main.service').length;
+  const lists = units.calls.filter((c) => c === 'list').length;
+  t.ok(restarts >= 3, `a hung restart is given up on and ordered again (${restarts} times in 30 s)`);
+  t.ok(lists >= 10, `a hung unit list is asked again (${lists} times)`);
+  t.match(r.log(), new RegExp(`error: failed to restart dispatchd-main.service: failed to restart dispatchd-main.service through systemd's D-Bus API: no answer within ${UNIT_CALL_TIMEOUT_MS} ms; retrying after 3 more missed pings`), 'the hung restart is reported');
+  t.match(r.log(), new RegExp(`error: failed to list units through systemd's D-Bus API: no answer within ${UNIT_CALL_TIMEOUT_MS} ms; probing the daemons already known`), 'the hung list is reported');
+  t.notMatch(r.log(), /killing its main process/, 'a restart that never got through is not escalated to a kill');
+});
+
+t.test('a frozen daemon is restarted once and followed until it is back; the slot counts the restart', async (t) => {
+  const units = new FakeUnits();
+  units.set('dispatchd-main.service', 'active');
+  units.set('dispatchd-secondary@1.service', 'active');
+  const r = rig(units);
+  r.answering.add('main').add('secondary-1');
+  await r.clock.advance(3000);
+  t.same(units.calls.filter((c) => c !== 'list'), [], 'no restart while everyone answers');
+  t.same(r.w.states(), { main: 'probing', 'secondary-1': 'probing' });
+  t.ok(r.pings.includes('main:10') && r.pings.includes('secondary-1:10'), 'one ping per daemon per round');
+  t.equal(r.slot.data.requests, r.pings.length, `the slot counts the pings sent (${r.pings.length}: one per daemon per round)`);
+
+  units.onRestart = (unit) => units.set(unit, 'activating', true);
+  r.answering.delete('secondary-1'); // frozen
+  await r.clock.advance(1200);
+  t.same(units.calls.filter((c) => c !== 'list'), ['restart dispatchd-secondary@1.service'], 'restarted after 3 missed pings');
+  t.equal(r.w.states()['secondary-1'], 'restarting');
+  t.match(r.log(), /warning: dispatchd-secondary@1.service missed 3 pings in a row \(no answer for \d+ ms\): restarting it .*unit=dispatchd-secondary@1.service.*reason=missed-pings.*action=restart/);
+  await r.clock.advance(1000);
+  t.equal(r.w.states()['secondary-1'], 'restarting', 'while systemd runs the job');
+  units.set('dispatchd-secondary@1.service', 'active');
+  r.answering.add('secondary-1');
+  await r.clock.advance(1000);
+  t.equal(r.w.states()['secondary-1'], 'probing', 'probed again once active');
+  t.match(r.log(), /notice: dispatchd-secondary@1.service is active again \d+ ms after the restart/);
+  await r.clock.advance(5000);
+  t.same(units.calls.filter((c) => c !== 'list'), ['restart dispatchd-secondary@1.service'], 'restarted once, not in a loop');
+  t.equal(r.slot.data.incidents, 1, 'one restart ordered');
+  t.match(r.w.statusLine(), /^probing main, secondary-1; 1 restarts ordered$/);
+});
+
+t.test('a restart that does not come back is escalated to SIGKILL once', async (t) => {
+  const units = new FakeUnits();
+  units.set('dispatchd-main.service', 'active');
+  const r = rig(units);
+  units.onRestart = (unit) => units.set(unit, 'deactivating', true); // stuck stopping
+  await r.clock.advance(5000);
+  t.same(units.calls.filter((c) => c !== 'list'), ['restart dispatchd-main.service', 'kill dispatchd-main.service']);
+  t.match(r.log(), /warning: dispatchd-main.service has not come back 3\d\d\d ms after the restart \(state deactivating\); killing its main process \(SIGKILL\)/);
+  t.equal(r.slot.data.incidents, 2, 'the restart and the kill');
+});
+
+t.test('a service stopped while its mailbox socket listens is pinged awake; one stopped with its sockets is left alone', async (t) => {
+  const units = new FakeUnits();
+  units.set('dispatchd-main.service', 'active');
+  units.set('dispatchd-main-mailbox.socket', 'active');
+  units.set('dispatchd-secondary@1.service', 'active');
+  units.set('dispatchd-secondary-mailbox@1.socket', 'active');
+  units.set('dispatchd-secondary@2.service', 'active');
+  units.set('dispatchd-secondary-mailbox@2.socket', 'active');
+  const r = rig(units);
+  r.answering.add('main').add('secondary-1').add('secondary-2');
+  await r.clock.advance(1000);
+  // `systemctl stop dispatchd-secondary@1.service` (the service only), and secondary 2 with its sockets.
+  r.answering.delete('secondary-1');
+  r.answering.delete('secondary-2');
+  units.set('dispatchd-secondary@1.service', 'deactivating', true);
+  units.set('dispatchd-secondary@2.service', 'deactivating', true);
+  units.set('dispatchd-secondary-mailbox@2.socket', 'active', true);
+  await r.clock.advance(2000);
+  t.same(r.w.states(), { main: 'probing', 'secondary-1': 'waiting', 'secondary-2': 'waiting' }, 'while systemd stops them');
+  units.set('dispatchd-secondary@1.service', 'inactive');
+  units.set('dispatchd-secondary@2.service', 'inactive');
+  units.set('dispatchd-secondary-mailbox@2.socket', 'inactive');
+  const before = r.pings.length;
+  await r.clock.advance(2000);
+  t.same(r.w.states(), { main: 'probing', 'secondary-1': 'dormant' }, 'secondary 2 is forgotten, secondary 1 is dormant');
+  const wake = r.pings.slice(before).filter((p) => p.startsWith('secondary-'));
+  t.equal(wake.length, 1, `one wake-up ping into secondary 1's mailbox FIFO (${wake.join(', ')})`);
+  t.match(wake[0], /^secondary-1:/);
+  t.match(r.log(), /notice: dispatchd-secondary@1.service is inactive but its mailbox socket is listening: pinging secondary-1 so that socket activation starts it again .*reason=stopped-service.*action=wake/);
+  // Socket activation starts it.
+  units.set('dispatchd-secondary@1.service', 'active');
+  r.answering.add('secondary-1');
+  await r.clock.advance(2000);
+  t.same(r.w.states(), { main: 'probing', 'secondary-1': 'probing' }, 'probed again once it runs');
+  t.same(units.calls.filter((c) => c !== 'list'), [], 'no restart or kill ordered for any of it');
+});
+
+t.test('a secondary added while running is picked up within the unit list\'s most age', async (t) => {
+  const units = new FakeUnits();
+  units.set('dispatchd-main.service', 'active');
+  const r = rig(units);
+  r.answering.add('main').add('secondary-3');
+  await r.clock.advance(1000);
+  t.same(r.w.states(), { main: 'probing' });
+  units.set('dispatchd-secondary@3.service', 'active');
+  await r.clock.advance(2500);
+  t.same(r.w.states(), { main: 'probing', 'secondary-3': 'probing' }, `within ${2000 + 300} ms (the unit list's most age, one round)`);
 });

@@ -1,0 +1,239 @@
+/**
+ * The watchdog's supervision table (daemons/watchdog/supervision.ts), state × event: every
+ * state against every event, with the state it leads to and the actions it orders; then
+ * the messages and fields of the actions that reach the journal.
+ */
+import t from 'tap';
+import { ESCALATE_AFTER_MS, supervise, WAKE_RETRY_MS, type Rules, type SupervisionAction, type SupervisionEvent, type TargetState, type UnitView } from '../../../daemons/watchdog/supervision.js';
+
+const NOW = 10_000;
+const rules: Rules = { name: 'secondary-1', unit: 'dispatchd-secondary@1.service', maxMissed: 3, probeIntervalMs: 300 };
+
+const unit = (activeState: string, jobPending = false, mailboxListening = true): UnitView => ({ activeState, jobPending, mailboxListening });
+
+const states: Record<string, TargetState> = {
+  probing: { s: 'probing', sent: 6, acked: 5, missed: 0, lastAnswerMs: 9_700 }, // ping 6 out
+  suspect: { s: 'suspect', sent: 7, acked: 5, missed: 1, lastAnswerMs: 9_400 },
+  'suspect, one short': { s: 'suspect', sent: 8, acked: 5, missed: 2, lastAnswerMs: 9_100 },
+  restarting: { s: 'restarting', sinceMs: NOW - 1000, callDone: false, lastSeen: 'active', lastAnswerMs: 8_000 },
+  'restarting, call done': { s: 'restarting', sinceMs: NOW - 1000, callDone: true, lastSeen: 'active', lastAnswerMs: 8_000 },
+  'restarting, hung': { s: 'restarting', sinceMs: NOW - ESCALATE_AFTER_MS, callDone: true, lastSeen: 'deactivating', lastAnswerMs: 6_000 },
+  escalated: { s: 'escalated', sinceMs: NOW - 4000 },
+  waiting: { s: 'waiting' },
+  'dormant, just woken': { s: 'dormant', wokeAtMs: NOW - 1000 },
+  'dormant, woken long ago': { s: 'dormant', wokeAtMs: NOW - WAKE_RETRY_MS },
+  gone: { s: 'gone' },
+};
+
+const events: Record<string, SupervisionEvent> = {
+  tick: { e: 'tick', now: NOW, seq: 9 },
+  'pong to the last ping': { e: 'pong', now: NOW, seq: 0 }, // seq: the state's `sent`, filled in below
+  'old pong': { e: 'pong', now: NOW, seq: 2 },
+  'ping: no reader': { e: 'ping-failed', code: 'MAILBOX_NO_READER', message: 'no reader' },
+  'ping: no FIFO': { e: 'ping-failed', code: 'MAILBOX_OPEN_FAILED', message: 'ENOENT' },
+  'ping: full': { e: 'ping-failed', code: 'MAILBOX_FULL', message: 'the pipe stayed full' },
+  'listed active': { e: 'unit-listed', now: NOW, seq: 9, unit: unit('active') },
+  'listed in a job': { e: 'unit-listed', now: NOW, seq: 9, unit: unit('deactivating', true) },
+  'listed inactive, mailbox listening': { e: 'unit-listed', now: NOW, seq: 9, unit: unit('inactive') },
+  'listed inactive, mailbox stopped': { e: 'unit-listed', now: NOW, seq: 9, unit: unit('inactive', false, false) },
+  'listed failed': { e: 'unit-listed', now: NOW, seq: 9, unit: unit('failed') },
+  'not listed': { e: 'unit-missing' },
+  'restart ok': { e: 'restart-ok' },
+  'restart failed': { e: 'restart-failed', message: 'no answer within 2500 ms' },
+  'kill failed': { e: 'kill-failed', message: 'no answer within 2500 ms' },
+};
+
+/** What an action list looks like in the table below: `ping`, `log:warning`, … */
+const shape = (actions: SupervisionAction[]) => actions.map((a) => (a.a === 'log' || a.a === 'incident' ? `${a.a}:${a.level}` : a.a)).join(' ');
+
+const RESTART = 'count log:warning restart';
+const KILL = 'count log:warning kill';
+const WAKE = 'log:notice ping';
+// [state, event, next state, actions]; anything not listed for a state: same state, no action.
+const table: Array<[string, string, string, string]> = [
+  ['probing', 'tick', 'suspect', 'ping'],
+  ['probing', 'pong to the last ping', 'probing', ''],
+  ['probing', 'ping: full', 'probing', 'incident:warning'],
+  ['probing', 'listed in a job', 'waiting', ''],
+  ['probing', 'listed inactive, mailbox listening', 'dormant', WAKE],
+  ['probing', 'listed inactive, mailbox stopped', 'gone', ''],
+  ['probing', 'listed failed', 'gone', ''],
+  ['probing', 'not listed', 'gone', ''],
+  ['probing', 'kill failed', 'probing', 'log:error'],
+  ['suspect', 'tick', 'suspect', 'ping'],
+  ['suspect', 'pong to the last ping', 'probing', ''],
+  ['suspect', 'ping: full', 'suspect', 'incident:warning'],
+  ['suspect', 'listed in a job', 'waiting', ''],
+  ['suspect', 'listed inactive, mailbox listening', 'dormant', WAKE],
+  ['suspect', 'listed inactive, mailbox stopped', 'gone', ''],
+  ['suspect', 'listed failed', 'gone', ''],
+  ['suspect', 'not listed', 'gone', ''],
+  ['suspect', 'kill failed', 'suspect', 'log:error'],
+  ['suspect, one short', 'tick', 'restarting', RESTART],
+  ['suspect, one short', 'pong to the last ping', 'probing', ''],
+  ['suspect, one short', 'ping: full', 'suspect', 'incident:warning'],
+  ['suspect, one short', 'listed in a job', 'waiting', ''],
+  ['suspect, one short', 'listed inactive, mailbox listening', 'dormant', WAKE],
+  ['suspect, one short', 'listed inactive, mailbox stopped', 'gone', ''],
+  ['suspect, one short', 'listed failed', 'gone', ''],
+  ['suspect, one short', 'not listed', 'gone', ''],
+  ['suspect, one short', 'kill failed', 'suspect', 'log:error'],
+  ['restarting', 'not listed', 'gone', ''],
+  ['restarting', 'restart failed', 'probing', 'log:error'],
+  ['restarting', 'kill failed', 'restarting', 'log:error'],
+  ['restarting, call done', 'listed active', 'probing', 'log:notice'],
+  ['restarting, call done', 'not listed', 'gone', ''],
+  ['restarting, call done', 'restart failed', 'probing', 'log:error'],
+  ['restarting, call done', 'kill failed', 'restarting', 'log:error'],
+  ['restarting, hung', 'tick', 'escalated', KILL],
+  ['restarting, hung', 'listed active', 'probing', 'log:notice'],
+  ['restarting, hung', 'listed in a job', 'escalated', KILL],
+  ['restarting, hung', 'listed inactive, mailbox listening', 'escalated', KILL],
+  ['restarting, hung', 'listed inactive, mailbox stopped', 'escalated', KILL],
+  ['restarting, hung', 'listed failed', 'escalated', KILL],
+  ['restarting, hung', 'not listed', 'gone', ''],
+  ['restarting, hung', 'restart failed', 'probing', 'log:error'],
+  ['restarting, hung', 'kill failed', 'restarting', 'log:error'],
+  ['escalated', 'listed active', 'probing', 'log:notice'],
+  ['escalated', 'not listed', 'gone', ''],
+  ['escalated', 'kill failed', 'escalated', 'log:error'],
+  ['waiting', 'listed active', 'probing', ''],
+  ['waiting', 'listed inactive, mailbox listening', 'dormant', WAKE],
+  ['waiting', 'listed inactive, mailbox stopped', 'gone', ''],
+  ['waiting', 'listed failed', 'gone', ''],
+  ['waiting', 'not listed', 'gone', ''],
+  ['waiting', 'kill failed', 'waiting', 'log:error'],
+  ['dormant, just woken', 'listed active', 'probing', ''],
+  ['dormant, just woken', 'listed in a job', 'waiting', ''],
+  ['dormant, just woken', 'listed inactive, mailbox stopped', 'gone', ''],
+  ['dormant, just woken', 'listed failed', 'gone', ''],
+  ['dormant, just woken', 'not listed', 'gone', ''],
+  ['dormant, just woken', 'kill failed', 'dormant', 'log:error'],
+  ['dormant, woken long ago', 'listed active', 'probing', ''],
+  ['dormant, woken long ago', 'listed in a job', 'waiting', ''],
+  ['dormant, woken long ago', 'listed inactive, mailbox listening', 'dormant', WAKE],
+  ['dormant, woken long ago', 'listed inactive, mailbox stopped', 'gone', ''],
+  ['dormant, woken long ago', 'listed failed', 'gone', ''],
+  ['dormant, woken long ago', 'not listed', 'gone', ''],
+  ['dormant, woken long ago', 'kill failed', 'dormant', 'log:error'],
+];
+
+t.test('every state × every event: the next state and the actions', async (t) => {
+  const expected = new Map(table.map(([s, e, next, actions]) => [`${s} × ${e}`, { next, actions }]));
+  t.equal(expected.size, table.length, 'no row twice');
+  const unknown = table.filter(([s, e]) => !states[s] || !events[e]).map(([s, e]) => `${s} × ${e}`);
+  t.same(unknown, [], 'every row names a state and an event of the fixtures');
+  let cells = 0;
+  for (const [sName, state] of Object.entries(states)) {
+    for (const [eName, event] of Object.entries(events)) {
+      const ev = eName === 'pong to the last ping' && 'sent' in state ? { ...event, seq: state.sent } : event;
+      const want = expected.get(`${sName} × ${eName}`) ?? { next: state.s, actions: '' };
+      const step = supervise(state, ev, rules);
+      t.equal(`${step.state.s}: ${shape(step.actions)}`, `${want.next}: ${want.actions}`, `${sName} × ${eName}`);
+      cells++;
+    }
+  }
+  t.equal(cells, Object.keys(states).length * Object.keys(events).length, 'every cell checked');
+});
+
+t.test('the table is pure: the same step twice gives the same result, the input untouched', async (t) => {
+  for (const [sName, state] of Object.entries(states)) {
+    const before = JSON.stringify(state);
+    for (const event of Object.values(events)) t.same(supervise(state, event, rules), supervise(state, event, rules));
+    t.equal(JSON.stringify(state), before, `${sName} not mutated`);
+  }
+});
+
+t.test('probing: pings carry the round seq, missed pings count up to a restart', async (t) => {
+  let s: TargetState = { s: 'probing', sent: 0, acked: 0, missed: 0, lastAnswerMs: 1000 };
+  const seen: string[] = [];
+  for (let seq = 1; seq <= 4; seq++) {
+    const step = supervise(s, { e: 'tick', now: 1000 + seq * 300, seq }, rules);
+    s = step.state;
+    seen.push(`${s.s}${'missed' in s ? `/${s.missed}` : ''}:${shape(step.actions)}`);
+    if (seq === 1) t.same(step.actions, [{ a: 'ping', seq: 1 }], 'the first ping carries the round seq');
+  }
+  t.same(seen, ['probing/0:ping', 'suspect/1:ping', 'suspect/2:ping', `restarting:${RESTART}`], 'max_missed = 3 unanswered pings, then a restart');
+  const restart = supervise({ s: 'suspect', sent: 3, acked: 0, missed: 2, lastAnswerMs: 1000 }, { e: 'tick', now: 2200, seq: 4 }, rules).actions;
+  t.same(restart[1], {
+    a: 'log',
+    level: 'warning',
+    message: 'dispatchd-secondary@1.service missed 3 pings in a row (no answer for 1200 ms): restarting it',
+    fields: { unit: 'dispatchd-secondary@1.service', reason: 'missed-pings', missed: 3, silent_ms: 1200, action: 'restart' },
+  }, 'the journal line of today, with its fields');
+});
+
+t.test('a pong resets the count; an old or future pong does not', async (t) => {
+  const s: TargetState = { s: 'suspect', sent: 7, acked: 5, missed: 2, lastAnswerMs: 1000 };
+  t.same(supervise(s, { e: 'pong', now: 5000, seq: 7 }, rules).state, { s: 'probing', sent: 7, acked: 7, missed: 0, lastAnswerMs: 5000 });
+  t.same(supervise(s, { e: 'pong', now: 5000, seq: 6 }, rules).state, { s: 'probing', sent: 7, acked: 6, missed: 0, lastAnswerMs: 5000 }, 'a late answer is still an answer');
+  t.equal(supervise(s, { e: 'pong', now: 5000, seq: 5 }, rules).state, s, 'already counted');
+  t.equal(supervise(s, { e: 'pong', now: 5000, seq: 8 }, rules).state, s, 'to a ping never sent (an earlier watchdog process)');
+});
+
+t.test('a ping with no reader or no FIFO is reported only if the unit list still shows the unit meant to run', async (t) => {
+  const s: TargetState = { s: 'probing', sent: 6, acked: 5, missed: 0, lastAnswerMs: 1000 };
+  const failed = supervise(s, { e: 'ping-failed', code: 'MAILBOX_NO_READER', message: "failed to open mailbox 'x': no reader" }, rules);
+  t.same(failed.actions, [], 'not at once');
+  const stillMeant = supervise(failed.state, { e: 'unit-listed', now: 2000, seq: 7, unit: unit('active') }, rules);
+  t.same(stillMeant.actions, [
+    { a: 'incident', key: 'ping:secondary-1:MAILBOX_NO_READER', level: 'warning', message: "failed to ping secondary-1: failed to open mailbox 'x': no reader; counting it as missed", fields: { unit: 'dispatchd-secondary@1.service', code: 'MAILBOX_NO_READER' } },
+  ]);
+  t.notOk('deferred' in stillMeant.state && stillMeant.state.deferred, 'reported once');
+  const stopping = supervise(failed.state, { e: 'unit-listed', now: 2000, seq: 7, unit: unit('deactivating', true) }, rules);
+  t.same(stopping, { state: { s: 'waiting' }, actions: [] }, 'a unit being stopped: no warning');
+  const noFifo = supervise(s, { e: 'ping-failed', code: 'MAILBOX_OPEN_FAILED', message: "failed to open mailbox 'x': ENOENT" }, rules);
+  t.same(noFifo.actions, [], 'no FIFO (its socket unit stopped): not at once either');
+  t.same(supervise(noFifo.state, { e: 'unit-listed', now: 2000, seq: 7, unit: unit('inactive', false, false) }, rules), { state: { s: 'gone' }, actions: [] }, 'stopped with its sockets: no warning');
+  t.equal(shape(supervise(noFifo.state, { e: 'unit-listed', now: 2000, seq: 7, unit: unit('active') }, rules).actions), 'incident:warning', 'still active: reported');
+});
+
+t.test('a restart: followed until the unit is active again, escalated to SIGKILL when it hangs', async (t) => {
+  let s: TargetState = { s: 'restarting', sinceMs: 1000, callDone: false, lastSeen: 'active', lastAnswerMs: 100 };
+  s = supervise(s, { e: 'unit-listed', now: 1500, seq: 5, unit: unit('active') }, rules).state;
+  t.equal(s.s, 'restarting', 'active, but the RestartUnit call has not returned: the same frozen process');
+  s = supervise(s, { e: 'restart-ok' }, rules).state;
+  t.equal(supervise(s, { e: 'unit-listed', now: 1200, seq: 5, unit: unit('active') }, rules).state.s, 'restarting', 'not within one probe period of the order');
+  const back = supervise(s, { e: 'unit-listed', now: 2400, seq: 6, unit: unit('active') }, rules);
+  t.same(back, {
+    state: { s: 'probing', sent: 0, acked: 0, missed: 0, lastAnswerMs: 2400 },
+    actions: [{ a: 'log', level: 'notice', message: 'dispatchd-secondary@1.service is active again 1400 ms after the restart', fields: { unit: 'dispatchd-secondary@1.service', action: 'restart', outcome: 'recovered', recovery_ms: 1400 } }],
+  });
+  const seen = supervise(s, { e: 'unit-listed', now: 3000, seq: 7, unit: unit('deactivating', true) }, rules).state;
+  const hung = supervise(seen, { e: 'tick', now: 1000 + ESCALATE_AFTER_MS, seq: 8 }, rules);
+  t.equal(hung.state.s, 'escalated');
+  t.same(hung.actions[1], {
+    a: 'log',
+    level: 'warning',
+    message: `dispatchd-secondary@1.service has not come back ${ESCALATE_AFTER_MS} ms after the restart (state deactivating); killing its main process (SIGKILL) so that systemd restarts it`,
+    fields: { unit: 'dispatchd-secondary@1.service', reason: 'restart-hung', action: 'kill' },
+  });
+  t.same(supervise(hung.state, { e: 'tick', now: 9000, seq: 9 }, rules).actions, [], 'killed once, not every round');
+  const failed = supervise({ s: 'restarting', sinceMs: 1000, callDone: false, lastSeen: 'active', lastAnswerMs: 100 }, { e: 'restart-failed', message: "failed to restart dispatchd-secondary@1.service through systemd's D-Bus API: no answer within 2500 ms" }, rules);
+  t.same(failed.actions, [{ a: 'log', level: 'error', message: "failed to restart dispatchd-secondary@1.service: failed to restart dispatchd-secondary@1.service through systemd's D-Bus API: no answer within 2500 ms; retrying after 3 more missed pings", fields: { unit: 'dispatchd-secondary@1.service', code: 'RESTART_FAILED' } }]);
+  let retry = failed.state;
+  const shapes: string[] = [];
+  for (let seq = 10; seq < 14; seq++) {
+    const step = supervise(retry, { e: 'tick', now: 2000 + seq * 300, seq }, rules);
+    retry = step.state;
+    shapes.push(shape(step.actions));
+  }
+  t.same(shapes, ['ping', 'ping', 'ping', RESTART], 'retried after max_missed more missed pings');
+});
+
+t.test('dormant: a stopped service whose mailbox socket listens is pinged awake, again after WAKE_RETRY_MS', async (t) => {
+  const woken = supervise({ s: 'waiting' }, { e: 'unit-listed', now: 5000, seq: 12, unit: unit('inactive') }, rules);
+  t.same(woken, {
+    state: { s: 'dormant', wokeAtMs: 5000 },
+    actions: [
+      { a: 'log', level: 'notice', message: 'dispatchd-secondary@1.service is inactive but its mailbox socket is listening: pinging secondary-1 so that socket activation starts it again', fields: { unit: 'dispatchd-secondary@1.service', reason: 'stopped-service', action: 'wake' } },
+      { a: 'ping', seq: 12 },
+    ],
+  });
+  t.same(supervise(woken.state, { e: 'unit-listed', now: 5000 + WAKE_RETRY_MS - 1, seq: 13, unit: unit('inactive') }, rules).actions, [], 'one ping is enough while systemd starts it');
+  t.equal(shape(supervise(woken.state, { e: 'unit-listed', now: 5000 + WAKE_RETRY_MS, seq: 14, unit: unit('inactive') }, rules).actions), WAKE, 'pinged again if it did not start');
+  t.same(supervise(woken.state, { e: 'unit-listed', now: 6000, seq: 13, unit: unit('active') }, rules).state, { s: 'probing', sent: 0, acked: 0, missed: 0, lastAnswerMs: 6000 }, 'probed as any daemon once it runs');
+  t.equal(supervise({ s: 'waiting' }, { e: 'unit-listed', now: 5000, seq: 12, unit: unit('inactive', false, false) }, rules).state.s, 'gone', 'stopped with its sockets ("keep it stopped"): left alone');
+  t.equal(supervise({ s: 'waiting' }, { e: 'unit-listed', now: 5000, seq: 12, unit: unit('inactive', false, true) }, { ...rules, name: 'main', unit: 'dispatchd-main.service' }).state.s, 'dormant', 'main too');
+  t.equal(supervise({ s: 'waiting' }, { e: 'unit-listed', now: 5000, seq: 12, unit: unit('failed') }, rules).state.s, 'gone', 'a failed unit (start limit) is the operator\'s: not woken');
+});
