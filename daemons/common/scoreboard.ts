@@ -45,6 +45,7 @@ export const SLOT = {
   name: 80,
   latencySumUs: 112,
   latencyMaxUs: 120,
+  running: 124,
 } as const;
 
 export const KIND = { free: 0, main: 1, secondary: 2, watchdog: 3 } as const;
@@ -90,6 +91,11 @@ export interface SlotData {
   latencySumUs: number;
   /** The largest single one of those latencies, in microseconds (saturates at 2^32 − 1). */
   latencyMaxUs: number;
+  /**
+   * Secondary: requests running now (a lease may be held between requests); 0 for main and
+   * the watchdog. Formerly reserved bytes: 0 from an older writer.
+   */
+  running: number;
 }
 
 /** The slot index of a daemon. */
@@ -156,6 +162,7 @@ export function encodeSlot(d: SlotData, into: Buffer = Buffer.alloc(SLOT_BYTES))
   into.write(d.name.slice(0, NAME_BYTES - 1), SLOT.name, NAME_BYTES - 1, 'utf8');
   into.writeBigUInt64LE(BigInt(Math.max(0, Math.round(d.latencySumUs))), SLOT.latencySumUs);
   into.writeUInt32LE(Math.min(0xffffffff, Math.max(0, Math.round(d.latencyMaxUs))), SLOT.latencyMaxUs);
+  into.writeUInt32LE(d.running >>> 0, SLOT.running);
   return into;
 }
 
@@ -182,6 +189,7 @@ export function decodeSlot(b: Buffer): SlotData | undefined {
     name: b.toString('utf8', SLOT.name, nameEnd === -1 || nameEnd > SLOT.name + NAME_BYTES ? SLOT.name + NAME_BYTES : nameEnd),
     latencySumUs: Number(b.readBigUInt64LE(SLOT.latencySumUs)),
     latencyMaxUs: b.readUInt32LE(SLOT.latencyMaxUs),
+    running: b.readUInt32LE(SLOT.running),
   };
 }
 
@@ -428,6 +436,7 @@ export class SlotWriter {
         name: daemonName(kind, instance),
         latencySumUs: 0,
         latencyMaxUs: 0,
+        running: 0,
       };
     } catch (err) {
       fs.closeSync(this.fd);

@@ -77,6 +77,7 @@ const sample = (o: Partial<SlotData> = {}): SlotData => ({
   name: 'secondary-3',
   latencySumUs: 2 ** 40 + 3,
   latencyMaxUs: 123_456,
+  running: 3,
   ...o,
 });
 
@@ -85,7 +86,7 @@ t.test('layout constants match docs/SCOREBOARD.md', async (t) => {
   t.equal(SLOT_BYTES, 128);
   t.equal(SLOT_COUNT, 64);
   t.equal(SCOREBOARD_BYTES, 8256);
-  t.same(SLOT, { seq: 0, kind: 4, instance: 8, pid: 12, state: 16, generation: 20, starts: 24, active: 28, capacity: 32, queued: 36, requests: 40, failures: 48, startedMs: 56, heartbeatMs: 64, incidents: 72, name: 80, latencySumUs: 112, latencyMaxUs: 120 });
+  t.same(SLOT, { seq: 0, kind: 4, instance: 8, pid: 12, state: 16, generation: 20, starts: 24, active: 28, capacity: 32, queued: 36, requests: 40, failures: 48, startedMs: 56, heartbeatMs: 64, incidents: 72, name: 80, latencySumUs: 112, latencyMaxUs: 120, running: 124 });
 });
 
 t.test('slotIndex and daemonName', async (t) => {
@@ -109,10 +110,13 @@ t.test('encodeSlot / decodeSlot', async (t) => {
   t.equal(b.readUInt32LE(SLOT.state), 3, 'state busy = 3');
   t.equal(b.readBigUInt64LE(112), 2n ** 40n + 3n, 'latency_sum_us at offset 112');
   t.equal(b.readUInt32LE(120), 123_456, 'latency_max_us at offset 120');
-  t.ok(b.subarray(124).equals(Buffer.alloc(4)), 'reserved bytes are zero');
+  t.equal(b.readUInt32LE(124), 3, 'running at offset 124');
   const v1 = encodeSlot(d);
   v1.fill(0, 112); // a slot written before the latency fields existed (they were reserved, zero)
-  t.same(decodeSlot(v1), { ...d, latencySumUs: 0, latencyMaxUs: 0 }, 'an older writer\'s slot reads with latencies 0');
+  t.same(decodeSlot(v1), { ...d, latencySumUs: 0, latencyMaxUs: 0, running: 0 }, 'an older writer\'s slot reads with latencies 0');
+  const v2 = encodeSlot(d);
+  v2.fill(0, 124); // a slot written before `running` existed (reserved, zero)
+  t.same(decodeSlot(v2), { ...d, running: 0 }, 'an older writer\'s slot reads with running 0');
 
   const long = decodeSlot(encodeSlot(sample({ name: 'n'.repeat(40) })));
   t.equal(long?.name, 'n'.repeat(31), 'the name is cut to 31 bytes, NUL-terminated');
@@ -548,6 +552,7 @@ t.test('property: every slot a daemon can write reads back the same', async (t) 
     incidents: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
     latencySumUs: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
     latencyMaxUs: fc.integer({ min: 0, max: 0xffffffff }),
+    running: fc.integer({ min: 0, max: 0xffffffff }),
     name: fc.stringMatching(/^[a-z0-9-]{0,31}$/),
   });
   fc.assert(

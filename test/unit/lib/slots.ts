@@ -22,6 +22,7 @@ export function secondary(instance: number, o: Partial<SlotData> = {}): SlotData
     name: `secondary-${instance}`,
     latencySumUs: 0,
     latencyMaxUs: 0,
+    running: 0,
     ...o,
   };
 }
