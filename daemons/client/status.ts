@@ -3,6 +3,7 @@
  * snapshot; reading is ScoreboardReader's job.
  */
 import type { ScoreboardSnapshot, SlotData } from '../common/scoreboard.js';
+import { STALE_HEARTBEAT_MS } from '../common/timing.js';
 import { unitOf } from '../common/units.js';
 
 /** One daemon in `dispatchctl status --json` (the contract's fields and more). */
@@ -43,8 +44,8 @@ export interface StatusReport {
   daemons: DaemonStatus[];
 }
 
-/** A heartbeat older than this (ms) marks a running daemon unresponsive. */
-export const STALE_HEARTBEAT_MS = 5000;
+/** A heartbeat older than this (ms) marks a running daemon unresponsive (common/timing.ts). */
+export { STALE_HEARTBEAT_MS };
 
 const ORDER = (d: SlotData) => (d.kind === 'main' ? 0 : d.kind === 'secondary' ? d.instance : 10_000);
 
