@@ -199,6 +199,21 @@ export class DaemonCore {
     this.o.notifier.startTicking((now) => this.tick(now), TICK_MS);
   }
 
+  /**
+   * Starts serving: runs `listen` (the daemon's client socket), then {@link ready}. When
+   * `listen` fails, `release` runs (the daemon releases everything) and the error is thrown.
+   * @throws whatever `listen` throws; DispatchError SCOREBOARD_IO from ready().
+   */
+  async serve(listen: () => Promise<void>, release: () => void): Promise<void> {
+    try {
+      await listen();
+    } catch (err) {
+      release();
+      throw err;
+    }
+    this.ready();
+  }
+
   /** One tick: the daemon's own work, the heartbeat, STATUS= (the notifier sends WATCHDOG=1 after it). */
   tick(now: number): void {
     try {

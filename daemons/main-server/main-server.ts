@@ -125,13 +125,7 @@ export class MainServer {
    */
   static async start(o: MainServerOptions, parts?: MainServerParts): Promise<MainServer> {
     const m = new MainServer(o, parts ?? openParts(o));
-    try {
-      await m.server.listen(o.listen);
-    } catch (err) {
-      m.release();
-      throw err;
-    }
-    m.core.ready();
+    await m.core.serve(() => m.server.listen(o.listen), () => m.release());
     const note = LeaseLedger.adoptionNote(m.core.starts, () => m.admission.liveSecondaries(Date.now()));
     o.logger.info(`main server ready${note}`, { generation: o.generation, starts: m.core.starts });
     return m;

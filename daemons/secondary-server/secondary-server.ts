@@ -94,13 +94,7 @@ export class SecondaryServer {
    */
   static async start(o: SecondaryServerOptions, ports?: DaemonPorts): Promise<SecondaryServer> {
     const s = new SecondaryServer(o, ports ?? openDaemonPorts(o.config, secondary(o.instance), { mailboxFd: o.mailboxFd, pid: o.pid, generation: o.generation, capacity: o.config.secondary.max_leases }));
-    try {
-      await s.server.listen(o.listen);
-    } catch (err) {
-      s.release();
-      throw err;
-    }
-    s.core.ready();
+    await s.core.serve(() => s.server.listen(o.listen), () => s.release());
     s.core.send(MAIN, { v: 1, t: 'ready', from: s.name, gen: o.generation }).catch((err: DispatchError) => {
       // main is not running yet: it reads the scoreboard when it starts
       o.logger.debug(`failed to tell main that ${s.name} is ready: ${err.message}, ignoring`, { code: err.code });
