@@ -32,7 +32,8 @@ export class LeaseLedger {
   private batch: AdoptedBatch | undefined;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly logger: Logger) {}
+  /** @param reportAfterMs how long adopted leases are gathered into one line (ms). */
+  constructor(private readonly logger: Logger, private readonly reportAfterMs = ADOPTED_REPORT_MS) {}
 
   /** Leases of an earlier main process accounted for so far. */
   get adopted(): number {
@@ -58,7 +59,7 @@ export class LeaseLedger {
   /**
    * A lease ended. One this process did not reserve was granted by an earlier main process
    * (or this one's predecessor in the slot): it is accounted for here and logged, a batch
-   * per line ({@link ADOPTED_REPORT_MS}).
+   * per line (every `reportAfterMs`).
    */
   done(m: Done): void {
     if (this.reserved.delete(m.lease)) {
@@ -72,7 +73,7 @@ export class LeaseLedger {
     b.requests += m.requests;
     b.failed += m.failed;
     b.from.add(m.from);
-    this.timer ??= setTimeout(() => this.report(), ADOPTED_REPORT_MS);
+    this.timer ??= setTimeout(() => this.report(), this.reportAfterMs);
   }
 
   /** Logs the adopted leases not yet reported (at once, e.g. on stop). */

@@ -18,11 +18,16 @@ export interface LogLine {
   fields: Record<string, unknown>;
 }
 
-export function fakeLogger(): { logger: Logger; lines: LogLine[] } {
+/** A logger that keeps its lines; `onLine` is called after each (to await a line). */
+export function fakeLogger(onLine?: (line: LogLine) => void): { logger: Logger; lines: LogLine[] } {
   const lines: LogLine[] = [];
-  const log = (level: string) => (message: string, fields: Record<string, unknown> = {}) => void lines.push({ level, message, fields });
+  const push = (line: LogLine) => {
+    lines.push(line);
+    onLine?.(line);
+  };
+  const log = (level: string) => (message: string, fields: Record<string, unknown> = {}) => push({ level, message, fields });
   const logger = {
-    log: (level: string, message: string, fields: Record<string, unknown> = {}) => void lines.push({ level, message, fields }),
+    log: (level: string, message: string, fields: Record<string, unknown> = {}) => push({ level, message, fields }),
     debug: log('debug'),
     info: log('info'),
     notice: log('notice'),
