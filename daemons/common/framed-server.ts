@@ -80,11 +80,23 @@ export interface FramedServerOptions {
   accept: (peer: string) => { onFrame: (conn: FrameConnection, frame: Frame) => Promise<void>; onClose?: () => void };
 }
 
+/** What a daemon uses of its client side: a {@link FramedServer}, or a fake in unit tests. */
+export interface ClientServer {
+  /** @throws DispatchError CONNECT_FAILED. */
+  listen(target: { fd: number } | { path: string }): Promise<void>;
+  address(): string | net.AddressInfo | null;
+  close(): void;
+  endAll(lingerMs: number): void;
+}
+
+/** Builds a daemon's client side from its options (default: a real {@link FramedServer}). */
+export type ClientServerFactory = (o: FramedServerOptions) => ClientServer;
+
 /**
  * A daemon's client side: a stream socket server whose accepted clients are wrapped by
  * {@link acceptFramed}, named client#1, client#2, … and tracked until they close.
  */
-export class FramedServer {
+export class FramedServer implements ClientServer {
   private readonly server = net.createServer();
   private readonly connections = new Set<FrameConnection>();
   private seq = 0;

@@ -16,7 +16,7 @@ import { DaemonCore } from '../common/daemon-core.js';
 import { openDaemonPorts, type DaemonPorts, type NotifierPort, type SlotState } from '../common/daemon-ports.js';
 import { DispatchError, reason } from '../common/errors.js';
 import type { FrameConnection } from '../common/frame-connection.js';
-import { FramedServer } from '../common/framed-server.js';
+import { FramedServer, type ClientServer, type ClientServerFactory } from '../common/framed-server.js';
 import type { Frame } from '../common/frame.js';
 import type { Logger } from '../common/logger.js';
 import { describeIssue, errorReply, LeaseRequest } from '../common/protocol.js';
@@ -46,6 +46,8 @@ export interface MainServerOptions {
 export interface MainServerParts {
   ports: DaemonPorts;
   scoreboard: ScoreboardPort;
+  /** The client side (default: a FramedServer on the `listen` socket). */
+  clientServer?: ClientServerFactory;
 }
 
 /** Opens the real parts: main's slot and mailbox, writers to its peers, the scoreboard. @throws DispatchError SCOREBOARD_*. */
@@ -61,7 +63,7 @@ function openParts(o: MainServerOptions): MainServerParts {
 
 export class MainServer {
   private readonly core: DaemonCore;
-  private readonly server: FramedServer;
+  private readonly server: ClientServer;
   private readonly counters = new RequestCounters();
   private readonly queue: AdmissionQueue;
   private readonly ledger: LeaseLedger;
@@ -106,7 +108,7 @@ export class MainServer {
       if (id?.kind === 'secondary') this.admission.secondaryReady(instanceOf(id));
       else this.queue.wake();
     });
-    this.server = new FramedServer({
+    this.server = (parts.clientServer ?? ((f) => new FramedServer(f)))({
       limits: () => ({ maxBodyBytes: 0, idleTimeoutMs: core.config.main.client_idle_timeout_ms }), // main never carries payloads
       incidents: core.incidentLog,
       logger: o.logger,

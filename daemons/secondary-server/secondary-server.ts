@@ -14,7 +14,7 @@ import { DaemonCore } from '../common/daemon-core.js';
 import { openDaemonPorts, type DaemonPorts, type NotifierPort, type SlotState } from '../common/daemon-ports.js';
 import { DispatchError, reason } from '../common/errors.js';
 import type { FrameConnection } from '../common/frame-connection.js';
-import { FramedServer } from '../common/framed-server.js';
+import { FramedServer, type ClientServer, type ClientServerFactory } from '../common/framed-server.js';
 import type { Frame } from '../common/frame.js';
 import type { Logger } from '../common/logger.js';
 import type { MailboxMessage, Reserve } from '../common/messages.js';
@@ -43,15 +43,23 @@ export interface SecondaryServerOptions {
   pid: number;
 }
 
+/** What a secondary is built from besides its options (unit tests pass fakes). */
+export interface SecondaryServerParts {
+  /** The slot and mailboxes (default: the real ones, from the configuration's paths). */
+  ports?: DaemonPorts;
+  /** The client side (default: a FramedServer on the `listen` socket). */
+  clientServer?: ClientServerFactory;
+}
+
 export class SecondaryServer {
   private readonly core: DaemonCore;
-  private readonly server: FramedServer;
+  private readonly server: ClientServer;
   private readonly counters = new RequestCounters();
   private readonly leases: LeaseTable;
   private readonly name: string;
   private readonly executor: RequestExecutor;
 
-  private constructor(private readonly o: SecondaryServerOptions, ports: DaemonPorts) {
+  private constructor(private readonly o: SecondaryServerOptions, ports: DaemonPorts, clientServer: ClientServerFactory) {
     const id = secondary(o.instance);
     this.name = formatDaemonId(id);
     // The lease table comes before the core: the core's first publish projects it.
@@ -70,7 +78,7 @@ export class SecondaryServer {
     });
     this.executor = new RequestExecutor({ logger: o.logger, name: this.name, deadlineLimitMs: () => this.core.config.secondary.request_deadline_ms });
     this.core.on('reserve', (m) => this.onReserve(m));
-    this.server = new FramedServer({
+    this.server = clientServer({
       limits: () => ({ maxBodyBytes: this.core.config.secondary.max_payload_bytes, idleTimeoutMs: this.core.config.secondary.client_idle_timeout_ms }),
       incidents: this.core.incidentLog,
       logger: o.logger,
@@ -89,11 +97,11 @@ export class SecondaryServer {
 
   /**
    * Starts secondary N: claims its slot, listens, sends READY=1 and tells main it is ready.
-   * @param ports the slot and mailboxes (default: the real ones, from the configuration's paths).
    * @throws DispatchError SCOREBOARD_* or CONNECT_FAILED.
    */
-  static async start(o: SecondaryServerOptions, ports?: DaemonPorts): Promise<SecondaryServer> {
-    const s = new SecondaryServer(o, ports ?? openDaemonPorts(o.config, secondary(o.instance), { mailboxFd: o.mailboxFd, pid: o.pid, generation: o.generation, capacity: o.config.secondary.max_leases }));
+  static async start(o: SecondaryServerOptions, parts: SecondaryServerParts = {}): Promise<SecondaryServer> {
+    const ports = parts.ports ?? openDaemonPorts(o.config, secondary(o.instance), { mailboxFd: o.mailboxFd, pid: o.pid, generation: o.generation, capacity: o.config.secondary.max_leases });
+    const s = new SecondaryServer(o, ports, parts.clientServer ?? ((f) => new FramedServer(f)));
     await s.core.serve(() => s.server.listen(o.listen), () => s.release());
     s.core.send(MAIN, { v: 1, t: 'ready', from: s.name, gen: o.generation }).catch((err: DispatchError) => {
       // main is not running yet: it reads the scoreboard when it starts
