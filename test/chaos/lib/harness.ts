@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ScoreboardReader, type SlotData } from '../../../daemons/common/scoreboard.js';
+import { STALE_HEARTBEAT_MS } from '../../../daemons/common/timing.js';
 
 /** A daemon's slot on the scoreboard at `scoreboard`, read now (undefined when it has none). */
 export function readSlot(scoreboard: string, name: string): SlotData | undefined {
@@ -31,7 +32,7 @@ export async function waitFor(cond: () => boolean, timeoutMs: number, what: stri
   if (!(await until(cond, timeoutMs))) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-/** A daemon is up: its state is ready, busy or full, and its heartbeat is fresh (under 3 s old). */
+/** A daemon is up: its state is ready, busy or full, and its heartbeat is fresh (younger than STALE_HEARTBEAT_MS). */
 export function isUp(state: string, heartbeatAgeMs: number): boolean {
-  return ['ready', 'busy', 'full'].includes(state) && heartbeatAgeMs < 3000;
+  return ['ready', 'busy', 'full'].includes(state) && heartbeatAgeMs < STALE_HEARTBEAT_MS;
 }
