@@ -4,6 +4,7 @@
  */
 import type { ScoreboardSnapshot, SlotData } from '../common/scoreboard.js';
 import { formatDaemonId, MAIN, parseDaemonId, serviceUnit, WATCHDOG } from '../common/topology.js';
+import { STALE_HEARTBEAT_MS } from '../common/timing.js';
 
 /** One daemon in `dispatchctl status --json` (the contract's fields and more). */
 export interface DaemonStatus {
@@ -43,8 +44,8 @@ export interface StatusReport {
   daemons: DaemonStatus[];
 }
 
-/** A heartbeat older than this (ms) marks a running daemon unresponsive. */
-export const STALE_HEARTBEAT_MS = 5000;
+/** A heartbeat older than this (ms) marks a running daemon unresponsive (common/timing.ts). */
+export { STALE_HEARTBEAT_MS };
 
 /** Report order: main, the secondaries by instance, the watchdog last. */
 const ORDER = (d: SlotData) => (d.kind === 'main' ? 0 : d.kind === 'secondary' ? d.instance : Number.MAX_SAFE_INTEGER);

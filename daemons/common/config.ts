@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { DispatchError, reason } from './errors.js';
 import { MAX_BODY_BYTES_CEILING } from './frame.js';
 import { clientSocketPath, MAIN, mailboxPath, secondary, WATCHDOG } from './topology.js';
+import { MAX_LEASE_TTL_MS, STALE_HEARTBEAT_MS } from './timing.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/dispatchd/dispatchd.conf';
 
@@ -27,12 +28,12 @@ export const ConfigSchema = z.strictObject({
   main: z
     .strictObject({
       reserve_timeout_ms: ms(10, 60_000).default(500),
-      lease_ttl_ms: ms(100, 600_000).default(3000),
+      lease_ttl_ms: ms(100, MAX_LEASE_TTL_MS).default(3000),
       queue_timeout_ms: ms(0, 600_000).default(2000),
       queue_max: z.number().int().min(0).max(1_000_000).default(1024),
       client_idle_timeout_ms: ms(100, 3_600_000).default(5000),
       // At least two of the 1 s heartbeats: less would drop live secondaries between two.
-      heartbeat_stale_ms: ms(2000, 600_000).default(3000),
+      heartbeat_stale_ms: ms(2000, 600_000).default(STALE_HEARTBEAT_MS),
     })
     .prefault({}),
   secondary: z

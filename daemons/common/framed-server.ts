@@ -4,7 +4,7 @@
  * clients (protocol errors answered with one error frame and logged once per interval; idle
  * and half-frame clients cut off) while frames are handled one at a time per connection.
  */
-import type net from 'node:net';
+import net from 'node:net';
 import { DispatchError, reason } from './errors.js';
 import { FrameConnection } from './frame-connection.js';
 import type { Frame } from './frame.js';
@@ -67,4 +67,83 @@ export function acceptFramed(socket: net.Socket, o: AcceptOptions): FrameConnect
   conn.on('error', (err) => o.logger.debug(`connection error on ${o.peer}: ${reason(err)}`, { peer: o.peer }));
   conn.on('close', o.onClose);
   return conn;
+}
+
+export interface FramedServerOptions {
+  /** The body limit and idle timeout of each new connection (read per connection: reloadable). */
+  limits: () => { maxBodyBytes: number; idleTimeoutMs: number };
+  incidents: IncidentLog;
+  logger: Logger;
+  /** Whether to refuse new connections (stopping): they are destroyed at once. */
+  refusing: () => boolean;
+  /** The handlers of one accepted connection, named `peer` (client#N) in logs. */
+  accept: (peer: string) => { onFrame: (conn: FrameConnection, frame: Frame) => Promise<void>; onClose?: () => void };
+}
+
+/** What a daemon uses of its client side: a {@link FramedServer}, or a fake in unit tests. */
+export interface ClientServer {
+  /** @throws DispatchError CONNECT_FAILED. */
+  listen(target: { fd: number } | { path: string }): Promise<void>;
+  address(): string | net.AddressInfo | null;
+  close(): void;
+  endAll(lingerMs: number): void;
+}
+
+/** Builds a daemon's client side from its options (default: a real {@link FramedServer}). */
+export type ClientServerFactory = (o: FramedServerOptions) => ClientServer;
+
+/**
+ * A daemon's client side: a stream socket server whose accepted clients are wrapped by
+ * {@link acceptFramed}, named client#1, client#2, … and tracked until they close.
+ */
+export class FramedServer implements ClientServer {
+  private readonly server = net.createServer();
+  private readonly connections = new Set<FrameConnection>();
+  private seq = 0;
+
+  constructor(private readonly o: FramedServerOptions) {
+    this.server.on('connection', (s) => this.onConnection(s));
+    this.server.on('error', (err) => o.logger.error(`failed to accept on the client socket: ${reason(err)}`, { code: 'CONNECT_FAILED' }));
+  }
+
+  /** @throws DispatchError CONNECT_FAILED, see {@link listen}. */
+  listen(target: { fd: number } | { path: string }): Promise<void> {
+    return listen(this.server, target);
+  }
+
+  /** The listening address (for tests that bind a path). */
+  address(): string | net.AddressInfo | null {
+    return this.server.address();
+  }
+
+  private onConnection(socket: net.Socket): void {
+    if (this.o.refusing()) {
+      socket.destroy();
+      return;
+    }
+    const peer = `client#${++this.seq}`;
+    const handlers = this.o.accept(peer);
+    const conn: FrameConnection = acceptFramed(socket, {
+      ...this.o.limits(),
+      peer,
+      incidents: this.o.incidents,
+      logger: this.o.logger,
+      onFrame: handlers.onFrame,
+      onClose: () => {
+        this.connections.delete(conn);
+        handlers.onClose?.();
+      },
+    });
+    this.connections.add(conn);
+  }
+
+  /** Stops accepting (connections already accepted stay). */
+  close(): void {
+    if (this.server.listening) this.server.close();
+  }
+
+  /** Ends every connection, letting what was just written reach its client within `lingerMs`. */
+  endAll(lingerMs: number): void {
+    for (const c of this.connections) c.end(lingerMs);
+  }
 }

@@ -18,11 +18,15 @@ export class IncidentLog {
     this.limiter = new IncidentLimiter(intervalMs);
   }
 
-  /** Logs `message` unless an incident of the same `key` was logged within the interval. */
-  report(key: string, level: IncidentLevel, message: string, fields: Record<string, unknown> = {}): void {
+  /**
+   * Logs `message` unless an incident of the same `key` was logged within the interval.
+   * @param fields the log line's fields, or a function that builds them, called only when the
+   *   line is logged (a flood of suppressed incidents then builds nothing).
+   */
+  report(key: string, level: IncidentLevel, message: string, fields: Record<string, unknown> | (() => Record<string, unknown>) = {}): void {
     const suppressed = this.limiter.shouldLog(key);
     if (suppressed === undefined) return;
     this.onLogged();
-    this.logger.log(level, suppressed > 0 ? `${message} (${suppressed} more like it since the last report)` : message, fields);
+    this.logger.log(level, suppressed > 0 ? `${message} (${suppressed} more like it since the last report)` : message, typeof fields === 'function' ? fields() : fields);
   }
 }

@@ -97,8 +97,8 @@ export interface SlotData {
   /** The largest single one of those latencies, in microseconds (saturates at 2^32 − 1). */
   latencyMaxUs: number;
   /**
-   * Secondary: requests running now (run frames being handled); 0 for main and watchdog.
-   * Formerly reserved bytes: 0 from an older writer.
+   * Secondary: requests running now (a lease may be held between requests); 0 for main and
+   * the watchdog. Formerly reserved bytes: 0 from an older writer.
    */
   running: number;
 }

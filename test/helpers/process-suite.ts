@@ -25,6 +25,7 @@ import { Notifier, type NotifyBinding } from '../../daemons/common/notify.js';
 import { createScoreboard, removeScoreboard, ScoreboardReader, type SlotData } from '../../daemons/common/scoreboard.js';
 import { daemonOfUnit, unitOf } from '../../daemons/common/units.js';
 import type { UnitManager, UnitState } from '../../daemons/watchdog/unit-manager.js';
+import { STALE_HEARTBEAT_MS } from '../../daemons/common/timing.js';
 import { Watchdog } from '../../daemons/watchdog/watchdog.js';
 import { watchdogParts } from '../../daemons/watchdog/watchdog-parts.js';
 import { onCleanup } from './cleanup.js';
@@ -40,8 +41,8 @@ const RESTART_SEC_MS = 250;
 const STOP_TIMEOUT_MS = 10_000;
 /** How long a daemon may take from exec to READY=1 (TimeoutStartSec= is longer; these are small). */
 const START_TIMEOUT_MS = 15_000;
-/** A heartbeat older than this means the daemon's event loop is stuck (as `dispatchctl status` says stale). */
-export const STALE_HEARTBEAT_MS = 3000;
+/** A heartbeat older than this means the daemon's event loop is stuck (common/timing.ts, as `dispatchctl status` says). */
+export { STALE_HEARTBEAT_MS };
 
 export interface ProcessSuiteOptions {
   /** TOML appended after [paths] ([main], [secondary], [watchdog] sections). */

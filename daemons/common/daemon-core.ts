@@ -1,0 +1,295 @@
+/**
+ * The daemon core: what main, every secondary and the watchdog share, composed into each
+ * daemon class. It owns
+ *
+ * - the scoreboard slot: its contents are *projected* from the daemon's state when published
+ *   ({@link DaemonCoreOptions.project}); the core adds `heartbeatMs` and `incidents`;
+ * - the mailbox inbox, with a handler registry ({@link DaemonCore.on}); `ping` is answered
+ *   with `pong` to the watchdog's mailbox by the core itself (docs/PROTOCOL.md §2);
+ * - mailbox writers to peers, one per peer, opened lazily ({@link DaemonCore.send});
+ * - incidents ({@link IncidentLog}), counted in the slot;
+ * - the tick: heartbeat publish, STATUS= and the systemd keepalive through the notifier;
+ * - the work counter, the drain on stop and the release of everything it holds;
+ * - configuration reload (all but paths).
+ *
+ * Its collaborators are interfaces ({@link SlotPort}, {@link InboxPort}, {@link OutboxPort},
+ * {@link NotifierPort}), so a unit test builds a daemon with fakes; daemon-ports.ts opens the
+ * real ones (scoreboard slot, mailbox FIFOs).
+ */
+import { mergeReload, type Config, type ReloadOutcome } from './config.js';
+import { DispatchError, reason } from './errors.js';
+import { IncidentLog, type IncidentLevel } from './incident-log.js';
+import type { Logger } from './logger.js';
+import type { MailboxMessage } from './messages.js';
+import type { InboxPort, NotifierPort, OutboxPort, SlotPort, SlotState } from './daemon-ports.js';
+import { TICK_MS } from './timing.js';
+import { formatDaemonId, WATCHDOG, type DaemonId } from './topology.js';
+
+/** Where a daemon is in its life; the projection maps it to the slot's `state`. */
+export type Phase = 'starting' | 'ready' | 'stopping' | 'stopped';
+
+export interface DaemonCoreOptions {
+  id: DaemonId;
+  config: Config;
+  logger: Logger;
+  notifier: NotifierPort;
+  slot: SlotPort;
+  inbox: InboxPort;
+  /** Opens a writer to a peer's mailbox (called once per peer, lazily). */
+  outbox: (peer: DaemonId) => OutboxPort;
+  pid: number;
+  /** Random per process; sent in pongs. */
+  generation: number;
+  /**
+   * The slot's values, projected from the daemon's state and the core's (its phase, running
+   * work, configuration); called on every publish, the first time from the core's constructor.
+   */
+  project: (core: DaemonCore) => SlotState;
+  /** The STATUS= line (sent on ready and each tick). */
+  statusLine: (core: DaemonCore) => string;
+  /** The daemon's own work each tick, before the heartbeat is published (ms: Date.now()). */
+  onTick?: (now: number) => void;
+  /** Fields added to every incident's log line (e.g. `{ secondary: 'secondary-2' }`). */
+  incidentFields?: Record<string, unknown>;
+  /** Unix ms now (default Date.now). */
+  now?: () => number;
+}
+
+type Handler<T extends MailboxMessage['t']> = (m: Extract<MailboxMessage, { t: T }>) => void;
+
+export class DaemonCore {
+  readonly name: string;
+  private phaseNow: Phase = 'starting';
+  private heartbeatMs: number;
+  private incidentCount = 0;
+  private workCount = 0;
+  private idle: (() => void) | undefined;
+  private pending: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  private lastPublishMs = 0;
+  private readonly incidents: IncidentLog;
+  private readonly handlers = new Map<string, (m: MailboxMessage) => void>();
+  private readonly outboxes = new Map<string, OutboxPort>();
+  private readonly now: () => number;
+
+  /** Reads the inbox and publishes the slot (state `starting`). @throws DispatchError SCOREBOARD_IO. */
+  constructor(private readonly o: DaemonCoreOptions) {
+    this.name = formatDaemonId(o.id);
+    this.now = o.now ?? Date.now;
+    this.heartbeatMs = this.now();
+    this.incidents = new IncidentLog(o.logger, () => this.incidentCount++);
+    o.inbox.on('message', (m) => this.onMessage(m));
+    o.inbox.on('invalid', (err, preview) => this.incident(`mailbox:${err.code}`, `failed to decode a message in mailbox '${o.inbox.label}': ${err.message}, ignoring`, { peer: 'mailbox writer', code: err.code, preview }));
+    o.inbox.on('error', (err) => o.logger.error(err.message, { code: err.code }));
+    this.on('ping', (m) => {
+      this.send(WATCHDOG, { v: 1, t: 'pong', from: this.name, seq: m.seq, pid: o.pid, gen: o.generation }).catch((err: DispatchError) => {
+        this.incident(`pong:${err.code}`, `failed to answer the watchdog's ping: ${err.message}, ignoring`, { peer: 'watchdog', code: err.code }, 'warning');
+      });
+    });
+    o.slot.publish(this.slotValues());
+  }
+
+  get phase(): Phase {
+    return this.phaseNow;
+  }
+
+  get stopping(): boolean {
+    return this.phaseNow === 'stopping' || this.phaseNow === 'stopped';
+  }
+
+  get config(): Config {
+    return this.o.config;
+  }
+
+  /** This start's number for the slot (1 on the first start since the scoreboard was created). */
+  get starts(): number {
+    return this.o.slot.starts;
+  }
+
+  /** Work in progress (requests being served), counted by {@link enter}/{@link leave}. */
+  get running(): number {
+    return this.workCount;
+  }
+
+  /** The incident log, for helpers that report their own (framed connections). */
+  get incidentLog(): IncidentLog {
+    return this.incidents;
+  }
+
+  /** Registers the handler of one message type (one per type; `ping` is the core's). */
+  on<T extends MailboxMessage['t']>(type: T, fn: Handler<T>): this {
+    this.handlers.set(type, fn as (m: MailboxMessage) => void);
+    return this;
+  }
+
+  private onMessage(m: MailboxMessage): void {
+    const handler = this.handlers.get(m.t);
+    if (handler) handler(m);
+    else this.incident(`unexpected:${m.t}`, `unexpected '${m.t}' message in ${this.name}'s mailbox, ignoring`, { peer: 'mailbox writer' });
+  }
+
+  /** Sends a message to a peer's mailbox. @throws DispatchError MAILBOX_* (rejects). */
+  send(peer: DaemonId, m: MailboxMessage): Promise<void> {
+    const key = formatDaemonId(peer);
+    let w = this.outboxes.get(key);
+    if (!w) {
+      w = this.o.outbox(peer);
+      this.outboxes.set(key, w);
+    }
+    return w.send(m);
+  }
+
+  /** Logs an incident (at most once per interval per key) and counts it in the slot. */
+  incident(key: string, message: string, fields: Record<string, unknown>, level: IncidentLevel = 'error'): void {
+    // The fields are merged only when the line is logged: a flood of incidents (a mailbox full
+    // of broken lines) is counted per line, and most are suppressed.
+    const extra = this.o.incidentFields;
+    this.incidents.report(key, level, message, extra ? () => Object.assign({}, extra, fields) : fields);
+  }
+
+  private slotValues(): SlotState {
+    const values: SlotState = { heartbeatMs: this.heartbeatMs, incidents: this.incidentCount, ...this.o.project(this) };
+    // A stopped daemon holds and runs nothing, whatever was cut off.
+    if (this.phaseNow === 'stopped') Object.assign(values, { active: 0, queued: 0, running: 0 });
+    return values;
+  }
+
+  /** Publishes the slot now (and cancels a pending {@link publishSoon}); a failure is an incident, not an error. */
+  publish(): void {
+    this.cancelPublishSoon();
+    this.lastPublishMs = performance.now();
+    try {
+      this.o.slot.publish(this.slotValues());
+    } catch (err) {
+      this.incident('scoreboard', `failed to publish to the scoreboard: ${reason(err)}, ignoring`, {});
+    }
+  }
+
+  /**
+   * Publishes the slot soon, once however many values change meanwhile: on the next turn when
+   * the last publish is older than `intervalMs`, else at the end of that interval. So values
+   * changed alone reach readers at once, while a busy daemon publishes (three pwrite(2)s,
+   * docs/SCOREBOARD.md §4) at most once per `intervalMs`.
+   */
+  publishSoon(intervalMs = 0): void {
+    if (this.pending) return;
+    const wait = this.lastPublishMs + intervalMs - performance.now();
+    const run = () => {
+      this.pending = undefined;
+      if (this.phaseNow !== 'stopped') this.publish();
+    };
+    this.pending = wait <= 0 ? setImmediate(run) : setTimeout(run, wait);
+  }
+
+  private cancelPublishSoon(): void {
+    if (!this.pending) return;
+    clearTimeout(this.pending as NodeJS.Timeout);
+    clearImmediate(this.pending as NodeJS.Immediate);
+    this.pending = undefined;
+  }
+
+  /**
+   * The daemon can serve: publishes the slot (`ready` phase) with a fresh heartbeat, sends
+   * READY=1 with the status line and starts the tick.
+   * @throws DispatchError SCOREBOARD_IO when the slot cannot be written.
+   */
+  ready(): void {
+    this.phaseNow = 'ready';
+    this.heartbeatMs = this.now();
+    this.o.slot.publish(this.slotValues());
+    this.o.notifier.ready(this.o.statusLine(this));
+    this.o.notifier.startTicking((now) => this.tick(now), TICK_MS);
+  }
+
+  /**
+   * Starts serving: runs `listen` (the daemon's client socket), then {@link ready}. When
+   * `listen` fails, `release` runs (the daemon releases everything) and the error is thrown.
+   * @throws whatever `listen` throws; DispatchError SCOREBOARD_IO from ready().
+   */
+  async serve(listen: () => Promise<void>, release: () => void): Promise<void> {
+    try {
+      await listen();
+    } catch (err) {
+      release();
+      throw err;
+    }
+    this.ready();
+  }
+
+  /** One tick: the daemon's own work, the heartbeat, STATUS= (the notifier sends WATCHDOG=1 after it). */
+  tick(now: number): void {
+    try {
+      this.o.onTick?.(now);
+    } catch (err) {
+      this.incident('tick', `failed to run ${this.name}'s periodic work: ${reason(err)}, retrying in ${TICK_MS} ms`, { code: err instanceof DispatchError ? err.code : 'INTERNAL' });
+    }
+    this.heartbeatMs = now;
+    try {
+      this.o.slot.publish(this.slotValues());
+    } catch (err) {
+      this.incident('scoreboard', `failed to publish the heartbeat: ${reason(err)}, retrying in ${TICK_MS} ms`, { code: err instanceof DispatchError ? err.code : 'SCOREBOARD_IO' });
+    }
+    this.o.notifier.status(this.o.statusLine(this));
+  }
+
+  /** Applies a reloaded configuration (all but paths); `apply` updates what the daemon derived from it. */
+  reload(next: Config, apply?: (config: Config) => void): ReloadOutcome {
+    const { config, outcome } = mergeReload(this.o.config, next);
+    this.o.config = config;
+    apply?.(config);
+    this.publish();
+    return outcome;
+  }
+
+  /** Counts one piece of work (a request) as started. */
+  enter(): void {
+    this.workCount++;
+  }
+
+  /** Counts one piece of work as over; wakes a pending {@link drain} when none is left. */
+  leave(): void {
+    this.workCount--;
+    if (this.workCount === 0 && this.idle) this.idle();
+  }
+
+  /**
+   * Enters the `stopping` phase: STOPPING=1 with `status` (which also stops the tick) and a
+   * publish, so main and `dispatchctl status` see it. Returns false when already stopping.
+   */
+  beginStop(status: string): boolean {
+    if (this.stopping) return false;
+    this.phaseNow = 'stopping';
+    this.o.notifier.stopping(status);
+    this.publish();
+    return true;
+  }
+
+  /** Resolves when no work runs any more, or after `ms`. */
+  async drain(ms: number): Promise<void> {
+    if (this.workCount === 0) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.idle = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+    this.idle = undefined;
+  }
+
+  /** Releases everything: the inbox, every writer, the slot (published `stopped` first). */
+  release(): void {
+    if (this.phaseNow === 'stopped') return;
+    this.phaseNow = 'stopped';
+    this.cancelPublishSoon();
+    this.o.inbox.close();
+    for (const w of this.outboxes.values()) w.close();
+    this.outboxes.clear();
+    this.heartbeatMs = this.now();
+    try {
+      this.o.slot.publish(this.slotValues());
+    } catch {
+      // the scoreboard was removed first: nothing to publish
+    }
+    this.o.slot.close();
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * The suite's shared timing constants, in ms: one place for each, read by the daemons (through
+ * the daemon core), `dispatchctl status`, the configuration defaults and the tests.
+ */
+
+/** How often a daemon refreshes its heartbeat and STATUS= (ms), unless the systemd watchdog wants it sooner. */
+export const TICK_MS = 1000;
+
+/** On stop, how long running requests may take to finish (ms); the units' TimeoutStopSec= allows more. */
+export const DRAIN_MS = 1500;
+
+/** After the drain, how long requests cut off with SHUTTING_DOWN get to send that answer (ms). */
+export const CUT_OFF_MS = 200;
+
+/**
+ * A heartbeat older than this (ms) marks a running daemon unresponsive: three missed ticks
+ * ({@link TICK_MS}). The default of `main.heartbeat_stale_ms` (main stops choosing such a
+ * secondary) and the limit `dispatchctl status` reports `unresponsive` at.
+ */
+export const STALE_HEARTBEAT_MS = 3000;
+
+/**
+ * The longest a lease may be held unclaimed (ms): the upper bound of `main.lease_ttl_ms`, and
+ * the cap a secondary puts on a reservation's `exp`, so a forged or odd reservation (an `exp`
+ * far ahead, a wall clock stepped back) cannot pin capacity longer than this.
+ */
+export const MAX_LEASE_TTL_MS = 600_000;
