@@ -45,6 +45,8 @@ t.test('the package ships every unit of the architecture', async (t) => {
     'dispatchd-main-mailbox.socket',
     'dispatchd-main.service',
     'dispatchd-main.socket',
+    'dispatchd-metrics.service',
+    'dispatchd-metrics.socket',
     'dispatchd-scoreboard.service',
     'dispatchd-secondary-mailbox@.socket',
     'dispatchd-secondary@.service',
