@@ -85,13 +85,18 @@ t.test('services: Type=notify, watchdog, restart policy, start limits in [Unit],
     t.match(section('Unit'), /^StartLimitBurst=/m, `${unit}: StartLimitBurst= in [Unit]`);
     t.notMatch(section('Service'), /^StartLimit/m, `${unit}: no StartLimit*= in [Service] (ignored there)`);
     t.match(section('Unit'), /^PartOf=dispatchd\.target$/m, `${unit}: PartOf=dispatchd.target`);
-    for (const line of ['User=dispatchd', 'ProtectSystem=strict', 'NoNewPrivileges=yes', 'CapabilityBoundingSet=', 'RestrictAddressFamilies=AF_UNIX', 'ReadWritePaths=/dev/shm', 'SystemCallFilter=@system-service']) {
+    // The metrics endpoint only reads the scoreboard: /dev/shm read-only for it.
+    const shm = unit === 'dispatchd-metrics.service' ? 'ReadOnlyPaths=/dev/shm' : 'ReadWritePaths=/dev/shm';
+    for (const line of ['User=dispatchd', 'ProtectSystem=strict', 'NoNewPrivileges=yes', 'CapabilityBoundingSet=', 'RestrictAddressFamilies=AF_UNIX', shm, 'SystemCallFilter=@system-service']) {
       t.match(section('Service'), new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'), `${unit}: ${line}`);
     }
     t.notMatch(text, /^MemoryDenyWriteExecute=yes/m, `${unit}: no MemoryDenyWriteExecute= (it breaks V8's JIT)`);
     t.notMatch(text, /^RemoveIPC=yes/m, `${unit}: no RemoveIPC= (it would delete the scoreboard)`);
     if (unit === 'dispatchd-scoreboard.service') continue;
-    for (const line of ['Type=notify', 'NotifyAccess=main', 'WatchdogSec=3s', 'Restart=on-failure', 'RestartPreventExitStatus=64 78', 'ExecReload=/bin/kill -HUP $MAINPID']) {
+    // The metrics endpoint is no daemon of the dispatch path: no liveness pings, nothing to reload.
+    const daemonOnly = unit === 'dispatchd-metrics.service' ? ['WatchdogSec=3s', 'ExecReload=/bin/kill -HUP $MAINPID'] : [];
+    if (daemonOnly.length) t.notMatch(section('Service'), /^(WatchdogSec|ExecReload)=/m, `${unit}: no WatchdogSec=, no ExecReload=`);
+    for (const line of ['Type=notify', 'NotifyAccess=main', 'WatchdogSec=3s', 'Restart=on-failure', 'RestartPreventExitStatus=64 78', 'ExecReload=/bin/kill -HUP $MAINPID'].filter((l) => !daemonOnly.includes(l))) {
       t.match(section('Service'), new RegExp(`^${line.replace(/[$]/g, '\\$')}$`, 'm'), `${unit}: ${line}`);
     }
   }
@@ -100,8 +105,15 @@ t.test('services: Type=notify, watchdog, restart policy, start limits in [Unit],
 t.test('sockets: RemoveOnStop=yes and the documented names, owners and modes', async (t) => {
   for (const unit of unitFiles.filter((u) => u.endsWith('.socket'))) {
     const text = readFileSync(join(UNITS, unit), 'utf8');
-    t.match(text, /^RemoveOnStop=yes$/m, `${unit}: RemoveOnStop=yes`);
     t.match(text, /^PartOf=dispatchd\.target$/m, `${unit}: PartOf=dispatchd.target`);
+    if (unit === 'dispatchd-metrics.socket') {
+      // A TCP port, loopback only; nothing in the file system to remove.
+      t.match(text, /^ListenStream=127\.0\.0\.1:10391$/m, `${unit}: 127.0.0.1:10391`);
+      t.match(text, /^FileDescriptorName=http$/m, `${unit}: the http fd`);
+      t.notMatch(text, /^ListenStream=(0\.0\.0\.0:|\[::\]:|\d+$)/m, `${unit}: never on every address`);
+      continue;
+    }
+    t.match(text, /^RemoveOnStop=yes$/m, `${unit}: RemoveOnStop=yes`);
     if (/^ListenFIFO=/m.test(text)) {
       t.match(text, /^FileDescriptorName=mailbox$/m, `${unit}: the mailbox fd`);
       t.match(text, /^SocketUser=dispatchd\nSocketGroup=dispatchd\nSocketMode=0600$/m, `${unit}: dispatchd:dispatchd 0600`);
