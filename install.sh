@@ -115,8 +115,10 @@ fi
 say "Node.js $node_version (package nodejs $pkg_version), npm $(npm --version)"
 
 # --- build tools from apt -------------------------------------------------------------------
-# Debian's own nodejs keeps its headers (for node-gyp) in libnode-dev.
+# Debian's own nodejs keeps its headers (for node-gyp) in libnode-dev; systemd-dev says where
+# units go on Debian 13 (/usr/lib/systemd/system, packaging/build-deb.sh asks pkg-config).
 if [ $debian_own_node = yes ] && [ ! -f /usr/include/node/node.h ]; then BUILD_PACKAGES+=(libnode-dev); fi
+if [ $debian_own_node = yes ]; then BUILD_PACKAGES+=(systemd-dev); fi
 apt_install "${BUILD_PACKAGES[@]}"
 [ "$mode" = sandbox ] && apt_install systemd systemd-container
 
