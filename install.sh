@@ -40,7 +40,7 @@ esac
 
 [ "$(id -u)" -eq 0 ] || die "run as root: sudo $0 $*"
 command -v apt-get >/dev/null && command -v dpkg >/dev/null ||
-    die "this installer needs a Debian-based system (apt-get, dpkg); Debian 12 is the reference"
+    die "this installer needs a Debian-based system (apt-get, dpkg): Debian 12 or 13"
 
 # --- where systemd runs -------------------------------------------------------------------
 if [ "$mode" = host ] && [ ! -d /run/systemd/system ]; then
@@ -48,26 +48,6 @@ if [ "$mode" = host ] && [ ! -d /run/systemd/system ]; then
   Run it in a throw-away systemd instead:  sudo $0 --sandbox"
 fi
 
-# --- Node.js 20 -----------------------------------------------------------------------------
-node_help="dispatchd needs Node.js 20 from a Debian package named 'nodejs' (the package depends
-  on nodejs (>= 20), nodejs (<< 21): its native addons are built for Node 20's ABI). Install it,
-  for example from NodeSource:
-    curl -fsSL https://deb.nodesource.com/setup_20.x | sudo bash -
-    sudo apt-get install -y nodejs
-  then run $0 again."
-command -v node >/dev/null || die "Node.js is not installed. $node_help"
-node_version=$(node --version)
-[[ $node_version =~ ^v20\. ]] || die "found Node.js $node_version at $(command -v node), not 20.x. $node_help"
-pkg_version=$(dpkg-query -W -f '${Version}' nodejs 2>/dev/null || true)
-case $pkg_version in
-    20.*) ;;
-    '') die "Node.js $node_version is not from the Debian package 'nodejs' (nvm or a tarball?), so the .deb's dependency cannot be met. $node_help" ;;
-    *) die "the Debian package 'nodejs' is $pkg_version, not 20.x. $node_help" ;;
-esac
-command -v npm >/dev/null || die "npm is missing (NodeSource's nodejs package includes it). $node_help"
-say "Node.js $node_version (package nodejs $pkg_version), npm $(npm --version)"
-
-# --- build tools from apt -------------------------------------------------------------------
 apt_updated=no
 apt_install() {
     local missing=() p
@@ -82,6 +62,63 @@ apt_install() {
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
+# --- Node.js ---------------------------------------------------------------------------------
+# The supported lines are package.json's `engines` (20.19 and later 20.x, 22, 24, 26); the
+# .deb depends on the major version it was built with. Debian 13 (trixie) and later ship a
+# supported nodejs (20.19) and npm themselves: installed from apt when Node.js is missing.
+# Debian 12 ships 18: there, Node.js comes from NodeSource's nodejs package.
+os_id=$( . /etc/os-release 2>/dev/null && echo "${ID:-}")
+os_version=$( . /etc/os-release 2>/dev/null && echo "${VERSION_ID:-}")
+debian_own_node=no
+if [ "$os_id" = debian ] && [[ ${os_version%%.*} =~ ^[0-9]+$ ]] && [ "${os_version%%.*}" -ge 13 ]; then
+    debian_own_node=yes
+fi
+if [ $debian_own_node = yes ]; then
+    node_help="dispatchd needs Node.js 20.19 or later 20.x, 22, 24 or 26 from a Debian package named
+  'nodejs', with npm. On Debian $os_version, Debian's own packages are enough:
+    sudo apt-get install nodejs npm
+  then run $0 again."
+else
+    node_help="dispatchd needs Node.js 20.19 or later 20.x, 22, 24 or 26 from a Debian package named
+  'nodejs' (the .deb depends on the major version it is built with: its native addons are
+  built for that line's ABI). On Debian 12, install it from NodeSource, for example 24:
+    curl -fsSL https://deb.nodesource.com/setup_24.x | sudo bash -
+    sudo apt-get install -y nodejs
+  then run $0 again."
+fi
+if ! command -v node >/dev/null && [ $debian_own_node = yes ]; then
+    say "Debian $os_version: installing Node.js and npm from Debian"
+    apt_install nodejs npm
+fi
+command -v node >/dev/null || die "Node.js is not installed. $node_help"
+node_version=$(node --version)
+# One place for the supported lines: package.json's engines ("^20.19.0 || ^22.0.0 || ...").
+node -e '
+    const [major, minor] = process.versions.node.split(".").map(Number);
+    const ranges = require(process.argv[1]).engines.node.split("||");
+    process.exit(ranges.some((r) => { const m = /\^(\d+)\.(\d+)/.exec(r); return m && +m[1] === major && minor >= +m[2]; }) ? 0 : 1);
+' "$REPO/package.json" ||
+    die "found Node.js $node_version at $(command -v node), not a supported line ($(node -p "require('$REPO/package.json').engines.node")). $node_help"
+pkg_version=$(dpkg-query -W -f '${Version}' nodejs 2>/dev/null || true)
+pkg_major=${pkg_version#*:}
+pkg_major=${pkg_major%%.*}
+node_major=${node_version#v}
+node_major=${node_major%%.*}
+[ -n "$pkg_version" ] ||
+    die "Node.js $node_version is not from the Debian package 'nodejs' (nvm or a tarball?), so the .deb's dependency cannot be met. $node_help"
+[ "$pkg_major" = "$node_major" ] ||
+    die "the Debian package 'nodejs' is $pkg_version, but $(command -v node) is $node_version: the .deb would depend on the wrong line. $node_help"
+if ! command -v npm >/dev/null; then
+    if [ $debian_own_node = yes ]; then apt_install npm; fi
+    command -v npm >/dev/null || die "npm is missing (NodeSource's nodejs package includes it; on Debian 13: apt-get install npm). $node_help"
+fi
+say "Node.js $node_version (package nodejs $pkg_version), npm $(npm --version)"
+
+# --- build tools from apt -------------------------------------------------------------------
+# Debian's own nodejs keeps its headers (for node-gyp) in libnode-dev; systemd-dev says where
+# units go on Debian 13 (/usr/lib/systemd/system, packaging/build-deb.sh asks pkg-config).
+if [ $debian_own_node = yes ] && [ ! -f /usr/include/node/node.h ]; then BUILD_PACKAGES+=(libnode-dev); fi
+if [ $debian_own_node = yes ]; then BUILD_PACKAGES+=(systemd-dev); fi
 apt_install "${BUILD_PACKAGES[@]}"
 [ "$mode" = sandbox ] && apt_install systemd systemd-container
 
@@ -97,6 +134,8 @@ as_owner() {
 }
 cd "$REPO"
 # The native addons build against the installed Node headers: no download from nodejs.org.
+# (NodeSource's nodejs has them in /usr/include/node; Debian's own in libnode-dev, which
+# BUILD_PACKAGES brings on Debian 13.)
 if [ -f /usr/include/node/node.h ]; then export npm_config_nodedir=/usr; fi
 say "installing the npm dependencies (npm ci)"
 as_owner env npm_config_nodedir="${npm_config_nodedir:-}" npm ci --no-audit --no-fund

@@ -50,6 +50,17 @@ if [ -f README.md ]; then cp README.md "$src/"; fi
 if [ -d docs ]; then cp -a docs "$src/docs"; fi
 
 cp -a packaging/debian "$src/debian"
+# Where this Debian release keeps systemd units: /lib/systemd/system on Debian 12,
+# /usr/lib/systemd/system on Debian 13 (merged /usr: its lintian calls /lib an aliased
+# location). debian/install and the lintian overrides name the Debian 12 path; rewrite
+# them for the release that builds. (The postinst's links into /lib/systemd/system resolve
+# on both: /lib is /usr/lib on a merged-/usr system.)
+unitdir=$(pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || true)
+unitdir=${unitdir:-/lib/systemd/system}
+if [ "$unitdir" != /lib/systemd/system ]; then
+    sed -i "s|[[:space:]]lib/systemd/system\(/[^[:space:]]*\)\{0,1\}\$| ${unitdir#/}\1|" "$src/debian/install"
+    sed -i "s|\[lib/systemd/system/|[${unitdir#/}/|" "$src/debian/dispatchd.lintian-overrides"
+fi
 # sysusers.d and tmpfiles.d live in units/ with the units; dh_installsysusers and
 # dh_installtmpfiles take them from debian/<package>.{sysusers,tmpfiles}.
 cp units/sysusers.d/dispatchd.conf "$src/debian/dispatchd.sysusers"

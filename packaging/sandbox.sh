@@ -23,9 +23,14 @@
 #
 # Host state: only ${DISPATCHD_SANDBOX_STATE:-/run/dispatchd-sandbox}/NAME/ (pid files,
 # the console log, an empty mount point), removed by `stop`.
+#
+# DISPATCHD_SANDBOX_LOWER=DIR at `boot`: the overlay's lower directory is DIR, a root file
+# system of its own (a debootstrapped Debian 13, say), instead of the host's /. It is never
+# written either.
 set -euo pipefail
 
 STATE=${DISPATCHD_SANDBOX_STATE:-/run/dispatchd-sandbox}
+LOWER=${DISPATCHD_SANDBOX_LOWER:-/}
 BOOT_TIMEOUT=${DISPATCHD_SANDBOX_BOOT_TIMEOUT:-90}
 PROG=$(basename "$0")
 
@@ -116,7 +121,7 @@ inner() {
     mount -t tmpfs -o mode=0755 "dispatchd-sandbox-$name" "$root"
     mkdir "$root/upper" "$root/work" "$root/merged"
     mount -t overlay "dispatchd-sandbox-$name" \
-        -o "lowerdir=/,upperdir=$root/upper,workdir=$root/work" "$root/merged"
+        -o "lowerdir=$LOWER,upperdir=$root/upper,workdir=$root/work" "$root/merged"
     rm -f "$root/merged/usr/sbin/policy-rc.d"
     echo "$name" > "$root/merged/etc/hostname"
     # nspawn keeps per-machine state in /run/systemd/nspawn; keep it in this namespace.
@@ -144,6 +149,8 @@ cmd_boot() {
     grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null ||
         die "the kernel has no overlayfs: a sandbox cannot be built here"
     if is_running "$name"; then die "sandbox '$name' is already running (sudo $0 stop $name)"; fi
+    [ -x "$LOWER/lib/systemd/systemd" ] || [ -x "$LOWER/usr/lib/systemd/systemd" ] ||
+        die "DISPATCHD_SANDBOX_LOWER='$LOWER' has no systemd to boot"
     rm -rf "${dir:?}/nspawn.pid" "$dir/console.log"
     if [ -d "$dir/root" ]; then rmdir "$dir/root"; fi
     mkdir -p "$dir/root"

@@ -19,13 +19,13 @@ import { EXIT, exitCodeFor } from '../common/exit-codes.js';
 import { stderrIsJournal } from '../common/journal-stream.js';
 import { MAX_BODY_BYTES_CEILING } from '../common/frame.js';
 import { REQUEST_TYPES } from '../common/protocol.js';
-import { ScoreboardReader } from '../common/scoreboard.js';
 import { formatDaemonId, isSecondaryInstance, MAX_SECONDARIES, secondary } from '../common/topology.js';
 import { VERSION } from '../common/version.js';
 import { DEFAULT_SOCKET, DispatchClient } from './client.js';
 import { openMetrics } from './metrics.js';
+import { readStatusReport } from './read-status.js';
 import { scale, scaleState, type ScaleState } from './scale.js';
-import { formatTable, problems, statusReport, type StatusReport } from './status.js';
+import { formatTable, problems, type StatusReport } from './status.js';
 import { watchStatus } from './status-watch.js';
 
 /** What the user of dispatchctl can do about an error, beyond what the server said. */
@@ -210,14 +210,7 @@ await yargs(argv)
     async (a) => {
       const file = a.scoreboard ?? defaultScoreboard();
       const format = a.format ?? (a.json ? 'json' : 'table');
-      const read = (): StatusReport => {
-        const reader = new ScoreboardReader(file);
-        try {
-          return statusReport(file, reader.read(), Date.now(), (pid) => pid > 0 && fs.existsSync(`/proc/${pid}`));
-        } finally {
-          reader.close();
-        }
-      };
+      const read = (): StatusReport => readStatusReport(file);
       const render = async (report: StatusReport, compact: boolean): Promise<string> => {
         if (format === 'openmetrics') return openMetrics(report);
         if (format === 'json') return compact ? JSON.stringify(report) + '\n' : JSON.stringify(report, null, 2) + '\n';

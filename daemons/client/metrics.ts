@@ -16,9 +16,18 @@ export const REPORTED_STATES = ['starting', 'ready', 'busy', 'full', 'stopping',
 
 /** The media type of {@link openMetrics}' output. */
 export const OPENMETRICS_CONTENT_TYPE = client.Registry.OPENMETRICS_CONTENT_TYPE;
+/** The classic Prometheus text format (exposition format 0.0.4), the other output of {@link openMetrics}. */
+export const PROMETHEUS_CONTENT_TYPE = client.Registry.PROMETHEUS_CONTENT_TYPE;
+/** The formats {@link openMetrics} writes. */
+export type ExpositionContentType = typeof OPENMETRICS_CONTENT_TYPE | typeof PROMETHEUS_CONTENT_TYPE;
 
 /**
- * The report as OpenMetrics text, ending with `# EOF`.
+ * The report as OpenMetrics text, ending with `# EOF`; or, with `contentType`
+ * {@link PROMETHEUS_CONTENT_TYPE}, the same samples in the classic Prometheus text format
+ * (https://prometheus.io/docs/instrumenting/exposition_formats/), which is what
+ * dispatchd-metrics.service serves to a scraper that does not ask for OpenMetrics.
+ * Counters are named with `_total` in both (prom-client writes the OpenMetrics family name
+ * without it, the samples with it), so a scraper stores the same series from either.
  *
  * Metric families (seconds and totals as the specification names them):
  * - `dispatchd_daemon_state{daemon,state}` gauge: 1 for the daemon's state, 0 for the others
@@ -36,11 +45,11 @@ export const OPENMETRICS_CONTENT_TYPE = client.Registry.OPENMETRICS_CONTENT_TYPE
  *   `dispatchd_request_duration_max_seconds{daemon="secondary-N"}`
  * - `dispatchd_heartbeat_age_seconds{daemon}` gauge
  */
-export async function openMetrics(report: StatusReport): Promise<string> {
-  const registry = new client.Registry<typeof OPENMETRICS_CONTENT_TYPE>();
-  registry.setContentType(OPENMETRICS_CONTENT_TYPE);
+export async function openMetrics(report: StatusReport, contentType: ExpositionContentType = OPENMETRICS_CONTENT_TYPE): Promise<string> {
+  const registry = new client.Registry<ExpositionContentType>();
+  registry.setContentType(contentType);
   const labelNames = ['daemon'] as const;
-  const counter = (name: string, help: string) => new client.Counter({ name, help, labelNames, registers: [registry] });
+  const counter = (name: string, help: string) => new client.Counter({ name: `${name}_total`, help, labelNames, registers: [registry] });
   const gauge = (name: string, help: string) => new client.Gauge({ name, help, labelNames, registers: [registry] });
 
   const state = new client.Gauge({ name: 'dispatchd_daemon_state', help: 'Current state of each daemon: 1 for its state, 0 for the others', labelNames: ['daemon', 'state'], registers: [registry] });

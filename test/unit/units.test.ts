@@ -9,7 +9,7 @@
  * daemons/common/topology.ts.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,6 +71,8 @@ t.test('the package ships every unit of the architecture', async (t) => {
     'dispatchd-main-mailbox.socket',
     'dispatchd-main.service',
     'dispatchd-main.socket',
+    'dispatchd-metrics.service',
+    'dispatchd-metrics.socket',
     'dispatchd-scoreboard.service',
     'dispatchd-secondary-mailbox@.socket',
     'dispatchd-secondary@.service',
@@ -103,11 +105,16 @@ t.test('every unit has Description= and Documentation=man:dispatchd(8)', async (
   }
 });
 
-/** A unit's text followed by the shared drop-ins that apply to it (every dispatchd-*.service), as systemd reads them. */
+/**
+ * A unit's text followed by the drop-ins that apply to it, as systemd reads them: the shared
+ * ones (every dispatchd-*.service) and its own `UNIT.d/`.
+ */
 function effective(unit: string): string {
   const own = readFileSync(join(UNITS, unit), 'utf8');
   if (!/^dispatchd-.*\.service$/.test(unit)) return own;
-  return [own, ...sharedDropIns.map((f) => readFileSync(join(UNITS, SHARED, f), 'utf8'))].join('\n');
+  const ownDir = join(UNITS, `${unit}.d`);
+  const ownDropIns = existsSync(ownDir) ? readdirSync(ownDir).filter((f) => f.endsWith('.conf')).sort().map((f) => readFileSync(join(ownDir, f), 'utf8')) : [];
+  return [own, ...sharedDropIns.map((f) => readFileSync(join(UNITS, SHARED, f), 'utf8')), ...ownDropIns].join('\n');
 }
 
 /** Every section `[name]` of an ini text, joined. */
@@ -130,7 +137,10 @@ t.test('services: Type=notify, watchdog, restart policy, start limits in [Unit],
     t.notMatch(text, /^MemoryDenyWriteExecute=yes/m, `${unit}: no MemoryDenyWriteExecute= (it breaks V8's JIT)`);
     t.notMatch(text, /^RemoveIPC=yes/m, `${unit}: no RemoveIPC= (it would delete the scoreboard)`);
     if (unit === 'dispatchd-scoreboard.service') continue;
-    for (const line of ['Type=notify', 'NotifyAccess=main', 'WatchdogSec=3s', 'Restart=on-failure', 'RestartPreventExitStatus=64 78', 'ExecReload=/bin/kill -HUP $MAINPID']) {
+    // The metrics endpoint is no daemon of the dispatch path: no liveness pings, nothing to reload.
+    const daemonOnly = unit === 'dispatchd-metrics.service' ? ['WatchdogSec=3s', 'ExecReload=/bin/kill -HUP $MAINPID'] : [];
+    if (daemonOnly.length) t.notMatch(section('Service'), /^(WatchdogSec|ExecReload)=/m, `${unit}: no WatchdogSec=, no ExecReload=`);
+    for (const line of ['Type=notify', 'NotifyAccess=main', 'WatchdogSec=3s', 'Restart=on-failure', 'RestartPreventExitStatus=64 78', 'ExecReload=/bin/kill -HUP $MAINPID'].filter((l) => !daemonOnly.includes(l))) {
       t.match(section('Service'), new RegExp(`^${line.replace(/[$]/g, '\\$')}$`, 'm'), `${unit}: ${line}`);
     }
   }
@@ -234,8 +244,15 @@ t.test('postinst enables topology.ts DEFAULT_SECONDARIES through the templates [
 t.test('sockets: RemoveOnStop=yes and the documented names, owners and modes', async (t) => {
   for (const unit of unitFiles.filter((u) => u.endsWith('.socket'))) {
     const text = readFileSync(join(UNITS, unit), 'utf8');
-    t.match(text, /^RemoveOnStop=yes$/m, `${unit}: RemoveOnStop=yes`);
     t.match(text, /^PartOf=dispatchd\.target$/m, `${unit}: PartOf=dispatchd.target`);
+    if (unit === 'dispatchd-metrics.socket') {
+      // A TCP port, loopback only; nothing in the file system to remove.
+      t.match(text, /^ListenStream=127\.0\.0\.1:10391$/m, `${unit}: 127.0.0.1:10391`);
+      t.match(text, /^FileDescriptorName=http$/m, `${unit}: the http fd`);
+      t.notMatch(text, /^ListenStream=(0\.0\.0\.0:|\[::\]:|\d+$)/m, `${unit}: never on every address`);
+      continue;
+    }
+    t.match(text, /^RemoveOnStop=yes$/m, `${unit}: RemoveOnStop=yes`);
     if (/^ListenFIFO=/m.test(text)) {
       t.match(text, /^FileDescriptorName=mailbox$/m, `${unit}: the mailbox fd`);
       t.match(text, /^SocketUser=dispatchd\nSocketGroup=dispatchd\nSocketMode=0600$/m, `${unit}: dispatchd:dispatchd 0600`);
