@@ -114,6 +114,23 @@ export function lineOf(text: string, path: PropertyKey[]): number | undefined {
 }
 
 /**
+ * The line of a key, or of the nearest thing to it: an array element's array, a table whose
+ * header starts with the path (`[types.x]` for `types`).
+ */
+export function findLine(text: string, keyPath: PropertyKey[]): number | undefined {
+  const parts = keyPath.map(String);
+  while (parts.length && /^[0-9]+$/.test(parts[parts.length - 1]!)) parts.pop();
+  const exact = lineOf(text, parts);
+  if (exact !== undefined) return exact;
+  const lines = text.split('\n');
+  const i = lines.findIndex((l) => {
+    const h = /^\s*\[\s*([^\]]+?)\s*\]/.exec(l);
+    return h !== null && h[1]!.split('.').map((x) => x.trim()).join('.').startsWith(parts.join('.'));
+  });
+  return i >= 0 ? i + 1 : undefined;
+}
+
+/**
  * Parses and validates configuration text.
  *
  * @param where the file name, for messages.
@@ -134,7 +151,7 @@ export function parseConfig(text: string, where: string): Config {
     const key = issue.path.map(String).join('.');
     let p = issue.path;
     if (issue.code === 'unrecognized_keys') p = [...issue.path, issue.keys[0]!];
-    const line = lineOf(text, p);
+    const line = findLine(text, p);
     const what = issue.code === 'unrecognized_keys' ? `unknown key '${[...issue.path, ...issue.keys].join('.')}'` : `key '${key}': ${issue.message}`;
     throw new DispatchError('CONFIG_INVALID', `failed to load configuration '${where}'${line ? ` line ${line}` : ''}: ${what}; fix the file, then reload or restart the suite (systemctl reload|restart dispatchd.target)`, {
       fields: { config: where, key: issue.code === 'unrecognized_keys' ? [...issue.path, ...issue.keys].join('.') : key },

@@ -12,9 +12,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import { lineOf, type Config } from './config.js';
+import { findLine, type Config } from './config.js';
 import { DispatchError, errnoCode, reason } from './errors.js';
-import { resolveType, TypeDeclaration, TypesFile, type RequestType, type TypeDefaults, type TypeSource } from './request-type.js';
+import { resolveType, TYPE_NAME, TypeDeclaration, TypesFile, type RequestType, type TypeDefaults, type TypeSource } from './request-type.js';
 
 /** The types every daemon and dispatchctl know, by name. Immutable: a reload builds a new one. */
 export class TypeRegistry {
@@ -112,23 +112,26 @@ export function parseTypesFile(text: string, file: string, defaults: TypeDefault
   if (!top.success) {
     const issue = top.error.issues[0]!;
     const keyPath = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
-    const line = lineOf(text, keyPath);
+    const line = findLine(text, keyPath);
     const what = issue.code === 'unrecognized_keys' ? `unknown table or key '${keyPath.join('.')}' (a types file holds only [type.NAME] tables)` : `'${keyPath.join('.')}': ${issue.message}`;
     throw invalid(`failed to load types file '${file}'${line ? ` line ${line}` : ''}: ${what}`, { file, key: keyPath.join('.') });
   }
   const out: RequestType[] = [];
   for (const [name, body] of Object.entries(top.data.type ?? {})) {
     const source: TypeSource = { file };
-    const headerLine = lineOf(text, ['type', name]);
+    const headerLine = findLine(text, ['type', name]);
+    if (!TYPE_NAME.test(name)) {
+      throw invalid(`failed to load types file '${file}'${headerLine ? ` line ${headerLine}` : ''}: '${name}' is not a valid type name (a lowercase letter, then up to 62 lowercase letters, digits or dashes)`, { file, key: `type.${name}` });
+    }
     if (headerLine !== undefined) source.line = headerLine;
     const parsed = TypeDeclaration.safeParse(body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       const keyPath = ['type', name, ...(issue.code === 'unrecognized_keys' ? [issue.keys[0]!] : issue.path.map(String))];
-      const line = lineOf(text, keyPath) ?? headerLine;
+      const line = findLine(text, keyPath) ?? headerLine;
       const what =
         issue.code === 'unrecognized_keys' ? `unknown key '${keyPath.join('.')}'`
-        : issue.code === 'invalid_union' && issue.path.length === 0 ? `'type.${name}.handler' must be "exec", "module" or "builtin"`
+        : issue.code === 'invalid_union' && (issue.path.length === 0 || issue.path[0] === 'handler') ? `'type.${name}.handler' must be "exec", "module" or "builtin"`
         : `key '${keyPath.join('.')}': ${issue.message}`;
       throw invalid(`failed to load types file '${file}'${line ? ` line ${line}` : ''}: ${what}`, { file, key: keyPath.join('.') });
     }
