@@ -5,6 +5,7 @@
 import type { ScoreboardSnapshot, SlotData } from '../common/scoreboard.js';
 import { STALE_HEARTBEAT_MS } from '../common/timing.js';
 import { unitOf } from '../common/units.js';
+import { formatColumns } from './text-table.js';
 
 /** One daemon in `dispatchctl status --json` (the contract's fields and more). */
 export interface DaemonStatus {
@@ -128,6 +129,5 @@ export function formatTable(r: StatusReport): string {
     const lat = d.requests > 0 && d.name !== 'watchdog' ? `${latency(d.latency_avg_ms)}/${latency(d.latency_max_ms)}` : '-';
     rows.push([d.name, String(d.pid), d.state, d.capacity ? `${d.active}/${d.capacity}` : String(d.active), String(d.requests), String(d.failures), lat, `${age(d.heartbeat_age_ms)} ago`, String(d.restarts)]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows.map((row) => row.map((c, i) => (i === 0 || i === 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
+  return formatColumns(rows, new Set([0, 2]));
 }
