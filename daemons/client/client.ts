@@ -241,7 +241,7 @@ export class DispatchClient {
         return { result, secondary: grant.secondary, generation: grant.generation, attempts: attempt };
       } catch (err) {
         last = err instanceof DispatchError ? err : new DispatchError('INTERNAL', reason(err), { cause: err });
-        if (last.mayHaveRun && grant && !grant.idempotent) throw outcomeUnknown(type, grant, last);
+        if (last.mayHaveRun && grant?.idempotent === false) throw outcomeUnknown(type, grant, last);
         if (!RETRYABLE.has(last.code) || attempt === this.o.attempts) break;
         const waitMs = last.code === 'BUSY' && last.retryAfterMs !== undefined ? last.retryAfterMs : backoffMs(attempt);
         if (Date.now() + waitMs >= deadline) break;
