@@ -20,8 +20,7 @@ import { EXIT, exitCodeFor } from '../common/exit-codes.js';
 import { stderrIsJournal } from '../common/journal-stream.js';
 import { MAX_BODY_BYTES_CEILING } from '../common/frame.js';
 import { MAX_SECONDARIES, ScoreboardReader } from '../common/scoreboard.js';
-import { readServedTypes, type ServedTypesFile } from '../common/served-types.js';
-import { secondary, servedTypesPath } from '../common/topology.js';
+import { liveServedTypes, type ServedTypesFile } from '../common/served-types.js';
 import { loadTypesFor, type TypeRegistry } from '../common/type-registry.js';
 import { checkTypes } from './check-types.js';
 import { formatTypesTable, typesReport } from './types-report.js';
@@ -147,26 +146,23 @@ function typeNames(): string[] {
   }
 }
 
-/** What every running secondary publishes about the types it serves. */
+/** What every running secondary publishes about the types it serves (none when the suite is not running). */
 function servedTypes(scoreboard: string): ServedTypesFile[] {
-  const out: ServedTypesFile[] = [];
-  let snap;
   try {
     const reader = new ScoreboardReader(scoreboard);
     try {
-      snap = reader.read();
+      return liveServedTypes(scoreboard, reader.read().slots, pidExists);
     } finally {
       reader.close();
     }
   } catch {
-    return out; // the suite is not running: no secondary serves anything now
+    return [];
   }
-  for (const d of snap.slots) {
-    if (d.kind !== 'secondary' || d.state === 'stopped' || !fs.existsSync(`/proc/${d.pid}`)) continue;
-    const f = readServedTypes(servedTypesPath(scoreboard, secondary(d.instance)));
-    if (f && f.generation === d.generation) out.push(f);
-  }
-  return out;
+}
+
+/** Whether a pid exists: a /proc look-up, never a signal. */
+function pidExists(pid: number): boolean {
+  return pid > 0 && fs.existsSync(`/proc/${pid}`);
 }
 
 /**
@@ -248,7 +244,8 @@ await yargs(argv)
       const read = (): StatusReport => {
         const reader = new ScoreboardReader(file);
         try {
-          return statusReport(file, reader.read(), Date.now(), (pid) => pid > 0 && fs.existsSync(`/proc/${pid}`));
+          const snap = reader.read();
+          return statusReport(file, snap, Date.now(), pidExists, liveServedTypes(file, snap.slots, pidExists));
         } finally {
           reader.close();
         }

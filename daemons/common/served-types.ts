@@ -13,6 +13,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { DispatchError, errnoCode, reason } from './errors.js';
+import type { SlotData } from './scoreboard.js';
+import { secondary, servedTypesPath } from './topology.js';
 
 /** The format's version; a reader ignores a file of another version. */
 export const SERVED_TYPES_VERSION = 1;
@@ -98,4 +100,20 @@ export function removeServedTypes(scoreboardFile: string): void {
     return;
   }
   for (const n of names) if (n.startsWith(prefix) && n.endsWith('.types')) fs.rmSync(path.join(dir, n), { force: true });
+}
+
+/**
+ * The served types of every running secondary on a scoreboard snapshot: a file counts only
+ * while its writer runs (its slot is not stopped, its pid exists) and is the same process
+ * (same generation).
+ * @param alive tells whether a pid exists (a /proc look-up; never a signal).
+ */
+export function liveServedTypes(scoreboardFile: string, slots: readonly SlotData[], alive: (pid: number) => boolean): ServedTypesFile[] {
+  const out: ServedTypesFile[] = [];
+  for (const d of slots) {
+    if (d.kind !== 'secondary' || d.state === 'stopped' || !alive(d.pid)) continue;
+    const f = readServedTypes(servedTypesPath(scoreboardFile, secondary(d.instance)));
+    if (f && f.generation === d.generation) out.push(f);
+  }
+  return out;
 }
