@@ -22,7 +22,8 @@ import { FrameConnection } from '../daemons/common/frame-connection.js';
 import type { Frame } from '../daemons/common/frame.js';
 import { defaultConfig } from '../daemons/common/config.js';
 import { errorReply } from '../daemons/common/protocol.js';
-import { HANDLERS } from '../daemons/secondary-server/request-types.js';
+import { BUILTIN_HANDLERS, type BuiltinHandler as BuiltinName } from '../daemons/common/request-type.js';
+import { BuiltinHandler } from '../daemons/secondary-server/handlers/builtin-handler.js';
 
 /** The same maximum as a secondary's by default (max_payload_bytes). */
 const MAX_BODY_BYTES = defaultConfig().secondary.max_payload_bytes;
@@ -30,13 +31,13 @@ const NEVER = new AbortController().signal;
 
 async function handle(conn: FrameConnection, f: Frame): Promise<void> {
   const type = f.header.type;
-  const handler = typeof type === 'string' ? HANDLERS[type as keyof typeof HANDLERS] : undefined;
+  const handler = typeof type === 'string' && (BUILTIN_HANDLERS as readonly string[]).includes(type) ? new BuiltinHandler(type as BuiltinName) : undefined;
   if (!handler) {
     conn.send(errorReply(new DispatchError('UNKNOWN_TYPE', `unknown request type '${String(type)}'`)));
     return;
   }
   const started = performance.now();
-  const result = await handler(f.body, NEVER);
+  const result = await handler.run(f.body, { signal: NEVER, deadlineMs: 0, lease: '', secondary: 'bare' });
   conn.send({ ok: true, op: 'result', type, elapsed_ms: Math.round((performance.now() - started) * 1000) / 1000 }, result);
 }
 

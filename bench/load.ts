@@ -12,18 +12,21 @@
  *   (`DispatchClient.request`: connect to main, lease, connect to the secondary, run,
  *   close); for a bare server connect, request, close.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connectFramed, DispatchClient, Session, exchange } from '../daemons/client/client.js';
 import { DispatchError } from '../daemons/common/errors.js';
 import { LatencyRecorder, type LatencySummary } from './stats.js';
 
-export type TargetKind = 'bare' | 'dispatchd' | 'relay';
+export type TargetKind = 'bare' | 'dispatchd' | 'relay' | 'spawn';
 export type LoadMode = 'session' | 'handshake';
 
 export interface LoadOptions {
   /**
    * `bare`: a bench/bare-server.ts socket; `dispatchd`: a main server's socket; `relay`: the
-   * front socket of bench/relay-floor.ts (the handshake's hops without dispatchd's logic).
+   * front socket of bench/relay-floor.ts (the handshake's hops without dispatchd's logic);
+   * `spawn`: no server, `socket` is a command line spawned per request from this process with
+   * DATA on its standard input (the baseline of an exec handler).
    */
   target: TargetKind;
   socket: string;
@@ -70,7 +73,24 @@ interface VirtualClient {
   close(): void;
 }
 
+/** Runs `argv` once with `data` on standard input; its standard output. @throws Error on a non-zero exit. */
+function spawnOnce(argv: string[], data: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'ignore'] });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(data);
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`'${argv.join(' ')}' exited with ${code}`))));
+  });
+}
+
 async function openClient(o: LoadOptions, payload: Buffer): Promise<VirtualClient> {
+  if (o.target === 'spawn') {
+    const argv = o.socket.split(' ');
+    return { request: () => spawnOnce(argv, payload), close: () => undefined };
+  }
   if (o.target === 'bare') {
     if (o.mode === 'session') {
       const conn = await connectFramed(o.socket, MAX_RESULT_BYTES, 5000);
@@ -135,7 +155,9 @@ async function openClient(o: LoadOptions, payload: Buffer): Promise<VirtualClien
 }
 
 function check(type: string, payload: Buffer, result: Buffer): void {
-  const ok = type === 'echo' ? result.length === payload.length && (result.length === 0 || result[result.length - 1] === payload[payload.length - 1]) : type === 'sha256' ? result.length === 64 : result.length > 0;
+  // echo, and the bench's own types that give DATA back (echo-module, cat).
+  const echoes = type === 'echo' || type === 'echo-module' || type === 'cat';
+  const ok = echoes ? result.length === payload.length && (result.length === 0 || result[result.length - 1] === payload[payload.length - 1]) : type === 'sha256' ? result.length === 64 : result.length > 0;
   if (!ok) throw new DispatchError('PROTOCOL_ERROR', `wrong '${type}' result of ${result.length} bytes`);
 }
 

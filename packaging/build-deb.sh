@@ -46,6 +46,8 @@ mkdir -p "$src/completion"
 node build/daemons/client/dispatchctl.js completion > "$src/completion/dispatchctl"
 grep -q '^complete .* dispatchctl$' "$src/completion/dispatchctl" || die "dispatchctl completion printed no completion script"
 cp packaging/dispatchd.conf "$src/packaging/"
+# The built-in request types (/usr/share/dispatchd/types.d) and the example types.
+cp -a packaging/types.d packaging/examples "$src/packaging/"
 if [ -f README.md ]; then cp README.md "$src/"; fi
 if [ -d docs ]; then cp -a docs "$src/docs"; fi
 

@@ -2,11 +2,13 @@
  * The dispatchd client library: `import { DispatchClient, request } from 'dispatchd/client'`.
  *
  * One request is: ask the main server for a lease (client → main.sock), follow the redirect
- * to the secondary it names, present the lease with the payload, read the result. Failures
- * that leave the request un-run, or that hit an idempotent built-in type mid-run, are
- * retried on a fresh lease (so on another secondary when the chosen one is gone), within a
- * bounded number of attempts and a total time budget. docs/PROTOCOL.md §4 lists what is
- * retried.
+ * to the secondary it names, present the lease with the payload, read the result. A failure
+ * that leaves the request un-run (a refused lease, BUSY, UNAVAILABLE, a connection that failed
+ * before the run frame was sent) is retried on a fresh lease, so on another secondary when the
+ * chosen one is gone, within a bounded number of attempts and a total time budget. Once the run
+ * frame was sent the request may have run: a lost answer is retried only when the lease says
+ * the type is idempotent (at least once); otherwise it is OUTCOME_UNKNOWN and never sent again
+ * (at most once). docs/PROTOCOL.md §4 has the table.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -14,12 +16,11 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { DispatchError, errnoCode, reason, type ErrorCode } from '../common/errors.js';
 import { FrameConnection } from '../common/frame-connection.js';
 import { MAX_BODY_BYTES_CEILING, type Frame, type FrameHeader } from '../common/frame.js';
-import { ErrorReply, isRunResult, LeaseGranted, REQUEST_TYPES, type RequestType } from '../common/protocol.js';
+import { ErrorReply, isRunResult, LeaseGranted } from '../common/protocol.js';
 
 export { DispatchError } from '../common/errors.js';
 export type { ErrorCode } from '../common/errors.js';
 export { EXIT, exitCodeFor } from '../common/exit-codes.js';
-export { REQUEST_TYPES, type RequestType } from '../common/protocol.js';
 
 export const DEFAULT_SOCKET = '/run/dispatchd/main.sock';
 
@@ -73,7 +74,7 @@ const LEASE_ANSWER_MARGIN_MS = 250;
 function fromReply(header: FrameHeader, peer: string): DispatchError {
   const e = ErrorReply.safeParse(header);
   if (!e.success) return new DispatchError('PROTOCOL_ERROR', `failed to understand the answer of ${peer}: not a dispatchd reply`);
-  return new DispatchError(e.data.code, e.data.message, { retryAfterMs: e.data.retry_after_ms, retryable: e.data.retryable ?? false, fields: { peer } });
+  return new DispatchError(e.data.code, e.data.message, { retryAfterMs: e.data.retry_after_ms, retryable: e.data.retryable ?? false, mayHaveRun: e.data.may_have_run ?? false, fields: { peer } });
 }
 
 /**
@@ -227,21 +228,20 @@ export class DispatchClient {
 
   /** As {@link request}, and says which secondary (and generation) served it, after how many attempts. */
   async requestWithInfo(type: string, data: Buffer = Buffer.alloc(0)): Promise<RequestInfo> {
-    if (!(REQUEST_TYPES as readonly string[]).includes(type)) {
-      throw new DispatchError('UNKNOWN_TYPE', `unknown request type '${type}'; known types: ${REQUEST_TYPES.join(', ')}`);
-    }
     const deadline = Date.now() + this.o.timeoutMs;
     let last: DispatchError | undefined;
     for (let attempt = 1; attempt <= this.o.attempts; attempt++) {
       const left = deadline - Date.now();
       if (left <= 0) break;
+      let grant: LeaseGranted | undefined;
       try {
-        const grant = await this.lease(type, Math.min(this.o.answerTimeoutMs, left));
+        grant = await this.lease(type, Math.min(this.o.answerTimeoutMs, left));
         await this.o.onLease?.(grant);
         const result = await this.runOnLease(grant, type, data, Math.max(1, deadline - Date.now()));
         return { result, secondary: grant.secondary, generation: grant.generation, attempts: attempt };
       } catch (err) {
         last = err instanceof DispatchError ? err : new DispatchError('INTERNAL', reason(err), { cause: err });
+        if (last.mayHaveRun && grant?.idempotent === false) throw outcomeUnknown(type, grant, last);
         if (!RETRYABLE.has(last.code) || attempt === this.o.attempts) break;
         const waitMs = last.code === 'BUSY' && last.retryAfterMs !== undefined ? last.retryAfterMs : backoffMs(attempt);
         if (Date.now() + waitMs >= deadline) break;
@@ -250,8 +250,20 @@ export class DispatchClient {
       }
     }
     const e = last ?? new DispatchError('TIMEOUT', `failed to complete the '${type}' request within ${this.o.timeoutMs} ms`);
-    throw new DispatchError(e.code, e.message, { cause: e, retryAfterMs: e.retryAfterMs, retryable: RETRYABLE.has(e.code), fields: e.fields });
+    throw new DispatchError(e.code, e.message, { cause: e, retryAfterMs: e.retryAfterMs, retryable: RETRYABLE.has(e.code), mayHaveRun: e.mayHaveRun, fields: e.fields });
   }
+}
+
+/**
+ * The answer of a request that may have run was lost, and its type is not idempotent: it is
+ * not sent again (at most once).
+ */
+function outcomeUnknown(type: string, grant: LeaseGranted, cause: DispatchError): DispatchError {
+  return new DispatchError(
+    'OUTCOME_UNKNOWN',
+    `the '${type}' request may or may not have run on secondary-${grant.secondary} (${cause.code}: ${cause.message}); it was not sent again because '${type}' is not idempotent (at most once): check whether it took effect before sending it again`,
+    { cause, mayHaveRun: true, fields: { ...cause.fields, type } },
+  );
 }
 
 /** Exponential back-off with jitter: about 25, 50, 100 … ms, at most 1 s. */
@@ -283,9 +295,10 @@ export class Session {
     } catch (err) {
       // The run frame was sent: the request may have run before the answer was lost.
       if (err instanceof DispatchError && (err.code === 'CONNECTION_LOST' || err.code === 'TIMEOUT')) {
-        throw new DispatchError(err.code, `${err.message}; the '${type}' request may or may not have run (delivery is at least once): it may be retried, which is safe for the built-in types, all idempotent`, {
+        throw new DispatchError(err.code, `${err.message}; the '${type}' request may or may not have run`, {
           cause: err,
           retryable: true,
+          mayHaveRun: true,
           fields: { ...err.fields, may_have_run: true },
         });
       }
@@ -307,6 +320,6 @@ export class Session {
 }
 
 /** Sends one request with a new client. See {@link DispatchClient.request}. */
-export function request(type: RequestType | string, data?: Buffer, options?: ClientOptions): Promise<Buffer> {
+export function request(type: string, data?: Buffer, options?: ClientOptions): Promise<Buffer> {
   return new DispatchClient(options).request(type, data);
 }

@@ -5,7 +5,8 @@
  *   dispatchctl [--socket PATH] request TYPE [DATA]   DATA from the argument, or stdin if '-' or absent
  *   dispatchctl status [--json | --format table|json|openmetrics] [--watch [--interval MS] [--count N]]
  *   dispatchctl scale [N]                             show, or set, the number of secondary servers
- *   dispatchctl check-config [FILE]                   validate the configuration file
+ *   dispatchctl types [--json]                        every request type, its limits and who serves it
+ *   dispatchctl check-config [FILE]                   validate the configuration file and the types
  *   dispatchctl completion                            print the bash completion script
  *
  * Errors: one line on stderr, and the exit code of README "Exit codes".
@@ -18,12 +19,16 @@ import { DispatchError, reason } from '../common/errors.js';
 import { EXIT, exitCodeFor } from '../common/exit-codes.js';
 import { stderrIsJournal } from '../common/journal-stream.js';
 import { MAX_BODY_BYTES_CEILING } from '../common/frame.js';
-import { REQUEST_TYPES } from '../common/protocol.js';
+import { ScoreboardReader } from '../common/scoreboard.js';
+import { liveServedTypes, type ServedTypesFile } from '../common/served-types.js';
 import { formatDaemonId, isSecondaryInstance, MAX_SECONDARIES, secondary } from '../common/topology.js';
+import { loadTypesFor, type TypeRegistry } from '../common/type-registry.js';
+import { checkTypes } from './check-types.js';
+import { formatTypesTable, typesReport } from './types-report.js';
 import { VERSION } from '../common/version.js';
 import { DEFAULT_SOCKET, DispatchClient } from './client.js';
 import { openMetrics } from './metrics.js';
-import { readStatusReport } from './read-status.js';
+import { pidExists, readStatusReport } from './read-status.js';
 import { scale, scaleState, type ScaleState } from './scale.js';
 import { formatTable, problems, type StatusReport } from './status.js';
 import { watchStatus } from './status-watch.js';
@@ -134,6 +139,29 @@ function defaultScoreboard(): string {
   }
 }
 
+/** The declared type names, for help and completion; none when the configuration cannot be read. */
+function typeNames(): string[] {
+  try {
+    return loadTypesFor(loadConfig(DEFAULT_CONFIG_PATH)).names();
+  } catch {
+    return [];
+  }
+}
+
+/** What every running secondary publishes about the types it serves (none when the suite is not running). */
+function servedTypes(scoreboard: string): ServedTypesFile[] {
+  try {
+    const reader = new ScoreboardReader(scoreboard);
+    try {
+      return liveServedTypes(scoreboard, reader.read().slots, pidExists);
+    } finally {
+      reader.close();
+    }
+  } catch {
+    return [];
+  }
+}
+
 /**
  * yargs-parser reads a lone '-' as an option; map it to a sentinel before parsing. The
  * sentinel starts with NUL, which no real command-line argument can contain.
@@ -149,7 +177,7 @@ await yargs(argv)
   .option('socket', { type: 'string', default: DEFAULT_SOCKET, describe: "the main server's socket", global: true })
   .command(
     'request <type> [data]',
-    `send one request (types: ${REQUEST_TYPES.join(', ')}); DATA from the argument, or standard input when it is - or absent; the result's bytes go to standard output`,
+    `send one request of a declared type (${typeNames().join(', ') || 'see dispatchctl types'}); DATA from the argument, or standard input when it is - or absent; the result's bytes go to standard output`,
     (y) =>
       y
         .positional('type', { type: 'string', demandOption: true, describe: 'request type' })
@@ -272,21 +300,48 @@ await yargs(argv)
     },
   )
   .command(
+    'types',
+    'list every request type: handler, limits, idempotent, where it is declared, which secondaries serve it, requests and failures',
+    (y) =>
+      y
+        .option('json', { type: 'boolean', default: false, describe: 'one JSON object with a types array' })
+        .option('config', { type: 'string', describe: `the configuration naming the types directories (default ${DEFAULT_CONFIG_PATH})` }),
+    async (a) => {
+      let registry: TypeRegistry;
+      let scoreboard: string;
+      try {
+        const config = loadConfig(a.config ?? DEFAULT_CONFIG_PATH, a.config !== undefined);
+        registry = loadTypesFor(config);
+        scoreboard = config.paths.scoreboard;
+      } catch (err) {
+        fail('failed to read the request types', err);
+      }
+      const rows = typesReport(registry, servedTypes(scoreboard));
+      await writeStdout(Buffer.from(a.json ? JSON.stringify({ types: rows }, null, 2) + '\n' : formatTypesTable(rows)));
+    },
+  )
+  .command(
     'check-config [file]',
-    `check a configuration file (default ${DEFAULT_CONFIG_PATH}); exit 78 with the line and key when it is invalid`,
+    `check a configuration file (default ${DEFAULT_CONFIG_PATH}) and the request types it names: exit 78 with the file, line and key when something is invalid`,
     (y) => y.positional('file', { type: 'string', describe: 'the file to check' }),
     async (a) => {
       const file = a.file ?? DEFAULT_CONFIG_PATH;
+      let types: TypeRegistry;
       try {
-        loadConfig(file, a.file !== undefined);
+        types = await checkTypes(loadConfig(file, a.file !== undefined));
       } catch (err) {
         fail('configuration refused', err);
       }
-      await writeStdout(Buffer.from(`dispatchctl: configuration '${file}' is valid\n`));
+      await writeStdout(Buffer.from(`dispatchctl: configuration '${file}' is valid (${types.size} request types: ${types.names().join(', ') || 'none'})\n`));
     },
   )
-  .completion('completion', 'print a bash completion script (the package installs it as /usr/share/bash-completion/completions/dispatchctl)')
-  .demandCommand(1, 'name a command: request, status, scale, check-config or completion')
+  .completion('completion', 'print a bash completion script (the package installs it as /usr/share/bash-completion/completions/dispatchctl)', (current: string, a: { _: Array<string | number> }, defaultCompletion: () => void, done: (completions: string[]) => void) => {
+    // `dispatchctl request <TAB>` offers the declared types; everything else as yargs would.
+    const words = a._.map(String);
+    if (words[0] === 'request' && words.length === 2) done(typeNames().filter((n) => n.startsWith(current)));
+    else defaultCompletion();
+  })
+  .demandCommand(1, 'name a command: request, status, types, scale, check-config or completion')
   .strict()
   .version(VERSION)
   .help()

@@ -44,6 +44,10 @@ export type ExpositionContentType = typeof OPENMETRICS_CONTENT_TYPE | typeof PRO
  * - `dispatchd_request_duration_seconds_total{daemon="secondary-N"}` and
  *   `dispatchd_request_duration_max_seconds{daemon="secondary-N"}`
  * - `dispatchd_heartbeat_age_seconds{daemon}` gauge
+ * - per request type, over the running secondaries that serve it (label `type`):
+ *   `dispatchd_type_requests_total`, `dispatchd_type_failures_total`,
+ *   `dispatchd_type_request_duration_seconds_total`, `dispatchd_type_request_duration_max_seconds`,
+ *   `dispatchd_type_leases_active`
  */
 export async function openMetrics(report: StatusReport, contentType: ExpositionContentType = OPENMETRICS_CONTENT_TYPE): Promise<string> {
   const registry = new client.Registry<ExpositionContentType>();
@@ -84,6 +88,21 @@ export async function openMetrics(report: StatusReport, contentType: ExpositionC
       leaseSum.inc(daemon, d.latency_sum_us / 1e6);
       leaseMax.set(daemon, d.latency_max_ms / 1000);
     }
+  }
+  const typeCounter = (name: string, help: string) => new client.Counter({ name, help, labelNames: ['type'] as const, registers: [registry] });
+  const typeGauge = (name: string, help: string) => new client.Gauge({ name, help, labelNames: ['type'] as const, registers: [registry] });
+  const typeRequests = typeCounter('dispatchd_type_requests', 'Requests of this type served by the running secondaries');
+  const typeFailures = typeCounter('dispatchd_type_failures', 'Requests of this type that failed on the running secondaries');
+  const typeRunSum = typeCounter('dispatchd_type_request_duration_seconds', 'Total run time of the requests of this type served');
+  const typeRunMax = typeGauge('dispatchd_type_request_duration_max_seconds', 'The longest run time of one request of this type');
+  const typeLeases = typeGauge('dispatchd_type_leases_active', 'Leases of this type held now');
+  for (const t of report.types) {
+    const type = { type: t.type };
+    typeRequests.inc(type, t.requests);
+    typeFailures.inc(type, t.failures);
+    typeRunSum.inc(type, t.latency_sum_us / 1e6);
+    typeRunMax.set(type, t.latency_max_ms / 1000);
+    typeLeases.set(type, t.leases);
   }
   const text = await registry.metrics();
   return text.endsWith('\n') ? text : `${text}\n`;

@@ -3,8 +3,10 @@
  * snapshot; reading is ScoreboardReader's job.
  */
 import type { ScoreboardSnapshot, SlotData } from '../common/scoreboard.js';
-import { formatDaemonId, MAIN, parseDaemonId, serviceUnit, WATCHDOG } from '../common/topology.js';
+import type { ServedTypesFile } from '../common/served-types.js';
 import { STALE_HEARTBEAT_MS } from '../common/timing.js';
+import { formatDaemonId, MAIN, parseDaemonId, serviceUnit, WATCHDOG } from '../common/topology.js';
+import { formatColumns } from './text-table.js';
 
 /** One daemon in `dispatchctl status --json` (the contract's fields and more). */
 export interface DaemonStatus {
@@ -38,10 +40,46 @@ export interface DaemonStatus {
   latency_sum_us: number;
 }
 
+/** One request type in `dispatchctl status --json`: its figures over the running secondaries that serve it. */
+export interface TypeStatus {
+  type: string;
+  /** The running secondaries that serve it (`secondary-N`). */
+  secondaries: string[];
+  /** Leases of this type held now. */
+  leases: number;
+  /** Requests of this type served and failed by those secondaries' current processes. */
+  requests: number;
+  failures: number;
+  /** Mean and largest run time, in ms; total run time in µs. */
+  latency_avg_ms: number;
+  latency_max_ms: number;
+  latency_sum_us: number;
+}
+
 export interface StatusReport {
   scoreboard: string;
   created_at: string;
   daemons: DaemonStatus[];
+  /** Per request type, from the secondaries' served-types files (docs/SCOREBOARD.md §6). */
+  types: TypeStatus[];
+}
+
+/** Sums the served-types files of the running secondaries per type, sorted by name. */
+export function typeStatuses(served: readonly ServedTypesFile[]): TypeStatus[] {
+  const by = new Map<string, TypeStatus>();
+  for (const f of [...served].sort((a, b) => a.secondary - b.secondary)) {
+    for (const t of f.types) {
+      const s = by.get(t.name) ?? { type: t.name, secondaries: [], leases: 0, requests: 0, failures: 0, latency_avg_ms: 0, latency_max_ms: 0, latency_sum_us: 0 };
+      s.secondaries.push(`secondary-${f.secondary}`);
+      s.leases += t.leases;
+      s.requests += t.requests;
+      s.failures += t.failures;
+      s.latency_sum_us += t.latency_sum_us;
+      s.latency_max_ms = Math.max(s.latency_max_ms, t.latency_max_us / 1000);
+      by.set(t.name, s);
+    }
+  }
+  return [...by.values()].sort((a, b) => (a.type < b.type ? -1 : 1)).map((s) => ({ ...s, latency_avg_ms: s.requests > 0 ? Math.round(s.latency_sum_us / s.requests) / 1000 : 0 }));
 }
 
 /** A heartbeat older than this (ms) marks a running daemon unresponsive (common/timing.ts). */
@@ -54,7 +92,7 @@ const ORDER = (d: SlotData) => (d.kind === 'main' ? 0 : d.kind === 'secondary' ?
  * Builds the report.
  * @param alive tells whether a pid exists (a /proc look-up; never a signal).
  */
-export function statusReport(file: string, snap: ScoreboardSnapshot, now: number, alive: (pid: number) => boolean): StatusReport {
+export function statusReport(file: string, snap: ScoreboardSnapshot, now: number, alive: (pid: number) => boolean, served: readonly ServedTypesFile[] = []): StatusReport {
   const daemons = [...snap.slots]
     .sort((a, b) => ORDER(a) - ORDER(b))
     .map((d): DaemonStatus => {
@@ -92,7 +130,7 @@ export function statusReport(file: string, snap: ScoreboardSnapshot, now: number
       else daemons.push(row);
     }
   }
-  return { scoreboard: file, created_at: new Date(snap.createdMs).toISOString(), daemons };
+  return { scoreboard: file, created_at: new Date(snap.createdMs).toISOString(), daemons, types: typeStatuses(served) };
 }
 
 
@@ -134,6 +172,9 @@ export function formatTable(r: StatusReport): string {
     const lat = d.requests > 0 && d.name !== 'watchdog' ? `${latency(d.latency_avg_ms)}/${latency(d.latency_max_ms)}` : '-';
     rows.push([d.name, String(d.pid), d.state, d.capacity ? `${d.active}/${d.capacity}` : String(d.active), String(d.requests), String(d.failures), lat, `${age(d.heartbeat_age_ms)} ago`, String(d.restarts)]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows.map((row) => row.map((c, i) => (i === 0 || i === 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
+  const table = formatColumns(rows, new Set([0, 2]));
+  if (r.types.length === 0) return table;
+  const types = [['TYPE', 'LEASES', 'REQUESTS', 'FAILED', 'LATENCY', 'SECONDARIES']];
+  for (const t of r.types) types.push([t.type, String(t.leases), String(t.requests), String(t.failures), t.requests > 0 ? `${latency(t.latency_avg_ms)}/${latency(t.latency_max_ms)}` : '-', t.secondaries.map((s) => s.replace('secondary-', '')).join(',')]);
+  return `${table}\n${formatColumns(types, new Set([0, 5]))}`;
 }

@@ -23,6 +23,12 @@ const PathsSchema = z
   })
   .prefault({});
 
+/** Where request types are declared: the package's built-ins, then the administrator's drop-ins. */
+export const DEFAULT_TYPES_DIRS = ['/usr/share/dispatchd/types.d', '/etc/dispatchd/types.d'] as const;
+
+/** A `serve` entry: a type name, or "*" for every declared type. */
+const ServeEntry = z.string().regex(/^(\*|[a-z][a-z0-9-]{0,62})$/, { message: 'a type name or "*"' });
+
 export const ConfigSchema = z.strictObject({
   paths: PathsSchema,
   main: z
@@ -42,6 +48,16 @@ export const ConfigSchema = z.strictObject({
       request_deadline_ms: ms(10, 3_600_000).default(30_000),
       max_payload_bytes: z.number().int().min(16 * 1024 * 1024).max(MAX_BODY_BYTES_CEILING).default(64 * 1024 * 1024),
       client_idle_timeout_ms: ms(100, 3_600_000).default(5000),
+      /** The request types every secondary serves: names, or "*" for every declared type. */
+      serve: z.array(ServeEntry).min(1).default(['*']),
+      /** Per-instance overrides: `[secondary.instance.3] serve = ["heavy"]` pins types to secondary 3. */
+      instance: z.record(z.string().regex(/^[1-9][0-9]*$/, { message: 'an instance is a whole number 1..62' }), z.strictObject({ serve: z.array(ServeEntry).min(1) })).default({}),
+    })
+    .prefault({}),
+  types: z
+    .strictObject({
+      /** Directories of request-type declarations (*.toml), read in this order (docs/TYPES.md). */
+      dirs: z.array(z.string().startsWith('/')).default([...DEFAULT_TYPES_DIRS]),
     })
     .prefault({}),
   watchdog: z
@@ -100,6 +116,23 @@ export function lineOf(text: string, path: PropertyKey[]): number | undefined {
 }
 
 /**
+ * The line of a key, or of the nearest thing to it: an array element's array, a table whose
+ * header starts with the path (`[types.x]` for `types`).
+ */
+export function findLine(text: string, keyPath: PropertyKey[]): number | undefined {
+  const parts = keyPath.map(String);
+  while (parts.length && /^[0-9]+$/.test(parts[parts.length - 1]!)) parts.pop();
+  const exact = lineOf(text, parts);
+  if (exact !== undefined) return exact;
+  const lines = text.split('\n');
+  const i = lines.findIndex((l) => {
+    const h = /^\s*\[\s*([^\]]+?)\s*\]/.exec(l);
+    return h !== null && h[1]!.split('.').map((x) => x.trim()).join('.').startsWith(parts.join('.'));
+  });
+  return i >= 0 ? i + 1 : undefined;
+}
+
+/**
  * Parses and validates configuration text.
  *
  * @param where the file name, for messages.
@@ -120,7 +153,7 @@ export function parseConfig(text: string, where: string): Config {
     const key = issue.path.map(String).join('.');
     let p = issue.path;
     if (issue.code === 'unrecognized_keys') p = [...issue.path, issue.keys[0]!];
-    const line = lineOf(text, p);
+    const line = findLine(text, p);
     const what = issue.code === 'unrecognized_keys' ? `unknown key '${[...issue.path, ...issue.keys].join('.')}'` : `key '${key}': ${issue.message}`;
     throw new DispatchError('CONFIG_INVALID', `failed to load configuration '${where}'${line ? ` line ${line}` : ''}: ${what}; fix the file, then reload or restart the suite (systemctl reload|restart dispatchd.target)`, {
       fields: { config: where, key: issue.code === 'unrecognized_keys' ? [...issue.path, ...issue.keys].join('.') : key },
@@ -159,7 +192,7 @@ export function changedKeys(before: Config, after: Config): string[] {
   for (const section of Object.keys(after) as Array<keyof Config>) {
     const a = before[section] as Record<string, unknown>;
     const b = after[section] as Record<string, unknown>;
-    for (const key of Object.keys(b)) if (a[key] !== b[key]) out.push(`${section}.${key}`);
+    for (const key of Object.keys(b)) if (JSON.stringify(a[key]) !== JSON.stringify(b[key])) out.push(`${section}.${key}`);
   }
   return out;
 }

@@ -42,12 +42,17 @@ export const ERROR_CODES = [
   'SHUTTING_DOWN',
   'IDLE_TIMEOUT',
   'INTERNAL',
+  // request types (docs/TYPES.md)
+  'LEASE_WRONG_TYPE',
+  'HANDLER_FAILED',
+  'RESULT_TOO_LARGE',
   // client side
   'CONNECT_FAILED',
   'CONNECTION_LOST',
   'TIMEOUT',
   'PROTOCOL_ERROR',
   'SCOREBOARD_MISSING',
+  'OUTCOME_UNKNOWN',
   // supervision
   'RESTART_FAILED',
   // operation (dispatchctl scale)
@@ -68,6 +73,8 @@ export interface DispatchErrorOptions {
   retryAfterMs?: number;
   /** True when the operation may be retried safely (the request was not run). */
   retryable?: boolean;
+  /** True when the request may have run, in whole or in part (its answer was lost or cut off). */
+  mayHaveRun?: boolean;
   /** Short key=value context for logs (peer, lease, path, …). */
   fields?: Record<string, string | number | boolean>;
 }
@@ -77,6 +84,7 @@ export class DispatchError extends Error {
   readonly code: ErrorCode;
   readonly retryAfterMs: number | undefined;
   readonly retryable: boolean;
+  readonly mayHaveRun: boolean;
   readonly fields: Record<string, string | number | boolean>;
 
   constructor(code: ErrorCode, message: string, options: DispatchErrorOptions = {}) {
@@ -85,6 +93,7 @@ export class DispatchError extends Error {
     this.code = code;
     this.retryAfterMs = options.retryAfterMs;
     this.retryable = options.retryable ?? false;
+    this.mayHaveRun = options.mayHaveRun ?? false;
     this.fields = options.fields ?? {};
   }
 }

@@ -16,6 +16,13 @@ export const EXIT = {
   REJECTED: 65,
   /** No main server or no secondary could be reached (EX_UNAVAILABLE). */
   UNAVAILABLE: 69,
+  /** The request's handler failed: it threw, exited non-zero, was killed, or returned too much (EX_SOFTWARE). */
+  HANDLER_FAILED: 70,
+  /**
+   * The request may or may not have run: its answer was lost after it was sent to a secondary,
+   * and its type is not idempotent, so it was not sent again (at most once; EX_IOERR).
+   */
+  OUTCOME_UNKNOWN: 74,
   /** Every secondary is busy; retry after the time given (EX_TEMPFAIL). */
   BUSY: 75,
   /** A peer spoke something that is not the dispatchd protocol (EX_PROTOCOL). */
@@ -40,7 +47,13 @@ export function exitCodeFor(code: ErrorCode | undefined): ExitCode {
     case 'LEASE_UNKNOWN':
     case 'LEASE_EXPIRED':
     case 'LEASE_STALE':
+    case 'LEASE_WRONG_TYPE':
       return EXIT.REJECTED;
+    case 'HANDLER_FAILED':
+    case 'RESULT_TOO_LARGE':
+      return EXIT.HANDLER_FAILED;
+    case 'OUTCOME_UNKNOWN':
+      return EXIT.OUTCOME_UNKNOWN;
     case 'UNAVAILABLE':
     case 'CONNECT_FAILED':
     case 'CONNECTION_LOST':

@@ -38,6 +38,12 @@ export const Reserve = z.strictObject({
   gen: u32,
   /** unix ms after which the reservation, and an unclaimed lease, are void */
   exp: uint,
+  /**
+   * The request type the lease is for (docs/TYPES.md): the secondary refuses a type it does
+   * not serve, or one whose `concurrency` it holds already. Absent only from a main of
+   * dispatchd 0.1 during a rolling upgrade: such a lease is bound to its first run's type.
+   */
+  type: z.string().min(1).max(64).optional(),
 });
 
 /** secondary-N → main: the reservation is held. */
@@ -50,14 +56,14 @@ export const Reserved = z.strictObject({
   lease,
 });
 
-/** secondary-N → main: the reservation is refused (full, stopping, stale generation, expired). */
+/** secondary-N → main: the reservation is refused (full, stopping, stale generation, expired, a type it does not serve). */
 export const Refused = z.strictObject({
   v: z.literal(MAILBOX_VERSION),
   t: z.literal('refused'),
   id,
   from: name,
   gen: u32,
-  reason: z.enum(['full', 'stopping', 'stale-generation', 'expired']),
+  reason: z.enum(['full', 'stopping', 'stale-generation', 'expired', 'unknown-type']),
 });
 
 /** secondary-N → main: a lease ended (its connection closed, or it expired unclaimed). */

@@ -2,6 +2,9 @@
  * Frame headers of the client protocol (docs/PROTOCOL.md §1.2). Frames are encoded by
  * frame.ts; these schemas validate the JSON headers.
  *
+ * Request types are not a list compiled in: the secondaries serve the types declared in
+ * types.d (docs/TYPES.md) and main answers UNKNOWN_TYPE for a name none of them serves.
+ *
  *   client → main:       { op: "lease", type, wait_ms? }            → LeaseGranted | ErrorReply
  *   client → secondary:  { op: "run", lease, generation, type, deadline_ms? } + DATA
  *                                                                   → RunResult + result | ErrorReply
@@ -10,10 +13,6 @@ import { z } from 'zod';
 import { ERROR_CODES, type DispatchError } from './errors.js';
 import type { FrameHeader } from './frame.js';
 import { LEASE_TOKEN } from './messages.js';
-
-/** Built-in request types (docs/PROTOCOL.md §3). */
-export const REQUEST_TYPES = ['echo', 'sha256', 'sleep'] as const;
-export type RequestType = (typeof REQUEST_TYPES)[number];
 
 const u32 = z.number().int().nonnegative().max(0xffffffff);
 
@@ -42,6 +41,15 @@ export const LeaseGranted = z.object({
   generation: u32,
   /** Time left to present the lease to the secondary, in ms. */
   expires_in_ms: z.number().int().nonnegative(),
+  /** The type the lease is for: a run frame of another type is refused (LEASE_WRONG_TYPE). */
+  type: z.string().min(1).max(64).optional(),
+  /**
+   * Whether the type is idempotent: a client may send a request again after its answer was
+   * lost only when this is true (at least once); otherwise that is OUTCOME_UNKNOWN (at most
+   * once). docs/PROTOCOL.md §4. Absent from a main of dispatchd 0.1 (whose built-in types
+   * were all idempotent).
+   */
+  idempotent: z.boolean().optional(),
 });
 
 export const RunRequest = z.object({
@@ -73,6 +81,8 @@ export const ErrorReply = z.object({
   retry_after_ms: z.number().int().nonnegative().optional(),
   /** True when the request was not run and may be sent again. */
   retryable: z.boolean().optional(),
+  /** True when the request may have run, in whole or in part (a run cut off when its secondary stopped). */
+  may_have_run: z.boolean().optional(),
 });
 
 export type LeaseRequest = z.infer<typeof LeaseRequest>;
@@ -135,6 +145,7 @@ export function errorReply(err: DispatchError): ErrorReply {
   const r: ErrorReply = { ok: false, code: err.code, message: err.message };
   if (err.retryAfterMs !== undefined) r.retry_after_ms = err.retryAfterMs;
   if (err.retryable) r.retryable = true;
+  if (err.mayHaveRun) r.may_have_run = true;
   return r;
 }
 

@@ -212,3 +212,12 @@ export function suiteDaemons(secondaries: number): DaemonId[] {
   out.push(WATCHDOG);
   return out;
 }
+
+/**
+ * Where secondary N publishes the request types it serves, with their per-type counters:
+ * a JSON file beside the scoreboard (`/dev/shm/dispatchd.scoreboard.secondary-N.types`),
+ * docs/SCOREBOARD.md §6. Main routes by it; dispatchctl types and status read it.
+ */
+export function servedTypesPath(scoreboardFile: string, id: DaemonId): string {
+  return `${scoreboardFile}.${formatDaemonId(id)}.types`;
+}

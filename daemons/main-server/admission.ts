@@ -1,6 +1,7 @@
 /**
- * The admission loop: for each lease request, picks the least-busy live secondaries from the
- * scoreboard (secondary-picker.ts), reserves one over its mailbox (mailbox-rpc.ts), and while
+ * The admission loop: for each lease request, picks the least-busy live secondaries that serve
+ * its type (served-types-index.ts) from the scoreboard (secondary-picker.ts), reserves one
+ * over its mailbox (mailbox-rpc.ts), and while
  * all are full waits in the admission queue (admission-queue.ts) up to the queue timeout,
  * then answers BUSY (every secondary full) or UNAVAILABLE (none answered, none running).
  * A secondary that misses a reservation is not chosen for a cool-down of twice the
@@ -11,13 +12,14 @@ import fs from 'node:fs';
 import type { Config } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import type { IncidentLevel } from '../common/incident-log.js';
-import { REQUEST_TYPES, type LeaseGranted } from '../common/protocol.js';
+import type { LeaseGranted } from '../common/protocol.js';
 import type { ScoreboardSnapshot, SlotData } from '../common/scoreboard.js';
 import { clientSocketPath, formatDaemonId, secondary } from '../common/topology.js';
 import type { AdmissionQueue } from './admission-queue.js';
 import type { LeaseLedger } from './lease-ledger.js';
 import type { MailboxRpc } from './mailbox-rpc.js';
 import { isLiveSecondary, pickSecondaries, type Candidate, type PickOptions } from './secondary-picker.js';
+import type { TypeRoute } from './served-types-index.js';
 
 /** While requests wait in the admission queue, the scoreboard is re-read at least this often (ms). */
 export const QUEUE_RECHECK_MS = 250;
@@ -36,8 +38,18 @@ export interface ScoreboardPort {
   close(): void;
 }
 
+/** Which secondaries serve which type (ServedTypesIndex). */
+export interface TypeRoutesPort {
+  lookup(type: string): TypeRoute | undefined;
+  known(): string[];
+  sync(slots: readonly SlotData[]): void;
+  syncForUnknown(slots: readonly SlotData[]): void;
+  refresh(instance: number, generation: number): void;
+}
+
 export interface AdmissionOptions {
   config: () => Config;
+  types: TypeRoutesPort;
   scoreboard: ScoreboardPort;
   rpc: Pick<MailboxRpc, 'call'>;
   ledger: LeaseLedger;
@@ -75,16 +87,40 @@ export class Admission {
     return this.o.scoreboard.read().slots.filter((x) => isLiveSecondary(x, live));
   }
 
-  /** Each tick: ends cool-downs that are over and re-counts the live secondaries. @throws DispatchError SCOREBOARD_*. */
+  /**
+   * Each tick: ends cool-downs that are over, re-counts the live secondaries and re-reads the
+   * served types of those whose generation changed. @throws DispatchError SCOREBOARD_*.
+   */
   refresh(now: number): void {
     for (const [n, until] of this.coolDown) if (until <= now) this.coolDown.delete(n);
-    this.alive = pickSecondaries(this.o.scoreboard.read().slots, this.pickOptions(now)).alive;
+    const slots = this.o.scoreboard.read().slots;
+    this.alive = pickSecondaries(slots, this.pickOptions(now)).alive;
+    this.o.types.sync(slots);
   }
 
-  /** Secondary N (re)started: it may be chosen at once, and queued requests look again. */
-  secondaryReady(instance: number): void {
+  /** Secondary N (re)started or reloaded: its types are read again, it may be chosen at once, and queued requests look again. */
+  secondaryReady(instance: number, generation: number): void {
+    this.o.types.refresh(instance, generation);
     this.coolDown.delete(instance);
     this.o.queue.wake();
+  }
+
+  /**
+   * Who serves `type`; a type no known secondary serves makes the index look again (rate
+   * limited), then it is UNKNOWN_TYPE, with nothing reserved.
+   * @throws DispatchError UNKNOWN_TYPE.
+   */
+  private route(type: string, slots: readonly SlotData[]): TypeRoute {
+    let route = this.o.types.lookup(type);
+    if (!route) {
+      this.o.types.syncForUnknown(slots);
+      route = this.o.types.lookup(type);
+    }
+    if (!route) {
+      const known = this.o.types.known();
+      throw new DispatchError('UNKNOWN_TYPE', `no secondary serves request type '${type}'; the types served: ${known.join(', ') || 'none'} (dispatchctl types lists the declared ones)`);
+    }
+    return route;
   }
 
   /**
@@ -94,30 +130,28 @@ export class Admission {
    * @throws DispatchError UNKNOWN_TYPE, BUSY (with retryAfterMs), UNAVAILABLE, SHUTTING_DOWN.
    */
   async lease(type: string, waitMs?: number): Promise<LeaseGranted> {
-    if (!(REQUEST_TYPES as readonly string[]).includes(type)) {
-      throw new DispatchError('UNKNOWN_TYPE', `unknown request type '${type}'; known types: ${REQUEST_TYPES.join(', ')}`);
-    }
     const config = this.o.config();
     const queueMs = Math.min(config.main.queue_timeout_ms, waitMs ?? Infinity);
     const deadline = Date.now() + queueMs;
     let sawFull = false;
     for (;;) {
       if (this.o.stopping()) throw new DispatchError('SHUTTING_DOWN', 'the main server is stopping; retry', { retryable: true });
-      let candidates: Candidate[];
-      let alive: number;
-      let full: number;
+      let slots: SlotData[];
       try {
-        ({ candidates, alive, full } = pickSecondaries(this.o.scoreboard.read().slots, this.pickOptions(Date.now())));
+        slots = this.o.scoreboard.read().slots;
       } catch (err) {
         throw new DispatchError('UNAVAILABLE', `failed to read the scoreboard: ${reason(err)}`, { cause: err, retryable: true });
       }
+      const route = this.route(type, slots);
+      const serving = slots.filter((x) => x.kind !== 'secondary' || route.instances.has(x.instance));
+      const { candidates, alive, full } = pickSecondaries(serving, this.pickOptions(Date.now()));
       this.alive = alive;
       this.rotation++;
       for (const c of candidates) {
-        const r = await this.reserve(c);
+        const r = await this.reserve(c, type);
         if (r.kind === 'granted') {
           const socket = clientSocketPath(this.o.config().paths.runtime_dir, secondary(c.instance));
-          return { ok: true, op: 'lease', secondary: c.instance, socket, lease: r.lease, generation: r.generation, expires_in_ms: this.o.config().main.lease_ttl_ms };
+          return { ok: true, op: 'lease', secondary: c.instance, socket, lease: r.lease, generation: r.generation, expires_in_ms: this.o.config().main.lease_ttl_ms, type, idempotent: route.idempotent };
         }
         if (r.kind === 'full') sawFull = true;
         if (this.o.stopping()) break;
@@ -137,7 +171,7 @@ export class Admission {
     }
   }
 
-  private async reserve(c: Candidate): Promise<ReserveOutcome> {
+  private async reserve(c: Candidate, type: string): Promise<ReserveOutcome> {
     const { reserve_timeout_ms: timeoutMs, lease_ttl_ms: ttlMs } = this.o.config().main;
     const lease = randomBytes(16).toString('hex');
     const target = secondary(c.instance);
@@ -145,7 +179,7 @@ export class Admission {
     this.o.ledger.record(lease, c.instance);
     let m;
     try {
-      m = await this.o.rpc.call(target, { v: 1, t: 'reserve', lease, gen: c.generation, exp: Date.now() + ttlMs }, timeoutMs);
+      m = await this.o.rpc.call(target, { v: 1, t: 'reserve', lease, gen: c.generation, exp: Date.now() + ttlMs, type }, timeoutMs);
     } catch (err) {
       this.o.ledger.forget(lease);
       const de = err as DispatchError;
@@ -160,6 +194,8 @@ export class Admission {
     }
     if (m.t === 'reserved') return { kind: 'granted', lease, generation: m.gen };
     this.o.ledger.forget(lease); // refused: no lease, no `done` will come
+    // It no longer serves the type (a reload under way): read what it serves now.
+    if (m.reason === 'unknown-type') this.o.types.refresh(c.instance, c.generation);
     return { kind: m.reason === 'full' ? 'full' : 'gone' };
   }
 }

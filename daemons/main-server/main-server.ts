@@ -25,9 +25,10 @@ import { ScoreboardReader } from '../common/scoreboard.js';
 import { DRAIN_MS, TICK_MS } from '../common/timing.js';
 import { instanceOf, MAIN, parseDaemonId } from '../common/topology.js';
 import { AdmissionQueue } from './admission-queue.js';
-import { Admission, type ScoreboardPort } from './admission.js';
+import { Admission, type ScoreboardPort, type TypeRoutesPort } from './admission.js';
 import { LeaseLedger } from './lease-ledger.js';
 import { MailboxRpc } from './mailbox-rpc.js';
+import { ServedTypesIndex } from './served-types-index.js';
 
 export interface MainServerOptions {
   config: Config;
@@ -48,6 +49,8 @@ export interface MainServerParts {
   scoreboard: ScoreboardPort;
   /** The client side (default: a FramedServer on the `listen` socket). */
   clientServer?: ClientServerFactory;
+  /** Which secondaries serve which type (default: their served-types files beside the scoreboard). */
+  types?: TypeRoutesPort;
 }
 
 /** Opens the real parts: main's slot and mailbox, writers to its peers, the scoreboard. @throws DispatchError SCOREBOARD_*. */
@@ -89,6 +92,7 @@ export class MainServer {
     this.rpc = new MailboxRpc({ send: (peer, m) => core.send(peer, m), incident: (...a) => core.incident(...a), logger: o.logger, generation: o.generation });
     this.admission = new Admission({
       config: () => core.config,
+      types: parts.types ?? new ServedTypesIndex(o.config.paths.scoreboard),
       scoreboard: parts.scoreboard,
       rpc: this.rpc,
       ledger: this.ledger,
@@ -105,7 +109,7 @@ export class MainServer {
     });
     core.on('ready', (m) => {
       const id = parseDaemonId(m.from);
-      if (id?.kind === 'secondary') this.admission.secondaryReady(instanceOf(id));
+      if (id?.kind === 'secondary') this.admission.secondaryReady(instanceOf(id), m.gen);
       else this.queue.wake();
     });
     this.server = (parts.clientServer ?? ((f) => new FramedServer(f)))({

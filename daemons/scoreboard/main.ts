@@ -3,7 +3,7 @@
  * dispatchd-scoreboard create|remove: run by dispatchd-scoreboard.service at the start and
  * the end of the suite, so the segment's lifetime is the suite's, owned by systemd.
  * `create` keeps a valid existing scoreboard and replaces one of another layout (an upgrade);
- * `remove` deletes it. Exit codes: 0, 64 usage, 78 bad configuration, 1 failure.
+ * `remove` deletes it and the secondaries' served-types files beside it. Exit codes: 0, 64 usage, 78 bad configuration, 1 failure.
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_PATH, loadPaths } from '../common/config.js';
@@ -11,6 +11,7 @@ import { DispatchError, reason } from '../common/errors.js';
 import { EXIT, exitCodeFor } from '../common/exit-codes.js';
 import { stderrIsJournal } from '../common/journal-stream.js';
 import { createScoreboard, removeScoreboard } from '../common/scoreboard.js';
+import { removeServedTypes } from '../common/served-types.js';
 
 // This runs before every daemon of the suite can start (they are ordered after it), so it
 // loads no more than it needs: node:util's parseArgs, not yargs.
@@ -50,7 +51,8 @@ try {
     process.stdout.write(created ? `created scoreboard ${file}\n` : `kept the existing scoreboard ${file}\n`);
   } else {
     removeScoreboard(file);
-    process.stdout.write(`removed scoreboard ${file}\n`);
+    removeServedTypes(file);
+    process.stdout.write(`removed scoreboard ${file} and the served-types files beside it\n`);
   }
 } catch (err) {
   // <3> is the journal's priority prefix (err), shown only when stderr is the journal.

@@ -12,6 +12,8 @@ const TOMBSTONES = 4096;
 
 export interface Lease {
   token: string;
+  /** The request type it is for; undefined only for a reservation of a dispatchd 0.1 main (bound at its first run). */
+  type: string | undefined;
   expiresAt: number;
   timer: NodeJS.Timeout | undefined;
   conn: FrameConnection | undefined;
@@ -31,6 +33,7 @@ export interface LeaseTableOptions {
 export class LeaseTable {
   private readonly leases = new Map<string, Lease>();
   private readonly tombstones = new Map<string, 'expired' | 'ended'>();
+  private readonly perType = new Map<string, number>();
 
   constructor(private readonly o: LeaseTableOptions) {}
 
@@ -43,18 +46,39 @@ export class LeaseTable {
     return this.leases.has(token);
   }
 
-  /** Holds a reserved lease until `expiresAt` (unix ms) unless it is claimed first. */
-  hold(token: string, expiresAt: number, now: number): Lease {
-    const lease: Lease = { token, expiresAt, timer: undefined, conn: undefined, requests: 0, failed: 0 };
+  /** Leases of one type held now (reserved or in use). */
+  countOf(type: string): number {
+    return this.perType.get(type) ?? 0;
+  }
+
+  /** Holds a reserved lease for `type` until `expiresAt` (unix ms) unless it is claimed first. */
+  hold(token: string, type: string | undefined, expiresAt: number, now: number): Lease {
+    const lease: Lease = { token, type, expiresAt, timer: undefined, conn: undefined, requests: 0, failed: 0 };
     lease.timer = setTimeout(() => this.expire(lease), expiresAt - now);
     this.leases.set(token, lease);
+    this.count(type, 1);
     return lease;
+  }
+
+  private count(type: string | undefined, by: number): void {
+    if (type === undefined) return;
+    const n = (this.perType.get(type) ?? 0) + by;
+    if (n > 0) this.perType.set(type, n);
+    else this.perType.delete(type);
+  }
+
+  /** @throws DispatchError LEASE_WRONG_TYPE when a run frame's type is not its lease's (nothing runs, the lease stays). */
+  private checkType(lease: Lease, req: RunRequest): void {
+    if (lease.type !== undefined && req.type !== lease.type) {
+      throw new DispatchError('LEASE_WRONG_TYPE', `this lease is for '${lease.type}' requests, not '${req.type}'; ask the main server for a lease of type '${req.type}'`);
+    }
   }
 
   /** Finds and claims the lease a run frame presents. @throws DispatchError LEASE_*, BAD_REQUEST. */
   claim(req: RunRequest, conn: FrameConnection, state: { lease: Lease | undefined }): Lease {
     if (state.lease) {
       if (req.lease !== state.lease.token) throw new DispatchError('BAD_REQUEST', 'this connection holds another lease; open a new connection for a new lease');
+      this.checkType(state.lease, req);
       return state.lease;
     }
     if (req.generation !== this.o.generation) {
@@ -68,6 +92,11 @@ export class LeaseTable {
       throw new DispatchError('LEASE_UNKNOWN', `${this.o.name} holds no such lease (already used, or never issued); ask the main server for a new lease`, { retryable: true });
     }
     if (lease.conn) throw new DispatchError('LEASE_UNKNOWN', 'lease is already in use by another connection; ask the main server for a new lease', { retryable: true });
+    this.checkType(lease, req);
+    if (lease.type === undefined) {
+      lease.type = req.type; // a dispatchd 0.1 main's reservation: bound by its first run
+      this.count(lease.type, 1);
+    }
     if (lease.timer) clearTimeout(lease.timer);
     lease.timer = undefined;
     lease.conn = conn;
@@ -84,6 +113,7 @@ export class LeaseTable {
   /** Ends a lease (once): its connection closed, or it expired unclaimed. */
   end(lease: Lease, how: 'expired' | 'ended'): void {
     if (!this.leases.delete(lease.token)) return;
+    this.count(lease.type, -1);
     if (lease.timer) clearTimeout(lease.timer);
     this.tombstones.set(lease.token, how);
     if (this.tombstones.size > TOMBSTONES) this.tombstones.delete(this.tombstones.keys().next().value!);

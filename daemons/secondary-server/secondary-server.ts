@@ -3,10 +3,13 @@
  * `max_leases`), checks the lease a client presents on its stream socket, runs the request
  * with a deadline, and reports each lease's end to main's mailbox.
  *
- * A lease is good once, for one connection: the first `run` frame claims it, later frames on
- * the same connection reuse it, and it ends when that connection closes (or, unclaimed, at
- * its expiry). It is bound to this process's generation: a lease issued for an earlier
- * process of secondary N is refused as LEASE_STALE.
+ * A lease is good once, for one connection and one request type: the first `run` frame
+ * claims it, later frames on the same connection reuse it, and it ends when that connection
+ * closes (or, unclaimed, at its expiry). It is bound to this process's generation: a lease
+ * issued for an earlier process of secondary N is refused as LEASE_STALE.
+ *
+ * What it runs is the types of its `serve` list (docs/TYPES.md), through a TypeRunner; it
+ * publishes them, with per-type counters, in its served-types file, which main routes by.
  */
 import type net from 'node:net';
 import type { Config, ReloadOutcome } from '../common/config.js';
@@ -18,12 +21,14 @@ import { FramedServer, type ClientServer, type ClientServerFactory } from '../co
 import type { Frame } from '../common/frame.js';
 import type { Logger } from '../common/logger.js';
 import type { MailboxMessage, Reserve } from '../common/messages.js';
-import { describeIssue, errorReply, parseRunRequest, REQUEST_TYPES, type RequestType, type RunResult } from '../common/protocol.js';
+import { describeIssue, errorReply, parseRunRequest, type RunResult } from '../common/protocol.js';
 import { RequestCounters } from '../common/request-counters.js';
 import { CUT_OFF_MS, DRAIN_MS, MAX_LEASE_TTL_MS } from '../common/timing.js';
-import { formatDaemonId, MAIN, secondary } from '../common/topology.js';
+import { formatDaemonId, MAIN, secondary, servedTypesPath } from '../common/topology.js';
 import { LeaseTable, type Lease } from './lease-table.js';
-import { RequestExecutor } from './request-executor.js';
+import { writeServedTypes, type ServedTypesFile } from '../common/served-types.js';
+import { loadTypesFor, servedTypes, type TypeRegistry } from '../common/type-registry.js';
+import { TypeRunner } from './type-runner.js';
 
 /**
  * Request counters are published at most once per this many ms after requests: a request seen
@@ -49,6 +54,10 @@ export interface SecondaryServerParts {
   ports?: DaemonPorts;
   /** The client side (default: a FramedServer on the `listen` socket). */
   clientServer?: ClientServerFactory;
+  /** The types it serves (default: its `serve` list of the configuration's types directories). */
+  types?: TypeRegistry;
+  /** Where its served types go (default: the file beside the scoreboard, served-types.ts). */
+  publishTypes?: (content: ServedTypesFile) => void;
 }
 
 export class SecondaryServer {
@@ -57,9 +66,9 @@ export class SecondaryServer {
   private readonly counters = new RequestCounters();
   private readonly leases: LeaseTable;
   private readonly name: string;
-  private readonly executor: RequestExecutor;
+  private readonly runner: TypeRunner;
 
-  private constructor(private readonly o: SecondaryServerOptions, ports: DaemonPorts, clientServer: ClientServerFactory) {
+  private constructor(private readonly o: SecondaryServerOptions, ports: DaemonPorts, clientServer: ClientServerFactory, types: TypeRegistry, private readonly writeTypes: (content: ServedTypesFile) => void) {
     const id = secondary(o.instance);
     this.name = formatDaemonId(id);
     // The lease table comes before the core: the core's first publish projects it.
@@ -74,9 +83,10 @@ export class SecondaryServer {
       generation: o.generation,
       project: (core) => this.project(core),
       statusLine: () => this.statusLine(),
+      onTick: () => this.publishTypes(false),
       incidentFields: { secondary: this.name },
     });
-    this.executor = new RequestExecutor({ logger: o.logger, name: this.name, deadlineLimitMs: () => this.core.config.secondary.request_deadline_ms });
+    this.runner = new TypeRunner(types, this.name, o.logger);
     this.core.on('reserve', (m) => this.onReserve(m));
     this.server = clientServer({
       limits: () => ({ maxBodyBytes: this.core.config.secondary.max_payload_bytes, idleTimeoutMs: this.core.config.secondary.client_idle_timeout_ms }),
@@ -96,18 +106,23 @@ export class SecondaryServer {
   }
 
   /**
-   * Starts secondary N: claims its slot, listens, sends READY=1 and tells main it is ready.
-   * @throws DispatchError SCOREBOARD_* or CONNECT_FAILED.
+   * Starts secondary N: loads the types it serves, claims its slot, listens, publishes its
+   * served types, sends READY=1 and tells main it is ready.
+   * @throws DispatchError CONFIG_INVALID (a bad types file), SCOREBOARD_* or CONNECT_FAILED.
    */
   static async start(o: SecondaryServerOptions, parts: SecondaryServerParts = {}): Promise<SecondaryServer> {
+    const types = parts.types ?? servedTypes(o.config, o.instance, loadTypesFor(o.config));
+    const write = parts.publishTypes ?? ((content: ServedTypesFile) => writeServedTypes(servedTypesPath(o.config.paths.scoreboard, secondary(o.instance)), content));
     const ports = parts.ports ?? openDaemonPorts(o.config, secondary(o.instance), { mailboxFd: o.mailboxFd, pid: o.pid, generation: o.generation, capacity: o.config.secondary.max_leases });
-    const s = new SecondaryServer(o, ports, parts.clientServer ?? ((f) => new FramedServer(f)));
+    const s = new SecondaryServer(o, ports, parts.clientServer ?? ((f) => new FramedServer(f)), types, write);
+    // Published before READY=1 and `ready`: main routes by it as soon as it hears of this process.
+    s.publishTypes(true);
     await s.core.serve(() => s.server.listen(o.listen), () => s.release());
     s.core.send(MAIN, { v: 1, t: 'ready', from: s.name, gen: o.generation }).catch((err: DispatchError) => {
       // main is not running yet: it reads the scoreboard when it starts
       o.logger.debug(`failed to tell main that ${s.name} is ready: ${err.message}, ignoring`, { code: err.code });
     });
-    o.logger.info(`${s.name} ready`, { generation: o.generation, max_leases: o.config.secondary.max_leases });
+    o.logger.info(`${s.name} ready, serving ${s.runner.names().join(', ') || 'no type'}`, { generation: o.generation, max_leases: o.config.secondary.max_leases });
     return s;
   }
 
@@ -115,9 +130,32 @@ export class SecondaryServer {
     return this.server.address();
   }
 
-  /** Applies a reloaded configuration (all but paths): new limits hold for new leases and requests. */
+  /**
+   * Applies a reloaded configuration (all but paths) and its request types: new limits and
+   * types hold for new leases and requests; requests running finish on what they started with.
+   * @throws DispatchError CONFIG_INVALID (a bad types file): nothing is applied.
+   */
   reload(next: Config): ReloadOutcome {
-    return this.core.reload(next);
+    const types = servedTypes(next, this.o.instance, loadTypesFor(next));
+    const outcome = this.core.reload(next);
+    const diff = this.runner.reload(types);
+    for (const [what, names] of Object.entries(diff)) if (names.length) outcome.applied.push(`types ${what}: ${names.join(', ')}`);
+    this.publishTypes(true);
+    // main re-reads the served types when a secondary says it is ready.
+    this.core.send(MAIN, { v: 1, t: 'ready', from: this.name, gen: this.o.generation }).catch(() => undefined);
+    return outcome;
+  }
+
+  /** Writes the served-types file when something changed (or `force`); a failure is an incident, not fatal. */
+  private publishTypes(force: boolean): void {
+    const types = this.runner.snapshot((t) => this.leases.countOf(t), force);
+    if (!types) return;
+    try {
+      this.writeTypes({ version: 1, secondary: this.o.instance, generation: this.o.generation, pid: this.o.pid, updated_ms: Date.now(), types });
+    } catch (err) {
+      this.core.incident('served-types', `${reason(err)}; main may not route new types here until it succeeds (retrying every tick)`, { code: err instanceof DispatchError ? err.code : 'SCOREBOARD_IO' });
+      this.runner.touch();
+    }
   }
 
   statusLine(): string {
@@ -152,7 +190,7 @@ export class SecondaryServer {
 
   private onReserve(m: Reserve): void {
     const now = Date.now();
-    const refuse = (why: 'full' | 'stopping' | 'stale-generation' | 'expired') => this.toMain({ v: 1, t: 'refused', id: m.id, from: this.name, gen: this.o.generation, reason: why });
+    const refuse = (why: 'full' | 'stopping' | 'stale-generation' | 'expired' | 'unknown-type') => this.toMain({ v: 1, t: 'refused', id: m.id, from: this.name, gen: this.o.generation, reason: why });
     if (this.core.stopping) return refuse('stopping');
     if (m.gen !== this.o.generation) return refuse('stale-generation');
     if (m.exp <= now) return refuse('expired'); // written before this process started
@@ -160,15 +198,21 @@ export class SecondaryServer {
     // MAX_LEASE_TTL_MS (the most main.lease_ttl_ms allows): a bad or forged reservation, or a
     // wall clock stepped back, cannot pin capacity for longer.
     const expiresAt = Math.min(m.exp, now + MAX_LEASE_TTL_MS);
+    // The type is checked before anything is held: a type not served here uses up nothing.
+    const type = m.type === undefined ? undefined : this.runner.get(m.type);
+    if (m.type !== undefined && !type) return refuse('unknown-type');
     if (this.leases.size >= this.core.config.secondary.max_leases) return refuse('full');
+    if (type && this.leases.countOf(type.name) >= type.concurrency) return refuse('full');
     if (this.leases.has(m.lease)) return refuse('expired');
-    this.leases.hold(m.lease, expiresAt, now);
+    this.leases.hold(m.lease, m.type, expiresAt, now);
+    this.runner.touch();
     this.publishNow(); // before answering, so main's next choice sees the load
     this.toMain({ v: 1, t: 'reserved', id: m.id, from: this.name, gen: this.o.generation, lease: m.lease });
   }
 
   /** A lease left the table (connection closed, expired unclaimed, or stop): main hears of it. */
   private onLeaseEnd(lease: Lease): void {
+    this.runner.touch();
     this.publishNow();
     this.toMain({ v: 1, t: 'done', from: this.name, gen: this.o.generation, lease: lease.token, claimed: lease.conn !== undefined, requests: lease.requests, failed: lease.failed });
   }
@@ -188,13 +232,10 @@ export class SecondaryServer {
       if (!parsed.success) throw new DispatchError('BAD_REQUEST', `bad run request: ${describeIssue(parsed.error)}`);
       const req = parsed.data;
       type = req.type;
+      // A type this secondary does not serve is refused before the lease is claimed.
+      if (!this.runner.get(req.type)) throw new DispatchError('UNKNOWN_TYPE', `${this.name} does not serve request type '${req.type}'; ask the main server for a lease of that type`);
       lease = this.leases.claim(req, conn, state);
-      if (!(REQUEST_TYPES as readonly string[]).includes(req.type)) {
-        throw new DispatchError('UNKNOWN_TYPE', `unknown request type '${req.type}'; known types: ${REQUEST_TYPES.join(', ')}`);
-      }
-      const limit = this.core.config.secondary.request_deadline_ms;
-      const deadlineMs = Math.min(req.deadline_ms ?? limit, limit);
-      const result = await this.executor.execute(req.type as RequestType, frame.body, deadlineMs, { peer, lease: lease.token });
+      const result = await this.runner.run(req.type, frame.body, { ...(req.deadline_ms === undefined ? {} : { deadlineMs: req.deadline_ms }), lease: lease.token, peer });
       const header: RunResult = { ok: true, op: 'result', type: req.type, elapsed_ms: Math.round((performance.now() - started) * 1000) / 1000, secondary: this.o.instance, generation: this.o.generation };
       lease.requests++;
       this.counters.served(Math.round((performance.now() - started) * 1000));
@@ -224,10 +265,11 @@ export class SecondaryServer {
     this.server.close();
     await this.core.drain(DRAIN_MS);
     if (this.core.running > 0) {
-      this.executor.cutOff();
+      this.runner.cutOff();
       await this.core.drain(CUT_OFF_MS);
     }
     this.release();
+    await this.runner.close();
   }
 
   private release(): void {

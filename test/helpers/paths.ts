@@ -27,3 +27,6 @@ export const ACTIVATE_PY = path.join(ROOT, 'test/helpers/activate.py');
 export const NOTIFY_LISTEN_PY = path.join(ROOT, 'test/helpers/notify-listen.py');
 /** The throw-away systemd (systemd-nspawn over a tmpfs overlay of /). */
 export const SANDBOX_SH = path.join(ROOT, 'packaging/sandbox.sh');
+
+/** The package's built-in request types, as the repository has them (/usr/share/dispatchd/types.d when installed). */
+export const BUILTIN_TYPES_DIR = path.join(ROOT, 'packaging/types.d');

@@ -23,6 +23,7 @@ import { createLogger } from '../../daemons/common/logger.js';
 import { openMailboxFd } from '../../daemons/common/mailbox.js';
 import { Notifier, type NotifyBinding } from '../../daemons/common/notify.js';
 import { createScoreboard, removeScoreboard, ScoreboardReader, type SlotData } from '../../daemons/common/scoreboard.js';
+import { removeServedTypes } from '../../daemons/common/served-types.js';
 import { daemonOfUnit, unitOf } from '../../daemons/common/units.js';
 import type { UnitManager, UnitState } from '../../daemons/watchdog/unit-manager.js';
 import { STALE_HEARTBEAT_MS } from '../../daemons/common/timing.js';
@@ -32,7 +33,7 @@ import { onCleanup } from './cleanup.js';
 import { runCommand, type ExecResult } from './command.js';
 import type { Harness } from './failure.js';
 import { NotifySocket } from './notify-socket.js';
-import { ACTIVATE_PY, BUILD_DAEMONS } from './paths.js';
+import { ACTIVATE_PY, BUILD_DAEMONS, BUILTIN_TYPES_DIR } from './paths.js';
 import { until } from './until.js';
 
 /** systemd's RestartSec= in the shipped units. */
@@ -84,6 +85,10 @@ export class ProcessSuite implements UnitManager, Harness {
   readonly dir: string;
   readonly configPath: string;
   readonly scoreboard: string;
+  /** This suite's own types directory (after the built-ins): a test declares its types here. */
+  get typesDir(): string {
+    return path.join(this.dir, 'types.d');
+  }
   /** main, then secondary-1 … secondary-N. */
   readonly names: string[];
   /** Unexpected exits restarted (systemd's NRestarts), per daemon. */
@@ -110,7 +115,11 @@ export class ProcessSuite implements UnitManager, Harness {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-procs-'));
     this.scoreboard = o.scoreboardInShm && fs.existsSync('/dev/shm') ? path.join('/dev/shm', `dispatchd-test-${path.basename(this.dir)}.scoreboard`) : path.join(this.dir, 'scoreboard');
     this.configPath = path.join(this.dir, 'dispatchd.conf');
-    fs.writeFileSync(this.configPath, `[paths]\nruntime_dir = "${this.dir}"\nscoreboard = "${this.scoreboard}"\n${o.config ?? ''}\n`);
+    // The request types: the package's built-ins from the repository, then the suite's own
+    // types.d (tests drop types there), unless the test's configuration names its own [types].
+    fs.mkdirSync(this.typesDir, { mode: 0o755 });
+    const types = /^\[types\]/m.test(o.config ?? '') ? '' : `[types]\ndirs = ["${BUILTIN_TYPES_DIR}", "${this.typesDir}"]\n`;
+    fs.writeFileSync(this.configPath, `[paths]\nruntime_dir = "${this.dir}"\nscoreboard = "${this.scoreboard}"\n${types}${o.config ?? ''}\n`);
     createScoreboard(this.scoreboard);
     this.names = ['main', ...Array.from({ length: o.secondaries ?? 2 }, (_, i) => `secondary-${i + 1}`)];
     this.notify = new NotifySocket(path.join(this.dir, 'notify.sock'));
@@ -414,6 +423,7 @@ export class ProcessSuite implements UnitManager, Harness {
     this.fifos.clear();
     await this.notify.close();
     removeScoreboard(this.scoreboard);
+    removeServedTypes(this.scoreboard);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

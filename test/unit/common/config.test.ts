@@ -13,7 +13,8 @@ const FILE = '/etc/dispatchd/dispatchd.conf';
 const DEFAULTS: Config = {
   paths: { runtime_dir: '/run/dispatchd', scoreboard: '/dev/shm/dispatchd.scoreboard' },
   main: { reserve_timeout_ms: 500, lease_ttl_ms: 3000, queue_timeout_ms: 2000, queue_max: 1024, client_idle_timeout_ms: 5000, heartbeat_stale_ms: 3000 },
-  secondary: { max_leases: 32, request_deadline_ms: 30_000, max_payload_bytes: 64 * 1024 * 1024, client_idle_timeout_ms: 5000 },
+  secondary: { max_leases: 32, request_deadline_ms: 30_000, max_payload_bytes: 64 * 1024 * 1024, client_idle_timeout_ms: 5000, serve: ['*'], instance: {} },
+  types: { dirs: ['/usr/share/dispatchd/types.d', '/etc/dispatchd/types.d'] },
   watchdog: { probe_interval_ms: 300, max_missed: 3 },
 };
 
@@ -54,6 +55,13 @@ max_leases = 1
 request_deadline_ms = 10
 max_payload_bytes = 16777216
 client_idle_timeout_ms = 3600000
+serve = ["echo", "upper"]
+
+[secondary.instance.3]
+serve = ["heavy"]
+
+[types]
+dirs = ["/etc/dispatchd/types.d"]
 
 [watchdog]
 probe_interval_ms = 1500
@@ -62,7 +70,8 @@ max_missed = 100
   t.same(parseConfig(text, FILE), {
     paths: { runtime_dir: '/run/other', scoreboard: '/dev/shm/other.scoreboard' },
     main: { reserve_timeout_ms: 10, lease_ttl_ms: 100, queue_timeout_ms: 0, queue_max: 0, client_idle_timeout_ms: 100, heartbeat_stale_ms: 2000 },
-    secondary: { max_leases: 1, request_deadline_ms: 10, max_payload_bytes: 16 * 1024 * 1024, client_idle_timeout_ms: 3_600_000 },
+    secondary: { max_leases: 1, request_deadline_ms: 10, max_payload_bytes: 16 * 1024 * 1024, client_idle_timeout_ms: 3_600_000, serve: ['echo', 'upper'], instance: { '3': { serve: ['heavy'] } } },
+    types: { dirs: ['/etc/dispatchd/types.d'] },
     watchdog: { probe_interval_ms: 1500, max_missed: 100 },
   }, 'every key set, at the bounds of its range');
   const partial = parseConfig('[watchdog]\nmax_missed = 5\n', FILE);

@@ -38,17 +38,21 @@ const EXPECTED: Record<ErrorCode, keyof typeof EXIT> = {
   SHUTTING_DOWN: 'UNAVAILABLE',
   IDLE_TIMEOUT: 'TIMED_OUT',
   INTERNAL: 'FAILURE',
+  LEASE_WRONG_TYPE: 'REJECTED',
+  HANDLER_FAILED: 'HANDLER_FAILED',
+  RESULT_TOO_LARGE: 'HANDLER_FAILED',
   CONNECT_FAILED: 'UNAVAILABLE',
   CONNECTION_LOST: 'UNAVAILABLE',
   TIMEOUT: 'TIMED_OUT',
   PROTOCOL_ERROR: 'PROTOCOL',
   SCOREBOARD_MISSING: 'UNAVAILABLE',
+  OUTCOME_UNKNOWN: 'OUTCOME_UNKNOWN',
   RESTART_FAILED: 'FAILURE',
   SCALE_FAILED: 'FAILURE',
 };
 
 t.test('the exit-code table: sysexits.h values, unique', async (t) => {
-  t.same(EXIT, { OK: 0, FAILURE: 1, USAGE: 64, REJECTED: 65, UNAVAILABLE: 69, BUSY: 75, PROTOCOL: 76, CONFIG: 78, TIMED_OUT: 124 });
+  t.same(EXIT, { OK: 0, FAILURE: 1, USAGE: 64, REJECTED: 65, UNAVAILABLE: 69, HANDLER_FAILED: 70, OUTCOME_UNKNOWN: 74, BUSY: 75, PROTOCOL: 76, CONFIG: 78, TIMED_OUT: 124 });
   const values = Object.values(EXIT);
   t.equal(new Set(values).size, values.length, 'no two names share a value');
   t.ok(values.every((v) => Number.isInteger(v) && v >= 0 && v <= 125), 'all are valid exit statuses below the shell range');

@@ -11,9 +11,24 @@ import { fakeLogger } from '../lib/fake-daemon.js';
 import { secondary } from '../lib/slots.js';
 
 /** How a fake secondary answers a reservation. */
-type Behaviour = 'reserve' | 'full' | 'stopping' | 'silent' | 'unwritable';
+type Behaviour = 'reserve' | 'full' | 'stopping' | 'silent' | 'unwritable' | 'unknown-type';
 
-function build(slots: SlotData[], behaviour: Record<number, Behaviour>, o: { queueMs?: number; queueMax?: number } = {}) {
+/** A fake served-types index: `serves[type]` lists the instances that serve it (default: every slot serves echo, sha256, sleep). */
+function fakeTypes(slots: SlotData[], serves?: Record<string, { instances: number[]; idempotent: boolean }>) {
+  const all = slots.filter((s) => s.kind === 'secondary').map((s) => s.instance);
+  const table = serves ?? Object.fromEntries(['echo', 'sha256', 'sleep'].map((n) => [n, { instances: all, idempotent: true }]));
+  const refreshed: Array<[number, number]> = [];
+  return {
+    refreshed,
+    lookup: (type: string) => (table[type] ? { instances: new Set(table[type]!.instances), idempotent: table[type]!.idempotent } : undefined),
+    known: () => Object.keys(table).sort(),
+    sync: () => undefined,
+    syncForUnknown: () => undefined,
+    refresh: (n: number, gen: number) => void refreshed.push([n, gen]),
+  };
+}
+
+function build(slots: SlotData[], behaviour: Record<number, Behaviour>, o: { queueMs?: number; queueMax?: number; serves?: Record<string, { instances: number[]; idempotent: boolean }> } = {}) {
   const config = defaultConfig();
   config.main.queue_timeout_ms = o.queueMs ?? 50;
   const calls: Array<{ to: string; req: RpcRequest }> = [];
@@ -22,8 +37,10 @@ function build(slots: SlotData[], behaviour: Record<number, Behaviour>, o: { que
   const ledger = new LeaseLedger(logger);
   const queue = new AdmissionQueue(o.queueMax ?? 100);
   const state = { stopping: false, slots, unreadable: false, queueChanges: 0 };
+  const types = fakeTypes(slots, o.serves);
   const admission = new Admission({
     config: () => config,
+    types,
     scoreboard: {
       read: () => {
         if (state.unreadable) throw new DispatchError('SCOREBOARD_IO', 'EIO');
@@ -39,7 +56,7 @@ function build(slots: SlotData[], behaviour: Record<number, Behaviour>, o: { que
         if (how === 'unwritable') throw new DispatchError('MAILBOX_NO_READER', 'no reader');
         if (how === 'silent') return undefined;
         if (how === 'reserve') return { v: 1, t: 'reserved', id: 'x-1', from: to, gen: req.gen, lease: req.lease };
-        return { v: 1, t: 'refused', id: 'x-1', from: to, gen: req.gen, reason: how === 'stopping' ? 'stopping' : 'full' };
+        return { v: 1, t: 'refused', id: 'x-1', from: to, gen: req.gen, reason: how === 'stopping' ? 'stopping' : how === 'unknown-type' ? 'unknown-type' : 'full' };
       },
     },
     ledger,
@@ -49,7 +66,7 @@ function build(slots: SlotData[], behaviour: Record<number, Behaviour>, o: { que
     queueChanged: () => void state.queueChanges++,
     processExists: () => true,
   });
-  return { admission, calls, incidents, ledger, queue, state, config };
+  return { admission, calls, incidents, ledger, queue, state, config, types };
 }
 
 t.test('an unknown type is refused before anything is reserved', async (t) => {
@@ -77,7 +94,7 @@ t.test('a secondary that misses a reservation is cooled down and the next one is
   calls.length = 0;
   await admission.lease('echo');
   t.same(calls.map((c) => c.to), ['secondary-2'], 'secondary-1 is not chosen while cooling down');
-  admission.secondaryReady(1);
+  admission.secondaryReady(1, 1);
   calls.length = 0;
   t.equal((await admission.lease('echo')).secondary, 2);
   t.same(calls.map((c) => c.to), ['secondary-1', 'secondary-2'], 'after its ready message secondary-1 is tried first again (and stays silent)');
@@ -124,4 +141,30 @@ t.test('a queued request is served when a secondary frees a lease and wakes the 
   state.slots = [secondary(1, { state: 'busy', active: 3 })];
   queue.wake(1);
   t.equal((await pending).secondary, 1);
+});
+
+t.test('a type goes only to the secondaries that serve it; the grant names the type and its idempotency', async (t) => {
+  const { admission, calls } = build([secondary(1), secondary(2)], { 1: 'reserve', 2: 'reserve' }, { serves: { heavy: { instances: [2], idempotent: false }, echo: { instances: [1, 2], idempotent: true } } });
+  for (let i = 0; i < 4; i++) {
+    const g = await admission.lease('heavy');
+    t.equal(g.secondary, 2, 'heavy on secondary 2 only');
+    t.equal(g.type, 'heavy');
+    t.equal(g.idempotent, false);
+  }
+  t.same([...new Set(calls.map((c) => c.to))], ['secondary-2'], 'secondary 1 was never asked for heavy');
+  t.same(calls.map((c) => c.req.type), ['heavy', 'heavy', 'heavy', 'heavy'], 'each reservation names its type');
+  t.equal((await admission.lease('echo')).idempotent, true);
+  await t.rejects(admission.lease('nope'), { code: 'UNKNOWN_TYPE', message: /no secondary serves request type 'nope'; the types served: echo, heavy/ });
+});
+
+t.test('a known type whose secondaries are all down is UNAVAILABLE, not UNKNOWN_TYPE', async (t) => {
+  const { admission } = build([secondary(1)], { 1: 'reserve' }, { serves: { heavy: { instances: [9], idempotent: false } } });
+  await t.rejects(admission.lease('heavy', 10), { code: 'UNAVAILABLE' });
+});
+
+t.test("a secondary that refuses a type it does not serve (a reload under way) has its types read again", async (t) => {
+  const { admission, types, calls } = build([secondary(1), secondary(2)], { 1: 'unknown-type', 2: 'reserve' });
+  t.equal((await admission.lease('echo')).secondary, 2);
+  t.same(types.refreshed, [[1, secondary(1).generation]]);
+  t.same(calls.map((c) => c.to), ['secondary-1', 'secondary-2']);
 });

@@ -14,7 +14,7 @@ import { DispatchError } from '../../../daemons/common/errors.js';
 import { createMetricsServer, HTTP_LIMITS, negotiateFormat } from '../../../daemons/metrics/metrics-server.js';
 
 const row = (name: string, requests: number): DaemonStatus => ({ name, pid: 1, state: 'ready', requests, failures: 1, active: 0, capacity: name.startsWith('secondary') ? 32 : 0, queued: 0, heartbeat_age_ms: 100, restarts: 0, generation: 1, started_at: '', incidents: 0, latency_avg_ms: 0, latency_max_ms: 0, latency_sum_us: 0 });
-const REPORT: StatusReport = { scoreboard: '/x', created_at: '', daemons: [row('main', 7), row('secondary-1', 5), row('watchdog', 2)] };
+const REPORT: StatusReport = { scoreboard: '/x', created_at: '', daemons: [row('main', 7), row('secondary-1', 5), row('watchdog', 2)], types: [] };
 
 t.test('negotiateFormat: OpenMetrics only when asked for', async (t) => {
   t.equal(negotiateFormat(undefined), PROMETHEUS_CONTENT_TYPE, 'no Accept: classic text');

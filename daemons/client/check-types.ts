@@ -1,0 +1,86 @@
+/**
+ * `dispatchctl check-config` for request types: besides what every daemon checks when it
+ * loads them (file syntax, keys and values, owner and mode, a type declared twice, `serve`
+ * lists naming declared types), it checks that each handler can run:
+ *
+ * - exec: the program exists, is a regular file and is executable by the user the
+ *   secondaries run as (`dispatchd`; by mode bits, owner and groups, as execve(2) would);
+ * - module: the module imports in a throw-away worker thread and default-exports a function.
+ *
+ * Library code: throws DispatchError CONFIG_INVALID naming the type, its file and line.
+ */
+import fs from 'node:fs';
+import type { Config } from '../common/config.js';
+import { DispatchError, reason } from '../common/errors.js';
+import type { RequestType } from '../common/request-type.js';
+import { checkServeLists, loadTypesFor, type TypeRegistry } from '../common/type-registry.js';
+import { checkModule } from '../secondary-server/handlers/module-handler.js';
+
+/** The user the secondaries run as (units/dispatchd-secondary@.service User=). */
+export const SERVICE_USER = 'dispatchd';
+
+/** A user's ids, from /etc/passwd and /etc/group; undefined when the user does not exist. */
+export function userIds(name: string, passwd = '/etc/passwd', group = '/etc/group'): { uid: number; gids: number[] } | undefined {
+  let pw: string;
+  let gr: string;
+  try {
+    pw = fs.readFileSync(passwd, 'utf8');
+    gr = fs.readFileSync(group, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const entry = pw.split('\n').map((l) => l.split(':')).find((f) => f[0] === name);
+  if (!entry) return undefined;
+  const gids = new Set([Number(entry[3])]);
+  for (const f of gr.split('\n').map((l) => l.split(':'))) if (f.length >= 4 && f[3]!.split(',').includes(name)) gids.add(Number(f[2]));
+  return { uid: Number(entry[2]), gids: [...gids] };
+}
+
+/** Whether execve(2) would let this user run the file, by its mode bits (root: any x bit). */
+export function executableBy(st: fs.Stats, user: { uid: number; gids: number[] }): boolean {
+  if (user.uid === 0) return (st.mode & 0o111) !== 0;
+  if (st.uid === user.uid) return (st.mode & 0o100) !== 0;
+  if (user.gids.includes(st.gid)) return (st.mode & 0o010) !== 0;
+  return (st.mode & 0o001) !== 0;
+}
+
+function where(t: RequestType): string {
+  return t.source.line === undefined ? `'${t.source.file}'` : `'${t.source.file}' line ${t.source.line}`;
+}
+
+/** @throws DispatchError CONFIG_INVALID when the command cannot be run by the service user. */
+export function checkCommand(t: Extract<RequestType, { handler: 'exec' }>, user = userIds(SERVICE_USER)): void {
+  const program = t.command[0]!;
+  const refuse = (why: string) => new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): command '${program}' ${why}; fix 'command' in that file`, { fields: { type: t.name, key: `type.${t.name}.command` } });
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(program);
+  } catch (err) {
+    throw refuse(`cannot be found: ${reason(err)}`);
+  }
+  if (!st.isFile()) throw refuse('is not a regular file');
+  if (user ? !executableBy(st, user) : (st.mode & 0o111) === 0) {
+    throw refuse(`is not executable by user '${SERVICE_USER}' (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, owner ${st.uid}:${st.gid}); chmod a+x it, or make it executable by that user`);
+  }
+}
+
+/**
+ * Loads the configuration's types and checks that every handler can run.
+ * @throws DispatchError CONFIG_INVALID, CONFIG_UNREADABLE.
+ */
+export async function checkTypes(config: Config): Promise<TypeRegistry> {
+  const registry = loadTypesFor(config);
+  checkServeLists(config, registry);
+  const user = userIds(SERVICE_USER);
+  for (const t of registry.list()) {
+    if (t.handler === 'exec') checkCommand(t, user);
+    else if (t.handler === 'module') {
+      try {
+        await checkModule(t.module, t.name);
+      } catch (err) {
+        throw new DispatchError('CONFIG_INVALID', `${reason(err)} (declared in ${where(t)})`, { cause: err, fields: { type: t.name, key: `type.${t.name}.module` } });
+      }
+    }
+  }
+  return registry;
+}

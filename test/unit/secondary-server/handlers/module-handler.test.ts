@@ -1,0 +1,99 @@
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { checkModule, ModuleHandler } from '../../../../daemons/secondary-server/handlers/module-handler.js';
+import { capturingLogger, runContext, typeOf } from './lib.js';
+
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.mjs`, import.meta.url));
+
+function handler(name: string, extra: { max_heap_mb?: number; max_result_bytes?: number; concurrency?: number } = {}) {
+  const { logger, lines } = capturingLogger();
+  const h = new ModuleHandler(typeOf(name, { handler: 'module', module: fixture(name), ...extra }), logger);
+  return { h, lines };
+}
+
+async function run(h: ModuleHandler, data: string, deadlineMs = 10_000): Promise<{ value: unknown; ms: number }> {
+  const ctx = runContext(deadlineMs);
+  const started = Date.now();
+  try {
+    return { value: (await h.run(Buffer.from(data), ctx)).toString(), ms: Date.now() - started };
+  } catch (err) {
+    return { value: err, ms: Date.now() - started };
+  } finally {
+    ctx.dispose();
+  }
+}
+
+t.test('the default export runs in a worker thread: data in, bytes out; ctx.log reaches the journal with the type and lease', async (t) => {
+  const { h, lines } = handler('echo');
+  t.teardown(() => h.close());
+  t.equal((await run(h, 'hello')).value, 'hello');
+  await new Promise((r) => setTimeout(r, 50)); // the log line crosses threads asynchronously
+  t.ok(lines.some((l) => /\[echo\] echoing/.test(l) && /type=echo/.test(l) && /lease=(ab){16}/.test(l) && /bytes=5/.test(l)), lines.join('\n'));
+});
+
+t.test('ctx gives the type, the lease, the secondary, the deadline and an AbortSignal; DATA is a Buffer', async (t) => {
+  const { h } = handler('context');
+  t.teardown(() => h.close());
+  t.same(JSON.parse(String((await run(h, 'x', 4321)).value)), { type: 'context', lease: 'ab'.repeat(16), secondary: 'secondary-1', deadlineMs: 4321, signal: true, isBuffer: true });
+});
+
+t.test('a throw is HANDLER_FAILED with its message', async (t) => {
+  const { h } = handler('throws');
+  t.teardown(() => h.close());
+  t.match((await run(h, '')).value, { code: 'HANDLER_FAILED', message: /the 'throws' handler failed: the database is down/ });
+});
+
+t.test('a handler that returns something else than bytes or a string is HANDLER_FAILED', async (t) => {
+  const { h } = handler('number');
+  t.teardown(() => h.close());
+  t.match((await run(h, '')).value, { code: 'HANDLER_FAILED', message: /must return a Buffer, a Uint8Array or a string/ });
+});
+
+t.test('a busy loop is terminated at the deadline without blocking the event loop, and the pool serves again', async (t) => {
+  const { h } = handler('busy', { concurrency: 1 });
+  t.teardown(() => h.close());
+  let ticks = 0;
+  const ticker = setInterval(() => ticks++, 10);
+  const o = await run(h, '', 300);
+  clearInterval(ticker);
+  t.equal(o.value, 'deadline', 'rejected with the deadline reason');
+  t.ok(o.ms < 2000, `at the deadline (${o.ms} ms)`);
+  t.ok(ticks >= 10, `the secondary's event loop kept turning meanwhile (${ticks} ticks of 10 ms)`);
+  const { h: echo } = handler('echo', { concurrency: 1 });
+  t.teardown(() => echo.close());
+  t.equal((await run(echo, 'after')).value, 'after');
+});
+
+t.test('a handler that gives up on ctx.signal at the deadline ends the run at the deadline', async (t) => {
+  const { h } = handler('cooperative');
+  t.teardown(() => h.close());
+  const o = await run(h, '', 200);
+  t.equal(o.value, 'deadline');
+});
+
+t.test('a thread past max_heap_mb is terminated: HANDLER_FAILED saying so; the next run gets a fresh thread', async (t) => {
+  const { h } = handler('hog', { max_heap_mb: 16, concurrency: 1 });
+  t.teardown(() => h.close());
+  const o = await run(h, '', 20_000);
+  t.match(o.value, { code: 'HANDLER_FAILED', message: /ran out of memory: its worker thread passed max_heap_mb \(16 MiB\) and was terminated/ });
+});
+
+t.test('process.exit() in a handler ends its thread only: HANDLER_FAILED', async (t) => {
+  const { h } = handler('exits');
+  t.teardown(() => h.close());
+  t.match((await run(h, '')).value, { code: 'HANDLER_FAILED' });
+});
+
+t.test('a result over max_result_bytes is RESULT_TOO_LARGE', async (t) => {
+  const { h } = handler('big', { max_result_bytes: 1000 });
+  t.teardown(() => h.close());
+  t.equal((await run(h, '1000')).value, '\0'.repeat(1000));
+  t.match((await run(h, '1001')).value, { code: 'RESULT_TOO_LARGE', message: /1001 bytes, more than max_result_bytes \(1000 bytes\)/ });
+});
+
+t.test('checkModule refuses what cannot serve: missing, failing import, no function; accepts a good one', async (t) => {
+  await t.resolves(checkModule(fixture('echo'), 'echo'));
+  await t.rejects(checkModule('/nonexistent/x.mjs', 'x'), { code: 'CONFIG_INVALID', message: /type 'x': module '\/nonexistent\/x.mjs' cannot serve requests: importing it failed/ });
+  await t.rejects(checkModule(fixture('import-fails'), 'y'), { code: 'CONFIG_INVALID', message: /importing it failed: cannot initialise/ });
+  await t.rejects(checkModule(fixture('not-a-function'), 'z'), { code: 'CONFIG_INVALID', message: /default export is a string, not a function/ });
+});
