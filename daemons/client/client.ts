@@ -295,7 +295,8 @@ export class Session {
     } catch (err) {
       // The run frame was sent: the request may have run before the answer was lost.
       if (err instanceof DispatchError && (err.code === 'CONNECTION_LOST' || err.code === 'TIMEOUT')) {
-        throw new DispatchError(err.code, `${err.message}; the '${type}' request may or may not have run`, {
+        const retry = this.grant.idempotent === false ? '' : ' (delivery is at least once): it may be retried, its type being idempotent';
+        throw new DispatchError(err.code, `${err.message}; the '${type}' request may or may not have run${retry}`, {
           cause: err,
           retryable: true,
           mayHaveRun: true,

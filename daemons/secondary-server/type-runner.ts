@@ -143,7 +143,9 @@ export class TypeRunner {
       const de = this.explain(err, ac?.signal, t, deadlineMs, ranMs);
       const fields = { code: de.code, type: name, lease: req.lease, secondary: this.secondary, peer: req.peer, ran_ms: ranMs, deadline_ms: deadlineMs };
       if (de.code === 'BAD_REQUEST') this.logger.info(`refused a '${name}' request: ${de.message}`, fields);
-      else this.logger.warning(`the '${name}' request on lease ${req.lease} failed: ${de.message}`, fields);
+      else if (de.code === 'DEADLINE_EXCEEDED') this.logger.warning(`cut off a '${name}' request at its deadline of ${deadlineMs} ms (ran ${ranMs} ms)`, fields);
+      else if (de.code === 'SHUTTING_DOWN') this.logger.warning(`cut off a '${name}' request after ${ranMs} ms: ${this.secondary} is stopping`, fields);
+      else this.logger.warning(`the '${name}' request failed: ${de.message}`, fields);
       throw de;
     } finally {
       if (timer) clearTimeout(timer);
@@ -155,7 +157,7 @@ export class TypeRunner {
   /** A handler's rejection as the error the client gets. */
   private explain(err: unknown, signal: AbortSignal | undefined, t: RequestType, deadlineMs: number, ranMs: number): DispatchError {
     if (signal?.aborted && signal.reason === 'stopping') {
-      return new DispatchError('SHUTTING_DOWN', `${this.secondary} is stopping and cut off the '${t.name}' request after ${ranMs} ms; it may have run in part`, { retryable: true, mayHaveRun: true });
+      return new DispatchError('SHUTTING_DOWN', `${this.secondary} is stopping and cut off the '${t.name}' request after ${ranMs} ms; it may have run in part${t.idempotent ? ': it may be retried' : ''}`, { retryable: true, mayHaveRun: true });
     }
     if (signal?.aborted) {
       return new DispatchError('DEADLINE_EXCEEDED', `the '${t.name}' request ran past its deadline of ${deadlineMs} ms and was cut off; ask for a longer deadline (at most the type's deadline_ms, ${t.deadline_ms} ms)`);

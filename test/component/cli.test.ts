@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { EXIT } from '../../daemons/common/exit-codes.js';
-import { BUILD_DAEMONS as BUILD, closeAfter, ProcessSuite, until } from '../helpers/index.js';
+import { BUILD_DAEMONS as BUILD, BUILTIN_TYPES_DIR, closeAfter, ProcessSuite, until } from '../helpers/index.js';
 
 const suite = new ProcessSuite({ config: `[main]\nqueue_timeout_ms = 200\n`, secondaries: 1, restart: false });
 closeAfter(t, suite);
@@ -37,7 +37,7 @@ t.test('request: DATA from the argument, from stdin with -, and from stdin when 
 t.test('errors: one line on stderr and the documented exit code', async (t) => {
   const unknown = await suite.dispatchctl(['request', 'nope', 'x']);
   t.equal(unknown.code, EXIT.REJECTED);
-  t.match(unknown.stderr, /^dispatchctl: 'nope' request failed: unknown request type 'nope'; known types: echo, sha256, sleep \[UNKNOWN_TYPE\]\n$/);
+  t.match(unknown.stderr, /^dispatchctl: 'nope' request failed: no secondary serves request type 'nope'; the types served: echo, sha256, sleep \(dispatchctl types lists the declared ones\) \[UNKNOWN_TYPE\]\n$/);
   const usage = await suite.dispatchctl(['frobnicate']);
   t.equal(usage.code, EXIT.USAGE);
   t.equal(usage.stderr.trim().split('\n').length, 1, 'usage error is one line');
@@ -146,10 +146,10 @@ t.test('a daemon started without its sockets says which unit to use', async (t) 
 
 t.test('check-config: valid, invalid (line and key, exit 78), missing', async (t) => {
   const good = path.join(suite.dir, 'good.conf');
-  fs.writeFileSync(good, '[secondary]\nmax_leases = 4\n');
+  fs.writeFileSync(good, `[secondary]\nmax_leases = 4\n[types]\ndirs = ["${BUILTIN_TYPES_DIR}"]\n`);
   const ok = await suite.dispatchctl(['check-config', good]);
   t.equal(ok.code, 0);
-  t.equal(ok.stdout.toString(), `dispatchctl: configuration '${good}' is valid\n`);
+  t.equal(ok.stdout.toString(), `dispatchctl: configuration '${good}' is valid (3 request types: echo, sha256, sleep)\n`);
   const bad = path.join(suite.dir, 'bad-check.conf');
   fs.writeFileSync(bad, '[secondary]\n\nmax_leases = "many"\n');
   const r = await suite.dispatchctl(['check-config', bad]);

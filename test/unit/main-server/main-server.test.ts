@@ -13,6 +13,12 @@ import { MainServer } from '../../../daemons/main-server/main-server.js';
 import { fakeParts, settle } from '../lib/fake-daemon.js';
 import { secondary } from '../lib/slots.js';
 
+/** Every secondary serves echo, idempotent (what the served-types files would say). */
+function everyTypeEverywhere(slots: SlotData[]) {
+  const route = { instances: new Set(slots.map((s) => s.instance)), idempotent: true };
+  return { lookup: (type: string) => (type === 'echo' ? route : undefined), known: () => ['echo'], sync: () => {}, syncForUnknown: () => {}, refresh: () => {} };
+}
+
 async function build(slots: SlotData[]) {
   const parts = fakeParts(2);
   let client: FramedServerOptions | undefined;
@@ -23,7 +29,7 @@ async function build(slots: SlotData[]) {
   const scoreboard = { read: () => ({ createdMs: 0, slots: slots.map((s) => ({ ...s, pid: process.pid, heartbeatMs: Date.now() })) }), close: () => {} };
   const m = await MainServer.start(
     { config: parts.config, logger: parts.logger, notifier: parts.notifier, listen: { path: '/nonexistent' }, mailboxFd: -1, generation: 0x10, pid: 77 },
-    { ports: parts.ports, scoreboard, clientServer },
+    { ports: parts.ports, scoreboard, clientServer, types: everyTypeEverywhere(slots) },
   );
   const request = (header: FrameHeader) => {
     const replies: FrameHeader[] = [];

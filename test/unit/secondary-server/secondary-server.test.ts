@@ -3,13 +3,17 @@
  * the cap on an unclaimed reservation, a request run on a claimed lease with `running`
  * published while it runs, and stop. No files, FIFOs or sockets.
  */
-import t from 'tap';
+import { fileURLToPath } from 'node:url';
+import t, { type Test } from 'tap';
+import { loadTypeRegistry, typeDefaultsOf } from '../../../daemons/common/type-registry.js';
 import type { FrameConnection } from '../../../daemons/common/frame-connection.js';
 import type { ClientServer, FramedServerOptions } from '../../../daemons/common/framed-server.js';
 import type { Frame, FrameHeader } from '../../../daemons/common/frame.js';
 import { MAX_LEASE_TTL_MS } from '../../../daemons/common/timing.js';
 import { SecondaryServer } from '../../../daemons/secondary-server/secondary-server.js';
 import { fakeParts, settle } from '../lib/fake-daemon.js';
+
+const BUILTIN_TYPES = fileURLToPath(new URL('../../../packaging/types.d', import.meta.url));
 
 const GEN = 31;
 const lease = (n: number) => n.toString(16).padStart(32, '0');
@@ -29,7 +33,8 @@ function fakeConnection() {
   return { conn, replies };
 }
 
-async function build(maxLeases = 2) {
+/** A secondary on fakes, stopped when `t` ends (its lease timers would keep the test process alive). */
+async function build(t: Test, maxLeases = 2) {
   const parts = fakeParts();
   parts.config.secondary.max_leases = maxLeases;
   let client: FramedServerOptions | undefined;
@@ -39,8 +44,10 @@ async function build(maxLeases = 2) {
   };
   const s = await SecondaryServer.start(
     { config: parts.config, logger: parts.logger, notifier: parts.notifier, instance: 3, listen: { path: '/nonexistent' }, mailboxFd: -1, generation: GEN, pid: 999 },
-    { ports: parts.ports, clientServer },
+    // The package's built-in types, as the secondary would load them; the served-types file is not written.
+    { ports: parts.ports, clientServer, types: loadTypeRegistry({ dirs: [BUILTIN_TYPES], defaults: typeDefaultsOf(parts.config) }), publishTypes: () => undefined },
   );
+  t.teardown(() => s.stop('test over'));
   /** Opens a fake client connection and sends it one frame. */
   const connect = () => {
     const { conn, replies } = fakeConnection();
@@ -51,7 +58,7 @@ async function build(maxLeases = 2) {
 }
 
 t.test('started: the slot is ready with its capacity, READY=1 sent, main told', async (t) => {
-  const { parts } = await build();
+  const { parts } = await build(t);
   await settle();
   t.match(parts.slot(), { state: 'ready', active: 0, capacity: 2, running: 0 });
   t.match(parts.notifier.sent[0], /^READY=1 ready: 0\/2 leases, 0 running, 0 served, 0 failed$/);
@@ -59,7 +66,7 @@ t.test('started: the slot is ready with its capacity, READY=1 sent, main told', 
 });
 
 t.test('reservations are held up to max_leases, then refused as full; the slot says busy, then full', async (t) => {
-  const { parts } = await build();
+  const { parts } = await build(t);
   const exp = Date.now() + 60_000;
   parts.inbox.deliver({ v: 1, t: 'reserve', id: 'm-1', lease: lease(1), gen: GEN, exp });
   t.match(parts.slot(), { state: 'busy', active: 1 }, 'published before the answer');
@@ -85,7 +92,7 @@ t.test('an unclaimed lease is held until its exp, never more than MAX_LEASE_TTL_
   t.teardown(() => {
     globalThis.setTimeout = realSetTimeout;
   });
-  const { parts, s } = await build();
+  const { parts, s } = await build(t);
   delays.length = 0;
   parts.inbox.deliver({ v: 1, t: 'reserve', id: 'f-1', lease: lease(9), gen: GEN, exp: Date.now() + 365 * 24 * 3600_000 });
   parts.inbox.deliver({ v: 1, t: 'reserve', id: 'f-2', lease: lease(10), gen: GEN, exp: Date.now() + 3000 });
@@ -96,7 +103,7 @@ t.test('an unclaimed lease is held until its exp, never more than MAX_LEASE_TTL_
 });
 
 t.test('a request on a claimed lease runs, is published as running, and answers; the lease ends with its connection', async (t) => {
-  const { parts, connect } = await build();
+  const { parts, connect } = await build(t);
   parts.inbox.deliver({ v: 1, t: 'reserve', id: 'm-1', lease: lease(1), gen: GEN, exp: Date.now() + 60_000 });
   const c = connect();
   const running = c.frame({ header: { op: 'run', lease: lease(1), generation: GEN, type: 'sleep' }, body: Buffer.from('30') });
@@ -105,17 +112,20 @@ t.test('a request on a claimed lease runs, is published as running, and answers;
   await running;
   t.match(c.replies, [{ header: { ok: true, op: 'result', type: 'sleep', secondary: 3, generation: GEN } }]);
   t.equal(String(c.replies[0]!.body), 'slept 30');
+  // A lease is for one type: this reservation named none (a dispatchd 0.1 main), so its first run bound it to sleep.
   await c.frame({ header: { op: 'run', lease: lease(1), generation: GEN, type: 'echo' }, body: Buffer.from('x') });
+  t.match(c.replies.at(-1), { header: { ok: false, code: 'LEASE_WRONG_TYPE' } }, 'another type on it is refused');
+  await c.frame({ header: { op: 'run', lease: lease(1), generation: GEN, type: 'sleep' }, body: Buffer.from('0') });
   while (parts.slot().running !== 0) await settle();
-  t.match(parts.slot(), { running: 0, requests: 2, failures: 0 });
+  t.match(parts.slot(), { running: 0, requests: 2, failures: 1 });
   c.close();
   await settle();
-  t.match(parts.sent.at(-1), { to: 'main', m: { t: 'done', lease: lease(1), claimed: true, requests: 2, failed: 0 } });
+  t.match(parts.sent.at(-1), { to: 'main', m: { t: 'done', lease: lease(1), claimed: true, requests: 2, failed: 0 } }, 'the refused run did not run on the lease');
   t.match(parts.slot(), { state: 'ready', active: 0 });
 });
 
 t.test('an unknown or expired lease is refused with its code', async (t) => {
-  const { connect } = await build();
+  const { connect } = await build(t);
   const c = connect();
   await c.frame({ header: { op: 'run', lease: lease(1), generation: GEN, type: 'echo' }, body: Buffer.alloc(0) });
   await c.frame({ header: { op: 'run', lease: lease(1), generation: GEN + 1, type: 'echo' }, body: Buffer.alloc(0) });
@@ -123,7 +133,7 @@ t.test('an unknown or expired lease is refused with its code', async (t) => {
 });
 
 t.test('stop ends every lease, reports it to main and publishes stopped', async (t) => {
-  const { s, parts } = await build();
+  const { s, parts } = await build(t);
   parts.inbox.deliver({ v: 1, t: 'reserve', id: 'm-1', lease: lease(1), gen: GEN, exp: Date.now() + 60_000 });
   await s.stop('SIGTERM');
   await settle();
