@@ -9,7 +9,6 @@ import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { DispatchError, reason } from './errors.js';
 import { MAX_BODY_BYTES_CEILING } from './frame.js';
-import { clientSocketPath, MAIN, mailboxPath, secondary, WATCHDOG } from './topology.js';
 import { MAX_LEASE_TTL_MS, STALE_HEARTBEAT_MS } from './timing.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/dispatchd/dispatchd.conf';
@@ -239,15 +238,3 @@ export function loadPaths(file: string = DEFAULT_CONFIG_PATH, explicit = false):
     return { paths: paths.success ? paths.data : PathsSchema.parse({}), problem: reason(err) };
   }
 }
-
-/**
- * Paths derived from the runtime directory (docs/ARCHITECTURE.md).
- * @deprecated use topology.ts (mailboxPath, clientSocketPath); removed once every caller moved
- */
-export const runtimePaths = {
-  mainSocket: (dir: string) => clientSocketPath(dir, MAIN),
-  mainMailbox: (dir: string) => mailboxPath(dir, MAIN),
-  secondarySocket: (dir: string, n: number) => clientSocketPath(dir, secondary(n)),
-  secondaryMailbox: (dir: string, n: number) => mailboxPath(dir, secondary(n)),
-  watchdogMailbox: (dir: string) => mailboxPath(dir, WATCHDOG),
-};

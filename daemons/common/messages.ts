@@ -13,12 +13,6 @@ export const PIPE_BUF = 4096;
 /** Version of the mailbox message format; a message with another `v` is invalid. */
 export const MAILBOX_VERSION = 1;
 
-/**
- * A daemon's name on the scoreboard and in messages: main, watchdog, secondary-N (N within
- * topology's bound), spelled out from topology.ts.
- * @deprecated use topology.ts (isDaemonName, parseDaemonId); removed once every caller moved
- */
-export const DAEMON_NAME = new RegExp(`^(main|watchdog|secondary-(${Array.from({ length: MAX_SECONDARIES }, (_, i) => i + 1).join('|')}))$`);
 /** A daemon's name (topology.ts parseDaemonId): main, watchdog, secondary-1..62. */
 const name = z.string().refine(isDaemonName, { message: `not a daemon of the suite: main, watchdog or secondary-N (N 1..${MAX_SECONDARIES})` });
 /** Lease token: 32 lowercase hex digits (128 random bits). */

@@ -25,8 +25,7 @@ export const SLOT_BYTES = 128;
  * the slot of each daemon are facts of the topology; the layout reads them from there).
  */
 export { SLOT_COUNT } from './topology.js';
-/** @deprecated use topology.ts; removed once every caller moved */
-export const MAX_SECONDARIES = TOPOLOGY_MAX_SECONDARIES;
+/** The whole object, in bytes. */
 export const SCOREBOARD_BYTES = HEADER_BYTES + SLOT_COUNT * SLOT_BYTES;
 export const NAME_BYTES = 32;
 
@@ -113,23 +112,6 @@ function slotOwner(kind: Exclude<Kind, 'free'>, instance: number): DaemonId {
     throw new DispatchError('SCOREBOARD_BAD_LAYOUT', `failed to place secondary-${instance} on the scoreboard: instance must be 1..${TOPOLOGY_MAX_SECONDARIES}`);
   }
   return daemonIdOf(kind, instance);
-}
-
-/**
- * The slot index of a daemon.
- * @deprecated use topology.ts (slotIndexOf); removed once every caller moved
- * @throws DispatchError SCOREBOARD_BAD_LAYOUT for a secondary instance outside 1..62.
- */
-export function slotIndex(kind: Exclude<Kind, 'free'>, instance = 0): number {
-  return slotIndexOf(slotOwner(kind, instance));
-}
-
-/**
- * The canonical name of a daemon: main, watchdog, secondary-N.
- * @deprecated use topology.ts (formatDaemonId); removed once every caller moved
- */
-export function daemonName(kind: Exclude<Kind, 'free'>, instance = 0): string {
-  return kind === 'secondary' ? `secondary-${instance}` : formatDaemonId(daemonIdOf(kind));
 }
 
 /** Encodes the 64-byte header. */

@@ -145,6 +145,16 @@ export function unitsOf(id: DaemonId): string[] {
 }
 
 /**
+ * The service unit of a daemon given by its name (`main`, `secondary-2`, `watchdog`).
+ * @throws RangeError for a name that is no daemon of the suite.
+ */
+export function serviceUnitOf(name: string): string {
+  const id = parseDaemonId(name);
+  if (!id) throw new RangeError(`'${name}' is not a daemon of the suite: main, watchdog or secondary-N (N 1..${MAX_SECONDARIES})`);
+  return serviceUnit(id);
+}
+
+/**
  * The daemon a service unit runs: dispatchd-main.service → main, dispatchd-secondary@2.service
  * → secondary 2, dispatchd-watchdog.service → the watchdog; undefined for any other unit.
  */

@@ -24,7 +24,7 @@ import { openMailboxFd } from '../../daemons/common/mailbox.js';
 import { Notifier, type NotifyBinding } from '../../daemons/common/notify.js';
 import { createScoreboard, removeScoreboard, ScoreboardReader, type SlotData } from '../../daemons/common/scoreboard.js';
 import { removeServedTypes } from '../../daemons/common/served-types.js';
-import { daemonOfUnit, unitOf } from '../../daemons/common/units.js';
+import { daemonOfUnit, formatDaemonId, serviceUnitOf } from '../../daemons/common/topology.js';
 import type { UnitManager, UnitState } from '../../daemons/watchdog/unit-manager.js';
 import { STALE_HEARTBEAT_MS } from '../../daemons/common/timing.js';
 import { Watchdog } from '../../daemons/watchdog/watchdog.js';
@@ -356,14 +356,14 @@ export class ProcessSuite implements UnitManager, Harness {
 
   async list(): Promise<UnitState[]> {
     return this.names.map((n) => ({
-      unit: unitOf(n),
+      unit: serviceUnitOf(n),
       activeState: this.busy.has(n) || this.starting.has(n) ? 'activating' : this.inactive.has(n) ? 'inactive' : 'active',
       jobPending: this.busy.has(n) || this.starting.has(n),
     }));
   }
 
   async restart(unit: string): Promise<void> {
-    const name = daemonOfUnit(unit)!.name;
+    const name = formatDaemonId(daemonOfUnit(unit)!);
     this.restartLog.push(unit);
     this.watchdogRestarts.set(name, (this.watchdogRestarts.get(name) ?? 0) + 1);
     void this.restartDaemon(name).catch((err: Error) => this.log(name, `supervisor: failed to restart ${name}: ${err.message}`));
@@ -381,7 +381,7 @@ export class ProcessSuite implements UnitManager, Harness {
   }
 
   async kill(unit: string): Promise<void> {
-    this.signal(daemonOfUnit(unit)!.name, 'SIGKILL');
+    this.signal(formatDaemonId(daemonOfUnit(unit)!), 'SIGKILL');
   }
 
   close(): void {

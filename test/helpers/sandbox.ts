@@ -10,7 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { unitOf } from '../../daemons/common/units.js';
+import { serviceUnitOf } from '../../daemons/common/topology.js';
 import { describeLoad, type LoadReport } from '../chaos/lib/load.js';
 import { onCleanup } from './cleanup.js';
 import { describe, runCommand, type ExecOptions, type ExecResult } from './command.js';
@@ -21,7 +21,7 @@ import { BUILD_TEST, SANDBOX_SH } from './paths.js';
  * `../../daemons/…` imports and node_modules resolve to the installed package. */
 export const TOOLS_INSIDE = '/usr/lib/dispatchd/build/test';
 
-/** The daemons of the installed default suite (units: `unitOf`). */
+/** The daemons of the installed default suite (units: topology's serviceUnitOf). */
 export const SANDBOX_DAEMONS = ['main', 'secondary-1', 'secondary-2', 'watchdog'] as const;
 
 /** A load generator running inside. */
@@ -125,7 +125,7 @@ export class Sandbox implements Harness {
 
   /** Sends a signal to a daemon's unit's processes through systemd, as the contract's operator does. */
   async signal(daemon: string, sig: 'SIGKILL' | 'SIGSTOP' | 'SIGCONT' | 'SIGTERM'): Promise<boolean> {
-    const r = await this.exec(['systemctl', 'kill', '-s', sig, unitOf(daemon)], { timeoutMs: 60_000 });
+    const r = await this.exec(['systemctl', 'kill', '-s', sig, serviceUnitOf(daemon)], { timeoutMs: 60_000 });
     return r.code === 0;
   }
 

@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { countsText, prng, startLoad, type LoadReport } from './load.js';
-import { unitOf } from '../../../daemons/common/units.js';
+import { serviceUnitOf } from '../../../daemons/common/topology.js';
 import { SANDBOX_DAEMONS, until, type ProcessSuite, type Sandbox } from '../../helpers/index.js';
 
 export type Signal = 'SIGKILL' | 'SIGSTOP' | 'SIGCONT';
@@ -176,7 +176,7 @@ export class SystemdChaosTarget implements ChaosTarget {
   }
 
   async settled(timeoutMs: number): Promise<void> {
-    const units = this.daemons.map(unitOf);
+    const units = this.daemons.map(serviceUnitOf);
     let states = '';
     await until('the suite to be whole again (every unit active/running, a request served)', timeoutMs, async () => {
       states = (await this.sb.out(`for u in ${units.join(' ')}; do systemctl show -p ActiveState,SubState --value -- "$u" | paste -sd/; done`)).trim().replace(/\n/g, ', ');

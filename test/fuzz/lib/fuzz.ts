@@ -9,7 +9,7 @@
  * - bad peers are logged once per interval per kind, not once per case or byte.
  */
 import { startLoad, type LoadReport } from '../../chaos/lib/load.js';
-import { unitOf } from '../../../daemons/common/units.js';
+import { serviceUnitOf as unitOf } from '../../../daemons/common/topology.js';
 import { isUp, SANDBOX_DAEMONS, until, type ProcessSuite, type Sandbox } from '../../helpers/index.js';
 import { endpointsOf } from './cases.js';
 import { sendCases, type SendReport } from './sender.js';

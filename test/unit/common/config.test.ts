@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { changedKeys, defaultConfig, DEFAULT_CONFIG_PATH, lineOf, loadConfig, loadPaths, mergeReload, parseConfig, runtimePaths, type Config } from '../../../daemons/common/config.js';
+import { changedKeys, defaultConfig, DEFAULT_CONFIG_PATH, lineOf, loadConfig, loadPaths, mergeReload, parseConfig, type Config } from '../../../daemons/common/config.js';
 import type { DispatchError } from '../../../daemons/common/errors.js';
 
 const SHIPPED = fileURLToPath(new URL('../../../packaging/dispatchd.conf', import.meta.url));
@@ -180,14 +180,6 @@ t.test('the shipped packaging/dispatchd.conf parses and equals the defaults', as
   const documented = Object.values(DEFAULTS).flatMap((s) => Object.keys(s));
   t.same([...keys].sort(), [...documented].sort(), 'every key is shown once per section, and no other');
   t.same(parseConfig(uncommented, SHIPPED), DEFAULTS, 'every value shown is the real default');
-});
-
-t.test('runtimePaths', async (t) => {
-  t.equal(runtimePaths.mainSocket('/run/dispatchd'), '/run/dispatchd/main.sock');
-  t.equal(runtimePaths.mainMailbox('/run/dispatchd'), '/run/dispatchd/main.fifo');
-  t.equal(runtimePaths.secondarySocket('/run/dispatchd', 2), '/run/dispatchd/secondary-2.sock');
-  t.equal(runtimePaths.secondaryMailbox('/run/dispatchd', 2), '/run/dispatchd/secondary-2.fifo');
-  t.equal(runtimePaths.watchdogMailbox('/run/x'), '/run/x/watchdog.fifo');
 });
 
 t.test('changedKeys', async (t) => {

@@ -4,19 +4,17 @@ import { isDeepStrictEqual } from 'node:util';
 import t from 'tap';
 import {
   checkHeader,
-  daemonName,
   decodeSlot,
   encodeHeader,
   encodeSlot,
   HEADER_BYTES,
-  MAX_SECONDARIES,
   SCOREBOARD_BYTES,
   SLOT,
   SLOT_BYTES,
   SLOT_COUNT,
-  slotIndex,
 } from '../../../daemons/common/scoreboard.js';
 import { sample } from '../lib/scoreboard-files.js';
+import { MAX_SECONDARIES } from '../../../daemons/common/topology.js';
 
 t.test('layout constants match docs/SCOREBOARD.md', async (t) => {
   t.equal(HEADER_BYTES, 64);
@@ -24,17 +22,6 @@ t.test('layout constants match docs/SCOREBOARD.md', async (t) => {
   t.equal(SLOT_COUNT, 64);
   t.equal(SCOREBOARD_BYTES, 8256);
   t.same(SLOT, { seq: 0, kind: 4, instance: 8, pid: 12, state: 16, generation: 20, starts: 24, active: 28, capacity: 32, queued: 36, requests: 40, failures: 48, startedMs: 56, heartbeatMs: 64, incidents: 72, name: 80, latencySumUs: 112, latencyMaxUs: 120, running: 124 });
-});
-
-t.test('slotIndex and daemonName', async (t) => {
-  t.equal(slotIndex('main'), 0);
-  t.equal(slotIndex('watchdog'), 1);
-  t.equal(slotIndex('secondary', 1), 2);
-  t.equal(slotIndex('secondary', MAX_SECONDARIES), SLOT_COUNT - 1);
-  for (const bad of [0, MAX_SECONDARIES + 1, 1.5, -1]) t.throws(() => slotIndex('secondary', bad), { code: 'SCOREBOARD_BAD_LAYOUT' }, `secondary ${bad}`);
-  t.equal(daemonName('main'), 'main');
-  t.equal(daemonName('watchdog'), 'watchdog');
-  t.equal(daemonName('secondary', 7), 'secondary-7');
 });
 
 t.test('encodeSlot / decodeSlot', async (t) => {

@@ -11,12 +11,12 @@ import {
   ScoreboardReader,
   SLOT,
   SLOT_BYTES,
-  slotIndex,
   SlotWriter,
   type SlotData,
 } from '../../../daemons/common/scoreboard.js';
 import { collect, firstLine, spawnTs } from '../lib/child.js';
 import { dir, FIXTURES, newFile, rawSeq, writeRaw } from '../lib/scoreboard-files.js';
+import { secondary, slotIndexOf } from '../../../daemons/common/topology.js';
 
 t.test('SlotWriter and ScoreboardReader refuse a missing or foreign file', async (t) => {
   const missing = path.join(dir, 'missing');
@@ -61,7 +61,7 @@ t.test('the reader retries a slot caught mid-update (seqlock, simulated writer)'
   const w = new SlotWriter(file, 'secondary', 5, { pid: 1, generation: 1, capacity: 4 });
   w.update({ state: 'busy', requests: 1, failures: 1 });
   w.close();
-  const off = HEADER_BYTES + slotIndex('secondary', 5) * SLOT_BYTES;
+  const off = HEADER_BYTES + slotIndexOf(secondary(5)) * SLOT_BYTES;
   const u32 = (v: number) => {
     const b = Buffer.alloc(4);
     b.writeUInt32LE(v, 0);
@@ -72,7 +72,7 @@ t.test('the reader retries a slot caught mid-update (seqlock, simulated writer)'
     b.writeBigUInt64LE(BigInt(v), 0);
     return b;
   };
-  const seq0 = rawSeq(file, slotIndex('secondary', 5));
+  const seq0 = rawSeq(file, slotIndexOf(secondary(5)));
   const reader = new ScoreboardReader(file);
   // A writer in another process, interleaved with the reader's reads of the object:
   const steps: Array<() => void> = [

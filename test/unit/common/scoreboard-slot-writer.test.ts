@@ -1,7 +1,8 @@
 /** SlotWriter: starts counted across re-opens, the seqlock sequence recovered and wrapped. */
 import t from 'tap';
-import { createScoreboard, HEADER_BYTES, SLOT, SLOT_BYTES, slotIndex, SlotWriter } from '../../../daemons/common/scoreboard.js';
+import { createScoreboard, HEADER_BYTES, SLOT, SLOT_BYTES, SlotWriter } from '../../../daemons/common/scoreboard.js';
 import { newFile, rawSeq, snapshot, writeRaw } from '../lib/scoreboard-files.js';
+import { slotIndexOf, WATCHDOG } from '../../../daemons/common/topology.js';
 
 t.test('SlotWriter counts starts across re-opens and resets per-process counters', async (t) => {
   const file = newFile();
@@ -54,7 +55,7 @@ t.test('SlotWriter seq wraps around 2^32 and stays readable', async (t) => {
   createScoreboard(file);
   const seqBuf = Buffer.alloc(4);
   seqBuf.writeUInt32LE(0xfffffffe, 0);
-  writeRaw(file, HEADER_BYTES + slotIndex('watchdog') * SLOT_BYTES, seqBuf);
+  writeRaw(file, HEADER_BYTES + slotIndexOf(WATCHDOG) * SLOT_BYTES, seqBuf);
   const w = new SlotWriter(file, 'watchdog', 0, { pid: 5, generation: 6 });
   w.update({ requests: 1 });
   t.equal(rawSeq(file, 1), 0, 'wrapped to 0');
