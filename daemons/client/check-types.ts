@@ -19,6 +19,20 @@ import { checkModule } from '../secondary-server/handlers/module-handler.js';
 /** The user the secondaries run as (units/dispatchd-secondary@.service User=). */
 export const SERVICE_USER = 'dispatchd';
 
+/**
+ * Directories the secondaries' sandbox hides or replaces (the shared unit drop-in:
+ * ProtectHome=yes, PrivateTmp=yes): a handler there exists for root's shell but not for them.
+ */
+export const HIDDEN_FROM_SECONDARIES = ['/home/', '/root/', '/run/user/', '/tmp/', '/var/tmp/'];
+
+/** @throws DispatchError CONFIG_INVALID when `file` is in a directory the secondaries cannot see. */
+function checkVisible(t: RequestType, file: string, key: string): void {
+  const hidden = HIDDEN_FROM_SECONDARIES.find((d) => file.startsWith(d));
+  if (hidden) {
+    throw new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): '${file}' is under ${hidden}, which the secondaries' sandbox hides (ProtectHome=, PrivateTmp=); install it under /usr/local/lib or /opt instead (docs/TYPES.md §6)`, { fields: { type: t.name, key } });
+  }
+}
+
 /** A user's ids, from /etc/passwd and /etc/group; undefined when the user does not exist. */
 export function userIds(name: string, passwd = '/etc/passwd', group = '/etc/group'): { uid: number; gids: number[] } | undefined {
   let pw: string;
@@ -51,6 +65,7 @@ function where(t: RequestType): string {
 /** @throws DispatchError CONFIG_INVALID when the command cannot be run by the service user. */
 export function checkCommand(t: Extract<RequestType, { handler: 'exec' }>, user = userIds(SERVICE_USER)): void {
   const program = t.command[0]!;
+  checkVisible(t, program, `type.${t.name}.command`);
   const refuse = (why: string) => new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): command '${program}' ${why}; fix 'command' in that file`, { fields: { type: t.name, key: `type.${t.name}.command` } });
   let st: fs.Stats;
   try {
@@ -65,6 +80,16 @@ export function checkCommand(t: Extract<RequestType, { handler: 'exec' }>, user 
 }
 
 /**
+ * The types no `serve` list names (neither `[secondary] serve`, nor a `[secondary.instance.N]`
+ * one): declared, but no secondary will run them (a warning, not an error).
+ */
+export function unservedTypes(config: Config, registry: TypeRegistry): string[] {
+  const lists = [config.secondary.serve, ...Object.values(config.secondary.instance).map((o) => o.serve)];
+  if (lists.some((l) => l.includes('*'))) return [];
+  return registry.names().filter((n) => !lists.some((l) => l.includes(n)));
+}
+
+/**
  * Loads the configuration's types and checks that every handler can run.
  * @throws DispatchError CONFIG_INVALID, CONFIG_UNREADABLE.
  */
@@ -75,6 +100,7 @@ export async function checkTypes(config: Config): Promise<TypeRegistry> {
   for (const t of registry.list()) {
     if (t.handler === 'exec') checkCommand(t, user);
     else if (t.handler === 'module') {
+      checkVisible(t, t.module, `type.${t.name}.module`);
       try {
         await checkModule(t.module, t.name);
       } catch (err) {

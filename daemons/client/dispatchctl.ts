@@ -23,7 +23,7 @@ import { ScoreboardReader } from '../common/scoreboard.js';
 import { liveServedTypes, type ServedTypesFile } from '../common/served-types.js';
 import { formatDaemonId, isSecondaryInstance, MAX_SECONDARIES, secondary } from '../common/topology.js';
 import { loadTypesFor, type TypeRegistry } from '../common/type-registry.js';
-import { checkTypes } from './check-types.js';
+import { checkTypes, unservedTypes } from './check-types.js';
 import { formatTypesTable, typesReport } from './types-report.js';
 import { VERSION } from '../common/version.js';
 import { DEFAULT_SOCKET, DispatchClient } from './client.js';
@@ -327,11 +327,15 @@ await yargs(argv)
     async (a) => {
       const file = a.file ?? DEFAULT_CONFIG_PATH;
       let types: TypeRegistry;
+      let unserved: string[];
       try {
-        types = await checkTypes(loadConfig(file, a.file !== undefined));
+        const config = loadConfig(file, a.file !== undefined);
+        types = await checkTypes(config);
+        unserved = unservedTypes(config, types);
       } catch (err) {
         fail('configuration refused', err);
       }
+      for (const name of unserved) process.stderr.write(`dispatchctl: warning: type '${name}' is declared but no serve list names it ([secondary] serve, [secondary.instance.N] serve): no secondary will run it\n`);
       await writeStdout(Buffer.from(`dispatchctl: configuration '${file}' is valid (${types.size} request types: ${types.names().join(', ') || 'none'})\n`));
     },
   )

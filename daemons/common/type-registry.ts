@@ -129,8 +129,10 @@ export function parseTypesFile(text: string, file: string, defaults: TypeDefault
       const issue = parsed.error.issues[0]!;
       const keyPath = ['type', name, ...(issue.code === 'unrecognized_keys' ? [issue.keys[0]!] : issue.path.map(String))];
       const line = findLine(text, keyPath) ?? headerLine;
+      const missing = issue.code === 'invalid_type' && (issue as { input?: unknown }).input === undefined;
       const what =
         issue.code === 'unrecognized_keys' ? `unknown key '${keyPath.join('.')}'`
+        : missing ? `key '${keyPath.join('.')}' is required for handler "${String((body as { handler?: unknown }).handler)}" (docs/TYPES.md §2)`
         : issue.code === 'invalid_union' && (issue.path.length === 0 || issue.path[0] === 'handler') ? `'type.${name}.handler' must be "exec", "module" or "builtin"`
         : `key '${keyPath.join('.')}': ${issue.message}`;
       throw invalid(`failed to load types file '${file}'${line ? ` line ${line}` : ''}: ${what}`, { file, key: keyPath.join('.') });

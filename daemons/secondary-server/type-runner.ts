@@ -160,7 +160,8 @@ export class TypeRunner {
       return new DispatchError('SHUTTING_DOWN', `${this.secondary} is stopping and cut off the '${t.name}' request after ${ranMs} ms; it may have run in part${t.idempotent ? ': it may be retried' : ''}`, { retryable: true, mayHaveRun: true });
     }
     if (signal?.aborted) {
-      return new DispatchError('DEADLINE_EXCEEDED', `the '${t.name}' request ran past its deadline of ${deadlineMs} ms and was cut off; ask for a longer deadline (at most the type's deadline_ms, ${t.deadline_ms} ms)`);
+      const advice = deadlineMs < t.deadline_ms ? `ask for a longer deadline (at most the type's deadline_ms, ${t.deadline_ms} ms)` : `that is the type's deadline_ms: raise it in its types.d file (${t.source.file})`;
+      return new DispatchError('DEADLINE_EXCEEDED', `the '${t.name}' request ran past its deadline of ${deadlineMs} ms and was cut off; ${advice}`);
     }
     if (err instanceof DispatchError) return err;
     return new DispatchError('HANDLER_FAILED', `the '${t.name}' handler failed: ${reason(err)}`, { cause: err });

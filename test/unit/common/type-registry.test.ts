@@ -45,6 +45,7 @@ t.test('bad declarations are refused with file, line and key', async (t) => {
     ['[type.Upper]\nhandler = "exec"\ncommand = ["/bin/cat"]\n', /line 1: 'Upper' is not a valid type name/],
     ['[type.x]\nhandler = "exec"\ncommand = ["cat"]\n', /line 3: key 'type\.x\.command\.0': must be an absolute path/],
     ['[type.x]\nhandler = "exec"\ncommand = []\n', /key 'type\.x\.command/],
+    ['[type.x]\nhandler = "exec"\n', /line 1: key 'type\.x\.command' is required for handler "exec"/],
     ['[type.x]\nhandler = "exec"\ncommand = ["/bin/cat"]\nmodule = "/a.mjs"\n', /line 4: unknown key 'type\.x\.module'/],
     ['[type.x]\nhandler = "shell"\n', /'type\.x\.handler' must be "exec", "module" or "builtin"/],
     ['[type.x]\nhandler = "module"\nmodule = "/a.mjs"\nmax_heap_mb = 1\n', /line 4: key 'type\.x\.max_heap_mb'/],

@@ -1,0 +1,39 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { checkCommand, executableBy, HIDDEN_FROM_SECONDARIES, unservedTypes } from '../../../daemons/client/check-types.js';
+import { parseConfig } from '../../../daemons/common/config.js';
+import { resolveType } from '../../../daemons/common/request-type.js';
+import { TypeRegistry } from '../../../daemons/common/type-registry.js';
+
+const DEFAULTS = { deadline_ms: 1000, max_payload_bytes: 1, max_result_bytes: 1, concurrency: 1 };
+const exec = (name: string, program: string) => resolveType(name, { handler: 'exec', command: [program] }, DEFAULTS, { file: '/etc/dispatchd/types.d/x.toml', line: 2 }) as Extract<ReturnType<typeof resolveType>, { handler: 'exec' }>;
+
+t.test('a program in a directory the secondaries cannot see is refused, naming the sandbox', async (t) => {
+  t.same(HIDDEN_FROM_SECONDARIES, ['/home/', '/root/', '/run/user/', '/tmp/', '/var/tmp/']);
+  for (const program of ['/root/bin/mycat.sh', '/home/ada/h.sh', '/tmp/h.sh']) {
+    t.throws(() => checkCommand(exec('h', program), { uid: 0, gids: [0] }), { code: 'CONFIG_INVALID', message: /which the secondaries' sandbox hides \(ProtectHome=, PrivateTmp=\); install it under \/usr\/local\/lib or \/opt/ }, program);
+  }
+  t.doesNotThrow(() => checkCommand(exec('cat', '/bin/cat'), { uid: 0, gids: [0] }));
+});
+
+t.test('executable by the service user: by owner, group or other bits, as execve(2) decides', async (t) => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'check-types-'));
+  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
+  const f = path.join(d, 'h');
+  fs.writeFileSync(f, '#!/bin/sh\n');
+  const st = (mode: number) => (fs.chmodSync(f, mode), fs.statSync(f));
+  const other = { uid: 4242, gids: [4242] };
+  t.notOk(executableBy(st(0o750), other), '0750: not for others');
+  t.ok(executableBy(st(0o755), other), '0755: for everyone');
+  t.ok(executableBy(st(0o700), { uid: st(0o700).uid, gids: [] }), '0700: for its owner');
+  t.ok(executableBy(st(0o100), { uid: 0, gids: [] }), 'root: any x bit');
+  t.notOk(executableBy(st(0o644), { uid: 0, gids: [] }), 'root: no x bit at all');
+});
+
+t.test('a declared type that no serve list names is reported (a warning)', async (t) => {
+  const registry = new TypeRegistry([exec('a', '/bin/cat'), exec('b', '/bin/cat'), exec('c', '/bin/cat')]);
+  t.same(unservedTypes(parseConfig('', 'c.conf'), registry), [], '"*" serves every type');
+  t.same(unservedTypes(parseConfig('[secondary]\nserve = ["a"]\n[secondary.instance.2]\nserve = ["b"]\n', 'c.conf'), registry), ['c']);
+});
