@@ -96,6 +96,23 @@ def decode_line(line: bytes) -> dict:
     return msg
 
 
+#: Every message starts so; where a damaged line is tried again.
+MESSAGE_START = b'{"v":'
+
+
+def recover_suffix(line: bytes) -> dict | None:
+    """A damaged line's last chance: its suffix from the last ``{"v":`` (not at its start),
+    decoded as a message of its own. Every daemon writes a whole line in one atomic write, so
+    a valid message can only be damaged by bytes glued in front of it. Returns the message or None."""
+    at = line.rfind(MESSAGE_START)
+    if at <= 0 or len(line) - at > PIPE_BUF - 1:
+        return None
+    try:
+        return decode_line(line[at:])
+    except DispatchError:
+        return None
+
+
 def encode_message(msg: dict) -> bytes:
     """Encodes a message as one line (``v`` and ``t`` first, as every daemon writes them).
 
