@@ -199,7 +199,7 @@ def backoff_ms(attempt: int) -> int:
     """Back-off before retry number ``attempt`` (1, 2, …), in ms: base = min(1000, 25·2^(attempt−1)),
     uniformly jittered in [base/2, base]. Not added to a BUSY's ``retry_after_ms``, which replaces it."""
     base = min(1000, 25 * 2 ** (attempt - 1))
-    return round(base / 2 + random.random() * (base / 2))
+    return math.floor(base / 2 + random.random() * (base / 2) + 0.5)  # Math.round
 
 
 class Session:

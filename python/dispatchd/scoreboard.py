@@ -9,6 +9,7 @@ one daemon under a sequence lock. Source: docs/SCOREBOARD.md; daemons/common/sco
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import struct
 import time
@@ -171,7 +172,7 @@ def status_report(path: str, snap: Snapshot, now_ms: int | None = None, alive=_a
             "active": s.active, "capacity": s.capacity, "queued": s.queued, "heartbeat_age_ms": age,
             "restarts": max(0, s.starts - 1), "generation": s.generation, "started_at": _iso(s.started_ms),
             "incidents": s.incidents,
-            "latency_avg_ms": round(s.latency_sum_us / s.requests) / 1000 if s.requests > 0 else 0,
+            "latency_avg_ms": _js_round(s.latency_sum_us / s.requests) / 1000 if s.requests > 0 else 0,
             "latency_max_ms": s.latency_max_us / 1000, "latency_sum_us": s.latency_sum_us,
         })
     for name in ("main", "watchdog"):
@@ -184,6 +185,11 @@ def status_report(path: str, snap: Snapshot, now_ms: int | None = None, alive=_a
             else:
                 daemons.append(row)
     return {"scoreboard": path, "created_at": _iso(snap.created_ms), "daemons": daemons}
+
+
+def _js_round(x: float) -> int:
+    """JavaScript's Math.round (half up), not Python's round (half to even)."""
+    return math.floor(x + 0.5)
 
 
 def _iso(ms: int) -> str:
@@ -232,7 +238,7 @@ def _age(ms: int) -> str:
     if ms < 10_000:
         return f"{ms / 1000:.1f}s"
     if ms < 3_600_000:
-        return f"{round(ms / 1000)}s"
+        return f"{_js_round(ms / 1000)}s"
     return f"{ms / 3_600_000:.1f}h"
 
 
@@ -240,7 +246,7 @@ def _latency(ms: float) -> str:
     if ms < 10:
         return f"{ms:.2f}ms"
     if ms < 1000:
-        return f"{round(ms)}ms"
+        return f"{_js_round(ms)}ms"
     return f"{ms / 1000:.1f}s"
 
 
