@@ -270,7 +270,7 @@ class Client:
     """A client of one dispatchd suite. Holds no connection between requests.
 
     Args:
-        socket: the main server's socket.
+        socket: the main server's socket (None: :data:`DEFAULT_SOCKET`, /run/dispatchd/main.sock).
         timeout_ms: total time budget for one request, retries included, in ms.
         attempts: most attempts for one request.
         answer_timeout_ms: how long to wait for the main server's answer to a lease, in ms.
@@ -279,11 +279,11 @@ class Client:
         on_retry: called before each retry as ``on_retry(attempt, error, wait_ms)``.
     """
 
-    def __init__(self, socket: str = DEFAULT_SOCKET, *, timeout_ms: int = 60_000, attempts: int = 10,
+    def __init__(self, socket: str | None = None, *, timeout_ms: int = 60_000, attempts: int = 10,
                  answer_timeout_ms: int = 5000, deadline_ms: int | None = None,
                  max_result_bytes: int = MAX_BODY_BYTES_CEILING,
                  on_retry: Callable[[int, DispatchError, int], None] | None = None) -> None:
-        self.socket = socket
+        self.socket = socket or DEFAULT_SOCKET
         self.timeout_ms = timeout_ms
         self.attempts = attempts
         self.answer_timeout_ms = answer_timeout_ms
@@ -369,14 +369,14 @@ def _outcome_unknown(type: str, grant: Lease, cause: DispatchError) -> DispatchE
         may_have_run=True, fields={**cause.fields, "type": type})
 
 
-def request(type: str, data: bytes = b"", *, socket: str = DEFAULT_SOCKET, timeout_ms: int = 60_000,
+def request(type: str, data: bytes = b"", *, socket: str | None = None, timeout_ms: int = 60_000,
             deadline_ms: int | None = None) -> bytes:
     """Sends one request of ``type`` with ``data`` and returns the result's bytes.
 
     Args:
         type: a request type the suite serves (``dispatchctl types``), e.g. ``"echo"``.
         data: the request's DATA.
-        socket: the main server's socket.
+        socket: the main server's socket (None: /run/dispatchd/main.sock).
         timeout_ms: total time budget, retries included, in ms.
         deadline_ms: the run's deadline at the secondary, in ms (None: the type's).
 

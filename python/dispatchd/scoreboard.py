@@ -87,8 +87,9 @@ def _bad(path: str, what: str) -> DispatchError:
     return DispatchError("SCOREBOARD_BAD_LAYOUT", f"failed to read scoreboard '{path}': {what}; restart the suite (systemctl restart dispatchd.target) to recreate it")
 
 
-def read_scoreboard(path: str = DEFAULT_SCOREBOARD) -> Snapshot:
-    """Reads every used slot, each one consistent (never half-written).
+def read_scoreboard(path: str | None = None) -> Snapshot:
+    """Reads every used slot of the scoreboard at ``path`` (None: /dev/shm/dispatchd.scoreboard),
+    each one consistent (never half-written).
 
     Each slot is read under its sequence lock: ``seq`` first (4 bytes), then the 128-byte
     copy, then ``seq`` again; the copy counts only if ``seq`` was even and unchanged. An odd
@@ -99,6 +100,7 @@ def read_scoreboard(path: str = DEFAULT_SCOREBOARD) -> Snapshot:
             SCOREBOARD_OPEN_FAILED (permission, I/O), SCOREBOARD_BAD_LAYOUT (magic, version,
             size or geometry not layout version 1).
     """
+    path = path or DEFAULT_SCOREBOARD
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
