@@ -14,7 +14,7 @@ import { REPO } from './repo.js';
 
 const LOCK = join(REPO, 'build', '.system-test-deb.lock');
 /** What goes into the package: a newer file than the .deb means "build again". */
-const INPUTS = ['build/daemons', 'units', 'packaging', 'docs', 'package.json', 'package-lock.json', 'README.md'];
+const INPUTS = ['build/daemons', 'units', 'packaging', 'docs', 'python/dispatchd', 'package.json', 'package-lock.json', 'README.md'];
 const BUILD_TIMEOUT_MS = 10 * 60_000;
 
 function newestMtime(path: string): number {
