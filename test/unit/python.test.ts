@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { statusReport } from '../../daemons/client/status.js';
+import { ERROR_CODES } from '../../daemons/common/errors.js';
+import { EXIT, exitCodeFor } from '../../daemons/common/exit-codes.js';
 import { createScoreboard, ScoreboardReader, SlotWriter } from '../../daemons/common/scoreboard.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -57,4 +59,14 @@ t.test('python3 -m dispatchd status --json reads a scoreboard Node wrote as disp
   const strip = (x: typeof want) => ({ ...x, daemons: x.daemons.map((d) => ({ ...d, heartbeat_age_ms: 0 })) });
   t.same(strip(got), strip(want), 'the same report, field for field');
   t.equal(got.daemons.find((d) => d.name === 'secondary-2')?.requests, 2 ** 40, '64-bit counters');
+});
+
+t.test('the Python package has the same error codes, exit codes and mapping as daemons/common', { skip: existsSync(PYTHON) ? false : `${PYTHON} is missing` }, async (t) => {
+  const dump = 'import json, dispatchd as d; print(json.dumps({"codes": list(d.ERROR_CODES), "exit": {e.name: int(e) for e in d.Exit}, "map": {c: int(d.exit_code_for(c)) for c in d.ERROR_CODES}}))';
+  const r = spawnSync(PYTHON, ['-c', dump], { cwd: DIR, encoding: 'utf8', env: { PATH: '/usr/bin:/bin', PYTHONDONTWRITEBYTECODE: '1' } });
+  t.equal(r.status, 0, r.stderr);
+  const py = JSON.parse(r.stdout) as { codes: string[]; exit: Record<string, number>; map: Record<string, number> };
+  t.same(py.codes, [...ERROR_CODES], 'ERROR_CODES, in order');
+  t.same(py.exit, { ...EXIT, TIMED_OUT: EXIT.TIMED_OUT }, 'Exit = EXIT');
+  t.same(py.map, Object.fromEntries(ERROR_CODES.map((c) => [c, exitCodeFor(c)])), 'exit_code_for = exitCodeFor for every code');
 });
