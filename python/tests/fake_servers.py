@@ -34,6 +34,7 @@ class ScriptedServer:
         self.frames = 0
         self.connections = 0
         self.problems: list[str] = []
+        self.received: list[dict] = []
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
@@ -65,6 +66,7 @@ class ScriptedServer:
                 while (f := dec.next()) is not None:
                     with self.lock:
                         self.frames += 1
+                        self.received.append(f.header)
                         step = self.steps.pop(0) if self.steps else None
                     if step is None:
                         self.problems.append(f"{self.path}: a frame beyond the script: {f.header}")
