@@ -18,6 +18,7 @@ from .errors import ERROR_CODES, DispatchError, Exit, exit_code_for
 from .frame import Frame, FrameDecoder, encode_frame
 from .scoreboard import DEFAULT_SCOREBOARD, Slot, Snapshot, read_scoreboard, status_report
 
+#: The dispatchd release this package belongs to (package.json's version; a test keeps them equal).
 __version__ = "0.1.0"
 
 __all__ = [

@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 
+from . import __version__
 from .client import DEFAULT_SOCKET, Client
 from .errors import DispatchError, Exit, exit_code_for
 from .scoreboard import DEFAULT_SCOREBOARD, format_table, problems, read_scoreboard, status_report
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
     p = _Parser(prog="python3 -m dispatchd", description="Send requests to dispatchd and show its scoreboard.")
     p.add_argument("--socket", default=DEFAULT_SOCKET, help="the main server's socket (default %(default)s)")
+    p.add_argument("--version", action="version", version=__version__)
     sub = p.add_subparsers(dest="command", metavar="{request,status}", parser_class=_Parser)
     # --socket before or after the command, as dispatchctl's global option.
     common = argparse.ArgumentParser(add_help=False)

@@ -4,7 +4,7 @@
  * one python3-dispatchd installs for — never a python3 found first on PATH (pyenv, a venv).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -69,4 +69,11 @@ t.test('the Python package has the same error codes, exit codes and mapping as d
   t.same(py.codes, [...ERROR_CODES], 'ERROR_CODES, in order');
   t.same(py.exit, { ...EXIT, TIMED_OUT: EXIT.TIMED_OUT }, 'Exit = EXIT');
   t.same(py.map, Object.fromEntries(ERROR_CODES.map((c) => [c, exitCodeFor(c)])), 'exit_code_for = exitCodeFor for every code');
+});
+
+t.test('python3 -m dispatchd --version is package.json\'s version', { skip: existsSync(PYTHON) ? false : `${PYTHON} is missing` }, async (t) => {
+  const r = spawnSync(PYTHON, ['-m', 'dispatchd', '--version'], { cwd: DIR, encoding: 'utf8', env: { PATH: '/usr/bin:/bin', PYTHONDONTWRITEBYTECODE: '1' } });
+  const pkg = JSON.parse(readFileSync(path.join(DIR, '..', 'package.json'), 'utf8')) as { version: string };
+  t.equal(r.status, 0);
+  t.equal(r.stdout.trim(), pkg.version);
 });
