@@ -38,6 +38,8 @@ RETRYABLE = frozenset({
 
 #: How much sooner than the client's own timeout main is asked to answer a queued lease, ms.
 LEASE_ANSWER_MARGIN_MS = 250
+#: Bytes asked of one recv(2): socket.recv allocates this much each call, so not more.
+_RECV_BYTES = 256 * 1024
 #: The protocol's bounds of ``wait_ms`` and ``deadline_ms``, in ms.
 MAX_WAIT_MS = 3_600_000
 
@@ -158,7 +160,7 @@ class _Connection:
                 if left <= 0:
                     raise TimeoutError
                 self.sock.settimeout(left)
-                chunk = self.sock.recv(1 << 20)
+                chunk = self.sock.recv(_RECV_BYTES)
                 if not chunk:
                     self.close()
                     raise DispatchError("CONNECTION_LOST", f"failed to get an answer from {peer}: the connection closed", retryable=True)
