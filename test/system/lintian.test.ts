@@ -26,7 +26,7 @@ if (!have) {
   t.test('lintian', { skip: 'lintian or dpkg-buildpackage not installed (apt-get install lintian dpkg-dev debhelper)' }, async () => {});
 } else {
   /** lintian's E:/W:/I:/P:/O: lines for one .deb, their counts as comments. */
-  const lint = (t: Tap.Test, deb: string): string[] => {
+  const lint = (t: { comment: (msg: string) => void }, deb: string): string[] => {
     const r = spawnSync('lintian', ['--pedantic', '--info', '--show-overrides', '--tag-display-limit', '0', deb], { encoding: 'utf8', timeout: 300_000 });
     const lines = r.stdout.split('\n').filter((l) => /^[EWIPOX]: /.test(l));
     const counts = new Map<string, number>();
