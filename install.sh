@@ -18,7 +18,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # The sandbox's name; another one lets two people on one machine each keep their own.
 SANDBOX_NAME=${DISPATCHD_SANDBOX_NAME:-dispatchd}
 SANDBOX="$REPO/packaging/sandbox.sh"
-BUILD_PACKAGES=(build-essential python3 pkg-config libsystemd-dev debhelper dpkg-dev)
+BUILD_PACKAGES=(build-essential python3 pkg-config libsystemd-dev debhelper dpkg-dev dh-python)
 
 if [ -t 1 ]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD='' PLAIN=''; fi
 say() { printf '%sinstall.sh:%s %s\n' "$BOLD" "$PLAIN" "$*"; }

@@ -1,6 +1,7 @@
 #!/bin/bash
-# packaging/build-deb.sh: build dist/dispatchd_<version>_<arch>.deb (`npm run deb`, which
-# runs `npm run build` first).
+# packaging/build-deb.sh: build dist/dispatchd_<version>_<arch>.deb and
+# dist/python3-dispatchd_<version>_all.deb, the two binary packages of the dispatchd source
+# package (`npm run deb`, which runs `npm run build` first).
 #
 # Copies what the package needs into a staging tree under build/deb-staging/ (the compiled
 # JavaScript, package.json and package-lock.json, units, docs, the conffile, and
@@ -8,7 +9,7 @@
 # debian/changelog, and runs `dpkg-buildpackage -b -us -uc` there. The package build
 # installs the production dependencies with `npm ci --omit=dev` and compiles the native
 # addons against the installed Node headers (npm_config_nodedir=/usr): no header download.
-# Leaves exactly one dispatchd_*.deb in dist/.
+# Leaves exactly one dispatchd_*.deb and one python3-dispatchd_*.deb in dist/.
 set -euo pipefail
 
 die() { echo "build-deb: $*" >&2; exit 1; }
@@ -46,6 +47,9 @@ mkdir -p "$src/completion"
 node build/daemons/client/dispatchctl.js completion > "$src/completion/dispatchctl"
 grep -q '^complete .* dispatchctl$' "$src/completion/dispatchctl" || die "dispatchctl completion printed no completion script"
 cp packaging/dispatchd.conf "$src/packaging/"
+# The Python package's modules (python3-dispatchd): no tests, no bytecode.
+mkdir -p "$src/python/dispatchd"
+cp python/dispatchd/*.py "$src/python/dispatchd/"
 # The built-in request types (/usr/share/dispatchd/types.d) and the example types.
 cp -a packaging/types.d packaging/examples "$src/packaging/"
 if [ -f README.md ]; then cp README.md "$src/"; fi
@@ -94,8 +98,10 @@ echo "build-deb: building dispatchd $version for $arch in $src"
 (cd "$src" && dpkg-buildpackage -b -us -uc)
 
 deb=$staging/dispatchd_${version}_${arch}.deb
+pydeb=$staging/python3-dispatchd_${version}_all.deb
 [ -f "$deb" ] || die "dpkg-buildpackage did not produce $deb"
+[ -f "$pydeb" ] || die "dpkg-buildpackage did not produce $pydeb"
 mkdir -p dist
-rm -f dist/dispatchd_*.deb
-mv "$deb" dist/
-echo "build-deb: wrote dist/dispatchd_${version}_${arch}.deb"
+rm -f dist/dispatchd_*.deb dist/python3-dispatchd_*.deb
+mv "$deb" "$pydeb" dist/
+echo "build-deb: wrote dist/dispatchd_${version}_${arch}.deb and dist/python3-dispatchd_${version}_all.deb"

@@ -11,12 +11,12 @@ import { join, posix } from 'node:path';
 const BUILD_ONLY = new Set(['node-gyp']);
 // Files of kept packages that nothing loads at run time, removed so that the package ships
 // no dead code (and lintian's embedded-javascript-library finds no browser copy of async):
-//  - every package's own tests and examples;
+//  - every package's own tests, examples and benchmarks (piscina's benchmark/ has an async.js);
 //  - async's dist/ (browser bundles: UMD, minified, ES module): its only user, winston,
 //    requires the CommonJS files async/forEach.js and async/series.js, never 'async' itself;
 //  - one-time's async.js (the `one-time/async` variant): winston requires 'one-time'.
 // The system tests exercise winston's paths (logging, exceptions) from the installed package.
-const UNUSED_DIRS = ['test', 'tests', '__tests__', 'example', 'examples'];
+const UNUSED_DIRS = ['test', 'tests', '__tests__', 'example', 'examples', 'benchmark', 'benchmarks'];
 const UNUSED_FILES = { 'node_modules/async': ['dist'], 'node_modules/one-time': ['async.js'] };
 // Run-time requires that a package forgets to declare (it got them hoisted from node-gyp's
 // tree): usocket, which dbus-next uses for the system bus, calls require('debug').

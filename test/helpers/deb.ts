@@ -21,7 +21,7 @@ import type { Sandbox } from './sandbox.js';
 
 const LOCK = join(ROOT, 'build', '.deb-build.lock');
 /** What goes into the package (packaging/build-deb.sh copies these): any change means "build again". */
-export const INPUTS = ['build/daemons', 'units', 'packaging', 'docs', 'package.json', 'package-lock.json', 'README.md'] as const;
+export const INPUTS = ['build/daemons', 'units', 'packaging', 'docs', 'python/dispatchd', 'package.json', 'package-lock.json', 'README.md'] as const;
 const BUILD_TIMEOUT_MS = 10 * 60_000;
 /** Where the package goes inside a sandbox. */
 export const DEB_DIR = '/root/dispatchd-deb';

@@ -1,0 +1,144 @@
+"""``python3 -m dispatchd``: dispatchctl's ``request`` and ``status`` in Python.
+
+    python3 -m dispatchd [--socket PATH] request TYPE [DATA] [--timeout MS] [--deadline MS] [-v]
+    python3 -m dispatchd status [--json] [--scoreboard PATH]
+
+DATA comes from the argument, or from standard input when it is ``-`` or absent; the result's
+bytes go to standard output. Errors: one line on standard error,
+``dispatchd: <what>: <message> [CODE]``, and dispatchctl's exit code (README "Exit codes").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__
+from .client import DEFAULT_SOCKET, Client
+from .errors import DispatchError, Exit, exit_code_for
+from .scoreboard import DEFAULT_SCOREBOARD, format_table, problems, read_scoreboard, status_report
+
+CONFIG = "/etc/dispatchd/dispatchd.conf"
+
+#: What the user can do about an error, beyond what the server said (dispatchctl's hints).
+HINTS = {
+    "TIMEOUT": "raise --timeout (ms) if the request needs longer",
+    "DEADLINE_EXCEEDED": "python3 -m dispatchd takes it as --deadline (ms)",
+    "PAYLOAD_TOO_LARGE": "send less, or raise max_payload_bytes in /etc/dispatchd/dispatchd.conf",
+    "BUSY": "retry later, or raise max_leases / add secondaries (dispatchctl scale N)",
+}
+
+
+def error_line(what: str, err: BaseException) -> str:
+    """One line saying what failed, why, what to do, and the error's stable code."""
+    if isinstance(err, DispatchError):
+        hint = HINTS.get(err.code)
+        extra = f"; {hint}" if hint and hint not in err.message else ""
+        return f"dispatchd: {what}: {err.message}{extra} [{err.code}]"
+    return f"dispatchd: {what}: {err}"
+
+
+def _fail(what: str, err: BaseException) -> int:
+    sys.stderr.write(error_line(what, err) + "\n")
+    return exit_code_for(err.code) if isinstance(err, DispatchError) else Exit.FAILURE
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors end with exit 64 (EX_USAGE) and one line, as dispatchctl's."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"dispatchd: {message}; see 'python3 -m dispatchd --help'\n")
+        sys.exit(Exit.USAGE)
+
+
+def _ms(lo: int, hi: int):
+    def parse(s: str) -> int:
+        try:
+            v = int(s, 10)
+        except ValueError:
+            v = None
+        if v is None or not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"takes a whole number of milliseconds from {lo} to {hi}, got '{s}'")
+        return v
+    return parse
+
+
+def _default_scoreboard() -> str:
+    """The scoreboard named by /etc/dispatchd/dispatchd.conf's [paths] scoreboard, else the default."""
+    try:
+        import tomllib
+        with open(CONFIG, "rb") as fh:
+            path = tomllib.load(fh).get("paths", {}).get("scoreboard")
+        return path if isinstance(path, str) and path else DEFAULT_SCOREBOARD
+    except (OSError, ValueError):
+        return DEFAULT_SCOREBOARD
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit code."""
+    p = _Parser(prog="python3 -m dispatchd", description="Send requests to dispatchd and show its scoreboard.")
+    p.add_argument("--socket", default=DEFAULT_SOCKET, help="the main server's socket (default %(default)s)")
+    p.add_argument("--version", action="version", version=__version__)
+    sub = p.add_subparsers(dest="command", metavar="{request,status}", parser_class=_Parser)
+    # --socket before or after the command, as dispatchctl's global option.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--socket", default=argparse.SUPPRESS, help="the main server's socket")
+    r = sub.add_parser("request", parents=[common], help="send one request; DATA from the argument, or standard input when it is - or absent")
+    r.add_argument("type", help="request type (dispatchctl types lists them)")
+    r.add_argument("data", nargs="?", help="request data, or '-' for standard input (DATA starting with '-' goes after '--')")
+    r.add_argument("--timeout", type=_ms(1, 24 * 3_600_000), default=60_000, help="total time budget, retries included (ms)")
+    r.add_argument("--deadline", type=_ms(1, 3_600_000), help="deadline for running the request on the secondary (ms)")
+    r.add_argument("-v", "--verbose", action="store_true", help="report retries, and which secondary served the request")
+    s = sub.add_parser("status", parents=[common], help="show every daemon from the scoreboard")
+    s.add_argument("--json", action="store_true", help="one JSON object with a daemons array")
+    s.add_argument("--scoreboard", help=f"the scoreboard file (default: from {CONFIG})")
+    a = p.parse_args(argv)
+    if a.command is None:
+        p.error("name a command: request or status")
+    if a.command == "request":
+        return _request(a)
+    return _status(a)
+
+
+def _request(a: argparse.Namespace) -> int:
+    try:
+        data = sys.stdin.buffer.read() if a.data is None or a.data == "-" else a.data.encode("utf-8")
+    except OSError as err:
+        return _fail(f"'{a.type}' request not sent", err)
+    retry = None
+    if a.verbose:
+        def retry(attempt: int, err: DispatchError, wait_ms: int) -> None:
+            sys.stderr.write(f"dispatchd: attempt {attempt} failed: {err.message} [{err.code}]; retrying in {wait_ms} ms\n")
+    client = Client(a.socket, timeout_ms=a.timeout, deadline_ms=a.deadline, on_retry=retry)
+    try:
+        info = client.request_with_info(a.type, data)
+    except DispatchError as err:
+        return _fail(f"'{a.type}' request failed", err)
+    if a.verbose:
+        sys.stderr.write(f"dispatchd: served by secondary-{info.secondary} (generation {info.generation}) in {info.attempts} attempt{'' if info.attempts == 1 else 's'}\n")
+    sys.stdout.buffer.write(info.result)
+    sys.stdout.buffer.flush()
+    return Exit.OK
+
+
+def _status(a: argparse.Namespace) -> int:
+    path = a.scoreboard or _default_scoreboard()
+    try:
+        report = status_report(path, read_scoreboard(path))
+    except DispatchError as err:
+        return _fail("failed to read the status", err)
+    if a.json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        sys.stdout.write(format_table(report))
+        for line in problems(report):
+            sys.stderr.write(f"dispatchd: {line}\n")
+    return Exit.OK
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        sys.exit(Exit.FAILURE)

@@ -1,0 +1,388 @@
+"""The dispatchd client: ``dispatchd.request(type, data)`` and :class:`Client`.
+
+One request is: ask the main server for a lease (a frame on main.sock), follow the redirect
+to the secondary it names, present the lease with the payload, read the result. A failure
+that leaves the request un-run (a refused lease, BUSY, UNAVAILABLE, a connection that failed
+before the run frame was sent) is retried on a fresh lease, within a number of attempts and a
+total time budget. Once the run frame was sent the request may have run: a lost answer is
+retried only when the lease says the type is idempotent (at least once); otherwise it is
+OUTCOME_UNKNOWN and never sent again (at most once).
+
+Source: daemons/client/client.ts, which this module follows step for step; the protocol is
+docs/PROTOCOL.md (§1 frames, §4 retries, §5 timeouts) and spec/ holds the vectors both run.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import random
+import socket as _socket
+import stat
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .errors import DispatchError
+from .frame import MAX_BODY_BYTES_CEILING, Frame, FrameDecoder, encode_frame
+
+#: The main server's socket.
+DEFAULT_SOCKET = "/run/dispatchd/main.sock"
+
+#: Codes after which a fresh lease may be asked for (client.ts RETRYABLE).
+RETRYABLE = frozenset({
+    "CONNECT_FAILED", "CONNECTION_LOST", "TIMEOUT", "UNAVAILABLE", "BUSY", "SHUTTING_DOWN",
+    "LEASE_UNKNOWN", "LEASE_EXPIRED", "LEASE_STALE", "IDLE_TIMEOUT",
+})
+
+#: How much sooner than the client's own timeout main is asked to answer a queued lease, ms.
+LEASE_ANSWER_MARGIN_MS = 250
+#: Bytes asked of one recv(2): socket.recv allocates this much each call, so not more.
+_RECV_BYTES = 256 * 1024
+#: The protocol's bounds of ``wait_ms`` and ``deadline_ms``, in ms.
+MAX_WAIT_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease granted by the main server (docs/PROTOCOL.md §1.2).
+
+    Attributes:
+        secondary: N of the secondary that holds it.
+        socket: that secondary's socket path.
+        lease: the token, 32 lowercase hex digits.
+        generation: the secondary process's generation; the lease is good only for it.
+        expires_in_ms: time left to present it, in ms.
+        type: the request type it is for.
+        idempotent: whether the type may be sent again after a lost answer (absent from a
+            main of dispatchd 0.1, whose types were all idempotent: then True).
+    """
+
+    secondary: int
+    socket: str
+    lease: str
+    generation: int
+    expires_in_ms: int
+    type: str
+    idempotent: bool
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """A result with where it came from: the secondary, its generation, and the attempts it took."""
+
+    result: bytes
+    secondary: int
+    generation: int
+    attempts: int
+
+
+def _is_int(x: object, lo: int, hi: int) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and lo <= x <= hi
+
+
+def _from_reply(header: dict, peer: str) -> DispatchError:
+    """Converts an error frame's header into a DispatchError (PROTOCOL_ERROR if it is not one)."""
+    from .errors import ERROR_CODES
+    code, message = header.get("code"), header.get("message")
+    if header.get("ok") is not False or code not in ERROR_CODES or not isinstance(message, str):
+        return DispatchError("PROTOCOL_ERROR", f"failed to understand the answer of {peer}: not a dispatchd reply")
+    ra = header.get("retry_after_ms")
+    return DispatchError(code, message, retry_after_ms=ra if _is_int(ra, 0, 2**53) else None,
+                         retryable=header.get("retryable") is True,
+                         may_have_run=header.get("may_have_run") is True, fields={"peer": peer})
+
+
+def _parse_lease(h: dict, asked_type: str) -> Lease:
+    """Validates a lease answer (protocol.ts LeaseGranted). Raises PROTOCOL_ERROR."""
+    ok = (h.get("ok") is True and h.get("op") == "lease" and _is_int(h.get("secondary"), 1, 2**53)
+          and isinstance(h.get("socket"), str) and 0 < len(h["socket"]) <= 4096
+          and isinstance(h.get("lease"), str) and len(h["lease"]) == 32
+          and all(c in "0123456789abcdef" for c in h["lease"])
+          and _is_int(h.get("generation"), 0, 0xFFFFFFFF) and _is_int(h.get("expires_in_ms"), 0, 2**53)
+          and (h.get("type") is None or (isinstance(h["type"], str) and 0 < len(h["type"]) <= 64))
+          and (h.get("idempotent") is None or isinstance(h["idempotent"], bool)))
+    if not ok:
+        raise DispatchError("PROTOCOL_ERROR", "failed to understand the main server's answer: not a lease")
+    return Lease(secondary=h["secondary"], socket=h["socket"], lease=h["lease"], generation=h["generation"],
+                 expires_in_ms=h["expires_in_ms"], type=h.get("type") or asked_type,
+                 idempotent=h.get("idempotent") is not False)
+
+
+def _is_run_result(h: dict) -> bool:
+    """protocol.ts RunResult: ok, op "result", type, elapsed_ms ≥ 0, optional secondary, generation."""
+    el = h.get("elapsed_ms")
+    return (h.get("ok") is True and h.get("op") == "result" and isinstance(h.get("type"), str)
+            and isinstance(el, (int, float)) and not isinstance(el, bool) and math.isfinite(el) and el >= 0
+            and (h.get("secondary") is None or _is_int(h["secondary"], 1, 2**53))
+            and (h.get("generation") is None or _is_int(h["generation"], 0, 0xFFFFFFFF)))
+
+
+class _Connection:
+    """A framed connection to a unix stream socket; every wait has a timeout."""
+
+    def __init__(self, path: str, max_body_bytes: int, timeout_ms: float) -> None:
+        """Raises CONNECT_FAILED (missing socket, refused, permission, no answer)."""
+        self.path = path
+        self.decoder = FrameDecoder(max_body_bytes)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        sock.settimeout(max(timeout_ms, 1) / 1000)
+        try:
+            sock.connect(path)
+        except TimeoutError:
+            sock.close()
+            raise DispatchError("CONNECT_FAILED", f"failed to connect to '{path}': no answer within {round(timeout_ms)} ms", retryable=True) from None
+        except OSError as err:
+            sock.close()
+            raise DispatchError("CONNECT_FAILED", f"failed to connect to '{path}': {_connect_hint(path, err)}", retryable=True) from err
+        self.sock = sock
+
+    def exchange(self, header: dict, body: bytes, timeout_ms: float, peer: str) -> Frame:
+        """Sends one frame and waits up to ``timeout_ms`` for one frame back.
+
+        Raises:
+            DispatchError: TIMEOUT, CONNECTION_LOST, PROTOCOL_ERROR (a framing error in the answer).
+        """
+        deadline = time.monotonic() + timeout_ms / 1000
+        try:
+            self.sock.settimeout(max(timeout_ms, 1) / 1000)
+            self.sock.sendall(encode_frame(header, body))
+            while True:
+                try:
+                    frame = self.decoder.next()
+                except DispatchError as err:
+                    self.close()
+                    raise DispatchError("PROTOCOL_ERROR", f"failed to read the answer of {peer}: {err.message}") from err
+                if frame is not None:
+                    return frame
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.sock.settimeout(left)
+                chunk = self.sock.recv(_RECV_BYTES)
+                if not chunk:
+                    self.close()
+                    raise DispatchError("CONNECTION_LOST", f"failed to get an answer from {peer}: the connection closed", retryable=True)
+                self.decoder.push(chunk)
+        except TimeoutError:
+            self.close()
+            raise DispatchError("TIMEOUT", f"failed to get an answer from {peer} within {round(timeout_ms)} ms", retryable=True) from None
+        except OSError as err:
+            self.close()
+            raise DispatchError("CONNECTION_LOST", f"failed to get an answer from {peer}: {err.strerror or err}", retryable=True) from err
+
+    def close(self) -> None:
+        """Closes the connection (idempotent)."""
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _connect_hint(path: str, err: OSError) -> str:
+    """What a failed connect means and what to do (as client.ts connectFramed)."""
+    if err.errno == errno.ENOENT:
+        return "no such socket: dispatchd is not running; see 'systemctl status dispatchd.target' (start it with systemctl start dispatchd.target)"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied: run as root or as a member of the dispatchd-clients group"
+    if err.errno in (errno.ECONNREFUSED, errno.ENOTSOCK):
+        try:
+            if not stat.S_ISSOCK(os.stat(path).st_mode):
+                return "it is not a socket; pass the main server's socket with --socket (default /run/dispatchd/main.sock)"
+        except OSError:
+            pass
+        if err.errno == errno.ECONNREFUSED:
+            return "connection refused: nobody listens there; see 'systemctl status dispatchd.target'"
+    return err.strerror or str(err)
+
+
+def backoff_ms(attempt: int) -> int:
+    """Back-off before retry number ``attempt`` (1, 2, …), in ms: base = min(1000, 25·2^(attempt−1)),
+    uniformly jittered in [base/2, base]. Not added to a BUSY's ``retry_after_ms``, which replaces it."""
+    base = min(1000, 25 * 2 ** (attempt - 1))
+    return math.floor(base / 2 + random.random() * (base / 2) + 0.5)  # Math.round
+
+
+class Session:
+    """A connection to a secondary holding a claimed lease ("established lease").
+
+    Several requests may run on it one after the other; every run frame repeats the lease and
+    its generation. The lease ends when the session closes. Use as a context manager::
+
+        with client.session(client.lease("echo")) as s:
+            s.run(b"one"); s.run(b"two")
+    """
+
+    def __init__(self, lease: Lease, *, max_result_bytes: int = MAX_BODY_BYTES_CEILING,
+                 connect_timeout_ms: float = 5000) -> None:
+        """Connects to the lease's secondary. Raises DispatchError CONNECT_FAILED."""
+        self.lease = lease
+        self._conn = _Connection(lease.socket, max_result_bytes, connect_timeout_ms)
+        self.ran = False
+
+    def run(self, data: bytes = b"", *, timeout_ms: float = 60_000, deadline_ms: int | None = None) -> bytes:
+        """Runs one request of the lease's type and returns the result's bytes.
+
+        Args:
+            data: the request's DATA (bytes).
+            timeout_ms: how long to wait for the answer, in ms.
+            deadline_ms: the run's deadline sent to the secondary, 1 … 3,600,000 ms (capped
+                there by the type's ``deadline_ms``); None for the type's default.
+
+        Raises:
+            DispatchError: the secondary's error code (LEASE_*, HANDLER_FAILED,
+                DEADLINE_EXCEEDED, …); CONNECTION_LOST or TIMEOUT with ``may_have_run`` once
+                the run frame was sent; PROTOCOL_ERROR.
+        """
+        header: dict = {"op": "run", "lease": self.lease.lease, "generation": self.lease.generation, "type": self.lease.type}
+        if deadline_ms is not None:
+            header["deadline_ms"] = deadline_ms
+        peer = f"secondary-{self.lease.secondary}"
+        self.ran = True
+        try:
+            f = self._conn.exchange(header, bytes(data), timeout_ms, peer)
+        except DispatchError as err:
+            if err.code in ("CONNECTION_LOST", "TIMEOUT"):
+                # The run frame was sent: the request may have run before the answer was lost.
+                raise DispatchError(err.code, f"{err.message}; the '{self.lease.type}' request may or may not have run",
+                                    retryable=True, may_have_run=True, fields={**err.fields, "may_have_run": True}) from err
+            raise
+        if f.header.get("ok") is not True:
+            raise _from_reply(f.header, peer)
+        if not _is_run_result(f.header):
+            raise DispatchError("PROTOCOL_ERROR", f"failed to understand the answer of {peer}: not a result")
+        gen = f.header.get("generation")
+        if gen is not None and gen != self.lease.generation:
+            raise DispatchError("LEASE_STALE", f"failed to use the answer of {peer}: it came from generation {gen}, the lease is for generation {self.lease.generation}; ask the main server for a new lease", retryable=True)
+        return f.body
+
+    def close(self) -> None:
+        """Closes the connection, which ends the lease."""
+        self._conn.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Client:
+    """A client of one dispatchd suite. Holds no connection between requests.
+
+    Args:
+        socket: the main server's socket (None: :data:`DEFAULT_SOCKET`, /run/dispatchd/main.sock).
+        timeout_ms: total time budget for one request, retries included, in ms.
+        attempts: most attempts for one request.
+        answer_timeout_ms: how long to wait for the main server's answer to a lease, in ms.
+        deadline_ms: per-request deadline sent to the secondary, in ms (None: the type's).
+        max_result_bytes: largest result accepted, in bytes.
+        on_retry: called before each retry as ``on_retry(attempt, error, wait_ms)``.
+    """
+
+    def __init__(self, socket: str | None = None, *, timeout_ms: int = 60_000, attempts: int = 10,
+                 answer_timeout_ms: int = 5000, deadline_ms: int | None = None,
+                 max_result_bytes: int = MAX_BODY_BYTES_CEILING,
+                 on_retry: Callable[[int, DispatchError, int], None] | None = None) -> None:
+        self.socket = socket or DEFAULT_SOCKET
+        self.timeout_ms = timeout_ms
+        self.attempts = attempts
+        self.answer_timeout_ms = answer_timeout_ms
+        self.deadline_ms = deadline_ms
+        self.max_result_bytes = max_result_bytes
+        self.on_retry = on_retry
+
+    def lease(self, type: str, *, timeout_ms: float | None = None) -> Lease:
+        """Asks the main server for a lease for one request of ``type``.
+
+        ``wait_ms`` sent to main is the time left minus a margin (250 ms, or a quarter of it
+        when shorter), capped at 3,600,000 ms, so main answers BUSY while the client listens.
+
+        Raises:
+            DispatchError: CONNECT_FAILED, TIMEOUT, CONNECTION_LOST, BUSY (with
+                ``retry_after_ms``), UNAVAILABLE, UNKNOWN_TYPE, SHUTTING_DOWN, PROTOCOL_ERROR.
+        """
+        timeout_ms = self.answer_timeout_ms if timeout_ms is None else timeout_ms
+        started = time.monotonic()
+        conn = _Connection(self.socket, 0, timeout_ms)
+        try:
+            left = max(1.0, timeout_ms - (time.monotonic() - started) * 1000)
+            wait_ms = min(MAX_WAIT_MS, max(0, int(left - min(LEASE_ANSWER_MARGIN_MS, left // 4))))
+            f = conn.exchange({"op": "lease", "type": type, "wait_ms": wait_ms}, b"", left, "the main server")
+            if f.header.get("ok") is not True:
+                raise _from_reply(f.header, "the main server")
+            return _parse_lease(f.header, type)
+        finally:
+            conn.close()
+
+    def session(self, lease: Lease) -> Session:
+        """Opens an established-lease session on ``lease``'s secondary. Raises CONNECT_FAILED."""
+        return Session(lease, max_result_bytes=self.max_result_bytes,
+                       connect_timeout_ms=min(self.timeout_ms, self.answer_timeout_ms))
+
+    def request(self, type: str, data: bytes = b"") -> bytes:
+        """Sends one request and returns the result's bytes, retrying on a fresh lease when safe.
+
+        Raises:
+            DispatchError: the last failure's code (README "Exit codes"); OUTCOME_UNKNOWN when
+                the answer of a non-idempotent type was lost after its run frame was sent.
+        """
+        return self.request_with_info(type, data).result
+
+    def request_with_info(self, type: str, data: bytes = b"") -> RequestInfo:
+        """As :meth:`request`, and says which secondary (and generation) served it, after how many attempts."""
+        deadline = time.monotonic() + self.timeout_ms / 1000
+        last: DispatchError | None = None
+        for attempt in range(1, self.attempts + 1):
+            left = (deadline - time.monotonic()) * 1000
+            if left <= 0:
+                break
+            grant: Lease | None = None
+            try:
+                grant = self.lease(type, timeout_ms=min(self.answer_timeout_ms, left))
+                with Session(grant, max_result_bytes=self.max_result_bytes,
+                             connect_timeout_ms=min(max(1, (deadline - time.monotonic()) * 1000), self.answer_timeout_ms)) as s:
+                    result = s.run(data, timeout_ms=max(1, (deadline - time.monotonic()) * 1000), deadline_ms=self.deadline_ms)
+                return RequestInfo(result, grant.secondary, grant.generation, attempt)
+            except DispatchError as err:
+                last = err
+            if last.may_have_run and grant is not None and not grant.idempotent:
+                raise _outcome_unknown(type, grant, last) from last
+            if last.code not in RETRYABLE or attempt == self.attempts:
+                break
+            wait_ms = last.retry_after_ms if last.code == "BUSY" and last.retry_after_ms is not None else backoff_ms(attempt)
+            if time.monotonic() + wait_ms / 1000 >= deadline:
+                break
+            if self.on_retry is not None:
+                self.on_retry(attempt, last, wait_ms)
+            time.sleep(wait_ms / 1000)
+        e = last or DispatchError("TIMEOUT", f"failed to complete the '{type}' request within {self.timeout_ms} ms")
+        raise DispatchError(e.code, e.message, retry_after_ms=e.retry_after_ms, retryable=e.code in RETRYABLE,
+                            may_have_run=e.may_have_run, fields=e.fields) from e
+
+
+def _outcome_unknown(type: str, grant: Lease, cause: DispatchError) -> DispatchError:
+    """The answer of a request that may have run was lost, and its type is not idempotent."""
+    return DispatchError(
+        "OUTCOME_UNKNOWN",
+        f"the '{type}' request may or may not have run on secondary-{grant.secondary} ({cause.code}: {cause.message}); "
+        f"it was not sent again because '{type}' is not idempotent (at most once): check whether it took effect before sending it again",
+        may_have_run=True, fields={**cause.fields, "type": type})
+
+
+def request(type: str, data: bytes = b"", *, socket: str | None = None, timeout_ms: int = 60_000,
+            deadline_ms: int | None = None) -> bytes:
+    """Sends one request of ``type`` with ``data`` and returns the result's bytes.
+
+    Args:
+        type: a request type the suite serves (``dispatchctl types``), e.g. ``"echo"``.
+        data: the request's DATA.
+        socket: the main server's socket (None: /run/dispatchd/main.sock).
+        timeout_ms: total time budget, retries included, in ms.
+        deadline_ms: the run's deadline at the secondary, in ms (None: the type's).
+
+    Raises:
+        DispatchError: see :meth:`Client.request`.
+    """
+    return Client(socket, timeout_ms=timeout_ms, deadline_ms=deadline_ms).request(type, data)

@@ -1,0 +1,94 @@
+"""``python3 -m dispatchd``: exit codes, one-line errors, DATA from standard input, status."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+from .fake_servers import FakeSuite
+from .test_scoreboard import write_board
+
+PKG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+L = "ab" * 16
+
+
+def cli(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": PKG, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([sys.executable, "-m", "dispatchd", *args], input=stdin, capture_output=True, env=env, timeout=60)
+
+
+def grant(idempotent: bool = True, type: str = "echo") -> dict:
+    return {"ok": True, "op": "lease", "secondary": 1, "socket": "$SECONDARY_SOCKET", "lease": L, "generation": 7,
+            "expires_in_ms": 3000, "type": type, "idempotent": idempotent}
+
+
+def result(type: str = "echo") -> dict:
+    return {"ok": True, "op": "result", "type": type, "elapsed_ms": 0.1, "secondary": 1, "generation": 7}
+
+
+class CliTest(unittest.TestCase):
+    def suite(self, main: list, secondary: list) -> FakeSuite:
+        s = FakeSuite({"main": main, "secondary": secondary})
+        self.addCleanup(s.close)
+        return s
+
+    def test_request_prints_the_result_bytes(self) -> None:
+        s = self.suite([{"expect": {"op": "lease", "type": "echo"}, "reply": grant(), "then": "close"}],
+                       [{"expect": {"op": "run"}, "expect_body": "hello", "reply": result(), "reply_body": "hello", "then": "keep"}])
+        r = cli("--socket", s.main_socket, "request", "echo", "hello")
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, b"hello", b""))
+
+    def test_data_from_standard_input_and_socket_after_the_command(self) -> None:
+        s = self.suite([{"expect": {"op": "lease"}, "reply": grant(), "then": "close"}],
+                       [{"expect": {"op": "run"}, "expect_body": "from stdin\n", "reply": result(), "reply_body": "ok", "then": "keep"}])
+        r = cli("request", "echo", "-", "--socket", s.main_socket, "-v", stdin=b"from stdin\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"ok")
+        self.assertIn(b"dispatchd: served by secondary-1 (generation 7) in 1 attempt\n", r.stderr)
+
+    def test_errors_are_one_line_with_the_code_and_exit_code(self) -> None:
+        r = cli("--socket", "/nonexistent/main.sock", "request", "echo", "x")
+        self.assertEqual(r.returncode, 69)
+        self.assertRegex(r.stderr.decode(), r"^dispatchd: 'echo' request failed: failed to connect to '/nonexistent/main.sock': no such socket: .* \[CONNECT_FAILED\]\n$")
+        s = self.suite([{"expect": {"op": "lease"}, "reply": {"ok": False, "code": "UNKNOWN_TYPE", "message": "unknown request type 'nope'"}, "then": "keep"}], [])
+        r = cli("--socket", s.main_socket, "request", "nope", "x")
+        self.assertEqual((r.returncode, r.stderr), (65, b"dispatchd: 'nope' request failed: unknown request type 'nope' [UNKNOWN_TYPE]\n"))
+
+    def test_outcome_unknown_exits_74(self) -> None:
+        s = self.suite([{"expect": {"op": "lease"}, "reply": grant(False, "charge"), "then": "close"}],
+                       [{"expect": {"op": "run"}, "reply": None, "then": "close"}])
+        r = cli("--socket", s.main_socket, "request", "charge", "x")
+        self.assertEqual(r.returncode, 74)
+        self.assertIn(b"it was not sent again because 'charge' is not idempotent (at most once)", r.stderr)
+        self.assertTrue(r.stderr.endswith(b" [OUTCOME_UNKNOWN]\n"))
+
+    def test_usage_errors_exit_64(self) -> None:
+        for args in (["bogus"], [], ["request"], ["request", "echo", "x", "--timeout", "0"], ["request", "echo", "x", "--deadline", "abc"]):
+            r = cli(*args)
+            self.assertEqual(r.returncode, 64, args)
+            self.assertRegex(r.stderr.decode(), r"^dispatchd: .*; see 'python3 -m dispatchd --help'\n$")
+
+    def test_status_json_and_table(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "scoreboard")
+            write_board(path, {0: {"kind": 1, "name": "main"}})
+            r = cli("status", "--json", "--scoreboard", path)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            rep = json.loads(r.stdout)
+            self.assertEqual(rep["scoreboard"], path)
+            self.assertEqual([x["name"] for x in rep["daemons"]], ["main", "watchdog"])
+            r = cli("status", "--scoreboard", path)
+            self.assertEqual(r.returncode, 0)
+            self.assertTrue(r.stdout.startswith(b"NAME "))
+            self.assertIn(b"dispatchd: watchdog is absent: see systemctl status dispatchd-watchdog.service", r.stderr)
+            r = cli("status", "--scoreboard", os.path.join(d, "none"))
+            self.assertEqual(r.returncode, 69)
+            self.assertTrue(r.stderr.endswith(b"[SCOREBOARD_MISSING]\n"))
+
+
+if __name__ == "__main__":
+    unittest.main()
