@@ -10,6 +10,12 @@
  * (dispatchd's daemons as plain processes), `systemd` (the .deb installed under a throw-away
  * systemd, as users run it; needs root).
  *
+ * Declared request types (issue 10), on the plain target: `module` (a module handler that
+ * echoes, against the built-in echo of the same suite), `exec` (an exec handler running
+ * /bin/cat, against the load worker spawning /bin/cat per request itself: load target
+ * `spawn`) and `cpu` (a module handler hashing in JavaScript, 1 secondary against N). The
+ * types are declared in the suite's own types.d (bench.toml), the handlers in bench/handlers.
+ *
  * Writes the results as JSON (--json) and a Markdown table between the markers
  * `<!-- bench:begin -->` and `<!-- bench:end -->` of docs/BENCHMARKS.md (--markdown).
  * The options are listed by `npm run bench -- --help`.
