@@ -41,6 +41,8 @@ export interface MeasureRow {
   target: string;
   /** Whether every dispatchd figure measured meets the target; undefined when none was measured. */
   met: boolean | undefined;
+  /** The same run's baseline of a declared-type measure (module, exec): its name and median, in `unit`. */
+  baseline?: { name: string; value: number };
 }
 
 const fmt = (x: number | undefined, digits = 0): string => (x === undefined || !Number.isFinite(x) ? '–' : x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
@@ -115,6 +117,26 @@ export function summarise(r: BenchResults): MeasureRow[] {
     if (ok(sc.cluster).length && ok(sc.bare).length) ratios[`cluster ${o.secondaries} workers/bare`] = pairedRatio(sc.cluster, sc.bare, (x) => x.rps);
     rows.push({ measure: `${o.scaleType} ${bytes(Number(o.scaleSize))}, ${o.secondaries} secondaries vs 1, ${o.scaleConcurrency} clients`, unit: 'req/s', values, ratios, target: '≥ 1.7×', met: meets(defined([ratios[`plain ${o.secondaries} sec./1 sec.`]]), (x) => x >= 1.7) });
   }
+  // Declared request types (issue 10): each against its baseline of the same run.
+  const typed = (measure: string, baseKey: string, baseName: string, label: string, ratioName: string, goal: number | undefined) => {
+    const runs = r.loads[measure];
+    if (!runs || !ok(runs.plain).length) return;
+    const ratios: Record<string, number> = {};
+    if (ok(runs[baseKey]).length) ratios[ratioName] = pairedRatio(runs.plain, runs[baseKey], (x) => x.rps);
+    const row: MeasureRow = { measure: label, unit: 'req/s', values: { plain: medianOf(runs.plain, (x) => x.rps) }, ratios, target: goal === undefined ? '' : `≥ ${goal}×`, met: goal === undefined ? undefined : meets(defined([ratios[ratioName]]), (x) => x >= goal) };
+    if (ok(runs[baseKey]).length) row.baseline = { name: baseName, value: medianOf(runs[baseKey], (x) => x.rps) };
+    rows.push(row);
+  };
+  typed('module', 'builtin', 'built-in echo', `module handler (echo.mjs), ${bytes(Number(o.typesSize))}, established lease, ${o.concurrency} client(s)`, 'module/built-in echo', 0.8);
+  typed('exec', 'spawn', 'spawn /bin/cat from Node', `exec handler (/bin/cat), ${bytes(Number(o.typesSize))}, established lease, ${o.concurrency} client(s)`, 'exec/spawn from Node', 0.8);
+  const cpu = r.loads.cpu;
+  if (cpu) {
+    const values: Record<string, number> = {};
+    for (const t of ['plain-1', 'plain']) if (ok(cpu[t]).length) values[t] = medianOf(cpu[t], (x) => x.rps);
+    const ratios: Record<string, number> = {};
+    if (ok(cpu.plain).length && ok(cpu['plain-1']).length) ratios[`${o.secondaries} sec./1 sec.`] = pairedRatio(cpu.plain, cpu['plain-1'], (x) => x.rps);
+    rows.push({ measure: `module handler sha256.mjs (JavaScript) ${bytes(Number(o.cpuSize))}, ${o.secondaries} secondaries vs 1, ${o.scaleConcurrency} clients`, unit: 'req/s', values, ratios, target: '', met: undefined });
+  }
   if (r.other.freeze) rows.push({ measure: 'main frozen (SIGSTOP) → first request served', unit: 'ms', values: { systemd: r.other.freeze.median }, ratios: {}, target: '≤ 2000 ms', met: r.other.freeze.median <= 2000 });
   if (r.other.start) rows.push({ measure: '`systemctl start dispatchd.target` → first request served', unit: 'ms', values: { systemd: r.other.start.median }, ratios: {}, target: '≤ 1000 ms', met: r.other.start.median <= 1000 });
   const idle = r.other.idle;
@@ -158,7 +180,7 @@ export function renderMarkdown(r: BenchResults): string {
   for (const row of r.rows) {
     const v = row.values;
     const plain = row.values['plain-1'] !== undefined ? `${fmtAuto(v['plain-1'])} (1 sec.) → ${fmtAuto(v.plain)}` : fmtAuto(v.plain);
-    const ratios = Object.entries(row.ratios).map(([k, x]) => `${k} **${fmt(x, 2)}×**`).join('; ') || '';
+    const ratios = [...Object.entries(row.ratios).map(([k, x]) => `${k} **${fmt(x, 2)}×**`), ...(row.baseline ? [`(${row.baseline.name}: ${fmtAuto(row.baseline.value)} ${row.unit})`] : [])].join('; ');
     const met = row.met === undefined ? '–' : row.met ? 'yes' : '**no**';
     L.push(`| ${row.measure} | ${row.unit} | ${fmtAuto(v.bare)} | ${fmtAuto(v.cluster)} | ${fmtAuto(v.floor)} | ${plain} | ${fmtAuto(v.systemd)} | ${ratios} | ${row.target} | ${met} |`);
   }

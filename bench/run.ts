@@ -10,6 +10,12 @@
  * (dispatchd's daemons as plain processes), `systemd` (the .deb installed under a throw-away
  * systemd, as users run it; needs root).
  *
+ * Declared request types (issue 10), on the plain target: `module` (a module handler that
+ * echoes, against the built-in echo of the same suite), `exec` (an exec handler running
+ * /bin/cat, against the load worker spawning /bin/cat per request itself: load target
+ * `spawn`) and `cpu` (a module handler hashing in JavaScript, 1 secondary against N). The
+ * types are declared in the suite's own types.d (bench.toml), the handlers in bench/handlers.
+ *
  * Writes the results as JSON (--json) and a Markdown table between the markers
  * `<!-- bench:begin -->` and `<!-- bench:end -->` of docs/BENCHMARKS.md (--markdown).
  * The options are listed by `npm run bench -- --help`.
@@ -32,11 +38,17 @@ import { median } from './stats.js';
 import { cannotBoot, SystemdSuite } from './systemd-suite.js';
 
 const ALL_TARGETS = ['bare', 'cluster', 'floor', 'plain', 'systemd'] as const;
-const ALL_MEASURES = ['lease', 'handshake', 'large', 'scale', 'freeze', 'start', 'idle'] as const;
+const ALL_MEASURES = ['lease', 'handshake', 'large', 'scale', 'module', 'exec', 'cpu', 'freeze', 'start', 'idle'] as const;
+/** Measures of declared request types (bench/handlers, declared by {@link writeBenchTypes}). */
+const TYPE_MEASURES: readonly Measure[] = ['module', 'exec', 'cpu'];
 type Target = (typeof ALL_TARGETS)[number];
 type Measure = (typeof ALL_MEASURES)[number];
-/** What a job runs against: a target, or the plain suite with one secondary (scale measure). */
-type Server = Target | 'plain-1';
+/**
+ * What a job runs against: a target, the plain suite with one secondary (scale and cpu
+ * measures), or `spawn`: no server, the load worker spawning a command per request (the
+ * exec measure's baseline, which runs whenever the plain suite does).
+ */
+type Server = Target | 'plain-1' | 'spawn';
 
 const argv = await yargs(hideBin(process.argv))
   .scriptName('npm run bench --')
@@ -51,6 +63,8 @@ const argv = await yargs(hideBin(process.argv))
   .option('scale-type', { type: 'string', default: 'sha256', choices: ['echo', 'sha256', 'sleep'], describe: 'request type of the scale measure' })
   .option('scale-size', { type: 'number', default: 64 * 1024, describe: 'DATA bytes of the scale measure' })
   .option('scale-concurrency', { type: 'number', default: 4, describe: 'virtual clients of the scale measure' })
+  .option('types-size', { type: 'number', default: 1024, describe: 'DATA bytes of the module and exec measures' })
+  .option('cpu-size', { type: 'number', default: 64 * 1024, describe: 'DATA bytes of the cpu measure (sha256-js module handler)' })
   .option('secondaries', { type: 'number', default: 2, describe: 'secondaries of the plain suite, and cluster workers' })
   .option('targets', { type: 'string', default: ALL_TARGETS.join(','), describe: `comma-separated: ${ALL_TARGETS.join(', ')}` })
   .option('measures', { type: 'string', default: ALL_MEASURES.join(','), describe: `comma-separated: ${ALL_MEASURES.join(', ')}` })
@@ -109,7 +123,7 @@ let sys: SystemdSuite | undefined;
 const loads: BenchResults['loads'] = {};
 const other: BenchResults['other'] = {};
 
-function workerArgs(kind: 'bare' | 'dispatchd' | 'relay', socket: string, mode: string, type: string, size: number, concurrency: number): string[] {
+function workerArgs(kind: 'bare' | 'dispatchd' | 'relay' | 'spawn', socket: string, mode: string, type: string, size: number, concurrency: number): string[] {
   return ['load', '--target', kind, '--socket', socket, '--mode', mode, '--type', type, '--size', String(size), '--concurrency', String(concurrency), '--duration', String(argv.duration * 1000), '--warmup', String(argv.warmup * 1000)];
 }
 
@@ -189,7 +203,7 @@ function sandboxWorker(args: string[], tick: (f: number) => void): Promise<LoadR
 }
 
 /** Adds run number `repeat` (from 0) of a load measure on a target; its result goes to that index. */
-function addLoad(measure: string, label: string, target: Server, repeat: number, run: (tick: (f: number) => void) => Promise<LoadResult>): void {
+function addLoad(measure: string, label: string, target: Server, repeat: number, run: (tick: (f: number) => void) => Promise<LoadResult>, key: string = target): void {
   jobs.push({
     label: `${measure} ${label}`,
     uses: [target],
@@ -202,7 +216,7 @@ function addLoad(measure: string, label: string, target: Server, repeat: number,
         log(`bench: ${measure} on ${target} failed: ${err instanceof Error ? err.message : String(err)}`);
       }
       // By repeat, a failed run leaving a gap (null), so that ratios pair runs of one round.
-      const runs = ((loads[measure] ??= {})[target] ??= []);
+      const runs = ((loads[measure] ??= {})[key] ??= []);
       while (runs.length < repeat) runs.push(null);
       runs[repeat] = result;
     },
@@ -210,6 +224,10 @@ function addLoad(measure: string, label: string, target: Server, repeat: number,
 }
 
 const MAIN_SOCKET = '/run/dispatchd/main.sock';
+/** The exec measure's command, for the exec handler and the spawn baseline alike. */
+const CAT = '/bin/cat';
+/** The bench's declared request types, by measure. */
+const BENCH_TYPES = { module: 'echo-module', exec: 'cat', cpu: 'sha256-js' } as const;
 /** Quiet time before the idle window (ms). */
 const IDLE_SETTLE_MS = 5000;
 const loadMeasures: Array<{ m: Measure; mode: string; type: string; size: number; conc: number }> = [
@@ -238,6 +256,28 @@ if (measures.has('scale')) {
     }
     if (targets.has('bare')) addLoad('scale', `bare #${r + 1}`, 'bare', r, (t) => hostWorker(sargs('bare', bare!.socket), t, 'bare'));
     if (targets.has('cluster')) addLoad('scale', `cluster #${r + 1}`, 'cluster', r, (t) => hostWorker(sargs('bare', cluster!.socket), t, 'cluster'));
+  }
+}
+// Declared request types (issue 10), on the plain suite, each against a baseline of the same
+// run: the module handler against the built-in echo, the exec handler against spawning the
+// same command from Node, the CPU-bound module handler on N secondaries against 1.
+if (targets.has('plain')) {
+  const size = argv['types-size'];
+  const conc = argv.concurrency;
+  for (let r = 0; r < argv.repeat; r++) {
+    if (measures.has('module')) {
+      addLoad('module', `built-in echo #${r + 1}`, 'plain', r, (t) => hostWorker(workerArgs('dispatchd', plain!.mainSocket, 'session', 'echo', size, conc), t, 'plain'), 'builtin');
+      addLoad('module', `echo-module #${r + 1}`, 'plain', r, (t) => hostWorker(workerArgs('dispatchd', plain!.mainSocket, 'session', BENCH_TYPES.module, size, conc), t, 'plain'));
+    }
+    if (measures.has('exec')) {
+      addLoad('exec', `spawn ${CAT} from Node #${r + 1}`, 'spawn', r, (t) => hostWorker(workerArgs('spawn', CAT, 'session', BENCH_TYPES.exec, size, conc), t));
+      addLoad('exec', `cat (exec handler) #${r + 1}`, 'plain', r, (t) => hostWorker(workerArgs('dispatchd', plain!.mainSocket, 'session', BENCH_TYPES.exec, size, conc), t, 'plain'));
+    }
+    if (measures.has('cpu')) {
+      const cargs = (s: ProcessSuite) => workerArgs('dispatchd', s.mainSocket, 'session', BENCH_TYPES.cpu, argv['cpu-size'], argv['scale-concurrency']);
+      addLoad('cpu', `sha256-js, 1 secondary #${r + 1}`, 'plain-1', r, (t) => hostWorker(cargs(plainOne!), t, 'plain-1'));
+      addLoad('cpu', `sha256-js, ${argv.secondaries} secondaries #${r + 1}`, 'plain', r, (t) => hostWorker(cargs(plain!), t, 'plain'));
+    }
   }
 }
 if (targets.has('systemd')) {
@@ -328,12 +368,30 @@ interface SetupStep {
 const setupSteps: SetupStep[] = [];
 /** Started only when some job measures it. */
 const used = new Set(jobs.flatMap((j) => j.uses));
-const isUp = (s: Server): boolean => ({ bare, cluster, floor, plain, 'plain-1': plainOne, systemd: sys })[s] !== undefined;
+const isUp = (s: Server): boolean => (s === 'spawn' ? plain !== undefined : { bare, cluster, floor, plain, 'plain-1': plainOne, systemd: sys }[s] !== undefined);
 if (used.has('bare')) setupSteps.push({ what: 'start the bare server', run: async () => void (bare = await BareServer.start(0, nodeProf)) });
 if (used.has('floor')) setupSteps.push({ what: 'start the handshake floor (bench/relay-floor.ts)', run: async () => void (floor = await RelayFloor.start()) });
 if (used.has('cluster')) setupSteps.push({ what: `start node:cluster (${argv.secondaries} workers)`, run: async () => void (cluster = await BareServer.start(argv.secondaries, nodeProf)) });
 if (used.has('plain')) setupSteps.push({ what: `start dispatchd as plain processes (${argv.secondaries} secondaries)`, run: async () => void (plain = await startPlain(argv.secondaries)) });
 if (used.has('plain-1')) setupSteps.push({ what: 'start dispatchd as plain processes (1 secondary)', run: async () => void (plainOne = await startPlain(1)) });
+/**
+ * Declares the bench's request types (docs/TYPES.md) in the suite's own types directory,
+ * mode 0644 as check-config wants: a module handler that echoes, an exec handler running
+ * {@link CAT}, and a CPU-bound module handler (SHA-256 in plain JavaScript).
+ */
+function writeBenchTypes(s: ProcessSuite): void {
+  const handler = (f: string) => JSON.stringify(path.join(ROOT, 'bench/handlers', f));
+  const file = path.join(s.typesDir, 'bench.toml');
+  fs.writeFileSync(
+    file,
+    [
+      `[type.${BENCH_TYPES.module}]\nhandler = "module"\nmodule = ${handler('echo.mjs')}\nconcurrency = 32\nidempotent = true\n`,
+      `[type.${BENCH_TYPES.exec}]\nhandler = "exec"\ncommand = [${JSON.stringify(CAT)}]\nconcurrency = 32\nidempotent = true\n`,
+      `[type.${BENCH_TYPES.cpu}]\nhandler = "module"\nmodule = ${handler('sha256.mjs')}\nconcurrency = 32\nidempotent = true\n`,
+    ].join('\n'),
+  );
+  fs.chmodSync(file, 0o644);
+}
 /**
  * dispatchd as plain processes (test/helpers ProcessSuite: socket activation imitated, no
  * systemd, so no watchdog and no Restart=), the scoreboard in /dev/shm as installed.
@@ -341,6 +399,7 @@ if (used.has('plain-1')) setupSteps.push({ what: 'start dispatchd as plain proce
 async function startPlain(secondaries: number): Promise<ProcessSuite> {
   const s = new ProcessSuite({ secondaries, nodeArgs: nodeProf, scoreboardInShm: true, restart: false });
   try {
+    if (TYPE_MEASURES.some((m) => measures.has(m))) writeBenchTypes(s);
     await s.startAll({ watchdog: false });
   } catch (err) {
     await s.shutdown();
@@ -413,7 +472,7 @@ const results: BenchResults = {
     git: gitDescribe(),
     systemd: sysVersions,
   },
-  options: { duration: argv.duration, warmup: argv.warmup, repeat: argv.repeat, concurrency: argv.concurrency, type: argv.type, size: argv.size, largeSize: argv['large-size'], scaleType: argv['scale-type'], scaleSize: argv['scale-size'], scaleConcurrency: argv['scale-concurrency'], secondaries: argv.secondaries, idleSeconds: argv['idle-seconds'] },
+  options: { duration: argv.duration, warmup: argv.warmup, repeat: argv.repeat, concurrency: argv.concurrency, type: argv.type, size: argv.size, largeSize: argv['large-size'], scaleType: argv['scale-type'], scaleSize: argv['scale-size'], scaleConcurrency: argv['scale-concurrency'], secondaries: argv.secondaries, typesSize: argv['types-size'], cpuSize: argv['cpu-size'], idleSeconds: argv['idle-seconds'] },
   skipped,
   loads,
   other,
