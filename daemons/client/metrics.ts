@@ -52,9 +52,9 @@ export type ExpositionContentType = typeof OPENMETRICS_CONTENT_TYPE | typeof PRO
 export async function openMetrics(report: StatusReport, contentType: ExpositionContentType = OPENMETRICS_CONTENT_TYPE): Promise<string> {
   const registry = new client.Registry<ExpositionContentType>();
   registry.setContentType(contentType);
-  const labelNames = ['daemon'] as const;
-  const counter = (name: string, help: string) => new client.Counter({ name: `${name}_total`, help, labelNames, registers: [registry] });
-  const gauge = (name: string, help: string) => new client.Gauge({ name, help, labelNames, registers: [registry] });
+  /** A counter (named `…_total`, as both formats want) or a gauge, labelled by daemon or by request type. */
+  const counter = (name: string, help: string, label: 'daemon' | 'type' = 'daemon') => new client.Counter({ name: `${name}_total`, help, labelNames: [label], registers: [registry] });
+  const gauge = (name: string, help: string, label: 'daemon' | 'type' = 'daemon') => new client.Gauge({ name, help, labelNames: [label], registers: [registry] });
 
   const state = new client.Gauge({ name: 'dispatchd_daemon_state', help: 'Current state of each daemon: 1 for its state, 0 for the others', labelNames: ['daemon', 'state'], registers: [registry] });
   const requests = counter('dispatchd_requests', 'Main: leases granted; secondary: requests served; watchdog: pings sent; by the running process');
@@ -89,13 +89,11 @@ export async function openMetrics(report: StatusReport, contentType: ExpositionC
       leaseMax.set(daemon, d.latency_max_ms / 1000);
     }
   }
-  const typeCounter = (name: string, help: string) => new client.Counter({ name, help, labelNames: ['type'] as const, registers: [registry] });
-  const typeGauge = (name: string, help: string) => new client.Gauge({ name, help, labelNames: ['type'] as const, registers: [registry] });
-  const typeRequests = typeCounter('dispatchd_type_requests', 'Requests of this type served by the running secondaries');
-  const typeFailures = typeCounter('dispatchd_type_failures', 'Requests of this type that failed on the running secondaries');
-  const typeRunSum = typeCounter('dispatchd_type_request_duration_seconds', 'Total run time of the requests of this type served');
-  const typeRunMax = typeGauge('dispatchd_type_request_duration_max_seconds', 'The longest run time of one request of this type');
-  const typeLeases = typeGauge('dispatchd_type_leases_active', 'Leases of this type held now');
+  const typeRequests = counter('dispatchd_type_requests', 'Requests of this type served by the running secondaries', 'type');
+  const typeFailures = counter('dispatchd_type_failures', 'Requests of this type that failed on the running secondaries', 'type');
+  const typeRunSum = counter('dispatchd_type_request_duration_seconds', 'Total run time of the requests of this type served', 'type');
+  const typeRunMax = gauge('dispatchd_type_request_duration_max_seconds', 'The longest run time of one request of this type', 'type');
+  const typeLeases = gauge('dispatchd_type_leases_active', 'Leases of this type held now', 'type');
   for (const t of report.types) {
     const type = { type: t.type };
     typeRequests.inc(type, t.requests);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { openMetrics } from '../../../daemons/client/metrics.js';
+import { openMetrics, PROMETHEUS_CONTENT_TYPE } from '../../../daemons/client/metrics.js';
 import { formatTable, statusReport, typeStatuses } from '../../../daemons/client/status.js';
 import { formatTypesTable, typesReport } from '../../../daemons/client/types-report.js';
 import { resolveType } from '../../../daemons/common/request-type.js';
@@ -28,6 +28,9 @@ t.test('status: the table has a type section; OpenMetrics has per-type families 
   t.match(text, /^dispatchd_type_request_duration_max_seconds\{type="upper"\} 0\.009$/m);
   t.match(text, /^dispatchd_type_leases_active\{type="upper"\} 1$/m);
   t.match(text, /# EOF\n$/);
+  const classic = await openMetrics(report, PROMETHEUS_CONTENT_TYPE);
+  t.match(classic, /^# TYPE dispatchd_type_requests_total counter$/m, 'the classic format names counters _total too (promtool)');
+  t.match(classic, /^dispatchd_type_requests_total\{type="upper"\} 40$/m);
 });
 
 t.test('dispatchctl types: every declared type, with who serves it now', async (t) => {
