@@ -45,6 +45,8 @@ export interface TypeRoutesPort {
   sync(slots: readonly SlotData[]): void;
   syncForUnknown(slots: readonly SlotData[]): void;
   refresh(instance: number, generation: number): void;
+  /** Whether what secondary N of this generation serves is known. */
+  knows(instance: number, generation: number): boolean;
 }
 
 export interface AdmissionOptions {
@@ -107,20 +109,22 @@ export class Admission {
 
   /**
    * Who serves `type`; a type no known secondary serves makes the index look again (rate
-   * limited), then it is UNKNOWN_TYPE, with nothing reserved.
+   * limited). It is UNKNOWN_TYPE, with nothing reserved, only when every running secondary
+   * has published what it serves; while one has not (the suite is starting, a secondary
+   * restarting), the type may yet appear: undefined, and the request waits as for a full suite.
    * @throws DispatchError UNKNOWN_TYPE.
    */
-  private route(type: string, slots: readonly SlotData[]): TypeRoute {
+  private route(type: string, slots: readonly SlotData[]): TypeRoute | undefined {
     let route = this.o.types.lookup(type);
     if (!route) {
       this.o.types.syncForUnknown(slots);
       route = this.o.types.lookup(type);
     }
-    if (!route) {
-      const known = this.o.types.known();
-      throw new DispatchError('UNKNOWN_TYPE', `no secondary serves request type '${type}'; the types served: ${known.join(', ') || 'none'} (dispatchctl types lists the declared ones)`);
-    }
-    return route;
+    if (route) return route;
+    const live = slots.filter((x) => isLiveSecondary(x, this.pickOptions(Date.now())));
+    if (live.length === 0 || !live.every((x) => this.o.types.knows(x.instance, x.generation))) return undefined;
+    const known = this.o.types.known();
+    throw new DispatchError('UNKNOWN_TYPE', `no secondary serves request type '${type}'; the types served: ${known.join(', ') || 'none'} (dispatchctl types lists the declared ones)`);
   }
 
   /**
@@ -143,7 +147,7 @@ export class Admission {
         throw new DispatchError('UNAVAILABLE', `failed to read the scoreboard: ${reason(err)}`, { cause: err, retryable: true });
       }
       const route = this.route(type, slots);
-      const serving = slots.filter((x) => x.kind !== 'secondary' || route.instances.has(x.instance));
+      const serving = slots.filter((x) => x.kind !== 'secondary' || route?.instances.has(x.instance));
       const { candidates, alive, full } = pickSecondaries(serving, this.pickOptions(Date.now()));
       this.alive = alive;
       this.rotation++;
@@ -151,7 +155,7 @@ export class Admission {
         const r = await this.reserve(c, type);
         if (r.kind === 'granted') {
           const socket = clientSocketPath(this.o.config().paths.runtime_dir, secondary(c.instance));
-          return { ok: true, op: 'lease', secondary: c.instance, socket, lease: r.lease, generation: r.generation, expires_in_ms: this.o.config().main.lease_ttl_ms, type, idempotent: route.idempotent };
+          return { ok: true, op: 'lease', secondary: c.instance, socket, lease: r.lease, generation: r.generation, expires_in_ms: this.o.config().main.lease_ttl_ms, type, idempotent: route?.idempotent ?? false };
         }
         if (r.kind === 'full') sawFull = true;
         if (this.o.stopping()) break;

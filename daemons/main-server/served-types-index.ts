@@ -76,6 +76,11 @@ export class ServedTypesIndex {
     return this.routes.get(type);
   }
 
+  /** Whether the index holds what secondary N of this generation published. */
+  knows(instance: number, generation: number): boolean {
+    return this.files.get(instance)?.generation === generation;
+  }
+
   /** Every type some secondary publishes, sorted. */
   known(): string[] {
     return [...this.routes.keys()].sort();

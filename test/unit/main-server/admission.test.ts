@@ -14,7 +14,7 @@ import { secondary } from '../lib/slots.js';
 type Behaviour = 'reserve' | 'full' | 'stopping' | 'silent' | 'unwritable' | 'unknown-type';
 
 /** A fake served-types index: `serves[type]` lists the instances that serve it (default: every slot serves echo, sha256, sleep). */
-function fakeTypes(slots: SlotData[], serves?: Record<string, { instances: number[]; idempotent: boolean }>) {
+function fakeTypes(slots: SlotData[], serves?: Record<string, { instances: number[]; idempotent: boolean }>, published = true) {
   const all = slots.filter((s) => s.kind === 'secondary').map((s) => s.instance);
   const table = serves ?? Object.fromEntries(['echo', 'sha256', 'sleep'].map((n) => [n, { instances: all, idempotent: true }]));
   const refreshed: Array<[number, number]> = [];
@@ -25,10 +25,11 @@ function fakeTypes(slots: SlotData[], serves?: Record<string, { instances: numbe
     sync: () => undefined,
     syncForUnknown: () => undefined,
     refresh: (n: number, gen: number) => void refreshed.push([n, gen]),
+    knows: () => published,
   };
 }
 
-function build(slots: SlotData[], behaviour: Record<number, Behaviour>, o: { queueMs?: number; queueMax?: number; serves?: Record<string, { instances: number[]; idempotent: boolean }> } = {}) {
+function build(slots: SlotData[], behaviour: Record<number, Behaviour>, o: { queueMs?: number; queueMax?: number; serves?: Record<string, { instances: number[]; idempotent: boolean }>; published?: boolean } = {}) {
   const config = defaultConfig();
   config.main.queue_timeout_ms = o.queueMs ?? 50;
   const calls: Array<{ to: string; req: RpcRequest }> = [];
@@ -37,7 +38,7 @@ function build(slots: SlotData[], behaviour: Record<number, Behaviour>, o: { que
   const ledger = new LeaseLedger(logger);
   const queue = new AdmissionQueue(o.queueMax ?? 100);
   const state = { stopping: false, slots, unreadable: false, queueChanges: 0 };
-  const types = fakeTypes(slots, o.serves);
+  const types = fakeTypes(slots, o.serves, o.published ?? true);
   const admission = new Admission({
     config: () => config,
     types,
@@ -167,4 +168,12 @@ t.test("a secondary that refuses a type it does not serve (a reload under way) h
   t.equal((await admission.lease('echo')).secondary, 2);
   t.same(types.refreshed, [[1, secondary(1).generation]]);
   t.same(calls.map((c) => c.to), ['secondary-1', 'secondary-2']);
+});
+
+t.test('while a running secondary has not published its types yet (the suite starting), an unknown type waits and is UNAVAILABLE, not UNKNOWN_TYPE', async (t) => {
+  const { admission, calls } = build([secondary(1)], { 1: 'reserve' }, { serves: {}, published: false });
+  await t.rejects(admission.lease('echo', 10), { code: 'UNAVAILABLE', retryable: true });
+  t.same(calls, [], 'nothing reserved');
+  const none = build([], {}, { serves: {} });
+  await t.rejects(none.admission.lease('echo', 10), { code: 'UNAVAILABLE' }, 'no secondary running at all: unavailable, not unknown');
 });

@@ -16,7 +16,7 @@ import { secondary } from '../lib/slots.js';
 /** Every secondary serves echo, idempotent (what the served-types files would say). */
 function everyTypeEverywhere(slots: SlotData[]) {
   const route = { instances: new Set(slots.map((s) => s.instance)), idempotent: true };
-  return { lookup: (type: string) => (type === 'echo' ? route : undefined), known: () => ['echo'], sync: () => {}, syncForUnknown: () => {}, refresh: () => {} };
+  return { lookup: (type: string) => (type === 'echo' ? route : undefined), known: () => ['echo'], sync: () => {}, syncForUnknown: () => {}, refresh: () => {}, knows: () => true };
 }
 
 async function build(slots: SlotData[]) {

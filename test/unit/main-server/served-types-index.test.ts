@@ -34,6 +34,9 @@ t.test('routes a type to the secondaries that publish it; idempotent only when a
   t.equal(idx.lookup('upper')!.idempotent, false);
   t.equal(idx.lookup('nope'), undefined);
   t.same(idx.known(), ['echo', 'heavy', 'upper']);
+  t.ok(idx.knows(1, 11), 'what secondary 1 of generation 11 serves is known');
+  t.notOk(idx.knows(1, 12), 'not that of another generation');
+  t.notOk(idx.knows(3, 11), 'nor of a secondary that published nothing');
   fs.set(2, 22, [type('echo', false)]);
   idx.refresh(2, 22);
   t.equal(idx.lookup('echo')!.idempotent, false, 'a secondary that says otherwise (a reload under way) makes it not idempotent');
