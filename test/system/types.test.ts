@@ -104,12 +104,13 @@ EOF`);
     const cases: Array<[string, string, RegExp]> = [
       ['a key that does not exist', '[type.bad]\nhandler = "exec"\ncommand = ["/bin/cat"]\ntimeout = 5\n', /bad\.toml' line 4: unknown key 'type\.bad\.timeout'/],
       ['a missing program', '[type.bad]\nhandler = "exec"\ncommand = ["/usr/bin/nonexistent"]\n', /type 'bad' .*bad\.toml' line 1\): command '\/usr\/bin\/nonexistent' cannot be found/],
-      ['a program user dispatchd cannot run', '[type.bad]\nhandler = "exec"\ncommand = ["/root/private.sh"]\n', /command '\/root\/private\.sh' is not executable by user 'dispatchd'/],
+      ['a program user dispatchd cannot run', '[type.bad]\nhandler = "exec"\ncommand = ["/usr/local/lib/dispatchd/private.sh"]\n', /command '\/usr\/local\/lib\/dispatchd\/private\.sh' is not executable by user 'dispatchd'/],
+      ['a program the secondaries cannot see', '[type.bad]\nhandler = "exec"\ncommand = ["/root/private.sh"]\n', /'\/root\/private\.sh' is under \/root\/, which the secondaries' sandbox hides/],
       ['a missing module', '[type.bad]\nhandler = "module"\nmodule = "/nonexistent.mjs"\n', /module '\/nonexistent\.mjs' cannot serve requests: importing it failed/],
       ['a module without a function', '[type.bad]\nhandler = "module"\nmodule = "/usr/local/lib/dispatchd/nofn.mjs"\n', /default export is missing, not a function/],
       ['a type declared twice', '[type.upper]\nhandler = "exec"\ncommand = ["/bin/cat"]\n', /type 'upper' is declared twice: in '\/etc\/dispatchd\/types\.d\/bad\.toml' line 1 and in '\/etc\/dispatchd\/types\.d\/upper\.toml' line 5/],
     ];
-    await sb.out("printf '#!/bin/sh\\ncat\\n' > /root/private.sh && chmod 0700 /root/private.sh && echo 'export const x = 1;' > /usr/local/lib/dispatchd/nofn.mjs");
+    await sb.out("printf '#!/bin/sh\\ncat\\n' > /root/private.sh && chmod 0700 /root/private.sh && install -m 0700 /root/private.sh /usr/local/lib/dispatchd/private.sh && echo 'export const x = 1;' > /usr/local/lib/dispatchd/nofn.mjs");
     for (const [what, text, message] of cases) {
       await sb.out(`cat > /etc/dispatchd/types.d/bad.toml <<'EOF'\n${text}EOF`);
       const r = await sb.sh('dispatchctl check-config');
@@ -164,7 +165,7 @@ EOF`);
     await sb.out(`printf '[type.added]\\nhandler = "exec"\\ncommand = ["/usr/bin/rev"]\\n' > /etc/dispatchd/types.d/added.toml`);
     await reload();
     const added = await request('added abc');
-    t.equal(added.stdout.toString(), 'cba\n', 'a type added by a reload answers');
+    t.equal(added.stdout.toString(), 'cba', 'a type added by a reload answers (rev: no newline in, none out)');
     await sb.out(`sed -i 's|"/usr/bin/rev"|"/usr/bin/tac"|' /etc/dispatchd/types.d/added.toml`);
     await reload();
     const changed = await sb.sh("printf 'a\\nb\\n' | dispatchctl request added");
