@@ -183,7 +183,7 @@ EOF`);
     const ok = results.reduce((n, [o]) => n + o!, 0);
     const bad = results.reduce((n, [, b]) => n + b!, 0);
     t.equal(results.length, 10, 'every loop reported');
-    t.ok(ok > 20, `${ok} echo requests served during the reloads`);
+    t.ok(results.every(([o]) => o! >= 1), `every loop had requests served during the reloads (${ok} in all)`);
     t.equal(bad, 0, `no request failed${bad ? `: ${lines.filter((l) => !/^\d+ \d+$/.test(l)).slice(0, 5).join('; ')}` : ''}`);
     t.equal(await restarts(), before, 'no daemon was restarted');
   });
