@@ -139,7 +139,7 @@ function defaultScoreboard(): string {
   }
 }
 
-/** The declared type names, for help and completion; none when the configuration cannot be read. */
+/** The declared type names, for completion (read only then: not on every start); none when the configuration cannot be read. */
 function typeNames(): string[] {
   try {
     return loadTypesFor(loadConfig(DEFAULT_CONFIG_PATH)).names();
@@ -177,7 +177,7 @@ await yargs(argv)
   .option('socket', { type: 'string', default: DEFAULT_SOCKET, describe: "the main server's socket", global: true })
   .command(
     'request <type> [data]',
-    `send one request of a declared type (${typeNames().join(', ') || 'see dispatchctl types'}); DATA from the argument, or standard input when it is - or absent; the result's bytes go to standard output`,
+    'send one request of a declared type (dispatchctl types lists them; completion offers them); DATA from the argument, or standard input when it is - or absent; the result\'s bytes go to standard output',
     (y) =>
       y
         .positional('type', { type: 'string', demandOption: true, describe: 'request type' })

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+from .scoreboard import _js_round
+
 SERVED_TYPES_VERSION = 1
 _COUNTS = ("concurrency", "deadline_ms", "max_payload_bytes", "max_result_bytes", "leases", "requests",
            "failures", "latency_sum_us", "latency_max_us")
@@ -87,8 +89,3 @@ def type_statuses(served: list[dict]) -> list[dict]:
         out.append(s)
     return out
 
-
-def _js_round(x: float) -> int:
-    """Math.round: halves go up (Python's round() goes to even)."""
-    import math
-    return math.floor(x + 0.5)
