@@ -4,10 +4,11 @@
  * status, one journal line with type, lease and secondary; no daemon is restarted; the
  * capacity comes back (the next `concurrency` requests succeed); the other clients of the
  * secondary are not held up. A non-idempotent request whose secondary is killed mid-run ends
- * OUTCOME_UNKNOWN and ran exactly once; four busy-loop module handlers running longer than
+ * OUTCOME_UNKNOWN and ran exactly once; stopping a secondary's service drains its exec
+ * handlers (a short one finishes, a long one is cut off with SHUTTING_DOWN); four busy-loop module handlers running longer than
  * WatchdogSec= leave every daemon active.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { installedSuite, journalNow } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
@@ -51,6 +52,13 @@ EOF
 # A side effect to count: one line per run, then a long run (the test kills the secondary meanwhile).
 echo run >> /dev/shm/dispatchd-test-count
 sleep 30
+EOF
+    cat > ${DIR}/brief.sh <<'EOF'
+#!/bin/sh
+# Runs 0.7 s, less than a stopping secondary's 1.5 s drain.
+echo run >> /dev/shm/dispatchd-test-brief
+sleep 0.7
+echo finished
 EOF
     cat > ${DIR}/throws.mjs <<'EOF'
 export default async () => { throw new Error('the handler threw on purpose'); };
@@ -97,6 +105,10 @@ concurrency = 2
 handler = "exec"
 command = ["${DIR}/count.sh"]
 deadline_ms = 60000
+[type.brief]
+handler = "exec"
+command = ["${DIR}/brief.sh"]
+deadline_ms = 20000
 [type.throws]
 handler = "module"
 module = "${DIR}/throws.mjs"
@@ -179,5 +191,36 @@ EOF
     t.equal(r.code, 74, `exit 74 (${r.stderr.trim()})`);
     t.match(r.stderr, /may or may not have run .* not sent again because 'count' is not idempotent \(at most once\).*\[OUTCOME_UNKNOWN\]/);
     t.equal((await sb.out('cat /dev/shm/dispatchd-test-count')).trim().split('\n').length, 1, 'the side effect happened exactly once');
+  });
+
+  /** Starts `type`, waits until its script wrote `marker`, then stops (not kills) the secondary's service running it. */
+  const stopMidRun = async (t: Test, type: string, marker: string, script: string) => {
+    await sb.out(`rm -f ${marker}`);
+    const req = sb.sh(`dispatchctl request ${type} x`, { timeoutMs: 60_000 });
+    await sb.out(`for i in $(seq 1 100); do [ -s ${marker} ] && break; sleep 0.1; done; [ -s ${marker} ]`);
+    const pid = (await sb.out(`pgrep -u dispatchd -f ${script} | head -n1`)).trim();
+    const unit = (await sb.out(`cat /proc/${pid}/cgroup | grep -o 'dispatchd-secondary@[0-9]*.service' | head -n1`)).trim();
+    const stopped = sb.sh(`systemctl stop ${unit}`, { timeoutMs: 60_000 });
+    const r = await req;
+    t.equal((await stopped).code, 0, `systemctl stop ${unit}`);
+    return r;
+  };
+
+  t.test("stopping a secondary's service lets a running exec request finish within the drain", async (t) => {
+    const r = await stopMidRun(t, 'brief', '/dev/shm/dispatchd-test-brief', 'brief.sh');
+    t.equal(r.code, 0, `exit 0 (${r.stderr.trim()})`);
+    t.equal(r.stdout.toString(), 'finished\n', 'the handler was not sent SIGTERM with the secondary');
+    t.equal((await sb.out('cat /dev/shm/dispatchd-test-brief')).trim().split('\n').length, 1, 'it ran once');
+    t.equal((await sb.sh('dispatchctl request echo back')).stdout.toString(), 'back', 'the suite still answers');
+  });
+
+  t.test("stopping a secondary's service cuts off a longer exec request after the drain: SHUTTING_DOWN, not a handler failure", async (t) => {
+    const r = await stopMidRun(t, 'count', '/dev/shm/dispatchd-test-count', 'count.sh');
+    t.equal(r.code, 74, `exit 74 (${r.stderr.trim()})`);
+    t.match(r.stderr, /is stopping and cut off the 'count' request/);
+    t.match(r.stderr, /\[OUTCOME_UNKNOWN\]/);
+    t.notMatch(r.stderr, /HANDLER_FAILED|killed by signal/);
+    t.equal((await sb.out('cat /dev/shm/dispatchd-test-count')).trim().split('\n').length, 1, 'it ran once (at most once: not sent again)');
+    t.equal((await sb.out("pgrep -u dispatchd -f count.sh || true")).trim(), '', 'and its process group is gone');
   });
 }
