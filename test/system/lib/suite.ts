@@ -48,9 +48,15 @@ export async function installedSuite(t: TestLike & { plan(n: number, comment?: s
     t.plan(0, `skip: system tests ${reason}`);
     return undefined;
   }
-  const deb = await ensureDeb();
-  const sb = await Sandbox.boot(importMetaUrl);
+  // Boot while the .deb is built (or checked, under its lock, by the files started at the
+  // same time): neither needs the other, and the files of the tier's first round all wait
+  // on the one build.
+  const [built, booted] = await Promise.allSettled([ensureDeb(), Sandbox.boot(importMetaUrl)]);
+  if (booted.status === 'rejected') throw booted.reason;
+  const sb = booted.value;
   closeAfter(t, sb);
+  if (built.status === 'rejected') throw built.reason;
+  const deb = built.value;
   if (opts.install ?? true) await installDeb(sb, deb);
   else await sb.copyIn(DEB_DIR, deb);
   return sb;
