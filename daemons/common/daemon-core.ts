@@ -3,12 +3,14 @@
  * daemon class. It owns
  *
  * - the scoreboard slot: its contents are *projected* from the daemon's state when published
- *   ({@link DaemonCoreOptions.project}); the core adds `heartbeatMs` and `incidents`;
+ *   ({@link DaemonCoreOptions.project}); the core adds `heartbeatMs` and `incidents` (the
+ *   incidents logged, unless the projection gives its own count);
  * - the mailbox inbox, with a handler registry ({@link DaemonCore.on}); `ping` is answered
  *   with `pong` to the watchdog's mailbox by the core itself (docs/PROTOCOL.md §2);
  * - mailbox writers to peers, one per peer, opened lazily ({@link DaemonCore.send});
  * - incidents ({@link IncidentLog}), counted in the slot;
- * - the tick: heartbeat publish, STATUS= and the systemd keepalive through the notifier;
+ * - the tick (every TICK_MS, or {@link DaemonCoreOptions.tickMs}): heartbeat publish, STATUS=
+ *   and the systemd keepalive through the notifier;
  * - the work counter, the drain on stop and the release of everything it holds;
  * - configuration reload (all but paths).
  *
@@ -43,12 +45,17 @@ export interface DaemonCoreOptions {
   /**
    * The slot's values, projected from the daemon's state and the core's (its phase, running
    * work, configuration); called on every publish, the first time from the core's constructor.
+   * Values it gives win over the core's (the watchdog's `incidents` count restarts ordered).
    */
   project: (core: DaemonCore) => SlotState;
   /** The STATUS= line (sent on ready and each tick). */
   statusLine: (core: DaemonCore) => string;
   /** The daemon's own work each tick, before the heartbeat is published (ms: Date.now()). */
   onTick?: (now: number) => void;
+  /** The tick's period in ms from the (reloaded) configuration; default TICK_MS. */
+  tickMs?: (config: Config) => number;
+  /** How long one kind of incident stays quiet after being logged (ms, default 10 s; IncidentLog). */
+  incidentIntervalMs?: number;
   /** Fields added to every incident's log line (e.g. `{ secondary: 'secondary-2' }`). */
   incidentFields?: Record<string, unknown>;
   /** Unix ms now (default Date.now). */
@@ -76,7 +83,7 @@ export class DaemonCore {
     this.name = formatDaemonId(o.id);
     this.now = o.now ?? Date.now;
     this.heartbeatMs = this.now();
-    this.incidents = new IncidentLog(o.logger, () => this.incidentCount++);
+    this.incidents = new IncidentLog(o.logger, () => this.incidentCount++, o.incidentIntervalMs);
     o.inbox.on('message', (m) => this.onMessage(m));
     o.inbox.on('invalid', (err, preview) => this.incident(`mailbox:${err.code}`, `failed to decode a message in mailbox '${o.inbox.label}': ${err.message}, ignoring`, { peer: 'mailbox writer', code: err.code, preview }));
     o.inbox.on('error', (err) => o.logger.error(err.message, { code: err.code }));
@@ -138,6 +145,13 @@ export class DaemonCore {
     return w.send(m);
   }
 
+  /** Closes the writer to a peer's mailbox, if one is open (a peer gone for good); a later {@link send} opens a new one. */
+  closeOutbox(peer: DaemonId): void {
+    const key = formatDaemonId(peer);
+    this.outboxes.get(key)?.close();
+    this.outboxes.delete(key);
+  }
+
   /** Logs an incident (at most once per interval per key) and counts it in the slot. */
   incident(key: string, message: string, fields: Record<string, unknown>, level: IncidentLevel = 'error'): void {
     // The fields are merged only when the line is logged: a flood of incidents (a mailbox full
@@ -197,7 +211,7 @@ export class DaemonCore {
     this.heartbeatMs = this.now();
     this.o.slot.publish(this.slotValues());
     this.o.notifier.ready(this.o.statusLine(this));
-    this.o.notifier.startTicking((now) => this.tick(now), TICK_MS);
+    this.o.notifier.startTicking((now) => this.tick(now), () => this.tickMs);
   }
 
   /**
@@ -215,18 +229,22 @@ export class DaemonCore {
     this.ready();
   }
 
+  private get tickMs(): number {
+    return this.o.tickMs?.(this.o.config) ?? TICK_MS;
+  }
+
   /** One tick: the daemon's own work, the heartbeat, STATUS= (the notifier sends WATCHDOG=1 after it). */
   tick(now: number): void {
     try {
       this.o.onTick?.(now);
     } catch (err) {
-      this.incident('tick', `failed to run ${this.name}'s periodic work: ${reason(err)}, retrying in ${TICK_MS} ms`, { code: err instanceof DispatchError ? err.code : 'INTERNAL' });
+      this.incident('tick', `failed to run ${this.name}'s periodic work: ${reason(err)}, retrying in ${this.tickMs} ms`, { code: err instanceof DispatchError ? err.code : 'INTERNAL' });
     }
     this.heartbeatMs = now;
     try {
       this.o.slot.publish(this.slotValues());
     } catch (err) {
-      this.incident('scoreboard', `failed to publish the heartbeat: ${reason(err)}, retrying in ${TICK_MS} ms`, { code: err instanceof DispatchError ? err.code : 'SCOREBOARD_IO' });
+      this.incident('scoreboard', `failed to publish the heartbeat: ${reason(err)}, retrying in ${this.tickMs} ms`, { code: err instanceof DispatchError ? err.code : 'SCOREBOARD_IO' });
     }
     this.o.notifier.status(this.o.statusLine(this));
   }

@@ -44,8 +44,11 @@ export interface NotifierPort {
   ready(status: string): void;
   status(status: string): void;
   stopping(status: string): void;
-  /** Calls `tick` every `everyMs` (or sooner for WatchdogSec=) and sends WATCHDOG=1 after it. */
-  startTicking(tick: (now: number) => void, everyMs: number): void;
+  /**
+   * Calls `tick` every `everyMs` (or sooner for WatchdogSec=) and sends WATCHDOG=1 after it;
+   * `everyMs()` is read before each wait.
+   */
+  startTicking(tick: (now: number) => void, everyMs: () => number): void;
 }
 
 export interface DaemonPorts {

@@ -28,7 +28,6 @@ import { daemonOfUnit, formatDaemonId, serviceUnitOf } from '../../daemons/commo
 import type { UnitManager, UnitState } from '../../daemons/watchdog/unit-manager.js';
 import { STALE_HEARTBEAT_MS } from '../../daemons/common/timing.js';
 import { Watchdog } from '../../daemons/watchdog/watchdog.js';
-import { watchdogParts } from '../../daemons/watchdog/watchdog-parts.js';
 import { onCleanup } from './cleanup.js';
 import { runCommand, type ExecResult } from './command.js';
 import type { Harness } from './failure.js';
@@ -168,8 +167,9 @@ export class ProcessSuite implements UnitManager, Harness {
       logger: createLogger({ identifier: 'dispatchd-watchdog', journal: false, stream: sink }),
       notifier: new Notifier(o.binding ?? { sendState: () => undefined, watchdogInterval: () => 0 }),
       units: this,
-      // the watchdog closes the mailbox fd on stop
-      ...watchdogParts({ config: loadConfig(this.configPath, true), mailboxFd: openMailboxFd(this.fifo('watchdog')), generation: o.generation ?? 1, pid: process.pid }),
+      mailboxFd: openMailboxFd(this.fifo('watchdog')), // the watchdog closes it on stop
+      generation: o.generation ?? 1,
+      pid: process.pid,
     });
     return this.watchdog;
   }

@@ -1,21 +1,21 @@
 /**
- * The Watchdog built from fakes: a fake unit manager (systemd), fake mailboxes, a fake slot
+ * The Watchdog built from fakes: a fake unit manager (systemd), the daemon core's fake ports
  * and a fake clock. What it must do whatever D-Bus does: keep sending WATCHDOG=1 every
  * probe round, report a call that hangs and ask again; and the units it supervises.
  */
-import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { defaultConfig, type Config } from '../../../daemons/common/config.js';
 import { DispatchError } from '../../../daemons/common/errors.js';
 import { createLogger } from '../../../daemons/common/logger.js';
-import type { MailboxReaderEvents } from '../../../daemons/common/mailbox.js';
 import type { MailboxMessage } from '../../../daemons/common/messages.js';
 import { Notifier } from '../../../daemons/common/notify.js';
-import type { SlotData } from '../../../daemons/common/scoreboard.js';
+import { formatDaemonId, type DaemonId } from '../../../daemons/common/topology.js';
 import { checkProbeInterval } from '../../../daemons/watchdog/probe-interval.js';
 import { supervisedDaemon, type UnitManager, type UnitState } from '../../../daemons/watchdog/unit-manager.js';
-import { UNIT_CALL_TIMEOUT_MS, Watchdog, type Clock } from '../../../daemons/watchdog/watchdog.js';
+import { UNIT_CALL_TIMEOUT_MS, Watchdog } from '../../../daemons/watchdog/watchdog.js';
+import { FakeClock } from '../lib/fake-clock.js';
+import { fakeParts, type FakeParts } from '../lib/fake-daemon.js';
 
 t.test('supervisedDaemon: the units the watchdog supervises', async (t) => {
   t.same(supervisedDaemon('dispatchd-main.service'), { kind: 'main' });
@@ -70,38 +70,6 @@ t.test('checkProbeInterval: the probe loop must feed WatchdogSec= in time', asyn
 
 // ---- fakes ------------------------------------------------------------------------------
 
-/** Timers that run only when the test moves the time on. */
-class FakeClock implements Clock {
-  private ms = 1_000_000;
-  private timers = new Map<number, { at: number; fn: () => void }>();
-  private next = 0;
-  now(): number {
-    return this.ms;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    this.timers.set(++this.next, { at: this.ms + ms, fn });
-    return this.next;
-  }
-  clearTimeout(h: unknown): void {
-    this.timers.delete(h as number);
-  }
-  /** Moves the time on by `ms`, running each timer due at its time and letting promises settle after each. */
-  async advance(ms: number): Promise<void> {
-    const end = this.ms + ms;
-    for (;;) {
-      let first: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.timers) if (e[1].at <= end && (!first || e[1].at < first[1].at)) first = e;
-      if (!first) break;
-      this.timers.delete(first[0]);
-      this.ms = first[1].at;
-      first[1].fn();
-      await new Promise((r) => setImmediate(r));
-    }
-    this.ms = end;
-    await new Promise((r) => setImmediate(r));
-  }
-}
-
 /** systemd as the watchdog sees it: unit states, and calls that answer, fail or hang. */
 class FakeUnits implements UnitManager {
   readonly states = new Map<string, UnitState>();
@@ -132,53 +100,70 @@ interface Rig {
   w: Watchdog;
   clock: FakeClock;
   units: FakeUnits;
+  parts: FakeParts;
   /** Daemons that answer pings (by name, e.g. `main`). */
   answering: Set<string>;
   /** Pings written, as `name:seq`. */
   pings: string[];
   /** WATCHDOG=1 messages, at their fake time. */
   keepalives: number[];
+  /** Every sd_notify message but WATCHDOG=1. */
+  notified: string[];
   log: () => string;
-  slot: { data: Pick<SlotData, 'incidents' | 'requests'> };
 }
 
+/**
+ * A Watchdog on fakes: the daemon core's ports from fake-daemon.ts (the daemons it pings
+ * answer at once when in `answering`), a fake clock, the real Notifier and logger on a fake
+ * sd_notify binding (WatchdogSec=3s) and a string.
+ */
 function rig(units: FakeUnits, configure: (c: Config) => void = () => undefined): Rig {
   const clock = new FakeClock();
-  const config = defaultConfig();
+  const parts = fakeParts();
+  const config = parts.config;
   config.watchdog.probe_interval_ms = 300;
   config.watchdog.max_missed = 3;
   config.paths.runtime_dir = '/run/dispatchd';
   configure(config);
-  const inbox = Object.assign(new EventEmitter<MailboxReaderEvents>(), { label: 'watchdog.fifo', close: () => undefined });
   const answering = new Set<string>();
   const pings: string[] = [];
   const keepalives: number[] = [];
+  const notified: string[] = [];
   let logText = '';
   const stream = new PassThrough();
   stream.on('data', (c: Buffer) => (logText += c.toString()));
-  const slot = { data: { incidents: 0, requests: 0 }, update: () => undefined, close: () => undefined };
-  const w = Watchdog.start({
-    config,
-    logger: createLogger({ identifier: 'dispatchd-watchdog', journal: false, stream }),
-    notifier: new Notifier({ sendState: (s) => (s === 'WATCHDOG=1' ? keepalives.push(clock.now()) : undefined), watchdogInterval: () => 3000 }),
-    units,
-    slot,
-    inbox,
-    writer: (path) => {
-      const name = /\/([^/]+)\.fifo$/.exec(path)![1]!;
+  const outbox = parts.ports.outbox;
+  const ports = {
+    ...parts.ports,
+    outbox: (peer: DaemonId) => {
+      const w = outbox(peer);
+      const name = formatDaemonId(peer);
       return {
         send: async (m: MailboxMessage) => {
+          await w.send(m);
           if (m.t !== 'ping') return;
           pings.push(`${name}:${m.seq}`);
-          if (answering.has(name)) setImmediate(() => inbox.emit('message', { v: 1, t: 'pong', from: name, seq: m.seq, pid: 1, gen: 1 }));
+          if (answering.has(name)) setImmediate(() => parts.inbox.deliver({ v: 1, t: 'pong', from: name, seq: m.seq, pid: 1, gen: 1 }));
         },
-        close: () => undefined,
+        close: () => w.close(),
       };
     },
-    clock,
-  });
+  };
+  const binding = { sendState: (s: string) => void (s === 'WATCHDOG=1' ? keepalives.push(clock.now()) : notified.push(s)), watchdogInterval: () => 3000 };
+  const w = Watchdog.start(
+    {
+      config,
+      logger: createLogger({ identifier: 'dispatchd-watchdog', journal: false, stream }),
+      notifier: new Notifier(binding, clock),
+      units,
+      mailboxFd: -1, // not opened: the parts are given
+      generation: 7,
+      pid: 4242,
+    },
+    { ports, clock },
+  );
   t.teardown(() => w.stop('test over'));
-  return { w, clock, units, answering, pings, keepalives, log: () => logText, slot };
+  return { w, clock, units, parts, answering, pings, keepalives, notified, log: () => logText };
 }
 
 /** The longest time between two WATCHDOG=1 (and from the start to the first one), ms. */
@@ -226,7 +211,7 @@ t.test('a frozen daemon is restarted once and followed until it is back; the slo
   t.same(units.calls.filter((c) => c !== 'list'), [], 'no restart while everyone answers');
   t.same(r.w.states(), { main: 'probing', 'secondary-1': 'probing' });
   t.ok(r.pings.includes('main:10') && r.pings.includes('secondary-1:10'), 'one ping per daemon per round');
-  t.equal(r.slot.data.requests, r.pings.length, `the slot counts the pings sent (${r.pings.length}: one per daemon per round)`);
+  t.equal(r.parts.slot().requests, r.pings.length, `the slot counts the pings sent (${r.pings.length}: one per daemon per round)`);
 
   units.onRestart = (unit) => units.set(unit, 'activating', true);
   r.answering.delete('secondary-1'); // frozen
@@ -243,7 +228,7 @@ t.test('a frozen daemon is restarted once and followed until it is back; the slo
   t.match(r.log(), /notice: dispatchd-secondary@1.service is active again \d+ ms after the restart/);
   await r.clock.advance(5000);
   t.same(units.calls.filter((c) => c !== 'list'), ['restart dispatchd-secondary@1.service'], 'restarted once, not in a loop');
-  t.equal(r.slot.data.incidents, 1, 'one restart ordered');
+  t.equal(r.parts.slot().incidents, 1, 'one restart ordered');
   t.match(r.w.statusLine(), /^probing main, secondary-1; 1 restarts ordered$/);
 });
 
@@ -255,7 +240,7 @@ t.test('a restart that does not come back is escalated to SIGKILL once', async (
   await r.clock.advance(5000);
   t.same(units.calls.filter((c) => c !== 'list'), ['restart dispatchd-main.service', 'kill dispatchd-main.service']);
   t.match(r.log(), /warning: dispatchd-main.service has not come back 3\d\d\d ms after the restart \(state deactivating\); killing its main process \(SIGKILL\)/);
-  t.equal(r.slot.data.incidents, 2, 'the restart and the kill');
+  t.equal(r.parts.slot().incidents, 2, 'the restart and the kill');
 });
 
 t.test('a service stopped while its mailbox socket listens is pinged awake; one stopped with its sockets is left alone', async (t) => {
