@@ -24,6 +24,8 @@ import { IncidentLog, type IncidentLevel } from './incident-log.js';
 import type { Logger } from './logger.js';
 import type { MailboxMessage } from './messages.js';
 import type { InboxPort, NotifierPort, OutboxPort, SlotPort, SlotState } from './daemon-ports.js';
+import { PeerOutboxes } from './peer-outboxes.js';
+import { PublishPacer } from './publish-pacer.js';
 import { TICK_MS } from './timing.js';
 import { formatDaemonId, WATCHDOG, type DaemonId } from './topology.js';
 
@@ -71,11 +73,12 @@ export class DaemonCore {
   private incidentCount = 0;
   private workCount = 0;
   private idle: (() => void) | undefined;
-  private pending: NodeJS.Timeout | NodeJS.Immediate | undefined;
-  private lastPublishMs = 0;
+  private readonly pacer = new PublishPacer(() => {
+    if (this.phaseNow !== 'stopped') this.publish();
+  });
   private readonly incidents: IncidentLog;
   private readonly handlers = new Map<string, (m: MailboxMessage) => void>();
-  private readonly outboxes = new Map<string, OutboxPort>();
+  private readonly outboxes: PeerOutboxes;
   private readonly now: () => number;
 
   /** Reads the inbox and publishes the slot (state `starting`). @throws DispatchError SCOREBOARD_IO. */
@@ -83,7 +86,8 @@ export class DaemonCore {
     this.name = formatDaemonId(o.id);
     this.now = o.now ?? Date.now;
     this.heartbeatMs = this.now();
-    this.incidents = new IncidentLog(o.logger, () => this.incidentCount++, o.incidentIntervalMs);
+    this.outboxes = new PeerOutboxes(o.outbox);
+    this.incidents = new IncidentLog(o.logger, () => this.incidentCount++, o.incidentIntervalMs, this.now);
     o.inbox.on('message', (m) => this.onMessage(m));
     o.inbox.on('invalid', (err, preview) => this.incident(`mailbox:${err.code}`, `failed to decode a message in mailbox '${o.inbox.label}': ${err.message}, ignoring`, { peer: 'mailbox writer', code: err.code, preview }));
     o.inbox.on('error', (err) => o.logger.error(err.message, { code: err.code }));
@@ -136,20 +140,12 @@ export class DaemonCore {
 
   /** Sends a message to a peer's mailbox. @throws DispatchError MAILBOX_* (rejects). */
   send(peer: DaemonId, m: MailboxMessage): Promise<void> {
-    const key = formatDaemonId(peer);
-    let w = this.outboxes.get(key);
-    if (!w) {
-      w = this.o.outbox(peer);
-      this.outboxes.set(key, w);
-    }
-    return w.send(m);
+    return this.outboxes.send(peer, m);
   }
 
   /** Closes the writer to a peer's mailbox, if one is open (a peer gone for good); a later {@link send} opens a new one. */
   closeOutbox(peer: DaemonId): void {
-    const key = formatDaemonId(peer);
-    this.outboxes.get(key)?.close();
-    this.outboxes.delete(key);
+    this.outboxes.close(peer);
   }
 
   /** Logs an incident (at most once per interval per key) and counts it in the slot. */
@@ -169,8 +165,7 @@ export class DaemonCore {
 
   /** Publishes the slot now (and cancels a pending {@link publishSoon}); a failure is an incident, not an error. */
   publish(): void {
-    this.cancelPublishSoon();
-    this.lastPublishMs = performance.now();
+    this.pacer.published();
     try {
       this.o.slot.publish(this.slotValues());
     } catch (err) {
@@ -178,27 +173,9 @@ export class DaemonCore {
     }
   }
 
-  /**
-   * Publishes the slot soon, once however many values change meanwhile: on the next turn when
-   * the last publish is older than `intervalMs`, else at the end of that interval. So values
-   * changed alone reach readers at once, while a busy daemon publishes (three pwrite(2)s,
-   * docs/SCOREBOARD.md §4) at most once per `intervalMs`.
-   */
+  /** Publishes the slot soon, once however many values change meanwhile, at most once per `intervalMs` (PublishPacer). */
   publishSoon(intervalMs = 0): void {
-    if (this.pending) return;
-    const wait = this.lastPublishMs + intervalMs - performance.now();
-    const run = () => {
-      this.pending = undefined;
-      if (this.phaseNow !== 'stopped') this.publish();
-    };
-    this.pending = wait <= 0 ? setImmediate(run) : setTimeout(run, wait);
-  }
-
-  private cancelPublishSoon(): void {
-    if (!this.pending) return;
-    clearTimeout(this.pending as NodeJS.Timeout);
-    clearImmediate(this.pending as NodeJS.Immediate);
-    this.pending = undefined;
+    this.pacer.soon(intervalMs);
   }
 
   /**
@@ -298,10 +275,9 @@ export class DaemonCore {
   release(): void {
     if (this.phaseNow === 'stopped') return;
     this.phaseNow = 'stopped';
-    this.cancelPublishSoon();
+    this.pacer.cancel();
     this.o.inbox.close();
-    for (const w of this.outboxes.values()) w.close();
-    this.outboxes.clear();
+    this.outboxes.closeAll();
     this.heartbeatMs = this.now();
     try {
       this.o.slot.publish(this.slotValues());

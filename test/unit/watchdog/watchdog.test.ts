@@ -93,7 +93,10 @@ class FakeUnits implements UnitManager {
     this.calls.push(`kill ${unit}`);
     return Promise.resolve();
   }
-  close(): void {}
+  closed = false;
+  close(): void {
+    this.closed = true;
+  }
 }
 
 interface Rig {
@@ -268,6 +271,7 @@ t.test('a service stopped while its mailbox socket listens is pinged awake; one 
   const before = r.pings.length;
   await r.clock.advance(2000);
   t.same(r.w.states(), { main: 'probing', 'secondary-1': 'dormant' }, 'secondary 2 is forgotten, secondary 1 is dormant');
+  t.same(r.parts.outboxesClosed(), ['secondary-2'], "the forgotten one's mailbox writer is closed");
   const wake = r.pings.slice(before).filter((p) => p.startsWith('secondary-'));
   t.equal(wake.length, 1, `one wake-up ping into secondary 1's mailbox FIFO (${wake.join(', ')})`);
   t.match(wake[0], /^secondary-1:/);
@@ -290,4 +294,90 @@ t.test('a secondary added while running is picked up within the unit list\'s mos
   units.set('dispatchd-secondary@3.service', 'active');
   await r.clock.advance(2500);
   t.same(r.w.states(), { main: 'probing', 'secondary-3': 'probing' }, `within ${2000 + 300} ms (the unit list's most age, one round)`);
+});
+
+t.test('the slot is the daemon core\'s, projected: starting, ready, a heartbeat every probe round, pings sent; stop releases it all', async (t) => {
+  const units = new FakeUnits();
+  units.set('dispatchd-main.service', 'active');
+  const r = rig(units);
+  r.answering.add('main');
+  t.match(r.parts.published[0], { state: 'starting', requests: 0, incidents: 0 }, 'claimed as starting');
+  t.match(r.parts.slot(), { state: 'ready', heartbeatMs: r.clock.now() });
+  t.match(r.notified[0], /^READY=1\nSTATUS=probing nothing yet; 0 restarts ordered$/);
+  await r.clock.advance(900);
+  t.equal(r.parts.slot().heartbeatMs, r.clock.now(), 'heartbeat of the last probe round');
+  t.equal(r.parts.slot().requests, r.pings.length, 'requests: the pings sent');
+  t.ok(r.pings.length >= 2, `main pinged (${r.pings.join(', ')})`);
+  t.match(r.notified.at(-1), /^STATUS=probing main(\(1 missed\))?; 0 restarts ordered$/, 'STATUS= from each probe round');
+
+  await r.w.stop('SIGTERM');
+  t.same(r.parts.published.slice(-2).map((v) => v.state), ['stopping', 'stopped'], 'stopping, then stopped');
+  t.ok(r.parts.slotClosed(), 'slot closed');
+  t.ok(r.parts.inbox.closed, 'mailbox closed');
+  t.same(r.parts.outboxesClosed(), ['main'], "main's mailbox writer closed");
+  t.ok(units.closed, 'D-Bus connection closed');
+  t.equal(r.notified.at(-1), 'STOPPING=1\nSTATUS=stopping (SIGTERM)');
+  const pings = r.pings.length;
+  const keepalives = r.keepalives.length;
+  await r.clock.advance(3000);
+  t.equal(r.pings.length, pings, 'no probe round after stop');
+  t.equal(r.keepalives.length, keepalives, 'no WATCHDOG=1 after stop');
+});
+
+t.test('a D-Bus answer that comes after stop is dropped', async (t) => {
+  const units = new FakeUnits();
+  units.set('dispatchd-main.service', 'active');
+  const r = rig(units);
+  await r.clock.advance(300); // the first unit list is asked for, and answered
+  let answer: (u: UnitState[]) => void = () => undefined;
+  units.list = () => new Promise((resolve) => (answer = resolve));
+  await r.clock.advance(2000); // main does not answer: the list is asked for again, and hangs
+  await r.w.stop('SIGTERM');
+  const published = r.parts.published.length;
+  answer([{ unit: 'dispatchd-secondary@1.service', activeState: 'active', jobPending: false }]);
+  await r.clock.advance(3000);
+  t.same(r.w.states(), {}, 'nothing supervised after stop');
+  t.equal(r.parts.published.length, published, 'nothing published after stop');
+  t.notMatch(r.log(), /secondary-1/);
+});
+
+t.test('reload: a new probe period applies from the next round; one too long for WatchdogSec= is refused', async (t) => {
+  const units = new FakeUnits();
+  units.set('dispatchd-main.service', 'active');
+  const r = rig(units);
+  r.answering.add('main');
+  await r.clock.advance(3000);
+  const next = defaultConfig();
+  Object.assign(next.paths, r.parts.config.paths);
+  next.watchdog.probe_interval_ms = 1000;
+  next.watchdog.max_missed = 3;
+  const outcome = r.w.reload(next);
+  t.same(outcome.applied, ['watchdog.probe_interval_ms'], 'applied');
+  await r.clock.advance(300); // the round already waited for
+  const before = r.pings.length;
+  await r.clock.advance(6000);
+  t.equal(r.pings.length - before, 6, 'one ping of main per second');
+  const gap = longestGap(r, r.clock.now() - 6000);
+  t.ok(gap <= 1500, `WATCHDOG=1 still within half of WatchdogSec= (longest gap ${gap} ms)`);
+
+  const tooLong = defaultConfig();
+  Object.assign(tooLong.paths, r.parts.config.paths);
+  tooLong.watchdog.probe_interval_ms = 2000;
+  t.throws(() => r.w.reload(tooLong), { code: 'CONFIG_INVALID' }, 'longer than half of WatchdogSec=: refused');
+  const kept = r.pings.length;
+  await r.clock.advance(3000);
+  t.equal(r.pings.length - kept, 3, 'the running period is kept');
+});
+
+t.test('a repeating probe failure is logged once per 30 s (the watchdog\'s incident interval), counted not logged between', async (t) => {
+  const units = new FakeUnits();
+  units.set('dispatchd-main.service', 'active');
+  const r = rig(units);
+  units.hang.list = true;
+  await r.clock.advance(29_000);
+  const lines = () => r.log().split('\n').filter((l) => /failed to list units/.test(l));
+  t.equal(lines().length, 1, `once in the first 29 s, although asked again every ${UNIT_CALL_TIMEOUT_MS} ms (${units.calls.filter((c) => c === 'list').length} lists)`);
+  await r.clock.advance(9000);
+  t.equal(lines().length, 2, 'again after 30 s');
+  t.match(lines()[1], /\(\d+ more like it since the last report\)/, 'with the count of those not logged');
 });
