@@ -21,7 +21,7 @@ import type { Frame } from '../common/frame.js';
 import type { Logger } from '../common/logger.js';
 import { describeIssue, errorReply, LeaseRequest } from '../common/protocol.js';
 import { RequestCounters } from '../common/request-counters.js';
-import { ScoreboardReader } from '../common/scoreboard.js';
+import { ScoreboardReader } from '../common/scoreboard-reader.js';
 import { DRAIN_MS, TICK_MS } from '../common/timing.js';
 import { instanceOf, MAIN, parseDaemonId } from '../common/topology.js';
 import { AdmissionQueue } from './admission-queue.js';

@@ -2,17 +2,7 @@
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
 import t from 'tap';
-import {
-  checkHeader,
-  decodeSlot,
-  encodeHeader,
-  encodeSlot,
-  HEADER_BYTES,
-  SCOREBOARD_BYTES,
-  SLOT,
-  SLOT_BYTES,
-  SLOT_COUNT,
-} from '../../../daemons/common/scoreboard.js';
+import { checkHeader, decodeSlot, encodeHeader, encodeSlot, HEADER_BYTES, SCOREBOARD_BYTES, SLOT, SLOT_BYTES, SLOT_COUNT } from '../../../daemons/common/scoreboard-layout.js';
 import { sample } from '../lib/scoreboard-files.js';
 import { MAX_SECONDARIES } from '../../../daemons/common/topology.js';
 
