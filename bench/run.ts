@@ -223,6 +223,20 @@ function addLoad(measure: string, label: string, target: Server, repeat: number,
   });
 }
 
+/** Adds a measure the sandbox worker runs `--freeze-repeat` times in a row (`args`: its command); `file` records the runs. */
+function addSandboxRuns<R>(label: string, weightEach: number, args: string[], file: (runs: R[]) => void): void {
+  jobs.push({
+    label,
+    uses: ['systemd'],
+    weight: weightEach * argv['freeze-repeat'],
+    run: async () => {
+      const runs: R[] = [];
+      for (let i = 0; i < argv['freeze-repeat']; i++) runs.push((await sys!.worker(args)) as R);
+      file(runs);
+    },
+  });
+}
+
 const MAIN_SOCKET = '/run/dispatchd/main.sock';
 /** The exec measure's command, for the exec handler and the spawn baseline alike. */
 const CAT = '/bin/cat';
@@ -282,27 +296,14 @@ if (targets.has('plain')) {
 }
 if (targets.has('systemd')) {
   if (measures.has('freeze')) {
-    jobs.push({
-      label: 'freeze of main (systemd)',
-      uses: ['systemd'],
-      weight: 4 * argv['freeze-repeat'],
-      run: async () => {
-        const runs: number[] = [];
-        for (let i = 0; i < argv['freeze-repeat']; i++) runs.push(((await sys!.worker(['freeze'])) as { ms: number }).ms);
-        other.freeze = { runs, median: median(runs) };
-      },
+    addSandboxRuns<{ ms: number }>('freeze of main (systemd)', 4, ['freeze'], (runs) => {
+      const ms = runs.map((r) => r.ms);
+      other.freeze = { runs: ms, median: median(ms) };
     });
   }
   if (measures.has('start')) {
-    jobs.push({
-      label: 'start of dispatchd.target (systemd)',
-      uses: ['systemd'],
-      weight: 2 * argv['freeze-repeat'],
-      run: async () => {
-        const runs: Array<{ startReturnedMs: number; firstServedMs: number }> = [];
-        for (let i = 0; i < argv['freeze-repeat']; i++) runs.push((await sys!.worker(['start'])) as { startReturnedMs: number; firstServedMs: number });
-        other.start = { runs, median: median(runs.map((r) => r.firstServedMs)), medianStartReturned: median(runs.map((r) => r.startReturnedMs)) };
-      },
+    addSandboxRuns<{ startReturnedMs: number; firstServedMs: number }>('start of dispatchd.target (systemd)', 2, ['start'], (runs) => {
+      other.start = { runs, median: median(runs.map((r) => r.firstServedMs)), medianStartReturned: median(runs.map((r) => r.startReturnedMs)) };
     });
   }
 }

@@ -64,6 +64,14 @@ export interface DaemonCoreOptions {
   now?: () => number;
 }
 
+/** The options a daemon class hands its core as they are. */
+export type CoreBasics = Pick<DaemonCoreOptions, 'config' | 'logger' | 'notifier' | 'pid' | 'generation'>;
+
+/** Picks the {@link CoreBasics} out of a daemon's options (which hold more). */
+export function coreBasics(o: CoreBasics): CoreBasics {
+  return { config: o.config, logger: o.logger, notifier: o.notifier, pid: o.pid, generation: o.generation };
+}
+
 type Handler<T extends MailboxMessage['t']> = (m: Extract<MailboxMessage, { t: T }>) => void;
 
 export class DaemonCore {

@@ -12,7 +12,7 @@
  */
 import type net from 'node:net';
 import type { Config, ReloadOutcome } from '../common/config.js';
-import { DaemonCore } from '../common/daemon-core.js';
+import { coreBasics, DaemonCore } from '../common/daemon-core.js';
 import { openDaemonPorts, type DaemonPorts, type NotifierPort, type SlotState } from '../common/daemon-ports.js';
 import { DispatchError, reason } from '../common/errors.js';
 import type { FrameConnection } from '../common/frame-connection.js';
@@ -78,12 +78,8 @@ export class MainServer {
     this.ledger = new LeaseLedger(o.logger);
     const core = new DaemonCore({
       id: MAIN,
-      config: o.config,
-      logger: o.logger,
-      notifier: o.notifier,
+      ...coreBasics(o),
       ...parts.ports,
-      pid: o.pid,
-      generation: o.generation,
       project: (c) => this.project(c),
       statusLine: () => this.statusLine(),
       onTick: (now) => this.onTick(now),

@@ -19,7 +19,7 @@
  */
 import type { Clock } from '../common/clock.js';
 import type { Config, ReloadOutcome } from '../common/config.js';
-import { DaemonCore } from '../common/daemon-core.js';
+import { coreBasics, DaemonCore } from '../common/daemon-core.js';
 import type { NotifierPort, SlotState } from '../common/daemon-ports.js';
 import type { DispatchError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
@@ -83,12 +83,8 @@ export class Watchdog {
     this.clock = parts.clock;
     this.core = new DaemonCore({
       id: WATCHDOG,
-      config: o.config,
-      logger: o.logger,
-      notifier: o.notifier,
+      ...coreBasics(o),
       ...parts.ports,
-      pid: o.pid,
-      generation: o.generation,
       now: () => parts.clock.now(),
       project: (c) => this.project(c),
       statusLine: () => this.statusLine(),
