@@ -26,7 +26,7 @@ import { createScoreboard, removeScoreboard } from '../../daemons/common/scorebo
 import type { SlotData } from '../../daemons/common/scoreboard-layout.js';
 import { ScoreboardReader } from '../../daemons/common/scoreboard-reader.js';
 import { removeServedTypes } from '../../daemons/common/served-types.js';
-import { daemonOfUnit, formatDaemonId, serviceUnitOf } from '../../daemons/common/topology.js';
+import { clientSocketPath, daemonOfUnit, entryPoint, formatDaemonId, instanceOf, mailboxPath, parseDaemonId, serviceUnitOf, suiteDaemons, type DaemonId } from '../../daemons/common/topology.js';
 import type { UnitManager, UnitState } from '../../daemons/watchdog/unit-manager.js';
 import { STALE_HEARTBEAT_MS } from '../../daemons/common/timing.js';
 import { Watchdog } from '../../daemons/watchdog/watchdog.js';
@@ -34,7 +34,7 @@ import { onCleanup } from './cleanup.js';
 import { runCommand, type ExecResult } from './command.js';
 import type { Harness } from './failure.js';
 import { NotifySocket } from './notify-socket.js';
-import { ACTIVATE_PY, BUILD_DAEMONS, BUILTIN_TYPES_DIR } from './paths.js';
+import { ACTIVATE_PY, BUILD_DAEMONS, BUILTIN_TYPES_DIR, ROOT } from './paths.js';
 import { until } from './until.js';
 
 /** systemd's RestartSec= in the shipped units. */
@@ -75,6 +75,13 @@ interface Proc {
   /** Set when we stop it on purpose: its exit is not a failure to restart. */
   stopping: boolean;
   exited: Promise<void>;
+}
+
+/** A daemon's id from the name a test uses (`main`, `secondary-2`; topology.ts). @throws Error for any other name. */
+function daemonId(name: string): DaemonId {
+  const id = parseDaemonId(name);
+  if (!id) throw new Error(`'${name}' names no daemon of the suite: main, watchdog or secondary-N`);
+  return id;
 }
 
 /** A daemon is up: its state is ready, busy or full, and its heartbeat is fresh. */
@@ -122,7 +129,7 @@ export class ProcessSuite implements UnitManager, Harness {
     const types = /^\[types\]/m.test(o.config ?? '') ? '' : `[types]\ndirs = ["${BUILTIN_TYPES_DIR}", "${this.typesDir}"]\n`;
     fs.writeFileSync(this.configPath, `[paths]\nruntime_dir = "${this.dir}"\nscoreboard = "${this.scoreboard}"\n${types}${o.config ?? ''}\n`);
     createScoreboard(this.scoreboard);
-    this.names = ['main', ...Array.from({ length: o.secondaries ?? 2 }, (_, i) => `secondary-${i + 1}`)];
+    this.names = suiteDaemons(o.secondaries ?? 2).filter((id) => id.kind !== 'watchdog').map(formatDaemonId);
     this.notify = new NotifySocket(path.join(this.dir, 'notify.sock'));
     // A test process that dies early (a crash, tap's timeout) must not leave daemons behind.
     this.forget = onCleanup(() => {
@@ -141,11 +148,11 @@ export class ProcessSuite implements UnitManager, Harness {
   }
 
   socket(name: string): string {
-    return path.join(this.dir, `${name}.sock`);
+    return clientSocketPath(this.dir, daemonId(name));
   }
 
   fifo(name: string): string {
-    return path.join(this.dir, `${name}.fifo`);
+    return mailboxPath(this.dir, daemonId(name));
   }
 
   /** Starts every daemon (secondaries first, then main) and, unless told not to, the watchdog. */
@@ -235,9 +242,9 @@ export class ProcessSuite implements UnitManager, Harness {
   private async spawnDaemon(name: string, env: NodeJS.ProcessEnv): Promise<void> {
     await this.notify.listening;
     const fifoFd = this.mailboxFd(name);
-    const isSecondary = name.startsWith('secondary-');
-    const args = [...(this.o.nodeArgs ?? []), path.join(BUILD_DAEMONS, isSecondary ? 'secondary-server/main.js' : 'main-server/main.js'), '--config', this.configPath];
-    if (isSecondary) args.push('--instance', name.slice('secondary-'.length));
+    const id = daemonId(name);
+    const args = [...(this.o.nodeArgs ?? []), path.join(ROOT, 'build', entryPoint(id.kind)), '--config', this.configPath];
+    if (id.kind === 'secondary') args.push('--instance', String(instanceOf(id)));
     const child = spawn('python3', [ACTIVATE_PY, this.socket(name), process.execPath, ...args], {
       stdio: ['ignore', 'pipe', 'pipe', 'ignore', fifoFd],
       env: { ...process.env, NOTIFY_SOCKET: this.notify.path, JOURNAL_STREAM: '', ...env },
