@@ -15,7 +15,7 @@
  * zeros when created, which reserves its pages.
  */
 import { DispatchError } from './errors.js';
-import { SLOT_COUNT } from './topology.js';
+import { DAEMON_KINDS, SLOT_COUNT } from './topology.js';
 
 export const SCOREBOARD_MAGIC = 'DSPSCORE';
 export const SCOREBOARD_VERSION = 1;
@@ -53,9 +53,10 @@ export const SLOT = {
   running: 124,
 } as const;
 
-export const KIND = { free: 0, main: 1, secondary: 2, watchdog: 3 } as const;
-export type Kind = keyof typeof KIND;
-const KIND_NAMES: Kind[] = ['free', 'main', 'secondary', 'watchdog'];
+/** A slot's `kind` field: 0 free, then topology's DAEMON_KINDS (1 main, 2 secondary, 3 watchdog). */
+const KIND_NAMES = ['free', ...DAEMON_KINDS] as const;
+export type Kind = (typeof KIND_NAMES)[number];
+export const KIND = Object.freeze(Object.fromEntries(KIND_NAMES.map((k, i) => [k, i]))) as { readonly [K in Kind]: number };
 
 export const STATE = { unknown: 0, starting: 1, ready: 2, busy: 3, full: 4, stopping: 5, stopped: 6 } as const;
 export type State = keyof typeof STATE;
