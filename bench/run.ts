@@ -27,6 +27,7 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { BUILTIN_HANDLERS } from '../daemons/common/request-type.js';
 import { DEFAULT_SECONDARIES, serviceUnit, suiteDaemons } from '../daemons/common/topology.js';
 import { VERSION } from '../daemons/common/version.js';
 import type { LoadResult } from './load.js';
@@ -57,10 +58,10 @@ const argv = await yargs(hideBin(process.argv))
   .option('warmup', { type: 'number', default: 1, describe: 'warm-up seconds before each load run' })
   .option('repeat', { type: 'number', default: 3, describe: 'runs of each load measurement per target (medians quoted)' })
   .option('concurrency', { type: 'number', default: 1, describe: 'virtual clients for the lease, handshake and large measures' })
-  .option('type', { type: 'string', default: 'echo', choices: ['echo', 'sha256', 'sleep'], describe: 'request type of the lease and handshake measures' })
+  .option('type', { type: 'string', default: 'echo', choices: BUILTIN_HANDLERS, describe: 'request type of the lease and handshake measures (a built-in handler, which the bare server and node:cluster run too)' })
   .option('size', { type: 'number', default: 1024, describe: 'DATA bytes of the lease and handshake measures' })
   .option('large-size', { type: 'number', default: 16 * 1024 * 1024, describe: 'DATA bytes of the large (echo) measure' })
-  .option('scale-type', { type: 'string', default: 'sha256', choices: ['echo', 'sha256', 'sleep'], describe: 'request type of the scale measure' })
+  .option('scale-type', { type: 'string', default: 'sha256', choices: BUILTIN_HANDLERS, describe: 'request type of the scale measure (a built-in handler)' })
   .option('scale-size', { type: 'number', default: 64 * 1024, describe: 'DATA bytes of the scale measure' })
   .option('scale-concurrency', { type: 'number', default: 4, describe: 'virtual clients of the scale measure' })
   .option('types-size', { type: 'number', default: 1024, describe: 'DATA bytes of the module and exec measures' })
