@@ -27,6 +27,7 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { BUILTIN_HANDLERS } from '../daemons/common/request-type.js';
 import { DEFAULT_SECONDARIES, serviceUnit, suiteDaemons } from '../daemons/common/topology.js';
 import { VERSION } from '../daemons/common/version.js';
 import type { LoadResult } from './load.js';
@@ -57,10 +58,10 @@ const argv = await yargs(hideBin(process.argv))
   .option('warmup', { type: 'number', default: 1, describe: 'warm-up seconds before each load run' })
   .option('repeat', { type: 'number', default: 3, describe: 'runs of each load measurement per target (medians quoted)' })
   .option('concurrency', { type: 'number', default: 1, describe: 'virtual clients for the lease, handshake and large measures' })
-  .option('type', { type: 'string', default: 'echo', choices: ['echo', 'sha256', 'sleep'], describe: 'request type of the lease and handshake measures' })
+  .option('type', { type: 'string', default: 'echo', choices: BUILTIN_HANDLERS, describe: 'request type of the lease and handshake measures (a built-in handler, which the bare server and node:cluster run too)' })
   .option('size', { type: 'number', default: 1024, describe: 'DATA bytes of the lease and handshake measures' })
   .option('large-size', { type: 'number', default: 16 * 1024 * 1024, describe: 'DATA bytes of the large (echo) measure' })
-  .option('scale-type', { type: 'string', default: 'sha256', choices: ['echo', 'sha256', 'sleep'], describe: 'request type of the scale measure' })
+  .option('scale-type', { type: 'string', default: 'sha256', choices: BUILTIN_HANDLERS, describe: 'request type of the scale measure (a built-in handler)' })
   .option('scale-size', { type: 'number', default: 64 * 1024, describe: 'DATA bytes of the scale measure' })
   .option('scale-concurrency', { type: 'number', default: 4, describe: 'virtual clients of the scale measure' })
   .option('types-size', { type: 'number', default: 1024, describe: 'DATA bytes of the module and exec measures' })
@@ -223,6 +224,20 @@ function addLoad(measure: string, label: string, target: Server, repeat: number,
   });
 }
 
+/** Adds a measure the sandbox worker runs `--freeze-repeat` times in a row (`args`: its command); `file` records the runs. */
+function addSandboxRuns<R>(label: string, weightEach: number, args: string[], file: (runs: R[]) => void): void {
+  jobs.push({
+    label,
+    uses: ['systemd'],
+    weight: weightEach * argv['freeze-repeat'],
+    run: async () => {
+      const runs: R[] = [];
+      for (let i = 0; i < argv['freeze-repeat']; i++) runs.push((await sys!.worker(args)) as R);
+      file(runs);
+    },
+  });
+}
+
 const MAIN_SOCKET = '/run/dispatchd/main.sock';
 /** The exec measure's command, for the exec handler and the spawn baseline alike. */
 const CAT = '/bin/cat';
@@ -282,27 +297,14 @@ if (targets.has('plain')) {
 }
 if (targets.has('systemd')) {
   if (measures.has('freeze')) {
-    jobs.push({
-      label: 'freeze of main (systemd)',
-      uses: ['systemd'],
-      weight: 4 * argv['freeze-repeat'],
-      run: async () => {
-        const runs: number[] = [];
-        for (let i = 0; i < argv['freeze-repeat']; i++) runs.push(((await sys!.worker(['freeze'])) as { ms: number }).ms);
-        other.freeze = { runs, median: median(runs) };
-      },
+    addSandboxRuns<{ ms: number }>('freeze of main (systemd)', 4, ['freeze'], (runs) => {
+      const ms = runs.map((r) => r.ms);
+      other.freeze = { runs: ms, median: median(ms) };
     });
   }
   if (measures.has('start')) {
-    jobs.push({
-      label: 'start of dispatchd.target (systemd)',
-      uses: ['systemd'],
-      weight: 2 * argv['freeze-repeat'],
-      run: async () => {
-        const runs: Array<{ startReturnedMs: number; firstServedMs: number }> = [];
-        for (let i = 0; i < argv['freeze-repeat']; i++) runs.push((await sys!.worker(['start'])) as { startReturnedMs: number; firstServedMs: number });
-        other.start = { runs, median: median(runs.map((r) => r.firstServedMs)), medianStartReturned: median(runs.map((r) => r.startReturnedMs)) };
-      },
+    addSandboxRuns<{ startReturnedMs: number; firstServedMs: number }>('start of dispatchd.target (systemd)', 2, ['start'], (runs) => {
+      other.start = { runs, median: median(runs.map((r) => r.firstServedMs)), medianStartReturned: median(runs.map((r) => r.startReturnedMs)) };
     });
   }
 }

@@ -9,7 +9,9 @@ import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { DispatchError, reason } from './errors.js';
 import { MAX_BODY_BYTES_CEILING } from './frame.js';
+import { TYPE_NAME } from './request-type.js';
 import { MAX_LEASE_TTL_MS, STALE_HEARTBEAT_MS } from './timing.js';
+import { isSecondaryInstance, MAX_SECONDARIES } from './topology.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/dispatchd/dispatchd.conf';
 
@@ -26,7 +28,10 @@ const PathsSchema = z
 export const DEFAULT_TYPES_DIRS = ['/usr/share/dispatchd/types.d', '/etc/dispatchd/types.d'] as const;
 
 /** A `serve` entry: a type name, or "*" for every declared type. */
-const ServeEntry = z.string().regex(/^(\*|[a-z][a-z0-9-]{0,62})$/, { message: 'a type name or "*"' });
+const ServeEntry = z.string().refine((s) => s === '*' || TYPE_NAME.test(s), { message: 'a type name or "*"' });
+
+/** A `[secondary.instance.N]` key: a secondary's number, within the suite's one bound (topology.ts). */
+const InstanceKey = z.string().refine((s) => /^[1-9][0-9]*$/.test(s) && isSecondaryInstance(Number(s)), { message: `an instance is a whole number 1..${MAX_SECONDARIES}` });
 
 export const ConfigSchema = z.strictObject({
   paths: PathsSchema,
@@ -50,7 +55,7 @@ export const ConfigSchema = z.strictObject({
       /** The request types every secondary serves: names, or "*" for every declared type. */
       serve: z.array(ServeEntry).min(1).default(['*']),
       /** Per-instance overrides: `[secondary.instance.3] serve = ["heavy"]` pins types to secondary 3. */
-      instance: z.record(z.string().regex(/^[1-9][0-9]*$/, { message: 'an instance is a whole number 1..62' }), z.strictObject({ serve: z.array(ServeEntry).min(1) })).default({}),
+      instance: z.record(InstanceKey, z.strictObject({ serve: z.array(ServeEntry).min(1) })).default({}),
     })
     .prefault({}),
   types: z
@@ -153,7 +158,9 @@ export function parseConfig(text: string, where: string): Config {
     let p = issue.path;
     if (issue.code === 'unrecognized_keys') p = [...issue.path, issue.keys[0]!];
     const line = findLine(text, p);
-    const what = issue.code === 'unrecognized_keys' ? `unknown key '${[...issue.path, ...issue.keys].join('.')}'` : `key '${key}': ${issue.message}`;
+    // A refused record key (`[secondary.instance.N]`) says why in its inner issue.
+    const message = issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message;
+    const what = issue.code === 'unrecognized_keys' ? `unknown key '${[...issue.path, ...issue.keys].join('.')}'` : `key '${key}': ${message}`;
     throw new DispatchError('CONFIG_INVALID', `failed to load configuration '${where}'${line ? ` line ${line}` : ''}: ${what}; fix the file, then reload or restart the suite (systemctl reload|restart dispatchd.target)`, {
       fields: { config: where, key: issue.code === 'unrecognized_keys' ? [...issue.path, ...issue.keys].join('.') : key },
     });

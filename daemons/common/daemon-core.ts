@@ -3,12 +3,14 @@
  * daemon class. It owns
  *
  * - the scoreboard slot: its contents are *projected* from the daemon's state when published
- *   ({@link DaemonCoreOptions.project}); the core adds `heartbeatMs` and `incidents`;
+ *   ({@link DaemonCoreOptions.project}); the core adds `heartbeatMs` and `incidents` (the
+ *   incidents logged, unless the projection gives its own count);
  * - the mailbox inbox, with a handler registry ({@link DaemonCore.on}); `ping` is answered
  *   with `pong` to the watchdog's mailbox by the core itself (docs/PROTOCOL.md §2);
  * - mailbox writers to peers, one per peer, opened lazily ({@link DaemonCore.send});
  * - incidents ({@link IncidentLog}), counted in the slot;
- * - the tick: heartbeat publish, STATUS= and the systemd keepalive through the notifier;
+ * - the tick (every TICK_MS, or {@link DaemonCoreOptions.tickMs}): heartbeat publish, STATUS=
+ *   and the systemd keepalive through the notifier;
  * - the work counter, the drain on stop and the release of everything it holds;
  * - configuration reload (all but paths).
  *
@@ -22,6 +24,8 @@ import { IncidentLog, type IncidentLevel } from './incident-log.js';
 import type { Logger } from './logger.js';
 import type { MailboxMessage } from './messages.js';
 import type { InboxPort, NotifierPort, OutboxPort, SlotPort, SlotState } from './daemon-ports.js';
+import { PeerOutboxes } from './peer-outboxes.js';
+import { PublishPacer } from './publish-pacer.js';
 import { TICK_MS } from './timing.js';
 import { formatDaemonId, WATCHDOG, type DaemonId } from './topology.js';
 
@@ -43,16 +47,29 @@ export interface DaemonCoreOptions {
   /**
    * The slot's values, projected from the daemon's state and the core's (its phase, running
    * work, configuration); called on every publish, the first time from the core's constructor.
+   * Values it gives win over the core's (the watchdog's `incidents` count restarts ordered).
    */
   project: (core: DaemonCore) => SlotState;
   /** The STATUS= line (sent on ready and each tick). */
   statusLine: (core: DaemonCore) => string;
   /** The daemon's own work each tick, before the heartbeat is published (ms: Date.now()). */
   onTick?: (now: number) => void;
+  /** The tick's period in ms from the (reloaded) configuration; default TICK_MS. */
+  tickMs?: (config: Config) => number;
+  /** How long one kind of incident stays quiet after being logged (ms, default 10 s; IncidentLog). */
+  incidentIntervalMs?: number;
   /** Fields added to every incident's log line (e.g. `{ secondary: 'secondary-2' }`). */
   incidentFields?: Record<string, unknown>;
   /** Unix ms now (default Date.now). */
   now?: () => number;
+}
+
+/** The options a daemon class hands its core as they are. */
+export type CoreBasics = Pick<DaemonCoreOptions, 'config' | 'logger' | 'notifier' | 'pid' | 'generation'>;
+
+/** Picks the {@link CoreBasics} out of a daemon's options (which hold more). */
+export function coreBasics(o: CoreBasics): CoreBasics {
+  return { config: o.config, logger: o.logger, notifier: o.notifier, pid: o.pid, generation: o.generation };
 }
 
 type Handler<T extends MailboxMessage['t']> = (m: Extract<MailboxMessage, { t: T }>) => void;
@@ -64,11 +81,12 @@ export class DaemonCore {
   private incidentCount = 0;
   private workCount = 0;
   private idle: (() => void) | undefined;
-  private pending: NodeJS.Timeout | NodeJS.Immediate | undefined;
-  private lastPublishMs = 0;
+  private readonly pacer = new PublishPacer(() => {
+    if (this.phaseNow !== 'stopped') this.publish();
+  });
   private readonly incidents: IncidentLog;
   private readonly handlers = new Map<string, (m: MailboxMessage) => void>();
-  private readonly outboxes = new Map<string, OutboxPort>();
+  private readonly outboxes: PeerOutboxes;
   private readonly now: () => number;
 
   /** Reads the inbox and publishes the slot (state `starting`). @throws DispatchError SCOREBOARD_IO. */
@@ -76,7 +94,8 @@ export class DaemonCore {
     this.name = formatDaemonId(o.id);
     this.now = o.now ?? Date.now;
     this.heartbeatMs = this.now();
-    this.incidents = new IncidentLog(o.logger, () => this.incidentCount++);
+    this.outboxes = new PeerOutboxes(o.outbox);
+    this.incidents = new IncidentLog(o.logger, () => this.incidentCount++, o.incidentIntervalMs, this.now);
     o.inbox.on('message', (m) => this.onMessage(m));
     o.inbox.on('invalid', (err, preview) => this.incident(`mailbox:${err.code}`, `failed to decode a message in mailbox '${o.inbox.label}': ${err.message}, ignoring`, { peer: 'mailbox writer', code: err.code, preview }));
     o.inbox.on('error', (err) => o.logger.error(err.message, { code: err.code }));
@@ -129,13 +148,12 @@ export class DaemonCore {
 
   /** Sends a message to a peer's mailbox. @throws DispatchError MAILBOX_* (rejects). */
   send(peer: DaemonId, m: MailboxMessage): Promise<void> {
-    const key = formatDaemonId(peer);
-    let w = this.outboxes.get(key);
-    if (!w) {
-      w = this.o.outbox(peer);
-      this.outboxes.set(key, w);
-    }
-    return w.send(m);
+    return this.outboxes.send(peer, m);
+  }
+
+  /** Closes the writer to a peer's mailbox, if one is open (a peer gone for good); a later {@link send} opens a new one. */
+  closeOutbox(peer: DaemonId): void {
+    this.outboxes.close(peer);
   }
 
   /** Logs an incident (at most once per interval per key) and counts it in the slot. */
@@ -155,8 +173,7 @@ export class DaemonCore {
 
   /** Publishes the slot now (and cancels a pending {@link publishSoon}); a failure is an incident, not an error. */
   publish(): void {
-    this.cancelPublishSoon();
-    this.lastPublishMs = performance.now();
+    this.pacer.published();
     try {
       this.o.slot.publish(this.slotValues());
     } catch (err) {
@@ -164,27 +181,9 @@ export class DaemonCore {
     }
   }
 
-  /**
-   * Publishes the slot soon, once however many values change meanwhile: on the next turn when
-   * the last publish is older than `intervalMs`, else at the end of that interval. So values
-   * changed alone reach readers at once, while a busy daemon publishes (three pwrite(2)s,
-   * docs/SCOREBOARD.md §4) at most once per `intervalMs`.
-   */
+  /** Publishes the slot soon, once however many values change meanwhile, at most once per `intervalMs` (PublishPacer). */
   publishSoon(intervalMs = 0): void {
-    if (this.pending) return;
-    const wait = this.lastPublishMs + intervalMs - performance.now();
-    const run = () => {
-      this.pending = undefined;
-      if (this.phaseNow !== 'stopped') this.publish();
-    };
-    this.pending = wait <= 0 ? setImmediate(run) : setTimeout(run, wait);
-  }
-
-  private cancelPublishSoon(): void {
-    if (!this.pending) return;
-    clearTimeout(this.pending as NodeJS.Timeout);
-    clearImmediate(this.pending as NodeJS.Immediate);
-    this.pending = undefined;
+    this.pacer.soon(intervalMs);
   }
 
   /**
@@ -197,7 +196,7 @@ export class DaemonCore {
     this.heartbeatMs = this.now();
     this.o.slot.publish(this.slotValues());
     this.o.notifier.ready(this.o.statusLine(this));
-    this.o.notifier.startTicking((now) => this.tick(now), TICK_MS);
+    this.o.notifier.startTicking((now) => this.tick(now), () => this.tickMs);
   }
 
   /**
@@ -215,18 +214,22 @@ export class DaemonCore {
     this.ready();
   }
 
+  private get tickMs(): number {
+    return this.o.tickMs?.(this.o.config) ?? TICK_MS;
+  }
+
   /** One tick: the daemon's own work, the heartbeat, STATUS= (the notifier sends WATCHDOG=1 after it). */
   tick(now: number): void {
     try {
       this.o.onTick?.(now);
     } catch (err) {
-      this.incident('tick', `failed to run ${this.name}'s periodic work: ${reason(err)}, retrying in ${TICK_MS} ms`, { code: err instanceof DispatchError ? err.code : 'INTERNAL' });
+      this.incident('tick', `failed to run ${this.name}'s periodic work: ${reason(err)}, retrying in ${this.tickMs} ms`, { code: err instanceof DispatchError ? err.code : 'INTERNAL' });
     }
     this.heartbeatMs = now;
     try {
       this.o.slot.publish(this.slotValues());
     } catch (err) {
-      this.incident('scoreboard', `failed to publish the heartbeat: ${reason(err)}, retrying in ${TICK_MS} ms`, { code: err instanceof DispatchError ? err.code : 'SCOREBOARD_IO' });
+      this.incident('scoreboard', `failed to publish the heartbeat: ${reason(err)}, retrying in ${this.tickMs} ms`, { code: err instanceof DispatchError ? err.code : 'SCOREBOARD_IO' });
     }
     this.o.notifier.status(this.o.statusLine(this));
   }
@@ -280,10 +283,9 @@ export class DaemonCore {
   release(): void {
     if (this.phaseNow === 'stopped') return;
     this.phaseNow = 'stopped';
-    this.cancelPublishSoon();
+    this.pacer.cancel();
     this.o.inbox.close();
-    for (const w of this.outboxes.values()) w.close();
-    this.outboxes.clear();
+    this.outboxes.closeAll();
     this.heartbeatMs = this.now();
     try {
       this.o.slot.publish(this.slotValues());

@@ -8,7 +8,8 @@ import type { Config } from './config.js';
 import type { DispatchError } from './errors.js';
 import { MailboxReader, MailboxWriter } from './mailbox.js';
 import type { MailboxMessage } from './messages.js';
-import { SlotWriter, type SlotData } from './scoreboard.js';
+import type { SlotData } from './scoreboard-layout.js';
+import { SlotWriter } from './slot-writer.js';
 import { instanceOf, mailboxPath, type DaemonId } from './topology.js';
 
 /** The per-process values of a slot a daemon projects from its state (the rest is fixed at claim). */
@@ -44,8 +45,11 @@ export interface NotifierPort {
   ready(status: string): void;
   status(status: string): void;
   stopping(status: string): void;
-  /** Calls `tick` every `everyMs` (or sooner for WatchdogSec=) and sends WATCHDOG=1 after it. */
-  startTicking(tick: (now: number) => void, everyMs: number): void;
+  /**
+   * Calls `tick` every `everyMs` (or sooner for WatchdogSec=) and sends WATCHDOG=1 after it;
+   * `everyMs()` is read before each wait.
+   */
+  startTicking(tick: (now: number) => void, everyMs: () => number): void;
 }
 
 export interface DaemonPorts {

@@ -13,8 +13,9 @@ export class IncidentLog {
   /**
    * @param onLogged called for each incident actually logged (the daemon counts it in its slot).
    * @param intervalMs how long one kind of incident stays quiet after being logged (ms).
+   * @param now the time in ms (Date.now; a fake clock's in unit tests).
    */
-  constructor(private readonly logger: Logger, private readonly onLogged: () => void, intervalMs = 10_000) {
+  constructor(private readonly logger: Logger, private readonly onLogged: () => void, intervalMs = 10_000, private readonly now: () => number = Date.now) {
     this.limiter = new IncidentLimiter(intervalMs);
   }
 
@@ -24,7 +25,7 @@ export class IncidentLog {
    *   line is logged (a flood of suppressed incidents then builds nothing).
    */
   report(key: string, level: IncidentLevel, message: string, fields: Record<string, unknown> | (() => Record<string, unknown>) = {}): void {
-    const suppressed = this.limiter.shouldLog(key);
+    const suppressed = this.limiter.shouldLog(key, this.now());
     if (suppressed === undefined) return;
     this.onLogged();
     this.logger.log(level, suppressed > 0 ? `${message} (${suppressed} more like it since the last report)` : message, typeof fields === 'function' ? fields() : fields);

@@ -4,6 +4,7 @@
  * every call is a no-op, so daemons run unchanged in tests.
  */
 import { createRequire } from 'node:module';
+import { systemClock, type Clock } from './clock.js';
 
 /** The part of the `sd-notify` addon dispatchd uses. */
 export interface NotifyBinding {
@@ -33,11 +34,12 @@ function oneLine(text: string): string {
 export class Notifier {
   private lastKeepalive = 0;
   private lastStatus: string | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: unknown;
   /** The systemd watchdog period (WATCHDOG_USEC) in ms, 0 when disabled. */
   readonly watchdogMs: number;
 
-  constructor(private readonly binding: NotifyBinding) {
+  /** @param clock the ticks' timers and time (a fake clock in unit tests). */
+  constructor(private readonly binding: NotifyBinding, private readonly clock: Clock = systemClock) {
     this.watchdogMs = binding.watchdogInterval();
   }
 
@@ -70,7 +72,7 @@ export class Notifier {
    * WATCHDOG=1, sent at most once per quarter of WATCHDOG_USEC however often it is called.
    * @param now current time in ms (Date.now()).
    */
-  keepalive(now: number = Date.now()): void {
+  keepalive(now: number = this.clock.now()): void {
     if (this.watchdogMs === 0) return;
     if (now - this.lastKeepalive < this.watchdogMs / 4) return;
     this.lastKeepalive = now;
@@ -80,20 +82,33 @@ export class Notifier {
   /**
    * Calls `tick` every `everyMs` (or at half of WATCHDOG_USEC if shorter) on the event loop
    * and sends WATCHDOG=1 after it; the tick is where a daemon refreshes its heartbeat.
+   * `everyMs` as a function is read before each wait, so a reloaded period applies from the
+   * next tick on. Calling it again replaces the running ticks.
    */
-  startTicking(tick: (now: number) => void, everyMs: number): void {
-    const interval = this.keepaliveIntervalMs > 0 ? Math.min(everyMs, this.keepaliveIntervalMs) : everyMs;
-    this.timer = setInterval(() => {
-      const now = Date.now();
-      tick(now);
-      this.keepalive(now);
-    }, interval);
+  startTicking(tick: (now: number) => void, everyMs: number | (() => number)): void {
+    const period = typeof everyMs === 'number' ? () => everyMs : everyMs;
+    const next = () => {
+      const ms = period();
+      const handle = this.clock.setTimeout(() => {
+        const now = this.clock.now();
+        tick(now);
+        this.keepalive(now);
+        if (this.timer === handle) next(); // not stopped or replaced by the tick
+      }, this.keepaliveIntervalMs > 0 ? Math.min(ms, this.keepaliveIntervalMs) : ms);
+      this.timer = handle;
+    };
+    this.stopTicking();
+    next();
+  }
+
+  private stopTicking(): void {
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   /** STOPPING=1 with a status line, and stops the keepalive timer. */
   stopping(status: string): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.stopTicking();
     this.lastStatus = oneLine(status);
     this.binding.sendState(`STOPPING=1\nSTATUS=${this.lastStatus}`);
   }

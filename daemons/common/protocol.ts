@@ -16,17 +16,23 @@ import { LEASE_TOKEN } from './messages.js';
 
 const u32 = z.number().int().nonnegative().max(0xffffffff);
 
-export const LeaseRequest = z.object({
+/** A request type's name as frames carry it (1 to 64 characters). */
+const TypeName = z.string().min(1).max(64);
+
+/** What every client request carries: the request type and an optional client-chosen id, echoed in logs. */
+const ClientRequest = z.object({
+  type: TypeName,
+  id: z.string().max(64).optional(),
+});
+
+export const LeaseRequest = ClientRequest.extend({
   op: z.literal('lease'),
-  type: z.string().min(1).max(64),
   /**
    * The most the client will wait in the admission queue, in ms (capped by the server's
    * queue_timeout_ms): a client with less time left than the queue timeout gets BUSY in time,
    * rather than giving up with no answer.
    */
   wait_ms: z.number().int().nonnegative().max(3_600_000).optional(),
-  /** Optional client-chosen id, echoed in logs. */
-  id: z.string().max(64).optional(),
 });
 
 export const LeaseGranted = z.object({
@@ -42,7 +48,7 @@ export const LeaseGranted = z.object({
   /** Time left to present the lease to the secondary, in ms. */
   expires_in_ms: z.number().int().nonnegative(),
   /** The type the lease is for: a run frame of another type is refused (LEASE_WRONG_TYPE). */
-  type: z.string().min(1).max(64).optional(),
+  type: TypeName.optional(),
   /**
    * Whether the type is idempotent: a client may send a request again after its answer was
    * lost only when this is true (at least once); otherwise that is OUTCOME_UNKNOWN (at most
@@ -52,14 +58,12 @@ export const LeaseGranted = z.object({
   idempotent: z.boolean().optional(),
 });
 
-export const RunRequest = z.object({
+export const RunRequest = ClientRequest.extend({
   op: z.literal('run'),
   lease: z.string().regex(LEASE_TOKEN),
   generation: u32,
-  type: z.string().min(1).max(64),
   /** Optional per-request deadline in ms, at most the server's request_deadline_ms. */
   deadline_ms: z.number().int().positive().max(3_600_000).optional(),
-  id: z.string().max(64).optional(),
 });
 
 export const RunResult = z.object({

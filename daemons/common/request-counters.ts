@@ -2,7 +2,7 @@
  * A daemon's request counters as published in its scoreboard slot (docs/SCOREBOARD.md §3):
  * requests served, failed, and their latency sum and maximum in microseconds.
  */
-import type { SlotData } from './scoreboard.js';
+import type { SlotData } from './scoreboard-layout.js';
 
 export type RequestCountersValues = Pick<SlotData, 'requests' | 'failures' | 'latencySumUs' | 'latencyMaxUs'>;
 

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { DispatchError, errnoCode, reason } from './errors.js';
-import type { SlotData } from './scoreboard.js';
+import type { SlotData } from './scoreboard-layout.js';
 import { secondary, servedTypesPath } from './topology.js';
 
 /** The format's version; a reader ignores a file of another version. */

@@ -21,8 +21,12 @@ export const MAX_SECONDARIES = 62;
  */
 export const DEFAULT_SECONDARIES = 2;
 
-/** The daemon kinds, in scoreboard `kind` order (0 is a free slot). */
-export type DaemonKind = 'main' | 'secondary' | 'watchdog';
+/**
+ * The daemon kinds, in scoreboard `kind` order: a slot's `kind` is 1 + the index here (0 is
+ * a free slot; scoreboard-layout.ts, docs/SCOREBOARD.md). A new kind goes at the end.
+ */
+export const DAEMON_KINDS = ['main', 'secondary', 'watchdog'] as const;
+export type DaemonKind = (typeof DAEMON_KINDS)[number];
 
 /** A daemon of the suite: main, the watchdog, or secondary N (1..{@link MAX_SECONDARIES}). */
 export type DaemonId = MainId | WatchdogId | SecondaryId;

@@ -12,7 +12,7 @@
  */
 import type net from 'node:net';
 import type { Config, ReloadOutcome } from '../common/config.js';
-import { DaemonCore } from '../common/daemon-core.js';
+import { coreBasics, DaemonCore } from '../common/daemon-core.js';
 import { openDaemonPorts, type DaemonPorts, type NotifierPort, type SlotState } from '../common/daemon-ports.js';
 import { DispatchError, reason } from '../common/errors.js';
 import type { FrameConnection } from '../common/frame-connection.js';
@@ -21,7 +21,7 @@ import type { Frame } from '../common/frame.js';
 import type { Logger } from '../common/logger.js';
 import { describeIssue, errorReply, LeaseRequest } from '../common/protocol.js';
 import { RequestCounters } from '../common/request-counters.js';
-import { ScoreboardReader } from '../common/scoreboard.js';
+import { ScoreboardReader } from '../common/scoreboard-reader.js';
 import { DRAIN_MS, TICK_MS } from '../common/timing.js';
 import { instanceOf, MAIN, parseDaemonId } from '../common/topology.js';
 import { AdmissionQueue } from './admission-queue.js';
@@ -78,12 +78,8 @@ export class MainServer {
     this.ledger = new LeaseLedger(o.logger);
     const core = new DaemonCore({
       id: MAIN,
-      config: o.config,
-      logger: o.logger,
-      notifier: o.notifier,
+      ...coreBasics(o),
       ...parts.ports,
-      pid: o.pid,
-      generation: o.generation,
       project: (c) => this.project(c),
       statusLine: () => this.statusLine(),
       onTick: (now) => this.onTick(now),

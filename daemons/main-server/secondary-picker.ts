@@ -7,7 +7,7 @@
  * (active < capacity) and main has not just seen it miss a reservation (cool-down). Candidates are ordered least-loaded
  * first (active / capacity); ties rotate so that equal secondaries share the work.
  */
-import type { SlotData } from '../common/scoreboard.js';
+import type { SlotData } from '../common/scoreboard-layout.js';
 
 export interface Candidate {
   instance: number;

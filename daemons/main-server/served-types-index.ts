@@ -6,7 +6,7 @@
  * known secondary serves. Main routes a lease only to a secondary that serves its type and
  * answers UNKNOWN_TYPE itself for a type none serves, reserving nothing.
  */
-import type { SlotData } from '../common/scoreboard.js';
+import type { SlotData } from '../common/scoreboard-layout.js';
 import { readServedTypes, type ServedTypesFile } from '../common/served-types.js';
 import { secondary, servedTypesPath } from '../common/topology.js';
 

@@ -10,7 +10,7 @@ import { DEFAULT_CONFIG_PATH, loadPaths } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { EXIT, exitCodeFor } from '../common/exit-codes.js';
 import { stderrIsJournal } from '../common/journal-stream.js';
-import { createScoreboard, removeScoreboard } from '../common/scoreboard.js';
+import { createScoreboard, removeScoreboard } from '../common/scoreboard-file.js';
 import { removeServedTypes } from '../common/served-types.js';
 
 // This runs before every daemon of the suite can start (they are ordered after it), so it

@@ -28,8 +28,8 @@ interface Entry {
   handler: Handler;
   running: number;
   stats: { requests: number; failures: number; latencySumUs: number; latencyMaxUs: number };
-  /** Set when the handler was replaced by a reload while it ran: closes it once idle. */
-  onIdle?: () => void;
+  /** Replaced or removed by a reload: its handler is closed once no run of it is left. */
+  retired?: boolean;
 }
 
 /** One request to run. */
@@ -104,11 +104,14 @@ export class TypeRunner {
     this.changed = true;
   }
 
-  /** Closes a replaced handler once its runs in progress are over. */
+  /** Closes a replaced handler now, or once its runs in progress are over (run()'s `finally`). */
   private retire(e: Entry): void {
-    const close = () => e.handler.close().catch((err) => this.logger.warning(`failed to release the old '${e.type.name}' handler: ${reason(err)}`, { type: e.type.name }));
-    if (e.running === 0) void close();
-    else e.onIdle = () => void close();
+    e.retired = true;
+    if (e.running === 0) this.closeRetired(e);
+  }
+
+  private closeRetired(e: Entry): void {
+    e.handler.close().catch((err) => this.logger.warning(`failed to release the old '${e.type.name}' handler: ${reason(err)}`, { type: e.type.name }));
   }
 
   /**
@@ -150,7 +153,7 @@ export class TypeRunner {
     } finally {
       if (timer) clearTimeout(timer);
       if (ac) this.inProgress.delete(ac);
-      if (--e.running === 0) e.onIdle?.();
+      if (--e.running === 0 && e.retired) this.closeRetired(e);
     }
   }
 

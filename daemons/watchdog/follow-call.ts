@@ -4,7 +4,7 @@
  * is reported as failed (a later answer is dropped).
  */
 import { DispatchError, reason } from '../common/errors.js';
-import type { Clock } from './watchdog-parts.js';
+import type { Clock } from '../common/clock.js';
 
 /**
  * A unit list, restart or kill not answered within this long (ms) is reported as failed and

@@ -11,7 +11,6 @@ import { FD_NAMES, mailboxSocketUnit, serviceUnit, WATCHDOG } from '../common/to
 import { DbusUnitManager } from './unit-manager.js';
 import { checkProbeInterval } from './probe-interval.js';
 import { Watchdog } from './watchdog.js';
-import { watchdogParts } from './watchdog-parts.js';
 
 await runDaemon({
   identifier: 'dispatchd-watchdog',
@@ -19,7 +18,6 @@ await runDaemon({
   start: async ({ config, logger, notifier, listenFds }) => {
     checkProbeInterval(config, notifier.watchdogMs); // before claiming the slot
     const mailboxFd = requireFd(listenFds, FD_NAMES.mailbox, mailboxSocketUnit(WATCHDOG));
-    const parts = watchdogParts({ config, mailboxFd, generation: newGeneration(), pid: process.pid });
-    return Watchdog.start({ config, logger, notifier, units: new DbusUnitManager(), ...parts });
+    return Watchdog.start({ config, logger, notifier, units: new DbusUnitManager(), mailboxFd, generation: newGeneration(), pid: process.pid });
   },
 });

@@ -12,23 +12,27 @@
  * calls that are started, followed, and bounded by {@link UNIT_CALL_TIMEOUT_MS}; the round
  * sends WATCHDOG=1 whatever they do, so only a stuck event loop gets the watchdog itself
  * restarted by systemd (WatchdogSec=).
+ *
+ * It is composed of the daemon core (common/daemon-core.ts) like main and the secondaries:
+ * the core owns the slot (projected here: pings sent, restarts ordered), the mailbox inbox,
+ * incidents, the tick (here: the probe round, every `probe_interval_ms`), reload and release.
  */
-import { mergeReload, type Config, type ReloadOutcome } from '../common/config.js';
+import type { Clock } from '../common/clock.js';
+import type { Config, ReloadOutcome } from '../common/config.js';
+import { coreBasics, DaemonCore } from '../common/daemon-core.js';
+import type { NotifierPort, SlotState } from '../common/daemon-ports.js';
 import type { DispatchError } from '../common/errors.js';
-import { IncidentLog } from '../common/incident-log.js';
 import type { Logger } from '../common/logger.js';
-import type { MailboxMessage } from '../common/messages.js';
-import type { Notifier } from '../common/notify.js';
-import { formatDaemonId, mailboxPath, mailboxSocketUnit, serviceUnit, type DaemonId } from '../common/topology.js';
+import { formatDaemonId, mailboxSocketUnit, serviceUnit, WATCHDOG, type DaemonId } from '../common/topology.js';
+import { followCall } from './follow-call.js';
 import { checkProbeInterval } from './probe-interval.js';
 import { INITIAL, supervise, type Rules, type SupervisionAction, type SupervisionEvent, type TargetState } from './supervision.js';
-import { followCall } from './follow-call.js';
 import { supervisedDaemon, type UnitManager, type UnitState } from './unit-manager.js';
-import type { PingWriter, WatchdogParts } from './watchdog-parts.js';
+import { openWatchdogParts, type WatchdogParts } from './watchdog-parts.js';
 
 export { ESCALATE_AFTER_MS } from './supervision.js';
 export { UNIT_CALL_TIMEOUT_MS } from './follow-call.js';
-export type { Clock, Inbox, PingWriter, WatchdogParts, WatchdogSlot } from './watchdog-parts.js';
+export type { WatchdogParts } from './watchdog-parts.js';
 /**
  * While every probed daemon answers, the unit list (a D-Bus call, the costliest part of a
  * probe round) is refreshed at least this often, to pick up new or removed secondaries (ms).
@@ -36,72 +40,90 @@ export type { Clock, Inbox, PingWriter, WatchdogParts, WatchdogSlot } from './wa
  */
 export const UNIT_LIST_MAX_AGE_MS = 2000;
 
-/** What a Watchdog is built from: real parts in production (watchdogParts()), fakes in tests. */
-export interface WatchdogOptions extends WatchdogParts {
+/** Probe failures repeat every round: each kind is logged at most this often (ms). */
+const INCIDENT_INTERVAL_MS = 30_000;
+
+export interface WatchdogOptions {
   config: Config;
   logger: Logger;
-  notifier: Notifier;
+  /** sd_notify; `watchdogMs` is the unit's WatchdogSec= the probe period must fit (0: none). */
+  notifier: NotifierPort & { readonly watchdogMs: number };
   units: UnitManager;
+  /** The mailbox FIFO fd of dispatchd-watchdog.socket (unused when `parts` are given). */
+  mailboxFd: number;
+  /** Random per process; published in the slot. */
+  generation: number;
+  pid: number;
 }
 
 interface Target {
   id: DaemonId;
   rules: Rules;
-  writer: PingWriter;
   state: TargetState;
   /** Which restart or kill call is the current one: a late answer to an older one is ignored. */
   call: number;
 }
 
 export class Watchdog {
+  private readonly core: DaemonCore;
+  private readonly clock: Clock;
   private readonly targets = new Map<string, Target>();
-  private readonly incidents: IncidentLog;
-  private timer: unknown;
-  private stopping = false;
   /** The probe round's number: the seq its pings carry. */
   private seq = 0;
   /** Pings sent by this process (the slot's `requests`, docs/SCOREBOARD.md). */
   private pings = 0;
+  /** Restarts and kills ordered (the slot's `incidents`, docs/SCOREBOARD.md). */
+  private ordered = 0;
   private listedAtMs = -Infinity;
   /** The unit list being asked for (its number), if any. */
   private listing: number | undefined;
   private calls = 0;
 
-  private constructor(private readonly o: WatchdogOptions) {
-    // Probe failures repeat every round: report each kind at most every 30 s.
-    this.incidents = new IncidentLog(o.logger, () => undefined, 30_000);
-    o.inbox.on('message', (m) => this.onMessage(m));
-    o.inbox.on('invalid', (err, preview) => this.incidents.report(`mailbox:${err.code}`, 'error', `failed to decode a message in mailbox '${o.inbox.label}': ${err.message}, ignoring`, { peer: 'mailbox writer', code: err.code, preview }));
-    o.inbox.on('error', (err) => o.logger.error(err.message, { code: err.code }));
+  private constructor(private readonly o: WatchdogOptions, parts: WatchdogParts) {
+    this.clock = parts.clock;
+    this.core = new DaemonCore({
+      id: WATCHDOG,
+      ...coreBasics(o),
+      ...parts.ports,
+      now: () => parts.clock.now(),
+      project: (c) => this.project(c),
+      statusLine: () => this.statusLine(),
+      onTick: (now) => this.probe(now),
+      tickMs: (config) => config.watchdog.probe_interval_ms,
+      incidentIntervalMs: INCIDENT_INTERVAL_MS,
+    });
+    this.core.on('pong', (m) => {
+      const t = this.targets.get(m.from);
+      if (t) this.step(t, { e: 'pong', now: this.clock.now(), seq: m.seq }); // else: an answer to a ping sent before a restart of us
+    });
   }
 
   /**
-   * Starts probing; READY=1 once the mailbox is read and the loop is running.
+   * Starts probing; READY=1 once the mailbox is read and the probe rounds run.
    *
-   * @throws DispatchError CONFIG_INVALID when the probe period does not fit WatchdogSec=.
+   * @param parts the slot, mailboxes and clock (default: the real ones, from the configuration's paths).
+   * @throws DispatchError CONFIG_INVALID when the probe period does not fit WatchdogSec=;
+   *   SCOREBOARD_* when the slot cannot be claimed or written.
    */
-  static start(o: WatchdogOptions): Watchdog {
+  static start(o: WatchdogOptions, parts?: WatchdogParts): Watchdog {
     checkProbeInterval(o.config, o.notifier.watchdogMs);
-    const w = new Watchdog(o);
-    o.slot.update({ state: 'ready', heartbeatMs: o.clock.now() });
-    o.notifier.ready(w.statusLine());
-    w.schedule();
+    const w = new Watchdog(o, parts ?? openWatchdogParts(o.config, o));
+    w.core.ready();
     o.logger.info(`watchdog ready: probing every ${o.config.watchdog.probe_interval_ms} ms, restarting after ${o.config.watchdog.max_missed} missed pongs`);
     return w;
   }
 
-  /** Applies a reloaded configuration (all but paths): from the next probe round on. */
+  /** Applies a reloaded configuration (all but paths): from the next probe round on. @throws DispatchError CONFIG_INVALID. */
   reload(next: Config): ReloadOutcome {
     checkProbeInterval(next, this.o.notifier.watchdogMs);
-    const { config, outcome } = mergeReload(this.o.config, next);
-    this.o.config = config;
-    for (const t of this.targets.values()) t.rules = this.rules(t.id);
-    return outcome;
+    return this.core.reload(next, () => {
+      for (const t of this.targets.values()) t.rules = this.rules(t.id);
+    });
   }
 
   statusLine(): string {
     const names = [...this.targets.values()].map((t) => `${t.rules.name}${t.state.s === 'suspect' ? `(${t.state.missed} missed)` : ''}`);
-    return `${this.stopping ? 'stopping' : 'probing'} ${names.length ? names.join(', ') : 'nothing yet'}; ${this.o.slot.data.incidents} restarts ordered`;
+    return `${this.core.stopping ? 'stopping' : 'probing'} ${names.length ? names.join(', ') : 'nothing yet'}; ${this.ordered} restarts ordered`;
   }
 
   /** Each daemon's supervision state, by name (for status and tests). */
@@ -109,33 +131,15 @@ export class Watchdog {
     return Object.fromEntries([...this.targets].map(([name, t]) => [name, t.state.s]));
   }
 
-  private schedule(): void {
-    if (this.stopping) return;
-    this.timer = this.o.clock.setTimeout(() => {
-      this.tick();
-      this.schedule();
-    }, this.o.config.watchdog.probe_interval_ms);
+  private project(core: DaemonCore): SlotState {
+    return { state: core.phase, requests: this.pings, incidents: this.ordered };
   }
 
-  private onMessage(m: MailboxMessage): void {
-    if (m.t !== 'pong') {
-      this.incidents.report(`unexpected:${m.t}`, 'error', `unexpected '${m.t}' message in the watchdog's mailbox, ignoring`, { peer: 'mailbox writer' });
-      return;
-    }
-    const t = this.targets.get(m.from);
-    if (t) this.step(t, { e: 'pong', now: this.o.clock.now(), seq: m.seq }); // else: an answer to a ping sent before a restart of us
-  }
-
-  /** One probe round: ask for the unit list if due (not waiting for it), judge and ping, keepalive. */
-  tick(): void {
-    const now = this.o.clock.now();
+  /** One probe round (the core's tick): ask for the unit list if due (not waiting for it), judge and ping. */
+  private probe(now: number): void {
     ++this.seq;
     if (this.needUnitList(now)) this.list(now);
     for (const t of this.targets.values()) this.step(t, { e: 'tick', now, seq: this.seq });
-    this.o.slot.data.requests = this.pings;
-    this.o.slot.update({ heartbeatMs: now });
-    this.o.notifier.status(this.statusLine());
-    this.o.notifier.keepalive(now);
   }
 
   /** Whether this round must ask systemd for the units' states (see {@link UNIT_LIST_MAX_AGE_MS}). */
@@ -148,10 +152,10 @@ export class Watchdog {
 
   private list(now: number): void {
     const n = (this.listing = ++this.calls);
-    followCall(this.o.clock, () => this.o.units.list(), 'list units', (err, units) => {
-      if (this.listing !== n || this.stopping) return;
+    followCall(this.clock, () => this.o.units.list(), 'list units', (err, units) => {
+      if (this.listing !== n || this.core.stopping) return;
       this.listing = undefined;
-      if (err) this.incidents.report('list', 'error', `${err.message}; probing the daemons already known`, { code: err.code });
+      if (err) this.core.incident('list', `${err.message}; probing the daemons already known`, { code: err.code });
       else {
         this.listedAtMs = now;
         this.onUnitList(units!);
@@ -162,7 +166,7 @@ export class Watchdog {
   /** Feeds a unit list to every target, adding newly listed daemons and forgetting the gone. */
   private onUnitList(units: UnitState[]): void {
     const byName = new Map(units.map((u) => [u.unit, u]));
-    const now = this.o.clock.now();
+    const now = this.clock.now();
     const listed = new Set<string>();
     for (const u of units) {
       const id = supervisedDaemon(u.unit);
@@ -171,17 +175,14 @@ export class Watchdog {
       listed.add(name);
       const mailbox = byName.get(mailboxSocketUnit(id));
       let t = this.targets.get(name);
-      if (!t) {
-        t = { id, rules: this.rules(id), writer: this.o.writer(mailboxPath(this.o.config.paths.runtime_dir, id), this.o.config.watchdog.probe_interval_ms), state: INITIAL, call: 0 };
-        this.targets.set(name, t);
-      }
+      if (!t) this.targets.set(name, (t = { id, rules: this.rules(id), state: INITIAL, call: 0 }));
       this.step(t, { e: 'unit-listed', now, seq: this.seq, unit: { activeState: u.activeState, jobPending: u.jobPending, mailboxListening: mailbox?.activeState === 'active' && !mailbox.jobPending } });
     }
     for (const [name, t] of this.targets) if (!listed.has(name)) this.step(t, { e: 'unit-missing' });
   }
 
   private rules(id: DaemonId): Rules {
-    const w = this.o.config.watchdog;
+    const w = this.core.config.watchdog;
     return { name: formatDaemonId(id), unit: serviceUnit(id), maxMissed: w.max_missed, probeIntervalMs: w.probe_interval_ms };
   }
 
@@ -191,7 +192,7 @@ export class Watchdog {
     t.state = state;
     for (const a of actions) this.act(t, a);
     if (state.s === 'gone' && this.targets.get(t.rules.name) === t) {
-      t.writer.close();
+      this.core.closeOutbox(t.id);
       this.targets.delete(t.rules.name);
     }
   }
@@ -201,7 +202,7 @@ export class Watchdog {
     switch (a.a) {
       case 'ping':
         this.pings++;
-        t.writer.send({ v: 1, t: 'ping', from: 'watchdog', seq: a.seq }).catch((err: DispatchError) => {
+        this.core.send(t.id, { v: 1, t: 'ping', from: 'watchdog', seq: a.seq }).catch((err: DispatchError) => {
           if (this.targets.get(name) === t) this.step(t, { e: 'ping-failed', code: err.code, message: err.message });
         });
         return;
@@ -209,7 +210,7 @@ export class Watchdog {
       case 'kill': {
         const n = (t.call = ++this.calls);
         const call = a.a === 'restart' ? () => this.o.units.restart(unit) : () => this.o.units.kill(unit);
-        followCall(this.o.clock, call, `${a.a} ${unit}`, (err) => {
+        followCall(this.clock, call, `${a.a} ${unit}`, (err) => {
           if (t.call !== n || this.targets.get(name) !== t) return;
           if (a.a === 'restart') this.step(t, err ? { e: 'restart-failed', message: err.message } : { e: 'restart-ok' });
           else if (err) this.step(t, { e: 'kill-failed', message: err.message });
@@ -220,29 +221,19 @@ export class Watchdog {
         this.o.logger[a.level](a.message, a.fields);
         return;
       case 'incident':
-        this.incidents.report(a.key, a.level === 'notice' ? 'warning' : a.level, a.message, a.fields);
+        this.core.incident(a.key, a.message, a.fields, a.level === 'notice' ? 'warning' : a.level);
         return;
       case 'count':
-        this.o.slot.data.incidents++;
+        this.ordered++;
         return;
     }
   }
 
-  /** Stops probing and releases the mailbox, writers and D-Bus connection. */
+  /** Stops probing and releases the mailbox, writers, slot and D-Bus connection (no work to drain). */
   async stop(why: string): Promise<void> {
-    if (this.stopping) return;
-    this.stopping = true;
-    this.o.notifier.stopping(`stopping (${why})`);
-    this.o.clock.clearTimeout(this.timer);
-    for (const t of this.targets.values()) t.writer.close();
+    if (!this.core.beginStop(`stopping (${why})`)) return;
     this.targets.clear();
-    this.o.inbox.close();
     this.o.units.close();
-    try {
-      this.o.slot.update({ state: 'stopped', heartbeatMs: this.o.clock.now() });
-    } catch {
-      // the scoreboard was removed first: nothing to publish
-    }
-    this.o.slot.close();
+    this.core.release();
   }
 }

@@ -22,18 +22,19 @@ import { loadConfig } from '../../daemons/common/config.js';
 import { createLogger } from '../../daemons/common/logger.js';
 import { openMailboxFd } from '../../daemons/common/mailbox.js';
 import { Notifier, type NotifyBinding } from '../../daemons/common/notify.js';
-import { createScoreboard, removeScoreboard, ScoreboardReader, type SlotData } from '../../daemons/common/scoreboard.js';
+import { createScoreboard, removeScoreboard } from '../../daemons/common/scoreboard-file.js';
+import type { SlotData } from '../../daemons/common/scoreboard-layout.js';
+import { ScoreboardReader } from '../../daemons/common/scoreboard-reader.js';
 import { removeServedTypes } from '../../daemons/common/served-types.js';
-import { daemonOfUnit, formatDaemonId, serviceUnitOf } from '../../daemons/common/topology.js';
+import { clientSocketPath, daemonOfUnit, entryPoint, formatDaemonId, instanceOf, mailboxPath, parseDaemonId, serviceUnitOf, suiteDaemons, type DaemonId } from '../../daemons/common/topology.js';
 import type { UnitManager, UnitState } from '../../daemons/watchdog/unit-manager.js';
 import { STALE_HEARTBEAT_MS } from '../../daemons/common/timing.js';
 import { Watchdog } from '../../daemons/watchdog/watchdog.js';
-import { watchdogParts } from '../../daemons/watchdog/watchdog-parts.js';
 import { onCleanup } from './cleanup.js';
 import { runCommand, type ExecResult } from './command.js';
 import type { Harness } from './failure.js';
 import { NotifySocket } from './notify-socket.js';
-import { ACTIVATE_PY, BUILD_DAEMONS, BUILTIN_TYPES_DIR } from './paths.js';
+import { ACTIVATE_PY, BUILD_DAEMONS, BUILTIN_TYPES_DIR, ROOT } from './paths.js';
 import { until } from './until.js';
 
 /** systemd's RestartSec= in the shipped units. */
@@ -74,6 +75,13 @@ interface Proc {
   /** Set when we stop it on purpose: its exit is not a failure to restart. */
   stopping: boolean;
   exited: Promise<void>;
+}
+
+/** A daemon's id from the name a test uses (`main`, `secondary-2`; topology.ts). @throws Error for any other name. */
+function daemonId(name: string): DaemonId {
+  const id = parseDaemonId(name);
+  if (!id) throw new Error(`'${name}' names no daemon of the suite: main, watchdog or secondary-N`);
+  return id;
 }
 
 /** A daemon is up: its state is ready, busy or full, and its heartbeat is fresh. */
@@ -121,7 +129,7 @@ export class ProcessSuite implements UnitManager, Harness {
     const types = /^\[types\]/m.test(o.config ?? '') ? '' : `[types]\ndirs = ["${BUILTIN_TYPES_DIR}", "${this.typesDir}"]\n`;
     fs.writeFileSync(this.configPath, `[paths]\nruntime_dir = "${this.dir}"\nscoreboard = "${this.scoreboard}"\n${types}${o.config ?? ''}\n`);
     createScoreboard(this.scoreboard);
-    this.names = ['main', ...Array.from({ length: o.secondaries ?? 2 }, (_, i) => `secondary-${i + 1}`)];
+    this.names = suiteDaemons(o.secondaries ?? 2).filter((id) => id.kind !== 'watchdog').map(formatDaemonId);
     this.notify = new NotifySocket(path.join(this.dir, 'notify.sock'));
     // A test process that dies early (a crash, tap's timeout) must not leave daemons behind.
     this.forget = onCleanup(() => {
@@ -140,11 +148,11 @@ export class ProcessSuite implements UnitManager, Harness {
   }
 
   socket(name: string): string {
-    return path.join(this.dir, `${name}.sock`);
+    return clientSocketPath(this.dir, daemonId(name));
   }
 
   fifo(name: string): string {
-    return path.join(this.dir, `${name}.fifo`);
+    return mailboxPath(this.dir, daemonId(name));
   }
 
   /** Starts every daemon (secondaries first, then main) and, unless told not to, the watchdog. */
@@ -168,8 +176,9 @@ export class ProcessSuite implements UnitManager, Harness {
       logger: createLogger({ identifier: 'dispatchd-watchdog', journal: false, stream: sink }),
       notifier: new Notifier(o.binding ?? { sendState: () => undefined, watchdogInterval: () => 0 }),
       units: this,
-      // the watchdog closes the mailbox fd on stop
-      ...watchdogParts({ config: loadConfig(this.configPath, true), mailboxFd: openMailboxFd(this.fifo('watchdog')), generation: o.generation ?? 1, pid: process.pid }),
+      mailboxFd: openMailboxFd(this.fifo('watchdog')), // the watchdog closes it on stop
+      generation: o.generation ?? 1,
+      pid: process.pid,
     });
     return this.watchdog;
   }
@@ -233,9 +242,9 @@ export class ProcessSuite implements UnitManager, Harness {
   private async spawnDaemon(name: string, env: NodeJS.ProcessEnv): Promise<void> {
     await this.notify.listening;
     const fifoFd = this.mailboxFd(name);
-    const isSecondary = name.startsWith('secondary-');
-    const args = [...(this.o.nodeArgs ?? []), path.join(BUILD_DAEMONS, isSecondary ? 'secondary-server/main.js' : 'main-server/main.js'), '--config', this.configPath];
-    if (isSecondary) args.push('--instance', name.slice('secondary-'.length));
+    const id = daemonId(name);
+    const args = [...(this.o.nodeArgs ?? []), path.join(ROOT, 'build', entryPoint(id.kind)), '--config', this.configPath];
+    if (id.kind === 'secondary') args.push('--instance', String(instanceOf(id)));
     const child = spawn('python3', [ACTIVATE_PY, this.socket(name), process.execPath, ...args], {
       stdio: ['ignore', 'pipe', 'pipe', 'ignore', fifoFd],
       env: { ...process.env, NOTIFY_SOCKET: this.notify.path, JOURNAL_STREAM: '', ...env },

@@ -11,7 +11,9 @@ import t from 'tap';
 import { statusReport } from '../../daemons/client/status.js';
 import { ERROR_CODES } from '../../daemons/common/errors.js';
 import { EXIT, exitCodeFor } from '../../daemons/common/exit-codes.js';
-import { createScoreboard, ScoreboardReader, SlotWriter } from '../../daemons/common/scoreboard.js';
+import { createScoreboard } from '../../daemons/common/scoreboard-file.js';
+import { ScoreboardReader } from '../../daemons/common/scoreboard-reader.js';
+import { SlotWriter } from '../../daemons/common/slot-writer.js';
 
 const PYTHON = '/usr/bin/python3';
 const DIR = path.join(import.meta.dirname, '..', '..', 'python');

@@ -82,7 +82,7 @@ t.test('the package ships every unit of the architecture', async (t) => {
     'dispatchd.slice',
     'dispatchd.target',
   ]);
-  t.same(sharedDropIns, ['10-hardening.conf', '10-slice.conf'], 'and the drop-ins every service shares');
+  t.same(sharedDropIns, ['10-hardening.conf', '10-slice.conf', '10-suite.conf'], 'and the drop-ins every service shares');
 });
 
 t.test('systemd-analyze verify passes on every unit', { skip: have('systemd-analyze') ? false : 'systemd-analyze is not installed (apt-get install systemd)' }, async (t) => {

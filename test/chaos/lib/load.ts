@@ -20,8 +20,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { DispatchClient, DispatchError } from '../../../daemons/client/client.js';
+import { BUILTIN_HANDLERS, type BuiltinHandler } from '../../../daemons/common/request-type.js';
 
-export type LoadType = 'echo' | 'sha256' | 'sleep';
+/** The load checks each answer, so it sends the built-in types, whose results it knows (echo, sha256, sleep). */
+export type LoadType = BuiltinHandler;
 
 export interface LoadOptions {
   socket: string;
@@ -100,7 +102,7 @@ export interface Load {
 
 export function startLoad(o: LoadOptions): Load {
   const clients = o.clients ?? 20;
-  const types = o.types ?? ['echo', 'sha256', 'sleep'];
+  const types = o.types ?? [...BUILTIN_HANDLERS];
   const maxPayload = o.maxPayload ?? 4096;
   const rnd = prng(o.seed ?? 1);
   const started = Date.now();

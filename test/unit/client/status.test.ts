@@ -1,6 +1,6 @@
 import t from 'tap';
 import { defaultConfig } from '../../../daemons/common/config.js';
-import type { ScoreboardSnapshot } from '../../../daemons/common/scoreboard.js';
+import type { ScoreboardSnapshot } from '../../../daemons/common/scoreboard-reader.js';
 import { formatTable, problems, STALE_HEARTBEAT_MS, statusReport } from '../../../daemons/client/status.js';
 import { daemon, NOW, secondary } from '../lib/slots.js';
 

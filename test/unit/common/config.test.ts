@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { changedKeys, defaultConfig, DEFAULT_CONFIG_PATH, lineOf, loadConfig, loadPaths, mergeReload, parseConfig, type Config } from '../../../daemons/common/config.js';
 import type { DispatchError } from '../../../daemons/common/errors.js';
+import { MAX_SECONDARIES } from '../../../daemons/common/topology.js';
 
 const SHIPPED = fileURLToPath(new URL('../../../packaging/dispatchd.conf', import.meta.url));
 const FILE = '/etc/dispatchd/dispatchd.conf';
@@ -109,6 +110,19 @@ t.test('unknown key, wrong type, out of range: CONFIG_INVALID naming the file, t
     t.equal(err.fields.key, key, `${what}: the key as a field`);
     t.equal(err.fields.config, '/tmp/test.conf');
   }
+});
+
+t.test('[secondary.instance.N]: N within the suite\'s one bound (topology MAX_SECONDARIES), the reason named', async (t) => {
+  const serve = (n: string) => `[secondary.instance.${n}]\nserve = ["echo"]\n`;
+  t.same(parseConfig(serve(String(MAX_SECONDARIES)), FILE).secondary.instance, { [MAX_SECONDARIES]: { serve: ['echo'] } }, 'the largest instance');
+  for (const bad of [String(MAX_SECONDARIES + 1), '0', '01', 'x']) {
+    const err = failure(serve(bad));
+    t.equal(err.code, 'CONFIG_INVALID', `instance ${bad}`);
+    t.equal(err.fields.key, `secondary.instance.${bad}`, `instance ${bad}: the key`);
+    t.match(err.message, `an instance is a whole number 1..${MAX_SECONDARIES}`, `instance ${bad}: why`);
+  }
+  t.same(parseConfig('[secondary]\nserve = ["*", "a-b9"]\n', FILE).secondary.serve, ['*', 'a-b9'], 'serve: "*" and a type name');
+  t.match(failure('[secondary]\nserve = ["Echo"]\n').message, `key 'secondary.serve.0': a type name or "*"`, 'serve: not a type name');
 });
 
 t.test('a bad value written as a dotted key or in an inline table still names its line', async (t) => {

@@ -2,6 +2,7 @@ import t from 'tap';
 import { parseConfig } from '../../../daemons/common/config.js';
 import { DaemonCore, type DaemonCoreOptions } from '../../../daemons/common/daemon-core.js';
 import { DispatchError } from '../../../daemons/common/errors.js';
+import { TICK_MS } from '../../../daemons/common/timing.js';
 import { secondary } from '../../../daemons/common/topology.js';
 import { fakeParts, settle, type FakeParts } from '../lib/fake-daemon.js';
 
@@ -167,4 +168,41 @@ t.test('reload merges the new configuration (not paths) and republishes', async 
   t.equal(core.config.paths.scoreboard, parts.config.paths.scoreboard, 'paths need a restart');
   t.same(outcome.needRestart, ['paths.scoreboard']);
   t.equal(parts.published.length, n + 1);
+});
+
+t.test('the tick period: TICK_MS, or the daemon\'s own, read from the reloaded configuration', async (t) => {
+  const plain = build();
+  plain.core.ready();
+  t.equal(plain.parts.notifier.everyMs!(), TICK_MS);
+  const { core, parts } = build({ tickMs: (c) => c.watchdog.probe_interval_ms });
+  core.ready();
+  t.equal(parts.notifier.everyMs!(), 300, 'the default probe period');
+  core.reload(parseConfig('[watchdog]\nprobe_interval_ms = 500\n', 'test.conf'));
+  t.equal(parts.notifier.everyMs!(), 500, 'the reloaded one, from the next tick on');
+  core.tick(1000);
+  t.equal(parts.slot().heartbeatMs, 1000);
+});
+
+t.test('incidents are quiet for the daemon\'s interval on the daemon\'s clock', async (t) => {
+  let now = 1_000_000;
+  const { core, parts } = build({ now: () => now, incidentIntervalMs: 30_000 });
+  const report = () => core.incident('list', 'failed to list units', {});
+  report();
+  now += 29_999;
+  report();
+  t.equal(parts.lines.length, 1, 'once within 30 s');
+  now += 1;
+  report();
+  t.same(parts.lines.map((l) => l.message), ['failed to list units', 'failed to list units (1 more like it since the last report)']);
+});
+
+t.test('closeOutbox closes the writer to a peer gone for good; a later send opens a new one', async (t) => {
+  const { core, parts } = build();
+  await core.send(secondary(3), { v: 1, t: 'ready', from: 'secondary-2', gen: 77 });
+  core.closeOutbox(secondary(3));
+  core.closeOutbox(secondary(4)); // none open: nothing to do
+  t.same(parts.outboxesClosed(), ['secondary-3']);
+  await core.send(secondary(3), { v: 1, t: 'ready', from: 'secondary-2', gen: 77 });
+  core.release();
+  t.same(parts.outboxesClosed(), ['secondary-3', 'secondary-3'], 'the new writer is closed on release');
 });

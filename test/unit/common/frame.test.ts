@@ -270,14 +270,11 @@ t.test('errors are final', async (t) => {
   t.equal(errorOf(d2.next()).code, 'FRAME_BAD_HEADER');
 });
 
-t.test('a 16 MiB body in 64 KiB chunks decodes without quadratic copying', async (t) => {
-  const BODY = 16 * 1024 * 1024;
-  const CHUNK = 64 * 1024;
-  const body = Buffer.alloc(BODY);
-  for (let i = 0; i < BODY; i += 4096) body.writeUInt32BE(i, i);
-  const all = wire({ op: 'run', type: 'echo' }, body);
-
-  // Count every byte the decoder copies through Buffer.concat and Buffer#copy.
+/**
+ * Runs `run` counting the bytes copied through Buffer.concat (and Buffer#copy with
+ * `alsoBufferCopy`), the two ways the decoder can copy; both are restored after.
+ */
+function copiedDuring<T>(run: () => T, o: { alsoBufferCopy?: boolean } = {}): { result: T; copied: number } {
   const realConcat = Buffer.concat;
   const realCopy = Buffer.prototype.copy;
   let copied = 0;
@@ -286,29 +283,44 @@ t.test('a 16 MiB body in 64 KiB chunks decodes without quadratic copying', async
     copied += out.length;
     return out;
   } as typeof Buffer.concat;
-  Buffer.prototype.copy = function (this: Buffer, ...args: Parameters<Buffer['copy']>) {
-    const n = realCopy.apply(this, args);
-    copied += n;
-    return n;
-  };
-  let calls = 0;
-  let frame: Frame | undefined;
+  if (o.alsoBufferCopy) {
+    Buffer.prototype.copy = function (this: Buffer, ...args: Parameters<Buffer['copy']>) {
+      const n = realCopy.apply(this, args);
+      copied += n;
+      return n;
+    };
+  }
   try {
+    return { result: run(), copied };
+  } finally {
+    Buffer.concat = realConcat;
+    Buffer.prototype.copy = realCopy;
+  }
+}
+
+t.test('a 16 MiB body in 64 KiB chunks decodes without quadratic copying', async (t) => {
+  const BODY = 16 * 1024 * 1024;
+  const CHUNK = 64 * 1024;
+  const body = Buffer.alloc(BODY);
+  for (let i = 0; i < BODY; i += 4096) body.writeUInt32BE(i, i);
+  const all = wire({ op: 'run', type: 'echo' }, body);
+
+  let calls = 0;
+  const { result: frame, copied } = copiedDuring(() => {
+    let last: Frame | undefined;
     const d = new FrameDecoder(BODY);
     for (let off = 0; off < all.length; off += CHUNK) {
       d.push(all.subarray(off, off + CHUNK));
       for (;;) {
         calls++;
         const r = d.next();
-        if (r.kind === 'frame') frame = r.frame;
+        if (r.kind === 'frame') last = r.frame;
         else if (r.kind === 'error') throw r.error;
         else break;
       }
     }
-  } finally {
-    Buffer.concat = realConcat;
-    Buffer.prototype.copy = realCopy;
-  }
+    return last;
+  }, { alsoBufferCopy: true });
   t.ok(frame, 'the frame decoded');
   t.ok(frame!.body.equals(body), 'the body is intact');
   t.equal(calls, Math.ceil(all.length / CHUNK) + 1, 'one next() per chunk, plus the one that finds nothing more');
@@ -318,25 +330,14 @@ t.test('a 16 MiB body in 64 KiB chunks decodes without quadratic copying', async
 t.test('a prefix dribbled in byte by byte before a large body copies linearly', async (t) => {
   const body = Buffer.alloc(4 * 1024 * 1024, 0xab);
   const all = wire({ op: 'run' }, body);
-  const realConcat = Buffer.concat;
-  let copied = 0;
-  Buffer.concat = function (list: readonly Uint8Array[], total?: number) {
-    const out = realConcat.call(Buffer, list, total);
-    copied += out.length;
-    return out;
-  } as typeof Buffer.concat;
-  let got: Frame | undefined;
-  try {
+  const { result: got, copied } = copiedDuring(() => {
     const d = new FrameDecoder(body.length);
     const headLen = all.length - body.length;
     const chunks: Buffer[] = [];
     for (let i = 0; i < headLen; i++) chunks.push(all.subarray(i, i + 1));
     for (let off = headLen; off < all.length; off += 4096) chunks.push(all.subarray(off, off + 4096));
-    const r = feed(d, chunks);
-    got = r.frames[0];
-  } finally {
-    Buffer.concat = realConcat;
-  }
+    return feed(d, chunks).frames[0];
+  });
   t.ok(got?.body.equals(body));
   t.ok(copied <= 2 * all.length, `bytes copied (${copied}) stay linear (${all.length})`);
 });

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { Notifier, type NotifyBinding } from '../../../daemons/common/notify.js';
+import { FakeClock } from '../lib/fake-clock.js';
 
 /** A fake sd-notify binding that records what would reach systemd. */
 function fake(watchdogMs: number): NotifyBinding & { sent: string[] } {
@@ -98,4 +99,30 @@ t.test('startTicking without a watchdog uses the interval asked for', async (t) 
   n.stopping('done');
   t.ok(Date.now() - start >= 25, 'the first tick after ~30 ms');
   t.same(b.sent, ['STOPPING=1\nSTATUS=done'], 'no WATCHDOG=1');
+});
+
+t.test('startTicking on the given clock: the period is read before each wait, a second call replaces the ticks', async (t) => {
+  const clock = new FakeClock();
+  const b = fake(3000); // WATCHDOG=1 at most every 750 ms, ticks at most 1500 ms apart
+  const n = new Notifier(b, clock);
+  let period = 300;
+  const ticks: number[] = [];
+  const start = clock.now();
+  n.startTicking((now) => ticks.push(now - start), () => period);
+  await clock.advance(900);
+  t.same(ticks, [300, 600, 900]);
+  period = 1000;
+  await clock.advance(2500);
+  t.same(ticks, [300, 600, 900, 1200, 2200, 3200], 'the new period from the next wait on');
+  period = 5000;
+  await clock.advance(3000);
+  t.same(ticks.slice(6), [4200, 5700], 'never longer than half of WatchdogSec= (the wait begun at 3200 kept its 1000 ms)');
+  t.same(b.sent.filter((s) => s === 'WATCHDOG=1').length, 6, 'WATCHDOG=1 after each tick at least 750 ms after the last');
+  const again: number[] = [];
+  n.startTicking((now) => again.push(now - start), 100);
+  await clock.advance(300);
+  t.equal(ticks.length, 8, 'the first ticks are replaced');
+  t.equal(again.length, 3);
+  n.stopping('bye');
+  t.equal(clock.pending, 0, 'stopping() leaves no timer');
 });

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import t from 'tap';
 import { DispatchError, ERROR_CODES } from '../../../daemons/common/errors.js';
@@ -120,10 +121,11 @@ t.test('property: valid requests are accepted as they are; one field made wrong 
   fc.assert(
     fc.property(lease, run, bad, fc.nat(), (l, r, wrong, which) => {
       const clean = <T extends object>(o: T) => JSON.parse(JSON.stringify(o)) as T; // as it arrives: no undefined keys
+      // The same members and values (a JSON object's members have no order, RFC 8259 §4).
       const pl = LeaseRequest.safeParse(clean(l));
-      if (!pl.success || JSON.stringify(pl.data) !== JSON.stringify(clean(l))) throw new Error(`lease request refused or changed: ${JSON.stringify(l)}`);
+      if (!pl.success || !isDeepStrictEqual(pl.data, clean(l))) throw new Error(`lease request refused or changed: ${JSON.stringify(l)}`);
       const pr = RunRequest.safeParse(clean(r));
-      if (!pr.success || JSON.stringify(pr.data) !== JSON.stringify(clean(r))) throw new Error(`run request refused or changed: ${JSON.stringify(r)}`);
+      if (!pr.success || !isDeepStrictEqual(pr.data, clean(r))) throw new Error(`run request refused or changed: ${JSON.stringify(r)}`);
       // Break one required field with a value of the wrong kind or out of range.
       const keys = ['lease', 'generation'] as const;
       const key = keys[which % keys.length]!;

@@ -2,7 +2,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { checkHeader, createScoreboard, encodeHeader, SCOREBOARD_BYTES, SlotWriter } from '../../../daemons/common/scoreboard.js';
+import { createScoreboard } from '../../../daemons/common/scoreboard-file.js';
+import { checkHeader, encodeHeader, SCOREBOARD_BYTES } from '../../../daemons/common/scoreboard-layout.js';
+import { SlotWriter } from '../../../daemons/common/slot-writer.js';
 import { collect, firstLine, spawnTs } from '../lib/child.js';
 import { dir, FIXTURES, newFile, snapshot } from '../lib/scoreboard-files.js';
 

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { createScoreboard, SlotWriter } from '../../../daemons/common/scoreboard.js';
+import { createScoreboard } from '../../../daemons/common/scoreboard-file.js';
+import { SlotWriter } from '../../../daemons/common/slot-writer.js';
 import { FIXTURES, newFile } from '../lib/scoreboard-files.js';
 
 /** What Node writes for the cross-language readers, and what they must read (numbers per docs/SCOREBOARD.md). */

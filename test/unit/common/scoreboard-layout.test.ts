@@ -2,17 +2,7 @@
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
 import t from 'tap';
-import {
-  checkHeader,
-  decodeSlot,
-  encodeHeader,
-  encodeSlot,
-  HEADER_BYTES,
-  SCOREBOARD_BYTES,
-  SLOT,
-  SLOT_BYTES,
-  SLOT_COUNT,
-} from '../../../daemons/common/scoreboard.js';
+import { checkHeader, decodeSlot, encodeHeader, encodeSlot, HEADER_BYTES, SCOREBOARD_BYTES, SLOT, SLOT_BYTES, SLOT_COUNT } from '../../../daemons/common/scoreboard-layout.js';
 import { sample } from '../lib/scoreboard-files.js';
 import { MAX_SECONDARIES } from '../../../daemons/common/topology.js';
 
@@ -50,7 +40,11 @@ t.test('encodeSlot / decodeSlot', async (t) => {
   t.equal(decodeSlot(odd)?.state, 'unknown', 'an unknown state number reads as unknown');
   for (const [kind, num] of [['main', 1], ['secondary', 2], ['watchdog', 3]] as const) {
     t.equal(encodeSlot(sample({ kind })).readUInt32LE(SLOT.kind), num, `kind ${kind} = ${num}`);
+    t.equal(decodeSlot(encodeSlot(sample({ kind })))?.kind, kind, `kind ${num} reads as ${kind}`);
   }
+  const unknownKind = encodeSlot(d);
+  unknownKind.writeUInt32LE(4, SLOT.kind);
+  t.equal(decodeSlot(unknownKind), undefined, 'a kind number no daemon has reads as a free slot');
   const states = ['unknown', 'starting', 'ready', 'busy', 'full', 'stopping', 'stopped'] as const;
   states.forEach((state, i) => t.equal(encodeSlot(sample({ state })).readUInt32LE(SLOT.state), i, `state ${state} = ${i}`));
 });

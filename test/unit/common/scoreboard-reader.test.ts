@@ -2,18 +2,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import {
-  createScoreboard,
-  encodeHeader,
-  HEADER_BYTES,
-  removeScoreboard,
-  SCOREBOARD_BYTES,
-  ScoreboardReader,
-  SLOT,
-  SLOT_BYTES,
-  SlotWriter,
-  type SlotData,
-} from '../../../daemons/common/scoreboard.js';
+import { createScoreboard, removeScoreboard } from '../../../daemons/common/scoreboard-file.js';
+import { encodeHeader, HEADER_BYTES, SCOREBOARD_BYTES, SLOT, SLOT_BYTES, type SlotData } from '../../../daemons/common/scoreboard-layout.js';
+import { ScoreboardReader } from '../../../daemons/common/scoreboard-reader.js';
+import { SlotWriter } from '../../../daemons/common/slot-writer.js';
 import { collect, firstLine, spawnTs } from '../lib/child.js';
 import { dir, FIXTURES, newFile, rawSeq, writeRaw } from '../lib/scoreboard-files.js';
 import { secondary, slotIndexOf } from '../../../daemons/common/topology.js';

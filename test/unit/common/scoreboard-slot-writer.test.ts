@@ -1,6 +1,8 @@
 /** SlotWriter: starts counted across re-opens, the seqlock sequence recovered and wrapped. */
 import t from 'tap';
-import { createScoreboard, HEADER_BYTES, SLOT, SLOT_BYTES, SlotWriter } from '../../../daemons/common/scoreboard.js';
+import { createScoreboard } from '../../../daemons/common/scoreboard-file.js';
+import { HEADER_BYTES, SLOT, SLOT_BYTES } from '../../../daemons/common/scoreboard-layout.js';
+import { SlotWriter } from '../../../daemons/common/slot-writer.js';
 import { newFile, rawSeq, snapshot, writeRaw } from '../lib/scoreboard-files.js';
 import { slotIndexOf, WATCHDOG } from '../../../daemons/common/topology.js';
 

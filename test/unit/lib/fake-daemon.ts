@@ -51,6 +51,8 @@ export class FakeInbox extends EventEmitter {
 export class FakeNotifier implements NotifierPort {
   readonly sent: string[] = [];
   tick: ((now: number) => void) | undefined;
+  /** The tick's period as the core gave it (read before each wait). */
+  everyMs: (() => number) | undefined;
   ready(status: string): void {
     this.sent.push(`READY=1 ${status}`);
   }
@@ -61,8 +63,9 @@ export class FakeNotifier implements NotifierPort {
     this.tick = undefined;
     this.sent.push(`STOPPING=1 ${status}`);
   }
-  startTicking(tick: (now: number) => void): void {
+  startTicking(tick: (now: number) => void, everyMs: () => number): void {
     this.tick = tick;
+    this.everyMs = everyMs;
   }
 }
 

@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { HEADER_BYTES, ScoreboardReader, SLOT_BYTES, type SlotData } from '../../../daemons/common/scoreboard.js';
+import { HEADER_BYTES, SLOT_BYTES, type SlotData } from '../../../daemons/common/scoreboard-layout.js';
+import { ScoreboardReader } from '../../../daemons/common/scoreboard-reader.js';
 
 /** The fixtures of the scoreboard tests (writer and reader processes). */
 export const FIXTURES = fileURLToPath(new URL('../common/fixtures/', import.meta.url));

@@ -1,5 +1,5 @@
 /** Scoreboard slots for the pure tests (picker, status). */
-import type { SlotData } from '../../../daemons/common/scoreboard.js';
+import type { SlotData } from '../../../daemons/common/scoreboard-layout.js';
 import { daemonIdOf, formatDaemonId, instanceOf, secondary as secondaryId, type DaemonId } from '../../../daemons/common/topology.js';
 
 export const NOW = 1_700_000_000_000;

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { defaultConfig } from '../../../daemons/common/config.js';
 import { DispatchError } from '../../../daemons/common/errors.js';
-import type { SlotData } from '../../../daemons/common/scoreboard.js';
+import type { SlotData } from '../../../daemons/common/scoreboard-layout.js';
 import { formatDaemonId, type DaemonId } from '../../../daemons/common/topology.js';
 import { AdmissionQueue } from '../../../daemons/main-server/admission-queue.js';
 import { Admission } from '../../../daemons/main-server/admission.js';

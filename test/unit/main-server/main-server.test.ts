@@ -8,7 +8,7 @@ import type { FrameConnection } from '../../../daemons/common/frame-connection.j
 import type { ClientServer, FramedServerOptions } from '../../../daemons/common/framed-server.js';
 import type { FrameHeader } from '../../../daemons/common/frame.js';
 import type { Reserve } from '../../../daemons/common/messages.js';
-import type { SlotData } from '../../../daemons/common/scoreboard.js';
+import type { SlotData } from '../../../daemons/common/scoreboard-layout.js';
 import { MainServer } from '../../../daemons/main-server/main-server.js';
 import { fakeParts, settle } from '../lib/fake-daemon.js';
 import { secondary } from '../lib/slots.js';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { SlotData } from '../../../daemons/common/scoreboard.js';
+import type { SlotData } from '../../../daemons/common/scoreboard-layout.js';
 import type { ServedType, ServedTypesFile } from '../../../daemons/common/served-types.js';
 import { FORCED_SYNC_MS, ServedTypesIndex } from '../../../daemons/main-server/served-types-index.js';
 

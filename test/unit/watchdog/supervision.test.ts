@@ -49,42 +49,41 @@ const shape = (actions: SupervisionAction[]) => actions.map((a) => (a.a === 'log
 const RESTART = 'count log:warning restart';
 const KILL = 'count log:warning kill';
 const WAKE = 'log:notice ping';
+type Row = [state: string, event: string, next: string, actions: string];
+/** A daemon the unit list shows not meant to run (unit and sockets stopped, failed, not listed) is forgotten. */
+const notMeantToRun = (state: string): Row[] => [
+  [state, 'listed inactive, mailbox stopped', 'gone', ''],
+  [state, 'listed failed', 'gone', ''],
+  [state, 'not listed', 'gone', ''],
+];
+/** A kill call that failed is logged, whatever the state (a late answer to an earlier kill). */
+const killFailed = (state: string, stays: string): Row => [state, 'kill failed', stays, 'log:error'];
+/** The rows probing and suspect share ("as probing otherwise", supervision.ts): a full pipe, the unit list, a failed kill. */
+const whileProbing = (state: string, stays: string): Row[] => [
+  [state, 'ping: full', stays, 'incident:warning'],
+  [state, 'listed in a job', 'waiting', ''],
+  [state, 'listed inactive, mailbox listening', 'dormant', WAKE],
+  ...notMeantToRun(state),
+  killFailed(state, stays),
+];
 // [state, event, next state, actions]; anything not listed for a state: same state, no action.
-const table: Array<[string, string, string, string]> = [
+const table: Row[] = [
   ['probing', 'tick', 'suspect', 'ping'],
   ['probing', 'pong to the last ping', 'probing', ''],
-  ['probing', 'ping: full', 'probing', 'incident:warning'],
-  ['probing', 'listed in a job', 'waiting', ''],
-  ['probing', 'listed inactive, mailbox listening', 'dormant', WAKE],
-  ['probing', 'listed inactive, mailbox stopped', 'gone', ''],
-  ['probing', 'listed failed', 'gone', ''],
-  ['probing', 'not listed', 'gone', ''],
-  ['probing', 'kill failed', 'probing', 'log:error'],
+  ...whileProbing('probing', 'probing'),
   ['suspect', 'tick', 'suspect', 'ping'],
   ['suspect', 'pong to the last ping', 'probing', ''],
-  ['suspect', 'ping: full', 'suspect', 'incident:warning'],
-  ['suspect', 'listed in a job', 'waiting', ''],
-  ['suspect', 'listed inactive, mailbox listening', 'dormant', WAKE],
-  ['suspect', 'listed inactive, mailbox stopped', 'gone', ''],
-  ['suspect', 'listed failed', 'gone', ''],
-  ['suspect', 'not listed', 'gone', ''],
-  ['suspect', 'kill failed', 'suspect', 'log:error'],
+  ...whileProbing('suspect', 'suspect'),
   ['suspect, one short', 'tick', 'restarting', RESTART],
   ['suspect, one short', 'pong to the last ping', 'probing', ''],
-  ['suspect, one short', 'ping: full', 'suspect', 'incident:warning'],
-  ['suspect, one short', 'listed in a job', 'waiting', ''],
-  ['suspect, one short', 'listed inactive, mailbox listening', 'dormant', WAKE],
-  ['suspect, one short', 'listed inactive, mailbox stopped', 'gone', ''],
-  ['suspect, one short', 'listed failed', 'gone', ''],
-  ['suspect, one short', 'not listed', 'gone', ''],
-  ['suspect, one short', 'kill failed', 'suspect', 'log:error'],
+  ...whileProbing('suspect, one short', 'suspect'),
   ['restarting', 'not listed', 'gone', ''],
   ['restarting', 'restart failed', 'probing', 'log:error'],
-  ['restarting', 'kill failed', 'restarting', 'log:error'],
+  killFailed('restarting', 'restarting'),
   ['restarting, call done', 'listed active', 'probing', 'log:notice'],
   ['restarting, call done', 'not listed', 'gone', ''],
   ['restarting, call done', 'restart failed', 'probing', 'log:error'],
-  ['restarting, call done', 'kill failed', 'restarting', 'log:error'],
+  killFailed('restarting, call done', 'restarting'),
   ['restarting, hung', 'tick', 'escalated', KILL],
   ['restarting, hung', 'listed active', 'probing', 'log:notice'],
   ['restarting, hung', 'listed in a job', 'escalated', KILL],
@@ -93,29 +92,23 @@ const table: Array<[string, string, string, string]> = [
   ['restarting, hung', 'listed failed', 'escalated', KILL],
   ['restarting, hung', 'not listed', 'gone', ''],
   ['restarting, hung', 'restart failed', 'probing', 'log:error'],
-  ['restarting, hung', 'kill failed', 'restarting', 'log:error'],
+  killFailed('restarting, hung', 'restarting'),
   ['escalated', 'listed active', 'probing', 'log:notice'],
   ['escalated', 'not listed', 'gone', ''],
-  ['escalated', 'kill failed', 'escalated', 'log:error'],
+  killFailed('escalated', 'escalated'),
   ['waiting', 'listed active', 'probing', ''],
   ['waiting', 'listed inactive, mailbox listening', 'dormant', WAKE],
-  ['waiting', 'listed inactive, mailbox stopped', 'gone', ''],
-  ['waiting', 'listed failed', 'gone', ''],
-  ['waiting', 'not listed', 'gone', ''],
-  ['waiting', 'kill failed', 'waiting', 'log:error'],
+  ...notMeantToRun('waiting'),
+  killFailed('waiting', 'waiting'),
   ['dormant, just woken', 'listed active', 'probing', ''],
   ['dormant, just woken', 'listed in a job', 'waiting', ''],
-  ['dormant, just woken', 'listed inactive, mailbox stopped', 'gone', ''],
-  ['dormant, just woken', 'listed failed', 'gone', ''],
-  ['dormant, just woken', 'not listed', 'gone', ''],
-  ['dormant, just woken', 'kill failed', 'dormant', 'log:error'],
+  ...notMeantToRun('dormant, just woken'),
+  killFailed('dormant, just woken', 'dormant'),
   ['dormant, woken long ago', 'listed active', 'probing', ''],
   ['dormant, woken long ago', 'listed in a job', 'waiting', ''],
   ['dormant, woken long ago', 'listed inactive, mailbox listening', 'dormant', WAKE],
-  ['dormant, woken long ago', 'listed inactive, mailbox stopped', 'gone', ''],
-  ['dormant, woken long ago', 'listed failed', 'gone', ''],
-  ['dormant, woken long ago', 'not listed', 'gone', ''],
-  ['dormant, woken long ago', 'kill failed', 'dormant', 'log:error'],
+  ...notMeantToRun('dormant, woken long ago'),
+  killFailed('dormant, woken long ago', 'dormant'),
 ];
 
 t.test('every state × every event: the next state and the actions', async (t) => {

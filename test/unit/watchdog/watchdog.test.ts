@@ -1,21 +1,21 @@
 /**
- * The Watchdog built from fakes: a fake unit manager (systemd), fake mailboxes, a fake slot
+ * The Watchdog built from fakes: a fake unit manager (systemd), the daemon core's fake ports
  * and a fake clock. What it must do whatever D-Bus does: keep sending WATCHDOG=1 every
  * probe round, report a call that hangs and ask again; and the units it supervises.
  */
-import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { defaultConfig, type Config } from '../../../daemons/common/config.js';
 import { DispatchError } from '../../../daemons/common/errors.js';
 import { createLogger } from '../../../daemons/common/logger.js';
-import type { MailboxReaderEvents } from '../../../daemons/common/mailbox.js';
 import type { MailboxMessage } from '../../../daemons/common/messages.js';
 import { Notifier } from '../../../daemons/common/notify.js';
-import type { SlotData } from '../../../daemons/common/scoreboard.js';
+import { formatDaemonId, type DaemonId } from '../../../daemons/common/topology.js';
 import { checkProbeInterval } from '../../../daemons/watchdog/probe-interval.js';
 import { supervisedDaemon, type UnitManager, type UnitState } from '../../../daemons/watchdog/unit-manager.js';
-import { UNIT_CALL_TIMEOUT_MS, Watchdog, type Clock } from '../../../daemons/watchdog/watchdog.js';
+import { UNIT_CALL_TIMEOUT_MS, Watchdog } from '../../../daemons/watchdog/watchdog.js';
+import { FakeClock } from '../lib/fake-clock.js';
+import { fakeParts, type FakeParts } from '../lib/fake-daemon.js';
 
 t.test('supervisedDaemon: the units the watchdog supervises', async (t) => {
   t.same(supervisedDaemon('dispatchd-main.service'), { kind: 'main' });
@@ -70,38 +70,6 @@ t.test('checkProbeInterval: the probe loop must feed WatchdogSec= in time', asyn
 
 // ---- fakes ------------------------------------------------------------------------------
 
-/** Timers that run only when the test moves the time on. */
-class FakeClock implements Clock {
-  private ms = 1_000_000;
-  private timers = new Map<number, { at: number; fn: () => void }>();
-  private next = 0;
-  now(): number {
-    return this.ms;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    this.timers.set(++this.next, { at: this.ms + ms, fn });
-    return this.next;
-  }
-  clearTimeout(h: unknown): void {
-    this.timers.delete(h as number);
-  }
-  /** Moves the time on by `ms`, running each timer due at its time and letting promises settle after each. */
-  async advance(ms: number): Promise<void> {
-    const end = this.ms + ms;
-    for (;;) {
-      let first: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.timers) if (e[1].at <= end && (!first || e[1].at < first[1].at)) first = e;
-      if (!first) break;
-      this.timers.delete(first[0]);
-      this.ms = first[1].at;
-      first[1].fn();
-      await new Promise((r) => setImmediate(r));
-    }
-    this.ms = end;
-    await new Promise((r) => setImmediate(r));
-  }
-}
-
 /** systemd as the watchdog sees it: unit states, and calls that answer, fail or hang. */
 class FakeUnits implements UnitManager {
   readonly states = new Map<string, UnitState>();
@@ -125,60 +93,80 @@ class FakeUnits implements UnitManager {
     this.calls.push(`kill ${unit}`);
     return Promise.resolve();
   }
-  close(): void {}
+  closed = false;
+  close(): void {
+    this.closed = true;
+  }
 }
 
 interface Rig {
   w: Watchdog;
   clock: FakeClock;
   units: FakeUnits;
+  parts: FakeParts;
   /** Daemons that answer pings (by name, e.g. `main`). */
   answering: Set<string>;
   /** Pings written, as `name:seq`. */
   pings: string[];
   /** WATCHDOG=1 messages, at their fake time. */
   keepalives: number[];
+  /** Every sd_notify message but WATCHDOG=1. */
+  notified: string[];
   log: () => string;
-  slot: { data: Pick<SlotData, 'incidents' | 'requests'> };
 }
 
+/**
+ * A Watchdog on fakes: the daemon core's ports from fake-daemon.ts (the daemons it pings
+ * answer at once when in `answering`), a fake clock, the real Notifier and logger on a fake
+ * sd_notify binding (WatchdogSec=3s) and a string.
+ */
 function rig(units: FakeUnits, configure: (c: Config) => void = () => undefined): Rig {
   const clock = new FakeClock();
-  const config = defaultConfig();
+  const parts = fakeParts();
+  const config = parts.config;
   config.watchdog.probe_interval_ms = 300;
   config.watchdog.max_missed = 3;
   config.paths.runtime_dir = '/run/dispatchd';
   configure(config);
-  const inbox = Object.assign(new EventEmitter<MailboxReaderEvents>(), { label: 'watchdog.fifo', close: () => undefined });
   const answering = new Set<string>();
   const pings: string[] = [];
   const keepalives: number[] = [];
+  const notified: string[] = [];
   let logText = '';
   const stream = new PassThrough();
   stream.on('data', (c: Buffer) => (logText += c.toString()));
-  const slot = { data: { incidents: 0, requests: 0 }, update: () => undefined, close: () => undefined };
-  const w = Watchdog.start({
-    config,
-    logger: createLogger({ identifier: 'dispatchd-watchdog', journal: false, stream }),
-    notifier: new Notifier({ sendState: (s) => (s === 'WATCHDOG=1' ? keepalives.push(clock.now()) : undefined), watchdogInterval: () => 3000 }),
-    units,
-    slot,
-    inbox,
-    writer: (path) => {
-      const name = /\/([^/]+)\.fifo$/.exec(path)![1]!;
+  const outbox = parts.ports.outbox;
+  const ports = {
+    ...parts.ports,
+    outbox: (peer: DaemonId) => {
+      const w = outbox(peer);
+      const name = formatDaemonId(peer);
       return {
         send: async (m: MailboxMessage) => {
+          await w.send(m);
           if (m.t !== 'ping') return;
           pings.push(`${name}:${m.seq}`);
-          if (answering.has(name)) setImmediate(() => inbox.emit('message', { v: 1, t: 'pong', from: name, seq: m.seq, pid: 1, gen: 1 }));
+          if (answering.has(name)) setImmediate(() => parts.inbox.deliver({ v: 1, t: 'pong', from: name, seq: m.seq, pid: 1, gen: 1 }));
         },
-        close: () => undefined,
+        close: () => w.close(),
       };
     },
-    clock,
-  });
+  };
+  const binding = { sendState: (s: string) => void (s === 'WATCHDOG=1' ? keepalives.push(clock.now()) : notified.push(s)), watchdogInterval: () => 3000 };
+  const w = Watchdog.start(
+    {
+      config,
+      logger: createLogger({ identifier: 'dispatchd-watchdog', journal: false, stream }),
+      notifier: new Notifier(binding, clock),
+      units,
+      mailboxFd: -1, // not opened: the parts are given
+      generation: 7,
+      pid: 4242,
+    },
+    { ports, clock },
+  );
   t.teardown(() => w.stop('test over'));
-  return { w, clock, units, answering, pings, keepalives, log: () => logText, slot };
+  return { w, clock, units, parts, answering, pings, keepalives, notified, log: () => logText };
 }
 
 /** The longest time between two WATCHDOG=1 (and from the start to the first one), ms. */
@@ -226,7 +214,7 @@ t.test('a frozen daemon is restarted once and followed until it is back; the slo
   t.same(units.calls.filter((c) => c !== 'list'), [], 'no restart while everyone answers');
   t.same(r.w.states(), { main: 'probing', 'secondary-1': 'probing' });
   t.ok(r.pings.includes('main:10') && r.pings.includes('secondary-1:10'), 'one ping per daemon per round');
-  t.equal(r.slot.data.requests, r.pings.length, `the slot counts the pings sent (${r.pings.length}: one per daemon per round)`);
+  t.equal(r.parts.slot().requests, r.pings.length, `the slot counts the pings sent (${r.pings.length}: one per daemon per round)`);
 
   units.onRestart = (unit) => units.set(unit, 'activating', true);
   r.answering.delete('secondary-1'); // frozen
@@ -243,7 +231,7 @@ t.test('a frozen daemon is restarted once and followed until it is back; the slo
   t.match(r.log(), /notice: dispatchd-secondary@1.service is active again \d+ ms after the restart/);
   await r.clock.advance(5000);
   t.same(units.calls.filter((c) => c !== 'list'), ['restart dispatchd-secondary@1.service'], 'restarted once, not in a loop');
-  t.equal(r.slot.data.incidents, 1, 'one restart ordered');
+  t.equal(r.parts.slot().incidents, 1, 'one restart ordered');
   t.match(r.w.statusLine(), /^probing main, secondary-1; 1 restarts ordered$/);
 });
 
@@ -255,7 +243,7 @@ t.test('a restart that does not come back is escalated to SIGKILL once', async (
   await r.clock.advance(5000);
   t.same(units.calls.filter((c) => c !== 'list'), ['restart dispatchd-main.service', 'kill dispatchd-main.service']);
   t.match(r.log(), /warning: dispatchd-main.service has not come back 3\d\d\d ms after the restart \(state deactivating\); killing its main process \(SIGKILL\)/);
-  t.equal(r.slot.data.incidents, 2, 'the restart and the kill');
+  t.equal(r.parts.slot().incidents, 2, 'the restart and the kill');
 });
 
 t.test('a service stopped while its mailbox socket listens is pinged awake; one stopped with its sockets is left alone', async (t) => {
@@ -283,6 +271,7 @@ t.test('a service stopped while its mailbox socket listens is pinged awake; one 
   const before = r.pings.length;
   await r.clock.advance(2000);
   t.same(r.w.states(), { main: 'probing', 'secondary-1': 'dormant' }, 'secondary 2 is forgotten, secondary 1 is dormant');
+  t.same(r.parts.outboxesClosed(), ['secondary-2'], "the forgotten one's mailbox writer is closed");
   const wake = r.pings.slice(before).filter((p) => p.startsWith('secondary-'));
   t.equal(wake.length, 1, `one wake-up ping into secondary 1's mailbox FIFO (${wake.join(', ')})`);
   t.match(wake[0], /^secondary-1:/);
@@ -305,4 +294,90 @@ t.test('a secondary added while running is picked up within the unit list\'s mos
   units.set('dispatchd-secondary@3.service', 'active');
   await r.clock.advance(2500);
   t.same(r.w.states(), { main: 'probing', 'secondary-3': 'probing' }, `within ${2000 + 300} ms (the unit list's most age, one round)`);
+});
+
+t.test('the slot is the daemon core\'s, projected: starting, ready, a heartbeat every probe round, pings sent; stop releases it all', async (t) => {
+  const units = new FakeUnits();
+  units.set('dispatchd-main.service', 'active');
+  const r = rig(units);
+  r.answering.add('main');
+  t.match(r.parts.published[0], { state: 'starting', requests: 0, incidents: 0 }, 'claimed as starting');
+  t.match(r.parts.slot(), { state: 'ready', heartbeatMs: r.clock.now() });
+  t.match(r.notified[0], /^READY=1\nSTATUS=probing nothing yet; 0 restarts ordered$/);
+  await r.clock.advance(900);
+  t.equal(r.parts.slot().heartbeatMs, r.clock.now(), 'heartbeat of the last probe round');
+  t.equal(r.parts.slot().requests, r.pings.length, 'requests: the pings sent');
+  t.ok(r.pings.length >= 2, `main pinged (${r.pings.join(', ')})`);
+  t.match(r.notified.at(-1), /^STATUS=probing main(\(1 missed\))?; 0 restarts ordered$/, 'STATUS= from each probe round');
+
+  await r.w.stop('SIGTERM');
+  t.same(r.parts.published.slice(-2).map((v) => v.state), ['stopping', 'stopped'], 'stopping, then stopped');
+  t.ok(r.parts.slotClosed(), 'slot closed');
+  t.ok(r.parts.inbox.closed, 'mailbox closed');
+  t.same(r.parts.outboxesClosed(), ['main'], "main's mailbox writer closed");
+  t.ok(units.closed, 'D-Bus connection closed');
+  t.equal(r.notified.at(-1), 'STOPPING=1\nSTATUS=stopping (SIGTERM)');
+  const pings = r.pings.length;
+  const keepalives = r.keepalives.length;
+  await r.clock.advance(3000);
+  t.equal(r.pings.length, pings, 'no probe round after stop');
+  t.equal(r.keepalives.length, keepalives, 'no WATCHDOG=1 after stop');
+});
+
+t.test('a D-Bus answer that comes after stop is dropped', async (t) => {
+  const units = new FakeUnits();
+  units.set('dispatchd-main.service', 'active');
+  const r = rig(units);
+  await r.clock.advance(300); // the first unit list is asked for, and answered
+  let answer: (u: UnitState[]) => void = () => undefined;
+  units.list = () => new Promise((resolve) => (answer = resolve));
+  await r.clock.advance(2000); // main does not answer: the list is asked for again, and hangs
+  await r.w.stop('SIGTERM');
+  const published = r.parts.published.length;
+  answer([{ unit: 'dispatchd-secondary@1.service', activeState: 'active', jobPending: false }]);
+  await r.clock.advance(3000);
+  t.same(r.w.states(), {}, 'nothing supervised after stop');
+  t.equal(r.parts.published.length, published, 'nothing published after stop');
+  t.notMatch(r.log(), /secondary-1/);
+});
+
+t.test('reload: a new probe period applies from the next round; one too long for WatchdogSec= is refused', async (t) => {
+  const units = new FakeUnits();
+  units.set('dispatchd-main.service', 'active');
+  const r = rig(units);
+  r.answering.add('main');
+  await r.clock.advance(3000);
+  const next = defaultConfig();
+  Object.assign(next.paths, r.parts.config.paths);
+  next.watchdog.probe_interval_ms = 1000;
+  next.watchdog.max_missed = 3;
+  const outcome = r.w.reload(next);
+  t.same(outcome.applied, ['watchdog.probe_interval_ms'], 'applied');
+  await r.clock.advance(300); // the round already waited for
+  const before = r.pings.length;
+  await r.clock.advance(6000);
+  t.equal(r.pings.length - before, 6, 'one ping of main per second');
+  const gap = longestGap(r, r.clock.now() - 6000);
+  t.ok(gap <= 1500, `WATCHDOG=1 still within half of WatchdogSec= (longest gap ${gap} ms)`);
+
+  const tooLong = defaultConfig();
+  Object.assign(tooLong.paths, r.parts.config.paths);
+  tooLong.watchdog.probe_interval_ms = 2000;
+  t.throws(() => r.w.reload(tooLong), { code: 'CONFIG_INVALID' }, 'longer than half of WatchdogSec=: refused');
+  const kept = r.pings.length;
+  await r.clock.advance(3000);
+  t.equal(r.pings.length - kept, 3, 'the running period is kept');
+});
+
+t.test('a repeating probe failure is logged once per 30 s (the watchdog\'s incident interval), counted not logged between', async (t) => {
+  const units = new FakeUnits();
+  units.set('dispatchd-main.service', 'active');
+  const r = rig(units);
+  units.hang.list = true;
+  await r.clock.advance(29_000);
+  const lines = () => r.log().split('\n').filter((l) => /failed to list units/.test(l));
+  t.equal(lines().length, 1, `once in the first 29 s, although asked again every ${UNIT_CALL_TIMEOUT_MS} ms (${units.calls.filter((c) => c === 'list').length} lists)`);
+  await r.clock.advance(9000);
+  t.equal(lines().length, 2, 'again after 30 s');
+  t.match(lines()[1], /\(\d+ more like it since the last report\)/, 'with the count of those not logged');
 });

@@ -1,0 +1,91 @@
+/**
+ * Reading the scoreboard without tearing: a seqlock reader (docs/SCOREBOARD.md §4) over
+ * pread(2) of the whole object, as daemons and `dispatchctl status` do.
+ */
+import fs from 'node:fs';
+import { DispatchError } from './errors.js';
+import { scoreboardIoError } from './scoreboard-file.js';
+import { checkHeader, decodeSlot, HEADER_BYTES, SCOREBOARD_BYTES, SLOT, SLOT_BYTES, SLOT_COUNT, type SlotData } from './scoreboard-layout.js';
+
+/** A snapshot of every used slot. */
+export interface ScoreboardSnapshot {
+  createdMs: number;
+  slots: SlotData[];
+}
+
+/**
+ * Reads the scoreboard without tearing (seqlock readers). Keeps the fd open, for daemons
+ * that read it often.
+ */
+export class ScoreboardReader {
+  private readonly fd: number;
+  private readonly a = Buffer.alloc(SCOREBOARD_BYTES);
+  private readonly b = Buffer.alloc(SCOREBOARD_BYTES);
+
+  /** @throws DispatchError SCOREBOARD_MISSING, SCOREBOARD_OPEN_FAILED, SCOREBOARD_BAD_LAYOUT. */
+  constructor(readonly file: string) {
+    try {
+      this.fd = fs.openSync(file, fs.constants.O_RDONLY);
+    } catch (err) {
+      throw scoreboardIoError('open', file, err);
+    }
+    try {
+      this.readRaw(this.a);
+      checkHeader(this.a, file);
+    } catch (err) {
+      fs.closeSync(this.fd);
+      throw err;
+    }
+  }
+
+  private readRaw(into: Buffer): void {
+    let n: number;
+    try {
+      n = fs.readSync(this.fd, into, 0, into.length, 0);
+    } catch (err) {
+      throw scoreboardIoError('read', this.file, err);
+    }
+    if (n < into.length) {
+      throw new DispatchError('SCOREBOARD_BAD_LAYOUT', `failed to read scoreboard '${this.file}': ${n} bytes, expected ${into.length}; restart the suite to recreate it`);
+    }
+  }
+
+  /** Every used slot, each consistent (never half-written). */
+  read(): ScoreboardSnapshot {
+    this.readRaw(this.a);
+    const { createdMs } = checkHeader(this.a, this.file);
+    this.readRaw(this.b); // second copy: a slot whose seq changed, or was odd, is re-read
+    const slots: SlotData[] = [];
+    for (let i = 0; i < SLOT_COUNT; i++) {
+      const off = HEADER_BYTES + i * SLOT_BYTES;
+      let slot: Buffer = this.a.subarray(off, off + SLOT_BYTES);
+      const s1 = slot.readUInt32LE(SLOT.seq);
+      if (s1 === 0 && slot.readUInt32LE(SLOT.kind) === 0) continue;
+      if (s1 % 2 === 1 || this.b.readUInt32LE(off + SLOT.seq) !== s1) slot = this.readSlotStable(i);
+      const d = decodeSlot(slot);
+      if (d) slots.push(d);
+    }
+    return { createdMs, slots };
+  }
+
+  /** One slot, read until a stable copy is seen (the writer holds the lock for microseconds). */
+  readSlotStable(index: number): Buffer {
+    const off = HEADER_BYTES + index * SLOT_BYTES;
+    const copy = Buffer.alloc(SLOT_BYTES);
+    const seq = Buffer.alloc(4);
+    for (let attempt = 0; attempt < 10_000; attempt++) {
+      fs.readSync(this.fd, copy, 0, SLOT_BYTES, off);
+      fs.readSync(this.fd, seq, 0, 4, off);
+      const s1 = copy.readUInt32LE(SLOT.seq);
+      if (s1 % 2 === 0 && seq.readUInt32LE(0) === s1) return copy;
+    }
+    // A writer died between its two seq writes: the slot stays odd until it restarts. Its
+    // content is the best there is; the heartbeat age tells the reader it is stale.
+    return copy;
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+  }
+}
+
