@@ -62,6 +62,11 @@ export interface StatusReport {
   daemons: DaemonStatus[];
   /** Per request type, from the secondaries' served-types files (docs/SCOREBOARD.md §6). */
   types: TypeStatus[];
+  /**
+   * Present only when some slot's `seq` stayed odd (a writer died mid-update): their names;
+   * their rows show the last copy read, as it is.
+   */
+  inconsistent?: string[];
 }
 
 /** Sums the served-types files of the running secondaries per type, sorted by name. */
@@ -130,19 +135,25 @@ export function statusReport(file: string, snap: ScoreboardSnapshot, now: number
       else daemons.push(row);
     }
   }
-  return { scoreboard: file, created_at: new Date(snap.createdMs).toISOString(), daemons, types: typeStatuses(served) };
+  const report: StatusReport = { scoreboard: file, created_at: new Date(snap.createdMs).toISOString(), daemons, types: typeStatuses(served) };
+  if (snap.inconsistent?.length) report.inconsistent = [...snap.inconsistent];
+  return report;
 }
 
 
-/** One line per daemon that is not running as it should, saying where to look. */
+/** One line per daemon that is not running as it should, or whose slot is torn, saying where to look. */
 export function problems(r: StatusReport): string[] {
-  return r.daemons
+  const unitOf = (name: string) => {
+    const id = parseDaemonId(name);
+    return id ? serviceUnit(id) : "'dispatchd-*'";
+  };
+  const lines = r.daemons
     .filter((d) => ['dead', 'unresponsive', 'absent'].includes(d.state))
-    .map((d) => {
-      const id = parseDaemonId(d.name);
-      const unit = id ? serviceUnit(id) : "'dispatchd-*'";
-      return `${d.name} is ${d.state}: see systemctl status ${unit} and journalctl -u ${unit} -p warning`;
-    });
+    .map((d) => `${d.name} is ${d.state}: see systemctl status ${unitOf(d.name)} and journalctl -u ${unitOf(d.name)} -p warning`);
+  for (const name of r.inconsistent ?? []) {
+    lines.push(`${name}'s slot is inconsistent (its seq stayed odd: a writer died mid-update; shown as last read): see systemctl status ${unitOf(name)}`);
+  }
+  return lines;
 }
 
 function age(ms: number): string {

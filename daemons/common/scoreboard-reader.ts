@@ -7,10 +7,19 @@ import { DispatchError } from './errors.js';
 import { scoreboardIoError } from './scoreboard-file.js';
 import { checkHeader, decodeSlot, HEADER_BYTES, SCOREBOARD_BYTES, SLOT, SLOT_BYTES, SLOT_COUNT, type SlotData } from './scoreboard-layout.js';
 
+/** How many times a reader reads a slot whose `seq` is odd or changing before it gives up (docs/SCOREBOARD.md §4). */
+export const MAX_SEQ_READS = 10_000;
+
 /** A snapshot of every used slot. */
 export interface ScoreboardSnapshot {
   createdMs: number;
   slots: SlotData[];
+  /**
+   * The names of the slots whose `seq` stayed odd (or kept changing) for 10,000 reads: a
+   * writer died mid-update, and the copy in `slots` is the last one read, as it is
+   * (docs/SCOREBOARD.md §4). Absent when every slot was read consistent.
+   */
+  inconsistent?: string[];
 }
 
 /**
@@ -56,32 +65,39 @@ export class ScoreboardReader {
     const { createdMs } = checkHeader(this.a, this.file);
     this.readRaw(this.b); // second copy: a slot whose seq changed, or was odd, is re-read
     const slots: SlotData[] = [];
+    const inconsistent: string[] = [];
     for (let i = 0; i < SLOT_COUNT; i++) {
       const off = HEADER_BYTES + i * SLOT_BYTES;
       let slot: Buffer = this.a.subarray(off, off + SLOT_BYTES);
+      let consistent = true;
       const s1 = slot.readUInt32LE(SLOT.seq);
       if (s1 === 0 && slot.readUInt32LE(SLOT.kind) === 0) continue;
-      if (s1 % 2 === 1 || this.b.readUInt32LE(off + SLOT.seq) !== s1) slot = this.readSlotStable(i);
+      if (s1 % 2 === 1 || this.b.readUInt32LE(off + SLOT.seq) !== s1) ({ copy: slot, consistent } = this.readSlotStable(i));
       const d = decodeSlot(slot);
-      if (d) slots.push(d);
+      if (!d) continue;
+      slots.push(d);
+      if (!consistent) inconsistent.push(d.name);
     }
-    return { createdMs, slots };
+    return inconsistent.length > 0 ? { createdMs, slots, inconsistent } : { createdMs, slots };
   }
 
-  /** One slot, read until a stable copy is seen (the writer holds the lock for microseconds). */
-  readSlotStable(index: number): Buffer {
+  /**
+   * One slot, read until a stable copy is seen (the writer holds the lock for microseconds),
+   * at most 10,000 times; `consistent` is false when none was.
+   */
+  readSlotStable(index: number): { copy: Buffer; consistent: boolean } {
     const off = HEADER_BYTES + index * SLOT_BYTES;
     const copy = Buffer.alloc(SLOT_BYTES);
     const seq = Buffer.alloc(4);
-    for (let attempt = 0; attempt < 10_000; attempt++) {
+    for (let attempt = 0; attempt < MAX_SEQ_READS; attempt++) {
       fs.readSync(this.fd, copy, 0, SLOT_BYTES, off);
       fs.readSync(this.fd, seq, 0, 4, off);
       const s1 = copy.readUInt32LE(SLOT.seq);
-      if (s1 % 2 === 0 && seq.readUInt32LE(0) === s1) return copy;
+      if (s1 % 2 === 0 && seq.readUInt32LE(0) === s1) return { copy, consistent: true };
     }
     // A writer died between its two seq writes: the slot stays odd until it restarts. Its
     // content is the best there is; the heartbeat age tells the reader it is stale.
-    return copy;
+    return { copy, consistent: false };
   }
 
   close(): void {

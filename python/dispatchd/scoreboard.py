@@ -188,7 +188,11 @@ def status_report(path: str, snap: Snapshot, now_ms: int | None = None, alive=_a
                 daemons.append(row)
     from .served_types import live_served_types, type_statuses
     types = type_statuses(live_served_types(path, snap.slots, alive))
-    return {"scoreboard": path, "created_at": _iso(snap.created_ms), "daemons": daemons, "types": types}
+    report = {"scoreboard": path, "created_at": _iso(snap.created_ms), "daemons": daemons, "types": types}
+    inconsistent = [s.name for s in snap.slots if not s.consistent]
+    if inconsistent:
+        report["inconsistent"] = inconsistent  # seq stayed odd: a writer died mid-update
+    return report
 
 
 def _js_round(x: float) -> int:
@@ -209,6 +213,9 @@ def problems(report: dict) -> list[str]:
         if d["state"] in ("dead", "unresponsive", "absent"):
             unit = _unit_of(d["name"])
             out.append(f"{d['name']} is {d['state']}: see systemctl status {unit} and journalctl -u {unit} -p warning")
+    for name in report.get("inconsistent", []):
+        out.append(f"{name}'s slot is inconsistent (its seq stayed odd: a writer died mid-update; shown as last read): "
+                   f"see systemctl status {_unit_of(name)}")
     return out
 
 

@@ -46,6 +46,7 @@ class ScoreboardTest(unittest.TestCase):
         self.assertEqual(snap.created_ms, NOW - 3_600_000)
         self.assertEqual([(s.kind, s.name, s.instance) for s in snap.slots], [("main", "main", 0), ("watchdog", "watchdog", 0), ("secondary", "secondary-2", 2)])
         self.assertTrue(all(s.consistent for s in snap.slots))
+        self.assertNotIn("inconsistent", status_report(self.path, snap, now_ms=NOW), "the key only when a slot is torn")
         self.assertEqual(snap.slots[2].capacity, 32)
 
     def test_odd_seq_is_read_a_bounded_number_of_times(self) -> None:
@@ -57,6 +58,11 @@ class ScoreboardTest(unittest.TestCase):
         self.assertEqual(len(snap.slots), 1)
         self.assertFalse(snap.slots[0].consistent, "a slot whose seq stays odd is given as it is, marked inconsistent")
         self.assertLess(len(reads), 64 * 3 * 50 + 10, "bounded")
+        with mock.patch.object(sb, "MAX_SEQ_READS", 50):
+            r = status_report(self.path, read_scoreboard(self.path), now_ms=NOW, alive=lambda pid: True)
+        self.assertEqual(r["inconsistent"], ["secondary-1"])
+        self.assertIn("secondary-1's slot is inconsistent (its seq stayed odd: a writer died mid-update; shown as last read): "
+                      "see systemctl status dispatchd-secondary@1.service", sb.problems(r))
 
     def test_missing_and_bad_layout(self) -> None:
         with self.assertRaises(DispatchError) as cm:

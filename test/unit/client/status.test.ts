@@ -64,6 +64,14 @@ t.test('main and the watchdog are listed as absent when they never started, with
   t.same(empty.daemons.map((d) => d.state), ['absent', 'absent'], 'an empty scoreboard is not an empty table');
 });
 
+t.test('a slot the reader found inconsistent: named in the report and in a line to stderr', async (t) => {
+  const base = snap([daemon('main'), secondary(2), daemon('watchdog')]);
+  const r = statusReport(FILE, { ...base, inconsistent: ['secondary-2'] }, NOW, everyoneAlive);
+  t.same(r.inconsistent, ['secondary-2']);
+  t.same(problems(r), ["secondary-2's slot is inconsistent (its seq stayed odd: a writer died mid-update; shown as last read): see systemctl status dispatchd-secondary@2.service"]);
+  t.notOk('inconsistent' in statusReport(FILE, base, NOW, everyoneAlive), 'no key when every slot read consistent');
+});
+
 t.test('dead and unresponsive', async (t) => {
   const alive = (pid: number) => pid !== 1001 && pid !== 1003;
   const r = statusReport(

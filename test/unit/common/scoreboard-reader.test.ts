@@ -4,7 +4,7 @@ import path from 'node:path';
 import t from 'tap';
 import { createScoreboard, removeScoreboard } from '../../../daemons/common/scoreboard-file.js';
 import { encodeHeader, HEADER_BYTES, SCOREBOARD_BYTES, SLOT, SLOT_BYTES, type SlotData } from '../../../daemons/common/scoreboard-layout.js';
-import { ScoreboardReader } from '../../../daemons/common/scoreboard-reader.js';
+import { MAX_SEQ_READS, ScoreboardReader } from '../../../daemons/common/scoreboard-reader.js';
 import { SlotWriter } from '../../../daemons/common/slot-writer.js';
 import { collect, firstLine, spawnTs } from '../lib/child.js';
 import { dir, FIXTURES, newFile, rawSeq, writeRaw } from '../lib/scoreboard-files.js';
@@ -95,6 +95,39 @@ t.test('the reader retries a slot caught mid-update (seqlock, simulated writer)'
   }
   t.ok(calls >= 3, `the reader read again (${calls} reads)`);
   t.same([s?.requests, s?.failures], [2, 2], 'the half-written copy was not returned');
+});
+
+t.test('a slot whose seq stays odd (a writer died mid-update) is given as last read, named inconsistent, after a bounded number of reads', async (t) => {
+  const file = newFile();
+  createScoreboard(file);
+  const w = new SlotWriter(file, 'secondary', 2, { pid: 1, generation: 1, capacity: 4 });
+  w.update({ state: 'busy', requests: 4 });
+  w.close();
+  const off = HEADER_BYTES + slotIndexOf(secondary(2)) * SLOT_BYTES;
+  const odd = Buffer.alloc(4);
+  odd.writeUInt32LE(rawSeq(file, slotIndexOf(secondary(2))) + 1, 0);
+  writeRaw(file, off + SLOT.seq, odd);
+  const reader = new ScoreboardReader(file);
+  const realRead = fs.readSync;
+  let calls = 0;
+  fs.readSync = function (this: unknown, ...args: unknown[]) {
+    calls++;
+    return (realRead as (...a: unknown[]) => number).apply(fs, args);
+  } as typeof fs.readSync;
+  let snap;
+  try {
+    snap = reader.read();
+  } finally {
+    fs.readSync = realRead;
+    reader.close();
+  }
+  t.same(snap.inconsistent, ['secondary-2']);
+  t.equal(snap.slots.find((s) => s.name === 'secondary-2')?.requests, 4, 'the last copy, as it is');
+  t.ok(calls <= 2 * MAX_SEQ_READS + 2, `bounded: ${calls} reads`);
+  const ok = new ScoreboardReader(file);
+  writeRaw(file, off + SLOT.seq, Buffer.alloc(4)); // even again: the writer's next start repairs it
+  t.equal(ok.read().inconsistent, undefined, 'absent when every slot reads consistent');
+  ok.close();
 });
 
 t.test('a reader never returns a torn slot while a writer process hammers it', async (t) => {
