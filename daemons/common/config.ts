@@ -7,11 +7,12 @@
 import fs from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
+import { DEFAULT_CONFIG_PATH } from './config-path.js';
 import { DispatchError, reason } from './errors.js';
 import { MAX_BODY_BYTES_CEILING } from './frame.js';
 import { MAX_LEASE_TTL_MS, STALE_HEARTBEAT_MS } from './timing.js';
 
-export const DEFAULT_CONFIG_PATH = '/etc/dispatchd/dispatchd.conf';
+export { DEFAULT_CONFIG_PATH };
 
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
 
