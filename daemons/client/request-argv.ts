@@ -2,8 +2,8 @@
  * The command line's fast path: recognises the common forms of `dispatchctl request` without
  * loading yargs (about 80 ms of CPU at every start), so that a request reaches the socket
  * with the least code loaded. It takes only what it can read exactly as yargs would
- * (dispatchctl-cli.ts): the options of `request` given once each with a valid value, and
- * the positionals `request TYPE [DATA]`. Anything else (help, completion, `--`, a bad
+ * (dispatchctl-cli.ts): the options of `request` given once each with a valid value after
+ * the command name (only --socket before it), and the positionals `request TYPE [DATA]`. Anything else (help, completion, `--`, a bad
  * value, a repeated or unknown option, another command) is left to yargs, which answers
  * with its own help text and usage errors.
  *
@@ -40,6 +40,8 @@ export function parseRequestArgv(args: readonly string[]): RequestCommand | unde
   const positionals: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
+    // Before the command name only the global --socket: yargs refuses request's own options there.
+    if (positionals.length === 0 && arg !== '--socket' && !arg.startsWith('--socket=') && arg.startsWith('-')) return undefined;
     if (arg === '--verbose' || arg === '-v') {
       // yargs would take a following 'true' or 'false' as the flag's value.
       const next = args[i + 1];
