@@ -35,6 +35,8 @@ t.test('the common forms of request are taken by the fast path, read as yargs re
     ['request', 'echo', 'x', '--verbose'],
     ['request', 'echo', '--config', '/etc/x.conf'],
     ['request', 'echo', 'x', '--socket', '/s', '--timeout', '5', '--deadline', '4', '--config', '/c', '-v'],
+    ['request', '-v', 'echo', 'x'],
+    ['request', '--timeout', '7', 'echo'],
   ];
   for (const args of taken) {
     const fast = parseRequestArgv(args);
@@ -70,6 +72,11 @@ t.test('every other command line is left to yargs', async (t) => {
     ['request', 'echo', 'x', '--socket='],
     ['request', 'echo', 'x', '-v', '-v'],
     ['request', 'echo', 'x', '-v', 'false'],
+    ['request', 'echo', '-v', 'true'],
+    ['request', 'echo', 'x', '-vv'],
+    ['request', 'echo', 'x', '-vx'],
+    ['request', 'echo', 'x', '--socket=-x'],
+    ['request', 'echo', 'x', '--socket', '-'],
     ['request', 'echo', 'x', '--verbose=true'],
     ['request', 'echo', 'x', '--no-verbose'],
     ['request', 'echo', 'x', '--bogus'],
