@@ -5,6 +5,12 @@
  * runtime has one). Wall time from spawn to exit; CPU time of the children from this
  * process's cutime + cstime (proc(5), clock ticks summed over all runs).
  *
+ * The commands run without NODE_EXTRA_CA_CERTS and NODE_OPTIONS: Node.js reads and parses
+ * the certificate bundle named there at every start, whatever the script (on the
+ * development machine, where it is set, `node -e 0` took 74 ms with it and 28 ms without),
+ * which would hide the CLI's own cost in the baseline; the systemd target's sandbox has
+ * neither.
+ *
  * Repeated spawns rather than hyperfine: the same code runs on the host and inside the
  * throw-away systemd, where hyperfine is not installed, and hyperfine runs one command's
  * runs after another's rather than interleaved.
@@ -45,12 +51,15 @@ export function measureCliStart(commands: Record<string, string[]>, runs: number
   const names = Object.keys(commands);
   const wall: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   const ticks: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  delete env.NODE_OPTIONS;
   for (let round = 0; round < warmup + runs; round++) {
     for (const name of names) {
       const [cmd, ...args] = commands[name]!;
       const c0 = childTicks();
       const t0 = performance.now();
-      const r = spawnSync(cmd!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      const r = spawnSync(cmd!, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
       const ms = performance.now() - t0;
       if (r.status !== 0) throw new Error(`'${commands[name]!.join(' ')}' exited ${r.status ?? r.signal}: ${r.stderr.toString().trim()}`);
       if (round < warmup) continue;

@@ -16,10 +16,9 @@
  * command line goes to yargs (dispatchctl-cli.ts), which loads the command's module when it
  * runs.
  */
-import { parseRequestArgv } from './request-argv.js';
-
 const args = process.argv.slice(2);
-const request = parseRequestArgv(args);
+// --version first: it needs neither the argument parser nor the client library.
+const request = args.length === 1 && args[0] === '--version' ? undefined : (await import('./request-argv.js')).parseRequestArgv(args);
 if (request) {
   await (await import('./request-command.js')).runRequest(request);
 } else if (args.length === 1 && args[0] === '--version') {

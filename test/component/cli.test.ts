@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { EXIT } from '../../daemons/common/exit-codes.js';
-import { BUILD_DAEMONS as BUILD, BUILTIN_TYPES_DIR, closeAfter, ProcessSuite, until } from '../helpers/index.js';
+import { BUILD_DAEMONS as BUILD, BUILTIN_TYPES_DIR, closeAfter, ProcessSuite, ROOT, until } from '../helpers/index.js';
 
 const suite = new ProcessSuite({ config: `[main]\nqueue_timeout_ms = 200\n`, secondaries: 1, restart: false });
 closeAfter(t, suite);
@@ -56,6 +56,8 @@ t.test('request loads neither yargs nor the schema, TOML, metrics or terminal li
   t.strictSame(r.modules.filter((m) => heavy.test(m)), [], 'no yargs, zod, smol-toml, prom-client or log-update');
   const version = await dispatchctlModules(['--version']);
   t.strictSame(version.modules.filter((m) => heavy.test(m)), [], '--version loads none of them either');
+  t.notOk(version.modules.some((m) => m.endsWith('/client/client.js') || m.endsWith('/client/request-argv.js')), '--version loads not even the argument parser or the client library');
+  t.equal(version.stdout.trim(), (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version, 'and prints the version');
   const status = await dispatchctlModules(['status', '--format', 'openmetrics', '--scoreboard', suite.scoreboard]);
   t.equal(status.code, 0);
   t.ok(status.modules.some((m) => /\/node_modules\/yargs\//.test(m)), 'status is read by yargs');
