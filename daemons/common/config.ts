@@ -7,7 +7,7 @@
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { DEFAULT_CONFIG_PATH } from './config-path.js';
-import { DEFAULT_PATHS, readConfigText } from './config-paths.js';
+import { DEFAULT_PATHS, readConfigText } from './paths-section.js';
 import { DispatchError, reason } from './errors.js';
 import { MAX_BODY_BYTES_CEILING } from './frame.js';
 import { MAX_LEASE_TTL_MS, STALE_HEARTBEAT_MS } from './timing.js';

@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_PATH } from '../common/config-path.js';
-import { loadPaths } from '../common/config-paths.js';
+import { loadPaths } from '../common/paths-section.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { EXIT, exitCodeFor } from '../common/exit-codes.js';
 import { stderrIsJournal } from '../common/journal-stream.js';
@@ -15,7 +15,7 @@ import { createScoreboard, removeScoreboard } from '../common/scoreboard.js';
 
 // This runs before every daemon of the suite can start (they are ordered after it), so it
 // loads no more than it needs: node:util's parseArgs, not yargs; the [paths] section alone
-// (config-paths.ts), not the whole schema (zod); served-types.ts only to remove.
+// (paths-section.ts), not the whole schema (zod); served-types.ts only to remove.
 const USAGE = `usage: dispatchd-scoreboard create|remove [--config FILE]
 
   create    create the scoreboard (keeps a valid one)

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { changedKeys, ConfigSchema, defaultConfig, DEFAULT_CONFIG_PATH, lineOf, loadConfig, mergeReload, parseConfig, type Config } from '../../../daemons/common/config.js';
-import { checkPaths, loadPaths } from '../../../daemons/common/config-paths.js';
+import { checkPaths, loadPaths } from '../../../daemons/common/paths-section.js';
 import type { DispatchError } from '../../../daemons/common/errors.js';
 
 const SHIPPED = fileURLToPath(new URL('../../../packaging/dispatchd.conf', import.meta.url));
