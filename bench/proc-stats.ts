@@ -2,8 +2,9 @@
  * Memory and CPU of running processes, from /proc (proc(5)): what `ps` and `top` show,
  * without spawning them.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 
 export interface ProcSample {
   pid: number;
@@ -18,7 +19,7 @@ export interface ProcSample {
 
 let ticks: number | undefined;
 /** Clock ticks per second, for /proc/PID/stat's utime and stime. */
-function clockTicks(): number {
+export function clockTicks(): number {
   ticks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
   return ticks;
 }
@@ -61,4 +62,23 @@ export async function measureIdle(pids: Record<string, number>, seconds: number)
     const after = sampleProcess(s.pid);
     return { name, pid: s.pid, cpuPercent: ((after.cpuSeconds - s.cpuSeconds) / elapsed) * 100, rssMiB: after.rssMiB, hwmMiB: after.hwmMiB, pssMiB: after.pssMiB };
   });
+}
+
+/** The idle baseline's name in the results. */
+export const BARE_NODE = 'bare node, one socket';
+
+/**
+ * The idle baseline: a bare `node` process listening on one unix stream socket and doing
+ * nothing else, what any Node.js server holds at the least. Resolves once it listens.
+ * @throws Error when it exits first.
+ */
+export async function startSocketHolder(dir: string): Promise<{ pid: number; stop: () => void }> {
+  const socket = path.join(dir, 'bare-node.sock');
+  fs.rmSync(socket, { force: true });
+  const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(socket)}, () => process.stdout.write('listening\\n'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the bare node process holding ${socket} exited ${code}`)));
+  });
+  return { pid: child.pid!, stop: () => void child.kill() };
 }

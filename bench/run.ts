@@ -32,14 +32,15 @@ import { DEFAULT_SECONDARIES, serviceUnit, suiteDaemons } from '../daemons/commo
 import { VERSION } from '../daemons/common/version.js';
 import type { LoadResult } from './load.js';
 import { ensureDeb, ProcessSuite, ROOT } from '../test/helpers/index.js';
-import { measureIdle, sampleProcess, type IdleResult } from './proc-stats.js';
+import type { CliStartResult } from './cli-start.js';
+import { BARE_NODE, measureIdle, sampleProcess, startSocketHolder, type IdleResult } from './proc-stats.js';
 import { renderMarkdown, summarise, writeMarkdown, type BenchResults, type MeasureRow } from './report.js';
 import { BareServer, RelayFloor } from './servers.js';
 import { median } from './stats.js';
 import { cannotBoot, SystemdSuite } from './systemd-suite.js';
 
 const ALL_TARGETS = ['bare', 'cluster', 'floor', 'plain', 'systemd'] as const;
-const ALL_MEASURES = ['lease', 'handshake', 'large', 'scale', 'module', 'exec', 'cpu', 'freeze', 'start', 'idle'] as const;
+const ALL_MEASURES = ['lease', 'handshake', 'large', 'scale', 'module', 'exec', 'cpu', 'freeze', 'start', 'idle', 'cli'] as const;
 /** Measures of declared request types (bench/handlers, declared by {@link writeBenchTypes}). */
 const TYPE_MEASURES: readonly Measure[] = ['module', 'exec', 'cpu'];
 type Target = (typeof ALL_TARGETS)[number];
@@ -70,6 +71,7 @@ const argv = await yargs(hideBin(process.argv))
   .option('targets', { type: 'string', default: ALL_TARGETS.join(','), describe: `comma-separated: ${ALL_TARGETS.join(', ')}` })
   .option('measures', { type: 'string', default: ALL_MEASURES.join(','), describe: `comma-separated: ${ALL_MEASURES.join(', ')}` })
   .option('idle-seconds', { type: 'number', default: 60, describe: 'window of the idle CPU measure' })
+  .option('cli-runs', { type: 'number', default: 40, describe: 'whole runs of each command of the cli measure (dispatchctl request echo x, dispatchctl --version, node -e 0; medians quoted)' })
   .option('freeze-repeat', { type: 'number', default: 3, describe: 'runs of the freeze and start measures' })
   .option('deb', { type: 'string', describe: 'install this .deb (default: dist/, rebuilt when stale)' })
   .option('json', { type: 'string', default: 'build/bench/results.json', describe: "where to write the results as JSON ('-': standard output)" })
@@ -321,18 +323,60 @@ if (measures.has('idle') && (targets.has('plain') || targets.has('systemd'))) {
         // first collections) end before the idle window opens.
         await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
         const units = suiteDaemons(DEFAULT_SECONDARIES).map(serviceUnit);
-        const [p, b, s] = await Promise.all([
-          plain ? measureIdle(plain.pids(), argv['idle-seconds']) : undefined,
-          // The bare server alongside: the floor of this stack (Node, the framing, the handlers).
-          plain && bare ? measureIdle({ 'bare server (floor)': bare.pid }, argv['idle-seconds']) : undefined,
-          sys ? (sys.worker(['idle', '--seconds', String(argv['idle-seconds']), '--units', units.join(',')]) as Promise<{ daemons: IdleResult[] }>) : undefined,
-        ]);
-        other.idle = { plain: p, bare: b?.[0], systemd: s?.daemons };
+        // The baseline of the RSS ratio: a bare node process holding one socket, on the host
+        // beside the plain daemons (the systemd worker starts its own inside the sandbox).
+        const holderDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-bench-idle-'));
+        const holder = plain ? await startSocketHolder(holderDir) : undefined;
+        try {
+          const [p, b, s] = await Promise.all([
+            plain ? measureIdle({ ...plain.pids(), ...(holder ? { [BARE_NODE]: holder.pid } : {}) }, argv['idle-seconds']) : undefined,
+            // The bare server alongside: the floor of this stack (Node, the framing, the handlers).
+            plain && bare ? measureIdle({ 'bare server (floor)': bare.pid }, argv['idle-seconds']) : undefined,
+            sys ? (sys.worker(['idle', '--seconds', String(argv['idle-seconds']), '--units', units.join(',')]) as Promise<{ daemons: IdleResult[] }>) : undefined,
+          ]);
+          const [plainNode, sysNode] = [p, s?.daemons].map((d) => d?.find((x) => x.name === BARE_NODE));
+          const others = (d: IdleResult[] | undefined) => d?.filter((x) => x.name !== BARE_NODE);
+          other.idle = { plain: others(p), bare: b?.[0], systemd: others(s?.daemons), bareNode: { plain: plainNode, systemd: sysNode } };
+        } finally {
+          holder?.stop();
+          fs.rmSync(holderDir, { recursive: true, force: true });
+        }
       } finally {
         stopProgress();
       }
     },
   });
+}
+
+if (measures.has('cli') && (targets.has('plain') || targets.has('systemd'))) {
+  const runs = String(argv['cli-runs']);
+  if (targets.has('plain')) {
+    jobs.push({
+      label: `cli: ${runs} runs of dispatchctl request, --version and node -e 0 (plain)`,
+      uses: ['plain'],
+      weight: argv['cli-runs'] * 0.6,
+      // /usr/bin/dispatchctl is build/daemons/client/launch.js (compile cache where Node.js has one).
+      run: async () => {
+        const r = spawnSync(process.execPath, [path.join(ROOT, 'build/bench/worker.js'), 'cli', '--socket', plain!.mainSocket, '--dispatchctl', path.join(ROOT, 'build/daemons/client/launch.js'), '--runs', runs], { encoding: 'utf8' });
+        if (r.status !== 0) log(`bench: cli on plain failed: ${r.stderr.trim()}`);
+        else (other.cli ??= {}).plain = JSON.parse(r.stdout) as CliStartResult;
+      },
+    });
+  }
+  if (targets.has('systemd')) {
+    jobs.push({
+      label: `cli: ${runs} runs of dispatchctl request, --version and node -e 0 (systemd)`,
+      uses: ['systemd'],
+      weight: argv['cli-runs'] * 0.6,
+      run: async () => {
+        try {
+          (other.cli ??= {}).systemd = (await sys!.worker(['cli', '--socket', MAIN_SOCKET, '--dispatchctl', '/usr/bin/dispatchctl', '--runs', runs])) as CliStartResult;
+        } catch (err) {
+          log(`bench: cli on systemd failed: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      },
+    });
+  }
 }
 
 // ---- run -----------------------------------------------------------------------------

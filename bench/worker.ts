@@ -7,17 +7,24 @@
  *   worker.js load --target bare|dispatchd --socket PATH --mode session|handshake
  *                  --type T --size BYTES --concurrency N --duration MS --warmup MS
  *   worker.js freeze --socket PATH      (under systemd) SIGSTOP main, time to the first answer
- *   worker.js start --socket PATH       (under systemd) stop the target, time start → first answer
- *   worker.js idle --seconds S --units U1,U2,…   (under systemd) RSS and CPU of each unit's MainPID
+ *   worker.js start --socket PATH       (under systemd) stop the target, 1 s pause, time start → first answer
+ *   worker.js idle --seconds S --units U1,U2,…   (under systemd) RSS and CPU of each unit's MainPID,
+ *                  and of a bare node process holding one socket (the baseline)
+ *   worker.js cli --socket PATH --dispatchctl PATH --runs N   wall and CPU time of whole runs of
+ *                  `dispatchctl request echo x` and `dispatchctl --version` against `node -e 0`
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DispatchClient } from '../daemons/client/client.js';
 import { DEFAULT_SECONDARIES, MAIN, SCOREBOARD_UNIT, serviceUnit, suiteDaemons } from '../daemons/common/topology.js';
 // Inside the sandbox this resolves next to the installed build: SystemdSuite copies it in.
 import { until } from '../test/helpers/until.js';
 import { runLoad, type LoadMode, type TargetKind } from './load.js';
-import { measureIdle } from './proc-stats.js';
+import { measureCliStart } from './cli-start.js';
+import { BARE_NODE, measureIdle, startSocketHolder } from './proc-stats.js';
 
 const { positionals, values: v } = parseArgs({
   allowPositionals: true,
@@ -32,6 +39,8 @@ const { positionals, values: v } = parseArgs({
     warmup: { type: 'string', default: '1000' },
     seconds: { type: 'string', default: '60' },
     units: { type: 'string', default: '' },
+    dispatchctl: { type: 'string', default: '/usr/bin/dispatchctl' },
+    runs: { type: 'string', default: '40' },
   },
 });
 
@@ -82,6 +91,8 @@ async function start(socket: string): Promise<object> {
   // The target is ordered after its services, so its stop job ends before theirs do and
   // `systemctl stop` can return while they are still stopping: wait until they are down.
   await untilUnits(['inactive', 'failed'], 30_000);
+  // The pause of issue 12's measure: stopped for 1 s, as an operator's stop and start would be.
+  await new Promise((r) => setTimeout(r, 1000));
   const client = new DispatchClient({ socket, timeoutMs: 10_000 });
   const t0 = performance.now();
   sh('systemctl', 'start', 'dispatchd.target');
@@ -101,7 +112,27 @@ async function start(socket: string): Promise<object> {
 async function idle(units: string[], seconds: number): Promise<object> {
   const pids: Record<string, number> = {};
   for (const u of units) pids[u] = Number(sh('systemctl', 'show', '-p', 'MainPID', '--value', u));
-  return { daemons: await measureIdle(pids, seconds) };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-idle-'));
+  const holder = await startSocketHolder(dir);
+  try {
+    return { daemons: await measureIdle({ ...pids, [BARE_NODE]: holder.pid }, seconds) };
+  } finally {
+    holder.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `dispatchctl request echo x` and `dispatchctl --version`, whole runs, against `node -e 0`. */
+function cli(socket: string, dispatchctl: string, runs: number): object {
+  return measureCliStart(
+    {
+      'node -e 0': [process.execPath, '-e', '0'],
+      'dispatchctl request echo x': [dispatchctl, '--socket', socket, 'request', 'echo', 'x'],
+      'dispatchctl --version': [dispatchctl, '--version'],
+    },
+    runs,
+    3,
+  );
 }
 
 async function main(): Promise<object> {
@@ -123,8 +154,10 @@ async function main(): Promise<object> {
       return start(v.socket!);
     case 'idle':
       return idle(v.units!.split(',').filter(Boolean), Number(v.seconds));
+    case 'cli':
+      return cli(v.socket!, v.dispatchctl!, Number(v.runs));
     default:
-      throw new Error(`unknown measurement '${positionals[0] ?? ''}' (load, freeze, start, idle)`);
+      throw new Error(`unknown measurement '${positionals[0] ?? ''}' (load, freeze, start, idle, cli)`);
   }
 }
 

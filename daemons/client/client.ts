@@ -16,7 +16,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { DispatchError, errnoCode, reason, type ErrorCode } from '../common/errors.js';
 import { FrameConnection } from '../common/frame-connection.js';
 import { MAX_BODY_BYTES_CEILING, type Frame, type FrameHeader } from '../common/frame.js';
-import { ErrorReply, isRunResult, LeaseGranted } from '../common/protocol.js';
+import { ErrorReply, isRunResult, LeaseGranted } from '../common/protocol-replies.js';
 
 export { DispatchError } from '../common/errors.js';
 export type { ErrorCode } from '../common/errors.js';

@@ -15,6 +15,13 @@
  * created or written (a system user without a home) only means no cache; Node.js checks
  * each entry against the source it was compiled from. NODE_DISABLE_COMPILE_CACHE=1 turns
  * it off.
+ *
+ * Where that is in practice: a user's `dispatchctl` caches in ~/.cache/dispatchd/
+ * node-compile-cache (root's, /root/.cache/..., under sudo, which sets HOME to the target
+ * user's). Under systemd nothing goes through this launcher: the units' ExecReload= run
+ * `node .../dispatchctl.js check-config` directly, as user dispatchd, whose home is / (not
+ * writable), so they run without a cache, as on Node.js 20; a reload is rare enough that
+ * a cache directory (CacheDirectory=) for it would not pay.
  */
 import module from 'node:module';
 import os from 'node:os';

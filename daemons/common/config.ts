@@ -4,23 +4,24 @@
  * the file, line and key named; daemons then exit 78 (EXIT.CONFIG), which the units list in
  * RestartPreventExitStatus= so that a bad configuration does not crash-loop.
  */
-import fs from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
+import { DEFAULT_CONFIG_PATH } from './config-path.js';
+import { DEFAULT_PATHS, readConfigText } from './paths-section.js';
 import { DispatchError, reason } from './errors.js';
 import { MAX_BODY_BYTES_CEILING } from './frame.js';
 import { TYPE_NAME } from './request-type.js';
 import { MAX_LEASE_TTL_MS, STALE_HEARTBEAT_MS } from './timing.js';
 import { isSecondaryInstance, MAX_SECONDARIES } from './topology.js';
 
-export const DEFAULT_CONFIG_PATH = '/etc/dispatchd/dispatchd.conf';
+export { DEFAULT_CONFIG_PATH };
 
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
 
 const PathsSchema = z
   .strictObject({
-    runtime_dir: z.string().startsWith('/').default('/run/dispatchd'),
-    scoreboard: z.string().startsWith('/').default('/dev/shm/dispatchd.scoreboard'),
+    runtime_dir: z.string().startsWith('/').default(DEFAULT_PATHS.runtime_dir),
+    scoreboard: z.string().startsWith('/').default(DEFAULT_PATHS.scoreboard),
   })
   .prefault({});
 
@@ -179,19 +180,6 @@ export function loadConfig(file: string = DEFAULT_CONFIG_PATH, explicit = false)
   return text === undefined ? defaultConfig() : parseConfig(text, file);
 }
 
-/**
- * The configuration file's text; undefined for a missing file at the default path (the
- * defaults apply). @throws DispatchError CONFIG_UNREADABLE.
- */
-function readConfigText(file: string, explicit: boolean): string | undefined {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch (cause) {
-    if (!explicit && (cause as { code?: string }).code === 'ENOENT') return undefined;
-    throw new DispatchError('CONFIG_UNREADABLE', `failed to read configuration '${file}': ${reason(cause)}`, { cause });
-  }
-}
-
 /** Every key whose value differs between two configurations, as `section.key`. */
 export function changedKeys(before: Config, after: Config): string[] {
   const out: string[] = [];
@@ -220,28 +208,4 @@ export function mergeReload(running: Config, next: Config): { config: Config; ou
   const changed = changedKeys(running, next);
   const needRestart = changed.filter((k) => k.startsWith('paths.'));
   return { config: { ...next, paths: running.paths }, outcome: { applied: changed.filter((k) => !k.startsWith('paths.')), needRestart } };
-}
-
-/**
- * Only the `[paths]` section, for the scoreboard keeper, which must create and remove the
- * segment even when another key is wrong (the daemons then refuse that key themselves,
- * each in its own journal). Falls back to the default paths when `[paths]` itself cannot be
- * read, and says why in `problem`.
- */
-export function loadPaths(file: string = DEFAULT_CONFIG_PATH, explicit = false): { paths: Config['paths']; problem?: string } {
-  let text: string | undefined;
-  try {
-    text = readConfigText(file, explicit);
-    return { paths: text === undefined ? defaultConfig().paths : parseConfig(text, file).paths };
-  } catch (err) {
-    let raw: unknown;
-    try {
-      raw = text === undefined ? undefined : parseToml(text);
-    } catch {
-      raw = undefined;
-    }
-    const section = raw && typeof raw === 'object' ? (raw as Record<string, unknown>).paths : undefined;
-    const paths = PathsSchema.safeParse(section ?? {});
-    return { paths: paths.success ? paths.data : PathsSchema.parse({}), problem: reason(err) };
-  }
 }

@@ -6,7 +6,10 @@
  * the FIFO (POSIX write(2), Linux pipe(7): writes of at most PIPE_BUF bytes are atomic).
  */
 import { z } from 'zod';
+import { LEASE_TOKEN } from './lease-token.js';
 import { isDaemonName, MAX_SECONDARIES } from './topology.js';
+
+export { LEASE_TOKEN };
 
 /** Linux PIPE_BUF, in bytes: the largest write to a pipe that is atomic. */
 export const PIPE_BUF = 4096;
@@ -15,8 +18,6 @@ export const MAILBOX_VERSION = 1;
 
 /** A daemon's name (topology.ts parseDaemonId): main, watchdog, secondary-1..62. */
 const name = z.string().refine(isDaemonName, { message: `not a daemon of the suite: main, watchdog or secondary-N (N 1..${MAX_SECONDARIES})` });
-/** Lease token: 32 lowercase hex digits (128 random bits). */
-export const LEASE_TOKEN = /^[0-9a-f]{32}$/;
 const lease = z.string().regex(LEASE_TOKEN);
 const id = z.string().min(1).max(64);
 const uint = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);

@@ -127,22 +127,8 @@ export function parseRunRequest(header: FrameHeader): RunRequestParse {
   return RunRequest.safeParse(header) as RunRequestParse;
 }
 
-/** `RunResult.safeParse(h).success` for the client's hot path, by hand (same answer). */
-export function isRunResult(h: FrameHeader): boolean {
-  if (
-    h.ok === true &&
-    h.op === 'result' &&
-    typeof h.type === 'string' &&
-    typeof h.elapsed_ms === 'number' &&
-    h.elapsed_ms >= 0 &&
-    Number.isFinite(h.elapsed_ms) &&
-    (h.secondary === undefined || (Number.isSafeInteger(h.secondary) && (h.secondary as number) >= 1)) &&
-    (h.generation === undefined || isU32(h.generation))
-  ) {
-    return true;
-  }
-  return RunResult.safeParse(h).success;
-}
+/** `RunResult.safeParse(h).success` for the client's hot path, by hand (same answer), in protocol-replies.ts without zod. */
+export { isRunResult } from './protocol-replies.js';
 
 /** The error frame header for a DispatchError. */
 export function errorReply(err: DispatchError): ErrorReply {

@@ -6,15 +6,16 @@
  * `remove` deletes it and the secondaries' served-types files beside it. Exit codes: 0, 64 usage, 78 bad configuration, 1 failure.
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_CONFIG_PATH, loadPaths } from '../common/config.js';
+import { DEFAULT_CONFIG_PATH } from '../common/config-path.js';
+import { loadPaths } from '../common/paths-section.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { EXIT, exitCodeFor } from '../common/exit-codes.js';
 import { stderrIsJournal } from '../common/journal-stream.js';
 import { createScoreboard, removeScoreboard } from '../common/scoreboard-file.js';
-import { removeServedTypes } from '../common/served-types.js';
 
 // This runs before every daemon of the suite can start (they are ordered after it), so it
-// loads no more than it needs: node:util's parseArgs, not yargs.
+// loads no more than it needs: node:util's parseArgs, not yargs; the [paths] section alone
+// (paths-section.ts), not the whole schema (zod); served-types.ts only to remove.
 const USAGE = `usage: dispatchd-scoreboard create|remove [--config FILE]
 
   create    create the scoreboard (keeps a valid one)
@@ -51,7 +52,7 @@ try {
     process.stdout.write(created ? `created scoreboard ${file}\n` : `kept the existing scoreboard ${file}\n`);
   } else {
     removeScoreboard(file);
-    removeServedTypes(file);
+    (await import('../common/served-types.js')).removeServedTypes(file);
     process.stdout.write(`removed scoreboard ${file} and the served-types files beside it\n`);
   }
 } catch (err) {

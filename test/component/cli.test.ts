@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { EXIT } from '../../daemons/common/exit-codes.js';
-import { BUILD_DAEMONS as BUILD, BUILTIN_TYPES_DIR, closeAfter, ProcessSuite, until } from '../helpers/index.js';
+import { BUILD_DAEMONS as BUILD, BUILTIN_TYPES_DIR, closeAfter, ProcessSuite, ROOT, until } from '../helpers/index.js';
 
 const suite = new ProcessSuite({ config: `[main]\nqueue_timeout_ms = 200\n`, secondaries: 1, restart: false });
 closeAfter(t, suite);
@@ -32,6 +32,36 @@ t.test('request: DATA from the argument, from stdin with -, and from stdin when 
   t.equal(dashed.stdout.toString(), '-n', "DATA starting with a dash goes after '--'");
   const d = await suite.dispatchctl(['request', 'sleep', '10']);
   t.equal(d.stdout.toString(), 'slept 10');
+});
+
+/**
+ * Runs dispatchctl with a module resolve hook (module.register) that logs every module it
+ * loads; resolves with the result and the module URLs.
+ */
+async function dispatchctlModules(args: string[]): Promise<{ code: number | null; stdout: string; modules: string[] }> {
+  const dir = fs.mkdtempSync(path.join(suite.dir, 'modules-'));
+  const log = path.join(dir, 'modules.log');
+  fs.writeFileSync(path.join(dir, 'hooks.mjs'), "import fs from 'node:fs';\nexport async function resolve(s, c, next) { const r = await next(s, c); fs.appendFileSync(process.env.MODULE_LOG, r.url + '\\n'); return r; }\n");
+  fs.writeFileSync(path.join(dir, 'register.mjs'), "import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n");
+  const r = spawnSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), path.join(BUILD, 'client/dispatchctl.js'), ...args], { encoding: 'utf8', env: { ...process.env, MODULE_LOG: log } });
+  return { code: r.status, stdout: r.stdout, modules: fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter(Boolean) : [] };
+}
+
+t.test('request loads neither yargs nor the schema, TOML, metrics or terminal libraries; other commands go through yargs', async (t) => {
+  const heavy = /\/node_modules\/(yargs|yargs-parser|zod|smol-toml|prom-client|log-update)\//;
+  const r = await dispatchctlModules(['--socket', suite.mainSocket, 'request', 'echo', 'hello']);
+  t.equal(r.code, 0);
+  t.equal(r.stdout, 'hello', 'the request is served');
+  t.ok(r.modules.some((m) => m.endsWith('/client/client.js')), 'the hook saw the client library load');
+  t.strictSame(r.modules.filter((m) => heavy.test(m)), [], 'no yargs, zod, smol-toml, prom-client or log-update');
+  const version = await dispatchctlModules(['--version']);
+  t.strictSame(version.modules.filter((m) => heavy.test(m)), [], '--version loads none of them either');
+  t.notOk(version.modules.some((m) => m.endsWith('/client/client.js') || m.endsWith('/client/request-argv.js')), '--version loads not even the argument parser or the client library');
+  t.equal(version.stdout.trim(), (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version, 'and prints the version');
+  const status = await dispatchctlModules(['status', '--format', 'openmetrics', '--scoreboard', suite.scoreboard]);
+  t.equal(status.code, 0);
+  t.ok(status.modules.some((m) => /\/node_modules\/yargs\//.test(m)), 'status is read by yargs');
+  t.ok(status.modules.some((m) => /\/node_modules\/prom-client\//.test(m)), 'and loads prom-client for OpenMetrics');
 });
 
 t.test('errors: one line on stderr and the documented exit code', async (t) => {

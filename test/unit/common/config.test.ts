@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { changedKeys, defaultConfig, DEFAULT_CONFIG_PATH, lineOf, loadConfig, loadPaths, mergeReload, parseConfig, type Config } from '../../../daemons/common/config.js';
+import { changedKeys, ConfigSchema, defaultConfig, DEFAULT_CONFIG_PATH, lineOf, loadConfig, mergeReload, parseConfig, type Config } from '../../../daemons/common/config.js';
+import { checkPaths, loadPaths } from '../../../daemons/common/paths-section.js';
 import type { DispatchError } from '../../../daemons/common/errors.js';
 import { MAX_SECONDARIES } from '../../../daemons/common/topology.js';
 
@@ -214,22 +215,46 @@ t.test('mergeReload: everything but paths is taken; paths need a restart', async
   t.same(mergeReload(running, defaultConfig()).outcome, { applied: [], needRestart: [] }, 'nothing changed');
 });
 
-t.test('loadPaths: [paths] even when another key is wrong, the defaults when [paths] is unreadable', async (t) => {
+t.test("loadPaths (the keeper's): [paths] alone, the defaults when the file or [paths] is unreadable", async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-paths-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'c.conf');
   fs.writeFileSync(file, '[paths]\nscoreboard = "/dev/shm/x"\n[secondary]\nrequest_deadline_ms = -5\n');
-  const bad = loadPaths(file, true);
-  t.equal(bad.paths.scoreboard, '/dev/shm/x', 'the scoreboard path is read despite the bad key');
-  t.match(bad.problem, /line 4: key 'secondary.request_deadline_ms'/, 'and the problem is reported');
+  t.same(loadPaths(file, true), { paths: { runtime_dir: '/run/dispatchd', scoreboard: '/dev/shm/x' } }, 'the scoreboard path is read; other sections are the daemons\' to refuse');
+  t.throws(() => loadConfig(file, true), /line 4: key 'secondary.request_deadline_ms'/, '(as they do)');
   fs.writeFileSync(file, 'this is = = not toml\n');
   const broken = loadPaths(file, true);
   t.equal(broken.paths.scoreboard, '/dev/shm/dispatchd.scoreboard', 'defaults when the file does not parse');
-  t.match(broken.problem, /line 1/);
+  t.match(broken.problem, /failed to parse configuration '.*c\.conf' line 1/);
   fs.writeFileSync(file, '[paths]\nscoreboard = 5\n');
-  t.equal(loadPaths(file, true).paths.scoreboard, '/dev/shm/dispatchd.scoreboard', 'defaults when [paths] itself is bad');
+  const bad = loadPaths(file, true);
+  t.equal(bad.paths.scoreboard, '/dev/shm/dispatchd.scoreboard', 'defaults when [paths] itself is bad');
+  t.match(bad.problem, /key 'paths.scoreboard': an absolute path/);
+  fs.writeFileSync(file, '[paths]\nscorebord = "/x"\n');
+  t.match(loadPaths(file, true).problem, /unknown key 'paths.scorebord'/);
   fs.writeFileSync(file, '[paths]\nruntime_dir = "/run/x"\n');
   t.same(loadPaths(file, true), { paths: { runtime_dir: '/run/x', scoreboard: '/dev/shm/dispatchd.scoreboard' } }, 'a good file: no problem');
+  t.same(loadPaths(path.join(dir, 'absent.conf'), false), { paths: { runtime_dir: '/run/dispatchd', scoreboard: '/dev/shm/dispatchd.scoreboard' } }, 'a missing default file: the defaults');
+  t.match(loadPaths(path.join(dir, 'absent.conf'), true).problem, /failed to read configuration/, 'a missing file named with --config: said so');
+});
+
+t.test("checkPaths answers as ConfigSchema's paths: same success, same paths", async (t) => {
+  const value = fc.oneof(fc.constantFrom('/', '/run/x', 'relative', '', '/dev/shm/a b'), fc.string(), fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.string(), { maxLength: 2 }), fc.constant(new Date(0)));
+  const section = fc.oneof(
+    fc.constant(undefined),
+    fc.record({ runtime_dir: value, scoreboard: value }, { requiredKeys: [] }),
+    fc.dictionary(fc.constantFrom('runtime_dir', 'scoreboard', 'other', 'Scoreboard'), value, { maxKeys: 3 }),
+    value,
+  );
+  fc.assert(
+    fc.property(section, (s) => {
+      const hand = checkPaths(s);
+      const zod = ConfigSchema.shape.paths.safeParse(s);
+      if ('paths' in hand !== zod.success) throw new Error(`${JSON.stringify(s)}: ${'paths' in hand} by hand, ${zod.success} by zod`);
+      if ('paths' in hand && zod.success) t.strictSame(hand.paths, zod.data);
+    }),
+    { numRuns: 2000 },
+  );
 });
 
 // ---- properties: the configuration parser is a decoder of an operator's (or anyone's) file -

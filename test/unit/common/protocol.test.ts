@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import t from 'tap';
 import { DispatchError, ERROR_CODES } from '../../../daemons/common/errors.js';
 import { describeIssue, ErrorReply, errorReply, isRunResult, LeaseGranted, LeaseRequest, parseRunRequest, RunRequest, RunResult } from '../../../daemons/common/protocol.js';
+import * as replies from '../../../daemons/common/protocol-replies.js';
 
 const LEASE = '9f0c'.repeat(8);
 
@@ -85,6 +86,44 @@ t.test('parseRunRequest and isRunResult answer exactly as the zod schemas', asyn
     { requiredKeys: [] },
   );
   fc.assert(fc.property(resultHeader, (h) => isRunResult(h as Record<string, unknown>) === RunResult.safeParse(h).success), { numRuns: 2000 });
+});
+
+t.test("the client's zod-free reply checks (protocol-replies.ts) answer exactly as the zod schemas", async (t) => {
+  const anyValue = fc.oneof(fc.constant(undefined), fc.constant(null), fc.boolean(), fc.integer(), fc.double(), fc.string({ maxLength: 70 }), fc.constant(2 ** 32), fc.constant(2 ** 53), fc.constant(-1), fc.constant(0), fc.constant(1.5), fc.constant(Infinity), fc.constant(NaN));
+  const granted = fc.record(
+    {
+      ok: fc.oneof(fc.constant(true), anyValue),
+      op: fc.oneof(fc.constant('lease'), anyValue),
+      secondary: fc.oneof(fc.integer({ min: 1, max: 62 }), anyValue),
+      socket: fc.oneof(fc.constant('/run/dispatchd/secondary-1.sock'), fc.constant(''), fc.constant('x'.repeat(4097)), fc.string({ maxLength: 20 }), anyValue),
+      lease: fc.oneof(fc.constant(LEASE), fc.stringMatching(/^[0-9a-f]{31,33}$/), fc.constant(LEASE.toUpperCase()), anyValue),
+      generation: fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), anyValue),
+      expires_in_ms: fc.oneof(fc.nat(), anyValue),
+      type: fc.oneof(fc.constantFrom('echo', '', 'x'.repeat(64), 'x'.repeat(65)), anyValue),
+      idempotent: fc.oneof(fc.boolean(), anyValue),
+      extra: anyValue,
+    },
+    { requiredKeys: [] },
+  );
+  const error = fc.record(
+    {
+      ok: fc.oneof(fc.constant(false), anyValue),
+      code: fc.oneof(fc.constantFrom(...ERROR_CODES), fc.constant('OOPS'), anyValue),
+      message: fc.oneof(fc.string({ maxLength: 20 }), anyValue),
+      retry_after_ms: fc.oneof(fc.nat(), anyValue),
+      retryable: fc.oneof(fc.boolean(), anyValue),
+      may_have_run: fc.oneof(fc.boolean(), anyValue),
+      extra: anyValue,
+    },
+    { requiredKeys: [] },
+  );
+  const compare = (name: string, fast: replies.ReplyParse<unknown>, slow: { success: boolean; data?: unknown }, h: unknown) => {
+    if (fast.success !== slow.success) throw new Error(`${name}: ${fast.success} by hand, ${slow.success} by zod, for ${JSON.stringify(h)}`);
+    if (fast.success && slow.success) t.strictSame(fast.data, slow.data, `${name}: same data`);
+  };
+  fc.assert(fc.property(granted, (h) => compare('LeaseGranted', replies.LeaseGranted.safeParse(h as Record<string, unknown>), LeaseGranted.safeParse(h), h)), { numRuns: 3000 });
+  fc.assert(fc.property(error, (h) => compare('ErrorReply', replies.ErrorReply.safeParse(h as Record<string, unknown>), ErrorReply.safeParse(h), h)), { numRuns: 3000 });
+  t.equal(replies.isRunResult, isRunResult, 'protocol.ts re-exports the one isRunResult');
 });
 
 // ---- properties: the header schemas are the decoders of whatever a client sends ----------

@@ -1,0 +1,147 @@
+/**
+ * dispatchctl's command line as yargs reads it: the commands, their options, help, usage
+ * errors and bash completion. Each command's code is loaded with import() only when that
+ * command runs (request-command.ts, status-command.ts, scale-command.ts,
+ * config-commands.ts). dispatchctl.ts comes here for every command line that its fast path
+ * (request-argv.ts) leaves.
+ */
+import yargs from 'yargs';
+import { DEFAULT_CONFIG_PATH } from '../common/config-path.js';
+import { EXIT } from '../common/exit-codes.js';
+import { isSecondaryInstance, MAX_SECONDARIES } from '../common/topology.js';
+import { VERSION } from '../common/version.js';
+import { fail } from './cli-output.js';
+import { DEFAULT_SOCKET } from './client.js';
+import { DEADLINE_RANGE_MS, DEFAULT_TIMEOUT_MS, TIMEOUT_RANGE_MS } from './request-argv.js';
+import type { RequestCommand } from './request-command.js';
+
+/** What runs each command: the modules loaded on use (tests replace them). */
+export interface CommandRunners {
+  request(a: RequestCommand): Promise<void>;
+}
+
+const LOADED: CommandRunners = {
+  request: async (a) => (await import('./request-command.js')).runRequest(a),
+};
+
+/** What the user typed for --NAME (yargs has turned 'abc' into NaN by the time checks run). */
+function rawOption(args: readonly string[], name: string): string | undefined {
+  for (let i = args.length - 1; i >= 0; i--) {
+    if (args[i] === `--${name}`) return args[i + 1];
+    if (args[i]!.startsWith(`--${name}=`)) return args[i]!.slice(name.length + 3);
+  }
+  return undefined;
+}
+
+/** A yargs check: the option, when given, is a whole number of ms in [min, max]. */
+function wholeMs(args: readonly string[], name: string, [min, max]: readonly [number, number]) {
+  return (a: Record<string, unknown>) => {
+    const v = a[name];
+    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max)) {
+      throw new Error(`--${name} takes a whole number of milliseconds from ${min} to ${max}, got '${rawOption(args, name) ?? String(v)}'`);
+    }
+    return true;
+  };
+}
+
+/**
+ * yargs-parser reads a lone '-' as an option; map it to a sentinel before parsing. The
+ * sentinel starts with NUL, which no real command-line argument can contain.
+ */
+const STDIN = '\0-';
+
+/** Parses `args` (process.argv without node and the script) and runs the command. */
+export async function runCli(args: readonly string[], run: CommandRunners = LOADED): Promise<void> {
+  const argv = args.map((a) => (a === '-' ? STDIN : a));
+  await yargs(argv)
+    .parserConfiguration({ 'populate--': true })
+    .scriptName('dispatchctl')
+    .usage('$0 <command> [options]\n\nSend requests to dispatchd and show its scoreboard.')
+    .option('socket', { type: 'string', default: DEFAULT_SOCKET, describe: "the main server's socket", global: true })
+    .command(
+      'request <type> [data]',
+      'send one request of a declared type (dispatchctl types lists them; completion offers them); DATA from the argument, or standard input when it is - or absent; the result\'s bytes go to standard output',
+      (y) =>
+        y
+          .positional('type', { type: 'string', demandOption: true, describe: 'request type' })
+          .positional('data', { type: 'string', describe: "request data, or '-' for standard input (DATA starting with '-' goes after '--')" })
+          .option('timeout', { type: 'number', default: DEFAULT_TIMEOUT_MS, describe: 'total time budget for the request, retries included (ms)' })
+          .option('deadline', { type: 'number', describe: "deadline for running the request on the secondary (ms; default: the server's)" })
+          .option('config', { type: 'string', describe: `the configuration whose max_payload_bytes caps DATA from standard input (default ${DEFAULT_CONFIG_PATH})` })
+          .option('verbose', { type: 'boolean', default: false, alias: 'v', describe: 'report retries, and which secondary served the request, on standard error' })
+          .check(wholeMs(args, 'timeout', TIMEOUT_RANGE_MS))
+          .check(wholeMs(args, 'deadline', DEADLINE_RANGE_MS)),
+      async (a) => {
+        // DATA that starts with a dash goes after '--': dispatchctl request echo -- -n
+        const rest = (a['--'] as Array<string | number> | undefined)?.[0];
+        const given = a.data ?? (rest === undefined ? undefined : String(rest));
+        await run.request({ socket: a.socket, type: a.type, data: given === STDIN ? undefined : given, timeout: a.timeout, deadline: a.deadline, config: a.config, verbose: a.verbose });
+      },
+    )
+    .command(
+      'status',
+      'show every daemon from the scoreboard: name, pid, state, active leases, requests, failures, latency, heartbeat age, restarts',
+      (y) =>
+        y
+          .option('json', { type: 'boolean', describe: 'one JSON object with a daemons array (same as --format json)' })
+          .option('format', { choices: ['table', 'json', 'openmetrics'] as const, describe: 'table (default), json, or OpenMetrics text for a scraper' })
+          .option('watch', { type: 'boolean', default: false, alias: 'w', describe: 'refresh every --interval: in place on a terminal, one snapshot after another on a pipe' })
+          .option('interval', { type: 'number', default: 1000, describe: 'time between --watch snapshots (ms)' })
+          .option('count', { type: 'number', describe: 'with --watch: stop after this many snapshots' })
+          .option('scoreboard', { type: 'string', describe: 'the scoreboard file (default: from /etc/dispatchd/dispatchd.conf)' })
+          .conflicts('json', 'format')
+          .check(wholeMs(args, 'interval', [100, 3_600_000]))
+          .check((a) => {
+            if (a.count !== undefined && !(Number.isInteger(a.count) && a.count >= 1)) throw new Error('--count must be a whole number of at least 1');
+            return true;
+          }),
+      async (a) => {
+        const { runStatus } = await import('./status-command.js');
+        await runStatus({ format: a.format ?? (a.json ? 'json' : 'table'), watch: a.watch, interval: a.interval, count: a.count, scoreboard: a.scoreboard });
+      },
+    )
+    .command(
+      'scale [count]',
+      `show, or set, the number of secondary servers (1..${MAX_SECONDARIES}): enables dispatchd-secondary@1..N, starts them if the suite runs, stops and disables the others (as root)`,
+      (y) =>
+        y.positional('count', { type: 'number', describe: 'the number of secondaries; absent: show the current number' }).check((a) => {
+          if (a.count !== undefined && !isSecondaryInstance(a.count)) throw new Error(`the number of secondaries must be a whole number 1..${MAX_SECONDARIES}`);
+          return true;
+        }),
+      async (a) => (await import('./scale-command.js')).runScale({ count: a.count }),
+    )
+    .command(
+      'types',
+      'list every request type: handler, limits, idempotent, where it is declared, which secondaries serve it, requests and failures',
+      (y) =>
+        y
+          .option('json', { type: 'boolean', default: false, describe: 'one JSON object with a types array' })
+          .option('config', { type: 'string', describe: `the configuration naming the types directories (default ${DEFAULT_CONFIG_PATH})` }),
+      async (a) => (await import('./config-commands.js')).runTypes({ json: a.json, config: a.config }),
+    )
+    .command(
+      'check-config [file]',
+      `check a configuration file (default ${DEFAULT_CONFIG_PATH}) and the request types it names: exit 78 with the file, line and key when something is invalid`,
+      (y) => y.positional('file', { type: 'string', describe: 'the file to check' }),
+      async (a) => (await import('./config-commands.js')).runCheckConfig({ file: a.file }),
+    )
+    .completion('completion', 'print a bash completion script (the package installs it as /usr/share/bash-completion/completions/dispatchctl)', (current: string, a: { _: Array<string | number> }, defaultCompletion: () => void, done: (completions: string[]) => void) => {
+      // `dispatchctl request <TAB>` offers the declared types; everything else as yargs would.
+      const words = a._.map(String);
+      if (words[0] === 'request' && words.length === 2) void import('./config-commands.js').then(({ typeNames }) => done(typeNames().filter((n) => n.startsWith(current))));
+      else defaultCompletion();
+    })
+    .demandCommand(1, 'name a command: request, status, types, scale, check-config or completion')
+    .strict()
+    .version(VERSION)
+    .help()
+    .alias('h', 'help')
+    .fail((msg, err) => {
+      // yargs passes a message for bad usage (a failed .check() included); none for an error
+      // thrown by a command, which is not a usage error.
+      if (err && !msg) fail('failed', err);
+      process.stderr.write(`dispatchctl: ${msg}; see 'dispatchctl --help'\n`);
+      process.exit(EXIT.USAGE);
+    })
+    .parseAsync();
+}

@@ -1,0 +1,102 @@
+/**
+ * `dispatchctl request TYPE [DATA]`: sends one request and writes the result's bytes to
+ * standard output. Loaded by itself for the command line's fast path (request-argv.ts), so
+ * it imports only what a request needs: the client library, and the configuration's parser
+ * only when DATA comes from standard input (for its size limit).
+ */
+import fs from 'node:fs';
+import { DEFAULT_CONFIG_PATH } from '../common/config-path.js';
+import { DispatchError } from '../common/errors.js';
+import { MAX_BODY_BYTES_CEILING } from '../common/frame.js';
+import { formatDaemonId, isSecondaryInstance, secondary } from '../common/topology.js';
+import { fail, writeStdout } from './cli-output.js';
+import { DispatchClient } from './client.js';
+
+/** A parsed `dispatchctl request` command line. */
+export interface RequestCommand {
+  /** The main server's socket. */
+  socket: string;
+  type: string;
+  /** DATA as given; undefined: read standard input. */
+  data: string | undefined;
+  /** Total time budget, retries included (ms). */
+  timeout: number;
+  /** Deadline for running the request on the secondary (ms); undefined: the server's. */
+  deadline: number | undefined;
+  /** --config: the configuration whose max_payload_bytes caps standard input. */
+  config: string | undefined;
+  verbose: boolean;
+}
+
+/**
+ * Reads standard input whole, but stops at the first byte past `maxBytes` (bytes): a 1 GiB
+ * pipe into a server that takes 64 MiB is refused at once, not after buffering all of it.
+ *
+ * @throws DispatchError PAYLOAD_TOO_LARGE past `maxBytes`; the stream's error otherwise.
+ */
+function readStdin(maxBytes: number, limitSource: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > maxBytes) {
+        process.stdin.off('data', onData);
+        process.stdin.destroy();
+        reject(new DispatchError('PAYLOAD_TOO_LARGE', `standard input is over the ${maxBytes}-byte request limit (${limitSource})`, { fields: { max_bytes: maxBytes } }));
+        return;
+      }
+      chunks.push(c);
+    };
+    process.stdin.on('data', onData);
+    process.stdin.on('end', () => resolve(Buffer.concat(chunks, size)));
+    process.stdin.on('error', reject);
+  });
+}
+
+/**
+ * The most a request may carry, from the configuration's `[secondary] max_payload_bytes`.
+ * A missing default file means the defaults; an unreadable or invalid one leaves the check
+ * to the server (the protocol's ceiling); a missing or bad file named with --config throws.
+ *
+ * @throws DispatchError CONFIG_UNREADABLE, CONFIG_INVALID (only for an explicit file).
+ */
+async function payloadLimit(file: string | undefined): Promise<{ maxBytes: number; source: string }> {
+  try {
+    const path = file ?? DEFAULT_CONFIG_PATH;
+    const { loadConfig } = await import('../common/config.js');
+    const c = loadConfig(path, file !== undefined);
+    return { maxBytes: c.secondary.max_payload_bytes, source: fs.existsSync(path) ? `max_payload_bytes, from ${path}` : `the default max_payload_bytes; ${path} is absent` };
+  } catch (err) {
+    if (file !== undefined) throw err;
+    return { maxBytes: MAX_BODY_BYTES_CEILING, source: "the protocol's ceiling" };
+  }
+}
+
+/** Runs `dispatchctl request`; on failure writes one line and exits (cli-output.ts fail). */
+export async function runRequest(a: RequestCommand): Promise<void> {
+  let data: Buffer;
+  try {
+    if (a.data === undefined) {
+      const limit = await payloadLimit(a.config);
+      data = await readStdin(limit.maxBytes, limit.source);
+    } else {
+      data = Buffer.from(a.data, 'utf8');
+    }
+  } catch (err) {
+    fail(`'${a.type}' request not sent`, err);
+  }
+  const client = new DispatchClient({
+    socket: a.socket,
+    timeoutMs: a.timeout,
+    deadlineMs: a.deadline,
+    onRetry: a.verbose ? ({ attempt, error, waitMs }) => process.stderr.write(`dispatchctl: attempt ${attempt} failed: ${error.message} [${error.code}]; retrying in ${waitMs} ms\n`) : undefined,
+  });
+  try {
+    const info = await client.requestWithInfo(a.type, data);
+    if (a.verbose) process.stderr.write(`dispatchctl: served by ${isSecondaryInstance(info.secondary) ? formatDaemonId(secondary(info.secondary)) : `secondary ${info.secondary}`} (generation ${info.generation}) in ${info.attempts} attempt${info.attempts === 1 ? '' : 's'}\n`);
+    await writeStdout(info.result);
+  } catch (err) {
+    fail(`'${a.type}' request failed`, err);
+  }
+}
