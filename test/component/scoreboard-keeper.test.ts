@@ -35,7 +35,7 @@ t.test('create makes the scoreboard of [paths] without loading zod; remove delet
   t.equal(created.stdout, `created scoreboard ${scoreboard}\n`);
   t.equal(created.stderr, '', 'no warning: other sections are for the daemons to refuse');
   t.ok(fs.statSync(scoreboard).size > 0, 'the scoreboard exists');
-  t.ok(created.modules.some((m) => m.endsWith('/common/scoreboard.js')), 'the hook saw the keeper load');
+  t.ok(created.modules.some((m) => m.endsWith('/common/scoreboard-file.js')), 'the hook saw the keeper load');
   t.strictSame(created.modules.filter((m) => /\/node_modules\/zod\/|\/common\/(config|served-types)\.js$/.test(m)), [], 'no zod, config.ts or served-types.ts');
   const kept = keeper(dir, ['create', '--config', config]);
   t.equal(kept.stdout, `kept the existing scoreboard ${scoreboard}\n`, 'a second create keeps it');
