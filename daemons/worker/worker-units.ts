@@ -42,6 +42,8 @@ export function workerDropIn(t: PersistentType, k: number): string {
     `Description=dispatchd persistent worker ${k} of type ${t.name}`,
     '',
     '[Service]',
+    '# The template\'s ExecStart= (a message that no type declares this worker) is replaced.',
+    'ExecStart=',
     `ExecStart=${t.command.map(quoteExecArg).join(' ')}`,
     `Environment="DISPATCHD_TYPE=${t.name}" "DISPATCHD_WORKER=${t.name}-${k}"`,
   ];
