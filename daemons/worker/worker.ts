@@ -2,7 +2,7 @@
  * The TypeScript worker library: a persistent worker of `mode = "persistent"` types
  * (docs/WORKERS.md) in a few lines.
  *
- *   import { createWorker } from 'dispatchd/worker';
+ *   import { createWorker } from '/usr/lib/dispatchd/build/daemons/worker/worker.js';
  *   const worker = createWorker({ concurrency: 4 });
  *   worker.handle('upper', async (data, ctx) => data.toString().toUpperCase());
  *   await worker.run();
