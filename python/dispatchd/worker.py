@@ -22,7 +22,8 @@ sent as UTF-8) or ``error`` (an exception's message: the client gets HANDLER_FAI
 within the type's ``cancel_grace_ms`` after it gets its unit restarted.
 
 The protocol never uses standard output: ``print`` freely, it goes to the journal
-(``journalctl -u dispatchd-worker@TYPE-K``). The frames are docs/PROTOCOL.md §1's; the
+(``journalctl -u dispatchd-worker@TYPE-K``), a line at a time (run() line-buffers standard
+output and error). The frames are docs/PROTOCOL.md §1's; the
 messages docs/WORKERS.md §3's (the TypeScript side: daemons/common/worker-protocol.ts).
 """
 
@@ -180,6 +181,11 @@ class Worker:
         if not self._fns:
             raise ValueError("register at least one type with handler() before run()")
         server = socket.socket(fileno=listen_fd())
+        # Standard output and error are the journal's stream, not a terminal: line-buffer
+        # them, so that what a function prints is in the journal at once, not at exit.
+        for stream in (sys.stdout, sys.stderr):
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(line_buffering=True)
         while True:
             conn, _ = server.accept()
             threading.Thread(target=self.serve, args=(conn,), daemon=True).start()

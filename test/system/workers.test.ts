@@ -8,9 +8,11 @@
  * other types served meanwhile; and a request that kills every worker it touches, retried
  * at most once.
  */
+import fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
 import { ensureDeb } from '../helpers/index.js';
+import { ROOT } from '../helpers/paths.js';
 import { DEB_DIR, install, installedSuite, journalNow, until } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
@@ -107,6 +109,19 @@ EOF
     systemctl start dispatchd.target
     systemctl reload dispatchd.target`);
 
+  // docs/WORKERS.md §1's examples, as written: the Python worker `upper`, the JavaScript one
+  // `lower` (importing the installed library) and their types file.
+  const docs = fs.readFileSync(join(ROOT, 'docs/WORKERS.md'), 'utf8');
+  const block = (lang: string, has: string) => [...docs.matchAll(/^```(\w+)\n([\s\S]*?)^```$/gm)].find((m) => m[1] === lang && m[2]!.includes(has))![2]!;
+  const staging = fs.mkdtempSync(join(ROOT, 'build', 'workers-examples-'));
+  t.teardown(() => fs.rmSync(staging, { recursive: true, force: true }));
+  fs.writeFileSync(join(staging, 'upper.py'), block('python', 'dispatchd.worker'));
+  fs.writeFileSync(join(staging, 'lower.mjs'), block('js', 'createWorker'));
+  fs.writeFileSync(join(staging, 'examples.toml'), block('toml', 'mode = "persistent"'));
+  await sb.copyIn('/usr/local/lib/dispatchd', join(staging, 'upper.py'), join(staging, 'lower.mjs'));
+  await sb.copyIn('/etc/dispatchd/types.d', join(staging, 'examples.toml'));
+  await sb.out('chmod 644 /etc/dispatchd/types.d/examples.toml /usr/local/lib/dispatchd/*; systemctl daemon-reload; systemctl start dispatchd.target; systemctl reload dispatchd.target');
+
   const service = (worker: string) => `dispatchd-worker@${worker}.service`;
   const mainPid = async (worker: string) => Number((await sb.show(service(worker), 'MainPID')).MainPID);
   const request = (type: string, data: string) => sb.exec(['dispatchctl', 'request', type, data], { timeoutMs: 60_000 });
@@ -116,16 +131,17 @@ EOF
     const r = await sb.exec(['journalctl', '--no-pager', '-q', '-a', '-u', unit, '--since', since]);
     return r.stdout.toString().split('\n').filter((l) => l.includes(text));
   };
-  /** Another persistent type and a built-in one answer (run while a fault is in progress). */
+  /** Another Python worker type, the TypeScript one and a built-in type answer (run while a fault is in progress). */
   const othersServed = async (t: Test) => {
-    const [a, b] = await Promise.all([request('pyecho', 'still'), request('echo', 'still')]);
-    t.equal(a.stdout.toString(), 'still', 'another persistent type is served');
-    t.equal(b.stdout.toString(), 'still', 'a built-in type is served');
+    const [a, b, c] = await Promise.all([request('pyecho', 'still'), request('lower', 'STILL'), request('echo', 'still')]);
+    t.equal(a.stdout.toString(), 'still', 'another Python worker type is served');
+    t.equal(b.stdout.toString(), 'still', 'a TypeScript worker type is served');
+    t.equal(c.stdout.toString(), 'still', 'a built-in type is served');
   };
 
   t.test('the generator made a socket and a service per worker, wanted by dispatchd.target, each a user of its own', async (t) => {
     const made = (await sb.out('ls /run/systemd/generator/dispatchd.target.wants/')).trim().split('\n').sort();
-    const workers = ['pycrash-1', 'pycrash-2', 'pyecho-1', 'pyecho-2', 'pyfreeze-1', 'pygarbage-1', 'pykill-1', 'pymem-1', 'pysilent-1'];
+    const workers = ['lower-1', 'pycrash-1', 'pycrash-2', 'pyecho-1', 'pyecho-2', 'pyfreeze-1', 'pygarbage-1', 'pykill-1', 'pymem-1', 'pysilent-1', 'upper-1', 'upper-2'];
     t.same(made, workers.flatMap((w) => [`dispatchd-worker@${w}.service`, `dispatchd-worker@${w}.socket`]).sort());
     const show = await sb.show(service('pymem-1'), 'Slice', 'MemoryMax', 'MemorySwapMax', 'DynamicUser', 'ExecStart');
     t.equal(show.Slice, 'dispatchd.slice');
@@ -150,6 +166,14 @@ EOF
       return out === 'pyecho-1' && out;
     }), 'pyecho-1', 'worker 2 gone: worker 1 serves');
     await sb.out(`systemctl start dispatchd-worker@pyecho-2.socket`);
+  });
+
+  t.test('docs/WORKERS.md\'s examples, as written, under systemd: the Python worker and the TypeScript one', async (t) => {
+    const since = await journalNow(sb);
+    t.equal(await until('upper to answer', 30_000, async () => (await request('upper', 'hello')).stdout.toString() || false), 'HELLO');
+    t.equal((await request('lower', 'HeLLo')).stdout.toString(), 'hello');
+    await until('its print in the journal', 10_000, async () => (await journal(since, 'dispatchd-worker@upper-*', 'upper: 5 bytes')).length > 0);
+    t.pass('journalctl -u dispatchd-worker@upper-* has what the function printed');
   });
 
   t.test('a worker killed (SIGKILL) mid-request: HANDLER_CRASHED, not sent again (not idempotent), the worker restarted', async (t) => {

@@ -73,9 +73,12 @@ function frames(sock: net.Socket): () => Promise<Frame> {
 
 async function start(t: Test, argv: string[], dir: string): Promise<{ sock: string; proc: ChildProcess; output: () => string }> {
   const sock = path.join(dir, 'worker.sock');
+  // As under systemd: standard output a pipe (the journal's stream), not unbuffered.
+  const env = { ...process.env, PYTHONPATH: path.join(ROOT, 'python') };
+  delete env.PYTHONUNBUFFERED;
   const proc = spawn('python3', [ACTIVATE, sock, ...argv], {
     cwd: dir,
-    env: { ...process.env, PYTHONPATH: path.join(ROOT, 'python'), PYTHONUNBUFFERED: '1' },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
