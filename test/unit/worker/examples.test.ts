@@ -74,7 +74,7 @@ function frames(sock: net.Socket): () => Promise<Frame> {
 async function start(t: Test, argv: string[], dir: string): Promise<{ sock: string; proc: ChildProcess; output: () => string }> {
   const sock = path.join(dir, 'worker.sock');
   // As under systemd: standard output a pipe (the journal's stream), not unbuffered.
-  const env = { ...process.env, PYTHONPATH: path.join(ROOT, 'python') };
+  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONPATH: path.join(ROOT, 'python') };
   delete env.PYTHONUNBUFFERED;
   const proc = spawn('python3', [ACTIVATE, sock, ...argv], {
     cwd: dir,
