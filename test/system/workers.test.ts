@@ -189,6 +189,8 @@ EOF
     t.match(r.stderr, /pykill-1 \(dispatchd-worker@pykill-1\.service\) died while it ran the request, which may have run in part; not sent again: the type is not idempotent/);
     t.ok((await journal(since, service('pykill-1'), 'Main process exited, code=killed, status=9/KILL')).length > 0, 'journalctl -u dispatchd-worker@pykill-1: status=9/KILL');
     t.ok((await journal(since, 'dispatchd-secondary@*', "the 'pykill' worker pykill-1 closed its connection (it exited or was restarted) with 1 request in flight")).length > 0, 'the secondary\'s journal line');
+    const byField = await sb.exec(['journalctl', '--no-pager', '-q', '--since', since, 'WORKER_UNIT=dispatchd-worker@pykill-1.service']);
+    t.match(byField.stdout.toString(), /pykill-1 closed its connection/, 'found by its WORKER_UNIT= field, as docs/WORKERS.md §5 says');
     await until('pykill-1 to serve again', 30_000, () => answers('pykill', 'back'));
     const now = await mainPid('pykill-1');
     t.ok(now !== 0 && now !== pid, 'systemd restarted the worker (a new process)');
