@@ -13,7 +13,8 @@
  * type's function and answers `result` (its bytes) or `error` (its message). A `cancel` (the
  * deadline passed) aborts `ctx.signal`; the answer is sent when the function settles, and a
  * function that ignores the signal longer than the type's cancel_grace_ms gets its unit
- * restarted. Standard output is never used by the protocol: print freely, it goes to the
+ * restarted. At SIGTERM (`systemctl stop`, a restart) it stops accepting, lets the requests
+ * running finish, closes each connection once idle, and so exits. Standard output is never used by the protocol: print freely, it goes to the
  * journal. Protocol: common/worker-protocol.ts.
  */
 import net from 'node:net';
@@ -49,6 +50,9 @@ export class Worker {
   private readonly fns = new Map<string, WorkerFunction>();
   readonly concurrency: number;
   private readonly maxPayloadBytes: number;
+  /** Each open connection's closer: ends it once no request runs on it (see {@link stop}). */
+  private readonly open = new Set<() => void>();
+  private stopping = false;
 
   constructor(o: WorkerOptions = {}) {
     this.concurrency = o.concurrency ?? 1;
@@ -80,11 +84,22 @@ export class Worker {
     await new Promise<void>((resolve) => {
       const stop = () => {
         server.close();
+        this.stop();
         resolve();
       };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
     });
+  }
+
+  /**
+   * Stops serving (run() calls it at SIGTERM or SIGINT): each connection is closed as soon as
+   * no request runs on it, so that the process exits once its running requests are answered
+   * (systemd sends SIGKILL after the unit's TimeoutStopSec=, 5 s).
+   */
+  stop(): void {
+    this.stopping = true;
+    for (const close of [...this.open]) close();
   }
 
   /** Serves one connection of a secondary (run() calls it for each; tests hand it a socket). */
@@ -96,9 +111,15 @@ export class Worker {
       process.stderr.write(`dispatchd worker: closed a secondary's connection: ${why}\n`);
       socket.destroy();
     };
+    /** Ends the connection once nothing runs on it (after stop()). */
+    const closeIfIdle = () => {
+      if (running.size === 0) socket.end(() => socket.destroy());
+    };
+    this.open.add(closeIfIdle);
     conn.on('protocol-error', (err) => broke(err.message));
     conn.on('error', () => undefined);
     conn.on('close', () => {
+      this.open.delete(closeIfIdle);
       for (const ac of running.values()) ac.abort('connection closed');
       running.clear();
     });
@@ -126,6 +147,7 @@ export class Worker {
         if (running.get(id) !== ac) return;
         running.delete(id);
         conn.send(header, body);
+        if (this.stopping) closeIfIdle();
       };
       let started: ReturnType<WorkerFunction> | Promise<never>;
       try {
