@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import sys
 import threading
@@ -66,6 +67,10 @@ class Context:
 
 
 Function = Callable[[bytes, Context], "bytes | bytearray | memoryview | str"]
+
+
+class _Stopping(BaseException):
+    """Raised by run()'s SIGTERM and SIGINT handler out of accept()."""
 
 
 def _bad(what: str) -> DispatchError:
@@ -154,6 +159,10 @@ class Worker:
         self.concurrency = concurrency
         self.max_payload_bytes = max_payload_bytes
         self._fns: dict[str, Function] = {}
+        # Each open connection's closer (ends it once no request runs on it), see stop().
+        self._open: set[Callable[[], None]] = set()
+        self._open_lock = threading.Lock()
+        self._stopping = False
 
     def handler(self, type_name: str) -> Callable[[Function], Function]:
         """A decorator registering the function of ``type_name``."""
@@ -173,7 +182,11 @@ class Worker:
         self._fns[type_name] = fn
 
     def run(self) -> None:
-        """Serves the socket systemd passed (fd name ``worker``) until the process is stopped.
+        """Serves the socket systemd passed (fd name ``worker``) until SIGTERM or SIGINT.
+
+        At SIGTERM (``systemctl stop``, a restart) it stops accepting, lets the requests running
+        finish, closes each connection once idle (:meth:`stop`) and returns, so that the process
+        exits (systemd sends SIGKILL after the unit's TimeoutStopSec=, 5 s).
 
         Raises:
             DispatchError: LISTEN_FDS_MISSING when not started by dispatchd-worker@.socket.
@@ -186,14 +199,53 @@ class Worker:
         for stream in (sys.stdout, sys.stderr):
             if hasattr(stream, "reconfigure"):
                 stream.reconfigure(line_buffering=True)
-        while True:
-            conn, _ = server.accept()
-            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+        def on_signal(signum: int, frame: object) -> None:
+            raise _Stopping()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        threads: list[threading.Thread] = []
+        try:
+            while True:
+                conn, _ = server.accept()
+                thread = threading.Thread(target=self.serve, args=(conn,), daemon=True)
+                thread.start()
+                threads = [t for t in threads if t.is_alive()] + [thread]
+        except _Stopping:
+            pass
+        finally:
+            server.close()
+        self.stop()
+        for thread in threads:
+            thread.join()
+
+    def stop(self) -> None:
+        """Closes each connection as soon as no request runs on it (run() calls it at SIGTERM)."""
+        with self._open_lock:
+            self._stopping = True
+            closers = list(self._open)
+        for close in closers:
+            close()
 
     def serve(self, conn: socket.socket) -> None:
         """Serves one secondary's connection until it closes (run() calls it per connection)."""
         lock = threading.Lock()
         running: dict[int, Context] = {}
+
+        def close_if_idle() -> None:
+            with lock:
+                idle = not running
+            if idle:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)  # the reader below sees the end
+                except OSError:
+                    pass
+
+        with self._open_lock:
+            self._open.add(close_if_idle)
+            stopping = self._stopping
+        if stopping:
+            close_if_idle()
 
         def send(header: dict, body: bytes = b"") -> None:
             data = encode_frame(header, body)
@@ -215,11 +267,18 @@ class Worker:
                 header, body = {"op": "result", "id": rid}, bytes(out)
             except Exception as err:  # noqa: BLE001 - every failure is the client's HANDLER_FAILED
                 header, body = {"op": "error", "id": rid, "message": str(err) or type(err).__name__}, b""
+            data = encode_frame(header, body)
             with lock:
                 if running.get(rid) is not ctx:
                     return
+                # Sent before the request leaves `running`: close_if_idle never cuts it off.
+                try:
+                    conn.sendall(data)
+                except OSError:
+                    pass  # the connection is gone; the reader sees it
                 del running[rid]
-            send(header, body)
+            if self._stopping:
+                close_if_idle()
 
         send({"op": "hello", "protocol": WORKER_PROTOCOL_VERSION, "types": list(self._fns), "concurrency": self.concurrency})
         dec = FrameDecoder(self.max_payload_bytes)
@@ -245,6 +304,8 @@ class Worker:
             except (DispatchError, OSError) as err:
                 print(f"dispatchd worker: closed a secondary's connection: {err}", file=sys.stderr, flush=True)
             finally:
+                with self._open_lock:
+                    self._open.discard(close_if_idle)
                 with lock:
                     for ctx in running.values():
                         ctx.cancelled.set()

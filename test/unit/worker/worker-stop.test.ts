@@ -1,8 +1,8 @@
 /**
- * The TypeScript worker library at SIGTERM (what `systemctl stop` or a restart of its unit
- * sends): a request running is answered, then every connection is closed, and the process
- * exits by itself — not kept alive by the secondaries' connections until systemd's SIGKILL.
- * The worker runs as its unit would start it (test/helpers/activate-worker.py).
+ * The worker libraries (TypeScript and Python) at SIGTERM (what `systemctl stop` or a restart
+ * of its unit sends): a request running is answered, then every connection is closed, and the
+ * process exits by itself — not kept alive by the secondaries' connections until systemd's
+ * SIGKILL. Each worker runs as its unit would start it (test/helpers/activate-worker.py).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -41,12 +41,13 @@ function reader(sock: net.Socket): () => Promise<Frame | 'closed'> {
   };
 }
 
-t.test('SIGTERM: the running request is answered, the connections closed, the process exits 0', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'worker-stop-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const lib = pathToFileURL(path.join(ROOT, 'build/daemons/worker/worker.js')).href;
-  // 'hold' answers once its DATA's number of ms passed, after saying on stdout that it runs.
-  fs.writeFileSync(path.join(dir, 'w.mjs'), `import { createWorker } from '${lib}';
+const lib = pathToFileURL(path.join(ROOT, 'build/daemons/worker/worker.js')).href;
+/** Each library's worker: 'hold' answers once its DATA's number of ms passed, after saying on stdout that it runs. */
+const WORKERS = {
+  TypeScript: {
+    file: 'w.mjs',
+    argv: (f: string) => [process.execPath, f],
+    code: `import { createWorker } from '${lib}';
 const worker = createWorker({ concurrency: 2 });
 worker.handle('hold', async (data) => {
   console.log('running');
@@ -54,9 +55,34 @@ worker.handle('hold', async (data) => {
   return 'done';
 });
 await worker.run();
-`);
+`,
+  },
+  Python: {
+    file: 'w.py',
+    argv: (f: string) => ['/usr/bin/env', 'python3', f],
+    code: `import time
+from dispatchd.worker import Worker
+
+worker = Worker(concurrency=2)
+
+@worker.handler("hold")
+def hold(data, ctx):
+    print("running", flush=True)
+    time.sleep(int(data) / 1000)
+    return b"done"
+
+worker.run()
+`,
+  },
+};
+
+for (const [lang, w] of Object.entries(WORKERS)) t.test(`${lang}: at SIGTERM the running request is answered, the connections closed, the process exits 0`, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'worker-stop-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(dir, w.file), w.code);
   const sock = path.join(dir, 'w.sock');
-  const proc = spawn('python3', [path.join(ROOT, 'test/helpers/activate-worker.py'), sock, process.execPath, path.join(dir, 'w.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONPATH: path.join(ROOT, 'python') };
+  const proc = spawn('python3', [path.join(ROOT, 'test/helpers/activate-worker.py'), sock, ...w.argv(path.join(dir, w.file))], { stdio: ['ignore', 'pipe', 'inherit'], env });
   t.teardown(() => void proc.kill('SIGKILL'));
   let out = '';
   proc.stdout!.on('data', (b: Buffer) => (out += b.toString()));
