@@ -47,6 +47,8 @@ export interface MeasureRow {
   met: boolean | undefined;
   /** The same run's baseline of a declared-type measure (module, exec): its name and median, in `unit`. */
   baseline?: { name: string; value: number };
+  /** Several such baselines (the persistent measure's). */
+  baselines?: Array<{ name: string; value: number }>;
 }
 
 const fmt = (x: number | undefined, digits = 0): string => (x === undefined || !Number.isFinite(x) ? '–' : x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
@@ -133,6 +135,16 @@ export function summarise(r: BenchResults): MeasureRow[] {
   };
   typed('module', 'builtin', 'built-in echo', `module handler (echo.mjs), ${bytes(Number(o.typesSize))}, established lease, ${o.concurrency} client(s)`, 'module/built-in echo', 0.8);
   typed('exec', 'spawn', 'spawn /bin/cat from Node', `exec handler (/bin/cat), ${bytes(Number(o.typesSize))}, established lease, ${o.concurrency} client(s)`, 'exec/spawn from Node', 0.8);
+  // Persistent workers (issue 11): the same Python function as a persistent worker, as a
+  // per-request exec handler, and called in-process from a Python loop.
+  const pw = r.loads.persistent;
+  if (pw && ok(pw.plain).length) {
+    const ratios: Record<string, number> = {};
+    if (ok(pw.exec).length) ratios['persistent/per-request exec'] = pairedRatio(pw.plain, pw.exec, (x) => x.rps);
+    if (ok(pw.loop).length) ratios['in-process loop/persistent'] = pairedRatio(pw.loop, pw.plain, (x) => x.rps);
+    const baselines = [...(ok(pw.exec).length ? [{ name: 'per-request exec of the script', value: medianOf(pw.exec, (x) => x.rps) }] : []), ...(ok(pw.loop).length ? [{ name: 'in-process Python loop', value: medianOf(pw.loop, (x) => x.rps) }] : [])];
+    rows.push({ measure: `persistent Python worker (echo_worker.py, dispatchd.worker), ${bytes(Number(o.typesSize))}, established lease, ${o.concurrency} client(s)`, unit: 'req/s', values: { plain: medianOf(pw.plain, (x) => x.rps) }, ratios, target: '≥ 20× per-request exec', met: meets(defined([ratios['persistent/per-request exec']]), (x) => x >= 20), baselines });
+  }
   const cpu = r.loads.cpu;
   if (cpu) {
     const values: Record<string, number> = {};
@@ -205,7 +217,7 @@ export function renderMarkdown(r: BenchResults): string {
   for (const row of r.rows) {
     const v = row.values;
     const plain = row.values['plain-1'] !== undefined ? `${fmtAuto(v['plain-1'])} (1 sec.) → ${fmtAuto(v.plain)}` : fmtAuto(v.plain);
-    const ratios = [...Object.entries(row.ratios).map(([k, x]) => `${k} **${fmt(x, 2)}×**`), ...(row.baseline ? [`(${row.baseline.name}: ${fmtAuto(row.baseline.value)} ${row.unit})`] : [])].join('; ');
+    const ratios = [...Object.entries(row.ratios).map(([k, x]) => `${k} **${fmt(x, 2)}×**`), ...[...(row.baseline ? [row.baseline] : []), ...(row.baselines ?? [])].map((b) => `(${b.name}: ${fmtAuto(b.value)} ${row.unit})`)].join('; ');
     const met = row.met === undefined ? '–' : row.met ? 'yes' : '**no**';
     L.push(`| ${row.measure} | ${row.unit} | ${fmtAuto(v.bare)} | ${fmtAuto(v.cluster)} | ${fmtAuto(v.floor)} | ${plain} | ${fmtAuto(v.systemd)} | ${ratios} | ${row.target} | ${met} |`);
   }

@@ -16,11 +16,16 @@
  * `spawn`) and `cpu` (a module handler hashing in JavaScript, 1 secondary against N). The
  * types are declared in the suite's own types.d (bench.toml), the handlers in bench/handlers.
  *
+ * Persistent workers (issue 11), on the plain target: `persistent` (bench/handlers/
+ * echo_worker.py as a persistent worker, socket-activated by test/helpers/activate-worker.py
+ * as its unit would be, against the same script as a per-request exec handler, and against
+ * its function called in-process from a Python loop).
+ *
  * Writes the results as JSON (--json) and a Markdown table between the markers
  * `<!-- bench:begin -->` and `<!-- bench:end -->` of docs/BENCHMARKS.md (--markdown).
  * The options are listed by `npm run bench -- --help`.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,7 +33,7 @@ import cliProgress from 'cli-progress';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { BUILTIN_HANDLERS } from '../daemons/common/request-type.js';
-import { DEFAULT_SECONDARIES, serviceUnit, suiteDaemons } from '../daemons/common/topology.js';
+import { DEFAULT_SECONDARIES, serviceUnit, suiteDaemons, workerSocketPath } from '../daemons/common/topology.js';
 import { VERSION } from '../daemons/common/version.js';
 import type { LoadResult } from './load.js';
 import { ensureDeb, ProcessSuite, ROOT } from '../test/helpers/index.js';
@@ -40,9 +45,9 @@ import { median } from './stats.js';
 import { cannotBoot, SystemdSuite } from './systemd-suite.js';
 
 const ALL_TARGETS = ['bare', 'cluster', 'floor', 'plain', 'systemd'] as const;
-const ALL_MEASURES = ['lease', 'handshake', 'large', 'scale', 'module', 'exec', 'cpu', 'freeze', 'start', 'idle', 'cli'] as const;
+const ALL_MEASURES = ['lease', 'handshake', 'large', 'scale', 'module', 'exec', 'cpu', 'persistent', 'freeze', 'start', 'idle', 'cli'] as const;
 /** Measures of declared request types (bench/handlers, declared by {@link writeBenchTypes}). */
-const TYPE_MEASURES: readonly Measure[] = ['module', 'exec', 'cpu'];
+const TYPE_MEASURES: readonly Measure[] = ['module', 'exec', 'cpu', 'persistent'];
 type Target = (typeof ALL_TARGETS)[number];
 type Measure = (typeof ALL_MEASURES)[number];
 /**
@@ -244,7 +249,12 @@ const MAIN_SOCKET = '/run/dispatchd/main.sock';
 /** The exec measure's command, for the exec handler and the spawn baseline alike. */
 const CAT = '/bin/cat';
 /** The bench's declared request types, by measure. */
-const BENCH_TYPES = { module: 'echo-module', exec: 'cat', cpu: 'sha256-js' } as const;
+const BENCH_TYPES = { module: 'echo-module', exec: 'cat', cpu: 'sha256-js', persistent: 'echo-py', perRequest: 'echo-py-exec' } as const;
+/** The persistent measure's script (three ways: worker, per-request exec, in-process loop) and its interpreter. */
+const ECHO_PY = path.join(ROOT, 'bench/handlers/echo_worker.py');
+const PYTHON = '/usr/bin/python3';
+/** The persistent workers the bench started itself (stopped at the end). */
+const workerProcs: ChildProcess[] = [];
 /** Quiet time before the idle window (ms). */
 const IDLE_SETTLE_MS = 5000;
 const loadMeasures: Array<{ m: Measure; mode: string; type: string; size: number; conc: number }> = [
@@ -290,12 +300,34 @@ if (targets.has('plain')) {
       addLoad('exec', `spawn ${CAT} from Node #${r + 1}`, 'spawn', r, (t) => hostWorker(workerArgs('spawn', CAT, 'session', BENCH_TYPES.exec, size, conc), t));
       addLoad('exec', `cat (exec handler) #${r + 1}`, 'plain', r, (t) => hostWorker(workerArgs('dispatchd', plain!.mainSocket, 'session', BENCH_TYPES.exec, size, conc), t, 'plain'));
     }
+    if (measures.has('persistent')) {
+      addLoad('persistent', `echo_worker.py per-request exec #${r + 1}`, 'plain', r, (t) => hostWorker(workerArgs('dispatchd', plain!.mainSocket, 'session', BENCH_TYPES.perRequest, size, conc), t, 'plain'), 'exec');
+      addLoad('persistent', `echo_worker.py persistent worker #${r + 1}`, 'plain', r, (t) => hostWorker(workerArgs('dispatchd', plain!.mainSocket, 'session', BENCH_TYPES.persistent, size, conc), t, 'plain'));
+      addLoad('persistent', `echo() in a Python loop #${r + 1}`, 'plain', r, (t) => pythonLoop(size, t), 'loop');
+    }
     if (measures.has('cpu')) {
       const cargs = (s: ProcessSuite) => workerArgs('dispatchd', s.mainSocket, 'session', BENCH_TYPES.cpu, argv['cpu-size'], argv['scale-concurrency']);
       addLoad('cpu', `sha256-js, 1 secondary #${r + 1}`, 'plain-1', r, (t) => hostWorker(cargs(plainOne!), t, 'plain-1'));
       addLoad('cpu', `sha256-js, ${argv.secondaries} secondaries #${r + 1}`, 'plain', r, (t) => hostWorker(cargs(plain!), t, 'plain'));
     }
   }
+}
+/** The persistent measure's in-process baseline: echo_worker.py --loop, its LoadResult. */
+function pythonLoop(size: number, tick: (f: number) => void): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, [ECHO_PY, '--loop', String(argv.duration), String(size)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const stopProgress = progressTimer(tick, argv.duration);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      stopProgress();
+      if (code === 0) resolve(JSON.parse(out) as LoadResult);
+      else reject(new Error(err.trim() || `${ECHO_PY} --loop: exit ${code}`));
+    });
+  });
 }
 if (targets.has('systemd')) {
   if (measures.has('freeze')) {
@@ -434,9 +466,21 @@ function writeBenchTypes(s: ProcessSuite): void {
       `[type.${BENCH_TYPES.module}]\nhandler = "module"\nmodule = ${handler('echo.mjs')}\nconcurrency = 32\nidempotent = true\n`,
       `[type.${BENCH_TYPES.exec}]\nhandler = "exec"\ncommand = [${JSON.stringify(CAT)}]\nconcurrency = 32\nidempotent = true\n`,
       `[type.${BENCH_TYPES.cpu}]\nhandler = "module"\nmodule = ${handler('sha256.mjs')}\nconcurrency = 32\nidempotent = true\n`,
+      `[type.${BENCH_TYPES.persistent}]\nhandler = "exec"\nmode = "persistent"\ncommand = [${JSON.stringify(PYTHON)}, ${JSON.stringify(ECHO_PY)}]\nconcurrency = 32\nidempotent = true\n`,
+      `[type.${BENCH_TYPES.perRequest}]\nhandler = "exec"\ncommand = [${JSON.stringify(PYTHON)}, ${JSON.stringify(ECHO_PY)}]\nconcurrency = 32\nidempotent = true\n`,
     ].join('\n'),
   );
   fs.chmodSync(file, 0o644);
+}
+/**
+ * Starts the persistent type's one worker as its unit would (no systemd here): listening on
+ * its socket in the suite's runtime directory, passed as fd 3 by activate-worker.py.
+ */
+function startEchoWorker(s: ProcessSuite): void {
+  const sock = workerSocketPath(s.dir, { type: BENCH_TYPES.persistent, index: 1 });
+  const env = { ...process.env, PYTHONPATH: path.join(ROOT, 'python'), DISPATCHD_TYPE: BENCH_TYPES.persistent, DISPATCHD_WORKER: `${BENCH_TYPES.persistent}-1` };
+  const child = spawn(PYTHON, [path.join(ROOT, 'test/helpers/activate-worker.py'), sock, PYTHON, ECHO_PY], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  workerProcs.push(child);
 }
 /**
  * dispatchd as plain processes (test/helpers ProcessSuite: socket activation imitated, no
@@ -445,7 +489,11 @@ function writeBenchTypes(s: ProcessSuite): void {
 async function startPlain(secondaries: number): Promise<ProcessSuite> {
   const s = new ProcessSuite({ secondaries, nodeArgs: nodeProf, scoreboardInShm: true, restart: false });
   try {
-    if (TYPE_MEASURES.some((m) => measures.has(m))) writeBenchTypes(s);
+    if (TYPE_MEASURES.some((m) => measures.has(m))) {
+      writeBenchTypes(s);
+      // Before the secondaries: they connect to it at start (and retry with a back-off).
+      if (measures.has('persistent')) startEchoWorker(s);
+    }
     await s.startAll({ watchdog: false });
   } catch (err) {
     await s.shutdown();
@@ -499,6 +547,7 @@ try {
   bar?.update(totalWeight + setupSteps.length * 5, { job: 'done' });
   multibar?.stop();
   await Promise.allSettled([bare?.stop(), cluster?.stop(), floor?.stop(), plain?.stopAll(), plainOne?.stopAll(), sys?.stop()]);
+  for (const w of workerProcs) w.kill('SIGTERM');
 }
 
 // ---- report --------------------------------------------------------------------------

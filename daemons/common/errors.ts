@@ -45,6 +45,8 @@ export const ERROR_CODES = [
   // request types (docs/TYPES.md)
   'LEASE_WRONG_TYPE',
   'HANDLER_FAILED',
+  /** A persistent worker died (or was restarted) while it ran the request (docs/WORKERS.md). */
+  'HANDLER_CRASHED',
   'RESULT_TOO_LARGE',
   // client side
   'CONNECT_FAILED',

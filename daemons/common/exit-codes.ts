@@ -50,6 +50,7 @@ export function exitCodeFor(code: ErrorCode | undefined): ExitCode {
     case 'LEASE_WRONG_TYPE':
       return EXIT.REJECTED;
     case 'HANDLER_FAILED':
+    case 'HANDLER_CRASHED':
     case 'RESULT_TOO_LARGE':
       return EXIT.HANDLER_FAILED;
     case 'OUTCOME_UNKNOWN':

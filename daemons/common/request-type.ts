@@ -46,15 +46,48 @@ const limits = {
 
 const argv0 = z.string().min(1).startsWith('/', { message: 'must be an absolute path (no shell, no PATH search)' });
 
+/** The most persistent worker processes one type may run (`processes`). */
+export const MAX_WORKER_PROCESSES = 64;
+
+/**
+ * The keys of a persistent exec type (`mode = "persistent"`, docs/WORKERS.md): how many
+ * worker units, their protocol timeouts, and the settings the generator writes into each
+ * worker unit's drop-in.
+ */
+const persistentKeys = {
+  /** How many worker processes (units dispatchd-worker@NAME-1 … -N) run. */
+  processes: z.number().int().min(1).max(MAX_WORKER_PROCESSES).optional(),
+  /** How long a worker has to say hello after the secondary connects, ms. */
+  start_timeout_ms: z.number().int().min(100).max(600_000).optional(),
+  /** After a cancel at the deadline, how long the worker has to answer before its unit is restarted, ms. */
+  cancel_grace_ms: z.number().int().min(0).max(600_000).optional(),
+  /** User= of the worker units; absent: DynamicUser=yes (a fresh unprivileged user). */
+  user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { message: 'must be a user name ([a-z_][a-z0-9_-]{0,31})' }).optional(),
+  /** MemoryMax= of each worker unit, MiB. */
+  memory_max_mb: z.number().int().min(8).max(1_048_576).optional(),
+  /** TasksMax= of each worker unit. */
+  tasks_max: z.number().int().min(1).max(100_000).optional(),
+  /** Restart= of each worker unit. */
+  restart: z.enum(['always', 'on-failure']).optional(),
+  /** ReadWritePaths= of each worker unit (the sandbox is otherwise read-only). */
+  read_write_paths: z.array(z.string().min(1).startsWith('/', { message: 'must be an absolute path' }).regex(/^[^\s%$"'\\]+$/, { message: 'must not contain spaces, quotes, %, $ or backslashes' })).max(32).optional(),
+};
+
 /** `[type.NAME]` as written in a file (before defaults). */
 export const TypeDeclaration = z.discriminatedUnion('handler', [
   z.strictObject({
     handler: z.literal('exec'),
     /** argv: the program (absolute path) and its arguments; no shell. */
     command: z.tuple([argv0], z.string()),
-    /** "per-request" (one process per request). "persistent" is reserved for a later release. */
-    mode: z.literal('per-request').optional(),
+    /** "per-request" (one process per request) or "persistent" (worker units, docs/WORKERS.md). */
+    mode: z.enum(['per-request', 'persistent']).optional(),
+    ...persistentKeys,
     ...limits,
+  }).superRefine((d, ctx) => {
+    if (d.mode === 'persistent') return;
+    for (const key of Object.keys(persistentKeys)) {
+      if (key in d) ctx.addIssue({ code: 'custom', path: [key], message: 'is a key of mode = "persistent" only' });
+    }
   }),
   z.strictObject({
     handler: z.literal('module'),
@@ -105,9 +138,26 @@ interface Common {
   source: TypeSource;
 }
 
+/** A persistent exec type's worker settings, every default applied (docs/WORKERS.md). */
+export interface WorkerSettings {
+  processes: number;
+  start_timeout_ms: number;
+  cancel_grace_ms: number;
+  /** Absent: DynamicUser=yes. */
+  user?: string;
+  memory_max_mb?: number;
+  tasks_max?: number;
+  restart: 'always' | 'on-failure';
+  read_write_paths: string[];
+}
+
+/** Defaults of a persistent type's worker keys. */
+export const WORKER_DEFAULTS = { processes: 1, start_timeout_ms: 5000, cancel_grace_ms: 2000, restart: 'always' } as const;
+
 /** A request type with every default applied: what the secondary runs and main routes. */
 export type RequestType =
   | (Common & { handler: 'exec'; command: string[]; mode: 'per-request' })
+  | (Common & { handler: 'exec'; command: string[]; mode: 'persistent'; worker: WorkerSettings })
   | (Common & { handler: 'module'; module: string; max_heap_mb: number })
   | (Common & { handler: 'builtin'; builtin: BuiltinHandler });
 
@@ -127,8 +177,20 @@ export function resolveType(name: string, d: TypeDeclaration, defaults: TypeDefa
   };
   if (d.description !== undefined) common.description = d.description;
   switch (d.handler) {
-    case 'exec':
-      return { ...common, handler: 'exec', command: [...d.command], mode: d.mode ?? 'per-request' };
+    case 'exec': {
+      if (d.mode !== 'persistent') return { ...common, handler: 'exec', command: [...d.command], mode: 'per-request' };
+      const worker: WorkerSettings = {
+        processes: d.processes ?? WORKER_DEFAULTS.processes,
+        start_timeout_ms: d.start_timeout_ms ?? WORKER_DEFAULTS.start_timeout_ms,
+        cancel_grace_ms: d.cancel_grace_ms ?? WORKER_DEFAULTS.cancel_grace_ms,
+        restart: d.restart ?? WORKER_DEFAULTS.restart,
+        read_write_paths: [...(d.read_write_paths ?? [])],
+      };
+      if (d.user !== undefined) worker.user = d.user;
+      if (d.memory_max_mb !== undefined) worker.memory_max_mb = d.memory_max_mb;
+      if (d.tasks_max !== undefined) worker.tasks_max = d.tasks_max;
+      return { ...common, handler: 'exec', command: [...d.command], mode: 'persistent', worker };
+    }
     case 'module':
       return { ...common, handler: 'module', module: d.module, max_heap_mb: d.max_heap_mb ?? DEFAULT_MAX_HEAP_MB };
     case 'builtin':

@@ -235,3 +235,46 @@ export function suiteDaemons(secondaries: number): DaemonId[] {
 export function servedTypesPath(scoreboardFile: string, id: DaemonId): string {
   return `${scoreboardFile}.${formatDaemonId(id)}.types`;
 }
+
+// ---- persistent workers (docs/WORKERS.md) ----------------------------------------------
+
+/**
+ * A persistent worker of a type: process K (1..`processes`) of request type `type`. Its
+ * instance name is `TYPE-K` (type names are [a-z][a-z0-9-]*, so the last dash splits).
+ */
+export interface WorkerId {
+  readonly type: string;
+  readonly index: number;
+}
+
+/** The template the generator instantiates per worker, and its socket template. */
+export const WORKER_SERVICE_TEMPLATE = 'dispatchd-worker@.service';
+export const WORKER_SOCKET_TEMPLATE = 'dispatchd-worker@.socket';
+/** The fd name (LISTEN_FDNAMES) of a worker's listening socket. */
+export const WORKER_FD_NAME = 'worker';
+
+/** A worker's instance name: `TYPE-K`. */
+export function workerInstance(w: WorkerId): string {
+  return `${w.type}-${w.index}`;
+}
+
+/** The service unit of a worker: dispatchd-worker@TYPE-K.service. */
+export function workerServiceUnit(w: WorkerId): string {
+  return `dispatchd-worker@${workerInstance(w)}.service`;
+}
+
+/** The socket unit of a worker: dispatchd-worker@TYPE-K.socket. */
+export function workerSocketUnit(w: WorkerId): string {
+  return `dispatchd-worker@${workerInstance(w)}.socket`;
+}
+
+/** The socket the secondaries connect to: RUNTIME/worker-TYPE-K.sock (the socket unit's ListenStream=). */
+export function workerSocketPath(runtimeDir: string, w: WorkerId): string {
+  return `${runtimeDir}/worker-${workerInstance(w)}.sock`;
+}
+
+/** The worker a worker service unit runs; undefined for any other unit. */
+export function workerOfUnit(unit: string): WorkerId | undefined {
+  const m = /^dispatchd-worker@([a-z][a-z0-9-]{0,62})-([1-9][0-9]*)\.service$/.exec(unit);
+  return m ? { type: m[1]!, index: Number(m[2]) } : undefined;
+}

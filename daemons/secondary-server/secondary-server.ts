@@ -28,6 +28,7 @@ import { formatDaemonId, MAIN, secondary, servedTypesPath } from '../common/topo
 import { LeaseTable, type Lease } from './lease-table.js';
 import { writeServedTypes, type ServedTypesFile } from '../common/served-types.js';
 import { loadTypesFor, servedTypes, type TypeRegistry } from '../common/type-registry.js';
+import { createHandler } from './handlers/handler.js';
 import { TypeRunner } from './type-runner.js';
 
 /**
@@ -86,7 +87,7 @@ export class SecondaryServer {
       onTick: () => this.publishTypes(false),
       incidentFields: { secondary: this.name },
     });
-    this.runner = new TypeRunner(types, this.name, o.logger);
+    this.runner = new TypeRunner(types, this.name, o.logger, (t) => createHandler(t, o.logger, { runtimeDir: o.config.paths.runtime_dir }));
     this.core.on('reserve', (m) => this.onReserve(m));
     this.server = clientServer({
       limits: () => ({ maxBodyBytes: this.core.config.secondary.max_payload_bytes, idleTimeoutMs: this.core.config.secondary.client_idle_timeout_ms }),

@@ -33,6 +33,9 @@ import {
   unitsOf,
   WATCHDOG,
   type DaemonId,
+  WORKER_SERVICE_TEMPLATE,
+  WORKER_SOCKET_TEMPLATE,
+  workerSocketPath,
 } from '../../daemons/common/topology.js';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
@@ -79,6 +82,8 @@ t.test('the package ships every unit of the architecture', async (t) => {
     'dispatchd-secondary@.socket',
     'dispatchd-watchdog.service',
     'dispatchd-watchdog.socket',
+    'dispatchd-worker@.service',
+    'dispatchd-worker@.socket',
     'dispatchd.slice',
     'dispatchd.target',
   ]);
@@ -131,12 +136,21 @@ t.test('services: Type=notify, watchdog, restart policy, start limits in [Unit],
     t.match(section('Unit'), /^StartLimitBurst=/m, `${unit}: StartLimitBurst= in [Unit]`);
     t.notMatch(section('Service'), /^StartLimit/m, `${unit}: no StartLimit*= in [Service] (ignored there)`);
     t.match(section('Unit'), /^PartOf=dispatchd\.target$/m, `${unit}: PartOf=dispatchd.target`);
-    for (const line of ['User=dispatchd', 'ProtectSystem=strict', 'NoNewPrivileges=yes', 'CapabilityBoundingSet=', 'RestrictAddressFamilies=AF_UNIX', 'ReadWritePaths=/dev/shm', 'SystemCallFilter=@system-service', `Slice=${SUITE_SLICE}`]) {
+    const worker = unit === WORKER_SERVICE_TEMPLATE;
+    for (const line of [...(worker ? [] : ['User=dispatchd']), 'ProtectSystem=strict', 'NoNewPrivileges=yes', 'CapabilityBoundingSet=', 'RestrictAddressFamilies=AF_UNIX', 'ReadWritePaths=/dev/shm', 'SystemCallFilter=@system-service', `Slice=${SUITE_SLICE}`]) {
       t.match(section('Service'), new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'), `${unit}: ${line}`);
     }
     t.notMatch(text, /^MemoryDenyWriteExecute=yes/m, `${unit}: no MemoryDenyWriteExecute= (it breaks V8's JIT)`);
     t.notMatch(text, /^RemoveIPC=yes/m, `${unit}: no RemoveIPC= (it would delete the scoreboard)`);
     if (unit === 'dispatchd-scoreboard.service') continue;
+    if (worker) {
+      // A persistent worker is the user's program, no daemon of the suite: a user of its own
+      // (the generator's drop-in may name one), restarted whatever its end, no READY=1 expected.
+      for (const line of ['DynamicUser=yes', 'Type=simple', 'Restart=always', `Sockets=dispatchd-worker@%i.socket`]) {
+        t.match(section('Service'), new RegExp(`^${line.replace(/[.$]/g, '\\$&')}$`, 'm'), `${unit}: ${line}`);
+      }
+      continue;
+    }
     // The metrics endpoint is no daemon of the dispatch path: no liveness pings, nothing to reload.
     const daemonOnly = unit === 'dispatchd-metrics.service' ? ['WatchdogSec=3s', 'ExecReload=/bin/kill -HUP $MAINPID'] : [];
     if (daemonOnly.length) t.notMatch(section('Service'), /^(WatchdogSec|ExecReload)=/m, `${unit}: no WatchdogSec=, no ExecReload=`);
@@ -253,6 +267,12 @@ t.test('sockets: RemoveOnStop=yes and the documented names, owners and modes', a
       continue;
     }
     t.match(text, /^RemoveOnStop=yes$/m, `${unit}: RemoveOnStop=yes`);
+    if (unit === WORKER_SOCKET_TEMPLATE) {
+      t.match(text, /^FileDescriptorName=worker$/m, `${unit}: the worker fd`);
+      t.match(text, /^SocketUser=dispatchd\nSocketGroup=dispatchd\nSocketMode=0600$/m, `${unit}: dispatchd:dispatchd 0600 (only the secondaries connect)`);
+      t.same(setting('dispatchd-worker@resize-3.socket', 'ListenStream'), [workerSocketPath('/run/dispatchd', { type: 'resize', index: 3 })], `${unit}: topology's worker socket`);
+      continue;
+    }
     if (/^ListenFIFO=/m.test(text)) {
       t.match(text, /^FileDescriptorName=mailbox$/m, `${unit}: the mailbox fd`);
       t.match(text, /^SocketUser=dispatchd\nSocketGroup=dispatchd\nSocketMode=0600$/m, `${unit}: dispatchd:dispatchd 0600`);
@@ -321,6 +341,15 @@ t.test('the polkit rule grants restart and kill of main and the secondaries to u
     ['dispatchd', `dispatchd-secondary@${MAX_SECONDARIES + 1}.service`, 'restart', null],
     ['dispatchd', 'dispatchd-secondary@01.service', 'restart', null],
     ['nobody', 'dispatchd-main.service', 'restart', null],
+    ['dispatchd', 'dispatchd-worker@resize-1.service', 'restart', 'yes'],
+    ['dispatchd', 'dispatchd-worker@a-b-64.service', 'restart', 'yes'],
+    ['dispatchd', 'dispatchd-worker@resize-1.service', 'kill', null],
+    ['dispatchd', 'dispatchd-worker@resize-1.service', 'stop', null],
+    ['dispatchd', 'dispatchd-worker@resize-1.socket', 'restart', null],
+    ['dispatchd', 'dispatchd-worker@resize-65.service', 'restart', null],
+    ['dispatchd', 'dispatchd-worker@resize-0.service', 'restart', null],
+    ['dispatchd', 'dispatchd-worker@Resize-1.service', 'restart', null],
+    ['nobody', 'dispatchd-worker@resize-1.service', 'restart', null],
     ['dispatchd', 'dispatchd-main.service', 'restart', null, 'org.freedesktop.systemd1.manage-unit-files'],
   ];
   for (const [user, unit, verb, expected, id] of cases) {

@@ -7,6 +7,7 @@
  * | `builtin` | echo, sha256, sleep, in the secondary's event loop       | builtin-handler.ts |
  * | `exec`    | a program per request, DATA on stdin, result on stdout   | exec-handler.ts    |
  * | `module`  | an ES module's default export, in a pool of worker threads | module-handler.ts |
+ * | `exec`, `mode = "persistent"` | worker units over the worker protocol | worker-pool.ts |
  *
  * Every handler honours `ctx.signal`: when it fires (reason `'deadline'` or `'stopping'`)
  * the run is stopped (a timer cleared, a process group killed, a worker thread terminated)
@@ -19,6 +20,7 @@ import type { RequestType } from '../../common/request-type.js';
 import { BuiltinHandler } from './builtin-handler.js';
 import { ExecHandler } from './exec-handler.js';
 import { ModuleHandler } from './module-handler.js';
+import { WorkerPool, type UnitRestarter } from './worker-pool.js';
 
 /** Why a run's signal fired. */
 export type AbortReason = 'deadline' | 'stopping';
@@ -48,12 +50,35 @@ export interface Handler {
   close(): Promise<void>;
 }
 
+/** What a persistent type's pool needs beyond the logger. */
+export interface HandlerParts {
+  /** The worker sockets' directory (the configuration's runtime_dir; default /run/dispatchd). */
+  runtimeDir?: string;
+  /** Restarts worker units (default: systemd over D-Bus, connected on first use). */
+  units?: UnitRestarter;
+}
+
+/** The one D-Bus connection of this process's worker pools, made on the first restart. */
+let sharedUnits: UnitRestarter | undefined;
+function dbusUnits(): UnitRestarter {
+  sharedUnits ??= {
+    restart: async (unit: string) => {
+      const { DbusUnitManager } = await import('../../watchdog/unit-manager.js');
+      const m = new DbusUnitManager();
+      sharedUnits = m;
+      await m.restart(unit);
+    },
+  };
+  return sharedUnits;
+}
+
 /** Makes the handler of a declared type. */
-export function createHandler(type: RequestType, logger: Logger): Handler {
+export function createHandler(type: RequestType, logger: Logger, parts: HandlerParts = {}): Handler {
   switch (type.handler) {
     case 'builtin':
       return new BuiltinHandler(type.builtin);
     case 'exec':
+      if (type.mode === 'persistent') return new WorkerPool(type, { logger, runtimeDir: parts.runtimeDir ?? '/run/dispatchd', units: parts.units ?? dbusUnits() });
       return new ExecHandler(type);
     case 'module':
       return new ModuleHandler(type, logger);
