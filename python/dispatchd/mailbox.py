@@ -17,7 +17,9 @@ from .errors import DispatchError
 #: Linux PIPE_BUF, in bytes: the largest write to a pipe that is atomic.
 PIPE_BUF = 4096
 MAILBOX_VERSION = 1
-_NAME = re.compile(r"^(main|watchdog|secondary-[1-9][0-9]{0,2})\Z")
+#: The most secondaries a suite runs (topology.ts MAX_SECONDARIES: 64 slots less main and the watchdog).
+MAX_SECONDARIES = 62
+_NAME = re.compile(r"^(main|watchdog|secondary-[1-9][0-9]?)\Z")
 _LEASE = re.compile(r"^[0-9a-f]{32}\Z")
 _MAX_SAFE = 2**53 - 1
 
@@ -35,7 +37,8 @@ def _id(x: object) -> bool:
 
 
 def _name(x: object) -> bool:
-    return isinstance(x, str) and _NAME.match(x) is not None
+    m = isinstance(x, str) and _NAME.match(x)
+    return bool(m) and (not x.startswith("secondary-") or int(x[10:]) <= MAX_SECONDARIES)
 
 
 def _lease(x: object) -> bool:
