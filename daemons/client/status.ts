@@ -5,7 +5,7 @@
 import type { ScoreboardSnapshot, SlotData } from '../common/scoreboard.js';
 import type { ServedTypesFile } from '../common/served-types.js';
 import { STALE_HEARTBEAT_MS } from '../common/timing.js';
-import { formatDaemonId, MAIN, parseDaemonId, serviceUnit, WATCHDOG } from '../common/topology.js';
+import { formatDaemonId, MAIN, parseDaemonId, secondary, serviceUnit, shortDaemonName, WATCHDOG } from '../common/topology.js';
 import { formatColumns } from './text-table.js';
 
 /** One daemon in `dispatchctl status --json` (the contract's fields and more). */
@@ -75,7 +75,7 @@ export function typeStatuses(served: readonly ServedTypesFile[]): TypeStatus[] {
   for (const f of [...served].sort((a, b) => a.secondary - b.secondary)) {
     for (const t of f.types) {
       const s = by.get(t.name) ?? { type: t.name, secondaries: [], leases: 0, requests: 0, failures: 0, latency_avg_ms: 0, latency_max_ms: 0, latency_sum_us: 0 };
-      s.secondaries.push(`secondary-${f.secondary}`);
+      s.secondaries.push(formatDaemonId(secondary(f.secondary)));
       s.leases += t.leases;
       s.requests += t.requests;
       s.failures += t.failures;
@@ -186,6 +186,6 @@ export function formatTable(r: StatusReport): string {
   const table = formatColumns(rows, new Set([0, 2]));
   if (r.types.length === 0) return table;
   const types = [['TYPE', 'LEASES', 'REQUESTS', 'FAILED', 'LATENCY', 'SECONDARIES']];
-  for (const t of r.types) types.push([t.type, String(t.leases), String(t.requests), String(t.failures), t.requests > 0 ? `${latency(t.latency_avg_ms)}/${latency(t.latency_max_ms)}` : '-', t.secondaries.map((s) => s.replace('secondary-', '')).join(',')]);
+  for (const t of r.types) types.push([t.type, String(t.leases), String(t.requests), String(t.failures), t.requests > 0 ? `${latency(t.latency_avg_ms)}/${latency(t.latency_max_ms)}` : '-', t.secondaries.map(shortDaemonName).join(',')]);
   return `${table}\n${formatColumns(types, new Set([0, 5]))}`;
 }

@@ -7,6 +7,7 @@ import { handlerTarget } from '../common/request-type.js';
 import type { ServedTypesFile } from '../common/served-types.js';
 import type { TypeRegistry } from '../common/type-registry.js';
 import { formatColumns } from './text-table.js';
+import { formatDaemonId, secondary, shortDaemonName } from '../common/topology.js';
 
 /** One type in `dispatchctl types --json`. */
 export interface TypeRow {
@@ -54,7 +55,7 @@ export function typesReport(registry: TypeRegistry, served: ServedTypesFile[]): 
       idempotent: t.idempotent,
       description: t.description ?? '',
       declared_in: t.source.line === undefined ? t.source.file : `${t.source.file}:${t.source.line}`,
-      served_by: (s?.by ?? []).map((n) => `secondary-${n}`),
+      served_by: (s?.by ?? []).map((n) => formatDaemonId(secondary(n))),
       requests: s?.requests ?? 0,
       failures: s?.failures ?? 0,
     };
@@ -71,7 +72,7 @@ function size(bytes: number): string {
 export function formatTypesTable(rows: TypeRow[]): string {
   const out = [['NAME', 'HANDLER', 'IDEMPOTENT', 'DEADLINE', 'PAYLOAD', 'RESULT', 'CONCURRENCY', 'SERVED-BY', 'REQUESTS', 'FAILED', 'RUNS']];
   for (const r of rows) {
-    const servedBy = r.served_by.length ? r.served_by.map((s) => s.replace('secondary-', '')).join(',') : 'none';
+    const servedBy = r.served_by.length ? r.served_by.map(shortDaemonName).join(',') : 'none';
     out.push([r.name, r.handler, r.idempotent ? 'yes' : 'no', `${r.deadline_ms}ms`, size(r.max_payload_bytes), size(r.max_result_bytes), String(r.concurrency), servedBy, String(r.requests), String(r.failures), r.target]);
   }
   return formatColumns(out, new Set([0, 1, 2, 7, 10]));

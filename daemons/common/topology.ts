@@ -82,6 +82,12 @@ export function parseDaemonId(name: string): DaemonId | undefined {
   return isSecondaryInstance(n) ? { kind: 'secondary', instance: n } : undefined;
 }
 
+/** A secondary's name as a table column shows it: `secondary-2` → `2` (other names unchanged). */
+export function shortDaemonName(name: string): string {
+  const id = parseDaemonId(name);
+  return id?.kind === 'secondary' ? String(id.instance) : name;
+}
+
 /** Whether `name` names a daemon of the suite (for schemas: `z.string().refine(isDaemonName)`). */
 export function isDaemonName(name: string): boolean {
   return parseDaemonId(name) !== undefined;

@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import {
+  shortDaemonName,
   clientSocketPath,
   clientSocketUnit,
   daemonAtSlot,
@@ -60,6 +61,7 @@ t.test('docs/SCOREBOARD.md places the secondaries as topology.ts does', async (t
 
 t.test('names: one format, one parse, inverse of each other', async (t) => {
   t.same([MAIN, WATCHDOG, secondary(7)].map(formatDaemonId), ['main', 'watchdog', 'secondary-7']);
+  t.same(['secondary-7', 'main', 'secondary-63', 'x'].map(shortDaemonName), ['7', 'main', 'secondary-63', 'x'], 'short names: only a real secondary shortens');
   for (const id of every) t.ok(sameDaemon(parseDaemonId(formatDaemonId(id))!, id), formatDaemonId(id));
   for (const bad of ['', 'Main', 'main ', 'secondary', 'secondary-', 'secondary-0', 'secondary-01', `secondary-${MAX_SECONDARIES + 1}`, 'secondary-999', 'secondary-1a', 'secondary--1', 'watchdog2', 'scoreboard']) {
     t.equal(parseDaemonId(bad), undefined, JSON.stringify(bad));
