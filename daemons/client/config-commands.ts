@@ -4,7 +4,7 @@
  * one of them runs.
  */
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../common/config.js';
-import { ScoreboardReader } from '../common/scoreboard.js';
+import { ScoreboardReader } from '../common/scoreboard-reader.js';
 import { liveServedTypes, type ServedTypesFile } from '../common/served-types.js';
 import { loadTypesFor, type TypeRegistry } from '../common/type-registry.js';
 import { checkTypes, unservedTypes } from './check-types.js';

@@ -4,7 +4,7 @@
  * snapshot, closes it again.
  */
 import fs from 'node:fs';
-import { ScoreboardReader } from '../common/scoreboard.js';
+import { ScoreboardReader } from '../common/scoreboard-reader.js';
 import { liveServedTypes } from '../common/served-types.js';
 import { statusReport, type StatusReport } from './status.js';
 

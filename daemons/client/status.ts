@@ -2,7 +2,8 @@
  * `dispatchctl status`: the scoreboard as a table or as JSON. Pure formatting over a
  * snapshot; reading is ScoreboardReader's job.
  */
-import type { ScoreboardSnapshot, SlotData } from '../common/scoreboard.js';
+import type { SlotData } from '../common/scoreboard-layout.js';
+import type { ScoreboardSnapshot } from '../common/scoreboard-reader.js';
 import type { ServedTypesFile } from '../common/served-types.js';
 import { STALE_HEARTBEAT_MS } from '../common/timing.js';
 import { formatDaemonId, MAIN, parseDaemonId, secondary, serviceUnit, shortDaemonName, WATCHDOG } from '../common/topology.js';
