@@ -145,6 +145,26 @@ export function summarise(r: BenchResults): MeasureRow[] {
     const baselines = [...(ok(pw.exec).length ? [{ name: 'per-request exec of the script', value: medianOf(pw.exec, (x) => x.rps) }] : []), ...(ok(pw.loop).length ? [{ name: 'in-process Python loop', value: medianOf(pw.loop, (x) => x.rps) }] : [])];
     rows.push({ measure: `persistent Python worker (echo_worker.py, dispatchd.worker), ${bytes(Number(o.typesSize))}, established lease, ${o.concurrency} client(s)`, unit: 'req/s', values: { plain: medianOf(pw.plain, (x) => x.rps) }, ratios, target: '≥ 20× per-request exec', met: meets(defined([ratios['persistent/per-request exec']]), (x) => x >= 20), baselines });
   }
+  // The Python client (issue 11) against the TypeScript client, same suite, same run: req/s,
+  // then latency p50 and p99, of an established lease and of a new lease per request.
+  const py = r.loads.python;
+  if (py) {
+    const what = `${o.type} ${bytes(Number(o.size))}, ${o.concurrency} client(s)`;
+    for (const [key, label] of [['established', 'established lease'], ['new', 'new leases (whole redirect)']] as const) {
+      const pyRuns = py[`py-${key}`];
+      const tsRuns = py[`ts-${key}`];
+      if (!ok(pyRuns).length) continue;
+      const figures = [['req/s', 'req/s', (x: LoadResult) => x.rps], ['latency p50', 'ms', (x: LoadResult) => x.latency.p50], ['latency p99', 'ms', (x: LoadResult) => x.latency.p99]] as const;
+      for (const [name, unit, pick] of figures) {
+        const row: MeasureRow = { measure: `Python client (bench/py_load.py), ${label}, ${what}: ${name}`, unit, values: { plain: medianOf(pyRuns, pick) }, ratios: {}, target: '', met: undefined };
+        if (ok(tsRuns).length) {
+          row.ratios['Python/TypeScript client'] = pairedRatio(pyRuns, tsRuns, pick);
+          row.baseline = { name: 'TypeScript client, same suite', value: medianOf(tsRuns, pick) };
+        }
+        rows.push(row);
+      }
+    }
+  }
   const cpu = r.loads.cpu;
   if (cpu) {
     const values: Record<string, number> = {};
@@ -245,14 +265,13 @@ export function renderMarkdown(r: BenchResults): string {
       for (const [name, x] of Object.entries(c?.commands ?? {})) L.push(`| ${t} | \`${name}\` | ${c!.runs} | ${fmt(x.medianMs, 1)} | ${fmt(x.p90Ms, 1)} | ${fmt(x.cpuMs, 1)} |`);
     }
   }
-  const hs = r.loads.handshake;
-  if (hs) {
+  if (r.loads.handshake || r.loads.python) {
     L.push('');
     L.push('Latency per request (ms, medians over runs of p50 / p90 / p99 / max):');
     L.push('');
     L.push('| measure | target | p50 | p90 | p99 | max |');
     L.push('| --- | --- | ---: | ---: | ---: | ---: |');
-    for (const m of ['lease', 'handshake', 'large'] as const) {
+    for (const m of ['lease', 'handshake', 'large', 'python'] as const) {
       for (const [t, all] of Object.entries(r.loads[m] ?? {})) {
         const runs = ok(all);
         if (!runs.length) continue;

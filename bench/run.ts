@@ -21,6 +21,11 @@
  * as its unit would be, against the same script as a per-request exec handler, and against
  * its function called in-process from a Python loop).
  *
+ * The Python client (issue 11), on the plain target: `python` (bench/py_load.py, the
+ * `dispatchd` package of python/, on an established lease and with a new lease per request,
+ * each against the TypeScript client's load worker on the same suite, runs interleaved; the
+ * same type, size, concurrency and duration as the lease and handshake measures).
+ *
  * Writes the results as JSON (--json) and a Markdown table between the markers
  * `<!-- bench:begin -->` and `<!-- bench:end -->` of docs/BENCHMARKS.md (--markdown).
  * The options are listed by `npm run bench -- --help`.
@@ -45,7 +50,7 @@ import { median } from './stats.js';
 import { cannotBoot, SystemdSuite } from './systemd-suite.js';
 
 const ALL_TARGETS = ['bare', 'cluster', 'floor', 'plain', 'systemd'] as const;
-const ALL_MEASURES = ['lease', 'handshake', 'large', 'scale', 'module', 'exec', 'cpu', 'persistent', 'freeze', 'start', 'idle', 'cli'] as const;
+const ALL_MEASURES = ['lease', 'handshake', 'large', 'scale', 'module', 'exec', 'cpu', 'persistent', 'python', 'freeze', 'start', 'idle', 'cli'] as const;
 /** Measures of declared request types (bench/handlers, declared by {@link writeBenchTypes}). */
 const TYPE_MEASURES: readonly Measure[] = ['module', 'exec', 'cpu', 'persistent'];
 type Target = (typeof ALL_TARGETS)[number];
@@ -63,9 +68,9 @@ const argv = await yargs(hideBin(process.argv))
   .option('duration', { type: 'number', default: 5, describe: 'measured seconds per load run' })
   .option('warmup', { type: 'number', default: 1, describe: 'warm-up seconds before each load run' })
   .option('repeat', { type: 'number', default: 3, describe: 'runs of each load measurement per target (medians quoted)' })
-  .option('concurrency', { type: 'number', default: 1, describe: 'virtual clients for the lease, handshake and large measures' })
-  .option('type', { type: 'string', default: 'echo', choices: BUILTIN_HANDLERS, describe: 'request type of the lease and handshake measures (a built-in handler, which the bare server and node:cluster run too)' })
-  .option('size', { type: 'number', default: 1024, describe: 'DATA bytes of the lease and handshake measures' })
+  .option('concurrency', { type: 'number', default: 1, describe: 'virtual clients for the lease, handshake, large and python measures' })
+  .option('type', { type: 'string', default: 'echo', choices: BUILTIN_HANDLERS, describe: 'request type of the lease, handshake and python measures (a built-in handler, which the bare server and node:cluster run too)' })
+  .option('size', { type: 'number', default: 1024, describe: 'DATA bytes of the lease, handshake and python measures' })
   .option('large-size', { type: 'number', default: 16 * 1024 * 1024, describe: 'DATA bytes of the large (echo) measure' })
   .option('scale-type', { type: 'string', default: 'sha256', choices: BUILTIN_HANDLERS, describe: 'request type of the scale measure (a built-in handler)' })
   .option('scale-size', { type: 'number', default: 64 * 1024, describe: 'DATA bytes of the scale measure' })
@@ -173,10 +178,10 @@ function cpuSeconds(pid: number): number {
  * each serving process spent per request over the whole run (µs; clock ticks of 10 ms, so
  * meaningful over thousands of requests).
  */
-async function hostWorker(args: string[], tick: (f: number) => void, target?: string): Promise<LoadResult> {
+async function hostWorker(args: string[], tick: (f: number) => void, target?: string, program?: LoadProgram): Promise<LoadResult> {
   const pids = target ? serverPids(target) : {};
   const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p)]));
-  const r = await runHostWorker(args, tick);
+  const r = await runHostWorker(args, tick, program);
   const cpu: Record<string, number> = { client: r.clientCpuUsPerRequest };
   for (const [k, p] of Object.entries(pids)) cpu[k] = ((cpuSeconds(p) - before[k]!) / r.totalRequests) * 1e6;
   return { ...r, cpuUsPerRequest: cpu };
@@ -189,18 +194,29 @@ function progressTimer(tick: (f: number) => void, seconds: number, everyMs = 250
   return () => clearInterval(timer);
 }
 
-function runHostWorker(args: string[], tick: (f: number) => void): Promise<LoadResult> {
+/** A load generator's command line before its arguments, and its environment (default: the Node load worker). */
+interface LoadProgram {
+  argv: string[];
+  env?: NodeJS.ProcessEnv;
+}
+const NODE_WORKER: LoadProgram = { argv: [process.execPath, path.join(ROOT, 'build/bench/worker.js')] };
+
+function runHostWorker(args: string[], tick: (f: number) => void, program: LoadProgram = NODE_WORKER): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'build/bench/worker.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(program.argv[0]!, [...program.argv.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: program.env ?? process.env });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
     const stopProgress = progressTimer(tick, loadSeconds);
+    child.on('error', (e) => {
+      stopProgress();
+      reject(e);
+    });
     child.on('close', (code) => {
       stopProgress();
       if (code === 0) resolve(JSON.parse(out) as LoadResult);
-      else reject(new Error(err.trim() || `worker exit ${code}`));
+      else reject(new Error(err.trim() || `${program.argv.join(' ')}: exit ${code}`));
     });
   });
 }
@@ -253,6 +269,14 @@ const BENCH_TYPES = { module: 'echo-module', exec: 'cat', cpu: 'sha256-js', pers
 /** The persistent measure's script (three ways: worker, per-request exec, in-process loop) and its interpreter. */
 const ECHO_PY = path.join(ROOT, 'bench/handlers/echo_worker.py');
 const PYTHON = '/usr/bin/python3';
+/**
+ * The python measure's load generator: bench/py_load.py with the repository's `dispatchd`
+ * package (python/) first on its path. Its arguments are the Node worker's after `load
+ * --target dispatchd` (see {@link pyLoadArgs}).
+ */
+const PY_LOAD: LoadProgram = { argv: [PYTHON, path.join(ROOT, 'bench/py_load.py')], env: { ...process.env, PYTHONPATH: path.join(ROOT, 'python') } };
+/** {@link workerArgs} of a dispatchd target without its first three (`load --target dispatchd`), as py_load.py takes them. */
+const pyLoadArgs = (socket: string, mode: string, type: string, size: number, concurrency: number): string[] => workerArgs('dispatchd', socket, mode, type, size, concurrency).slice(3);
 /** The persistent workers the bench started itself (stopped at the end). */
 const workerProcs: ChildProcess[] = [];
 /** Quiet time before the idle window (ms). */
@@ -309,6 +333,17 @@ if (targets.has('plain')) {
       const cargs = (s: ProcessSuite) => workerArgs('dispatchd', s.mainSocket, 'session', BENCH_TYPES.cpu, argv['cpu-size'], argv['scale-concurrency']);
       addLoad('cpu', `sha256-js, 1 secondary #${r + 1}`, 'plain-1', r, (t) => hostWorker(cargs(plainOne!), t, 'plain-1'));
       addLoad('cpu', `sha256-js, ${argv.secondaries} secondaries #${r + 1}`, 'plain', r, (t) => hostWorker(cargs(plain!), t, 'plain'));
+    }
+  }
+}
+// The Python client (issue 11) against the TypeScript client, on the plain suite, with the
+// lease and handshake measures' type, size and concurrency: an established lease (mode
+// session) and a new lease per request (mode handshake), runs interleaved.
+if (targets.has('plain') && measures.has('python')) {
+  for (let r = 0; r < argv.repeat; r++) {
+    for (const [mode, key, what] of [['session', 'established', 'established lease'], ['handshake', 'new', 'new leases']] as const) {
+      addLoad('python', `${what}, TypeScript client #${r + 1}`, 'plain', r, (t) => hostWorker(workerArgs('dispatchd', plain!.mainSocket, mode, argv.type, argv.size, argv.concurrency), t, 'plain'), `ts-${key}`);
+      addLoad('python', `${what}, Python client #${r + 1}`, 'plain', r, (t) => hostWorker(pyLoadArgs(plain!.mainSocket, mode, argv.type, argv.size, argv.concurrency), t, 'plain', PY_LOAD), `py-${key}`);
     }
   }
 }
