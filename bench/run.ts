@@ -17,7 +17,7 @@
  * types are declared in the suite's own types.d (bench.toml), the handlers in bench/handlers.
  *
  * Persistent workers (issue 11), on the plain target: `persistent` (bench/handlers/
- * echo_worker.py as a persistent worker, socket-activated by test/helpers/activate-worker.py
+ * echo_worker.py as a persistent worker, socket-activated by test/helpers/activate.py --fdnames worker
  * as its unit would be, against the same script as a per-request exec handler, and against
  * its function called in-process from a Python loop).
  *
@@ -42,6 +42,7 @@ import { DEFAULT_SECONDARIES, serviceUnit, suiteDaemons, workerSocketPath } from
 import { VERSION } from '../daemons/common/version.js';
 import type { LoadResult } from './load.js';
 import { ensureDeb, ProcessSuite, ROOT } from '../test/helpers/index.js';
+import { ACTIVATE_PY } from '../test/helpers/paths.js';
 import type { CliStartResult } from './cli-start.js';
 import { BARE_NODE, measureIdle, sampleProcess, startSocketHolder, type IdleResult } from './proc-stats.js';
 import { renderMarkdown, summarise, writeMarkdown, type BenchResults, type MeasureRow } from './report.js';
@@ -509,12 +510,12 @@ function writeBenchTypes(s: ProcessSuite): void {
 }
 /**
  * Starts the persistent type's one worker as its unit would (no systemd here): listening on
- * its socket in the suite's runtime directory, passed as fd 3 by activate-worker.py.
+ * its socket in the suite's runtime directory, passed as fd 3 by activate.py --fdnames worker.
  */
 function startEchoWorker(s: ProcessSuite): void {
   const sock = workerSocketPath(s.dir, { type: BENCH_TYPES.persistent, index: 1 });
   const env = { ...process.env, PYTHONPATH: path.join(ROOT, 'python'), DISPATCHD_TYPE: BENCH_TYPES.persistent, DISPATCHD_WORKER: `${BENCH_TYPES.persistent}-1` };
-  const child = spawn(PYTHON, [path.join(ROOT, 'test/helpers/activate-worker.py'), sock, PYTHON, ECHO_PY], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(PYTHON, [ACTIVATE_PY, '--fdnames', 'worker', sock, PYTHON, ECHO_PY], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   workerProcs.push(child);
 }
 /**

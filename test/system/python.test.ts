@@ -4,18 +4,13 @@
  * byte-compiled at install; `python3 -m dispatchd request` and `status` answer as dispatchctl
  * does; removing the package leaves nothing behind.
  */
-import { basename, dirname, join } from 'node:path';
 import t from 'tap';
-import { ensureDeb } from '../helpers/index.js';
-import { DEB_DIR, install, installedSuite } from './lib/suite.js';
+import { installedSuite, installPythonPackage } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
 
 if (sb) {
-  const deb = await ensureDeb();
-  const pydeb = join(dirname(deb), `python3-dispatchd_${basename(deb).split('_')[1]!}_all.deb`);
-  await sb.copyIn(DEB_DIR, pydeb);
-  await install(sb, `${DEB_DIR}/${basename(pydeb)}`);
+  await installPythonPackage(sb);
 
   t.test('Debian\'s python3 imports the package from dist-packages, byte-compiled', async (t) => {
     const where = await sb.out("/usr/bin/python3 -c 'import dispatchd; print(dispatchd.__file__)'");

@@ -9,19 +9,15 @@
  * at most once.
  */
 import fs from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ensureDeb } from '../helpers/index.js';
 import { ROOT } from '../helpers/paths.js';
-import { DEB_DIR, install, installedSuite, journalNow, until } from './lib/suite.js';
+import { installedSuite, installPythonPackage, journalNow, until } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
 
 if (sb) {
-  const deb = await ensureDeb();
-  const pydeb = join(dirname(deb), `python3-dispatchd_${basename(deb).split('_')[1]!}_all.deb`);
-  await sb.copyIn(DEB_DIR, pydeb);
-  await install(sb, `${DEB_DIR}/${basename(pydeb)}`);
+  await installPythonPackage(sb);
 
   const DIR = '/usr/local/lib/dispatchd-test';
   // One worker script, a behaviour per argv[1]. Each fault sleeps after its signal: a

@@ -6,6 +6,7 @@
  *   const sb = await installedSuite(t);   // undefined: the file was skipped, with the reason
  *   if (sb) { t.test(...) }
  */
+import { basename, dirname, join } from 'node:path';
 import { closeAfter, cannotBootReason, DEB_DIR, ensureDeb, install, installDeb, Sandbox, until, type TestLike } from '../../helpers/index.js';
 
 export { DEB_DIR, install, until };
@@ -60,6 +61,18 @@ export async function installedSuite(t: TestLike & { plan(n: number, comment?: s
   if (opts.install ?? true) await installDeb(sb, deb);
   else await sb.copyIn(DEB_DIR, deb);
   return sb;
+}
+
+/**
+ * Installs python3-dispatchd (built beside the .deb by ensureDeb) in the sandbox, as the
+ * README says: `apt-get install ./dist/python3-dispatchd_*.deb`. Returns its file name.
+ */
+export async function installPythonPackage(sb: Sandbox): Promise<string> {
+  const deb = await ensureDeb();
+  const pydeb = join(dirname(deb), `python3-dispatchd_${basename(deb).split('_')[1]!}_all.deb`);
+  await sb.copyIn(DEB_DIR, pydeb);
+  await install(sb, `${DEB_DIR}/${basename(pydeb)}`);
+  return basename(pydeb);
 }
 
 /** Waits until every listed unit reports ActiveState=`state`. */

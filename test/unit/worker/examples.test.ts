@@ -1,7 +1,7 @@
 /**
  * The worker examples of docs/WORKERS.md §1 and README.md, run as written: each Python
  * (dispatchd.worker) and JavaScript (createWorker) block is saved to a file and started the
- * way its unit starts it (socket activation imitated by test/helpers/activate-worker.py:
+ * way its unit starts it (socket activation imitated by test/helpers/activate.py --fdnames worker:
  * fd 3, LISTEN_FDNAMES=worker); this test then plays a secondary: the hello, a run, its
  * result, and what the worker printed. The TOML block must declare those types as
  * persistent, and the generator must make their units.
@@ -13,13 +13,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t, { type Test } from 'tap';
-import { encodeFrame, FrameDecoder, type Frame } from '../../../daemons/common/frame.js';
+import { encodeFrame } from '../../../daemons/common/frame.js';
 import { parseTypesFile } from '../../../daemons/common/type-registry.js';
 import { generatedFiles } from '../../../daemons/worker/worker-units.js';
 import { until } from '../../helpers/index.js';
-import { ROOT } from '../../helpers/paths.js';
+import { ACTIVATE_PY, ROOT } from '../../helpers/paths.js';
+import { frameReader } from '../lib/frame-reader.js';
 
-const ACTIVATE = path.join(ROOT, 'test/helpers/activate-worker.py');
+const ACTIVATE = [ACTIVATE_PY, '--fdnames', 'worker'];
 /** The installed library's path, as the examples import it; here the repository's build. */
 const INSTALLED_LIB = '/usr/lib/dispatchd/build/daemons/worker/worker.js';
 const BUILT_LIB = pathToFileURL(path.join(ROOT, 'build/daemons/worker/worker.js')).href;
@@ -46,37 +47,12 @@ t.ok(workers.some((b) => b.file === 'docs/WORKERS.md' && b.lang === 'python'), '
 t.ok(workers.some((b) => b.file === 'docs/WORKERS.md' && b.lang === 'js'), 'docs/WORKERS.md has a JavaScript worker');
 t.ok(workers.some((b) => b.file === 'README.md'), 'README.md has a worker');
 
-/** Reads frames off a socket, one at a time. */
-function frames(sock: net.Socket): () => Promise<Frame> {
-  const dec = new FrameDecoder(1 << 20);
-  const ready: Frame[] = [];
-  let wake: (() => void) | undefined;
-  let closed = false;
-  sock.on('data', (b: Buffer) => {
-    dec.push(b);
-    for (let r = dec.next(); r.kind === 'frame'; r = dec.next()) ready.push(r.frame);
-    wake?.();
-  });
-  sock.on('close', () => {
-    closed = true;
-    wake?.();
-  });
-  return async () => {
-    for (;;) {
-      const f = ready.shift();
-      if (f) return f;
-      if (closed) throw new Error('the worker closed the connection');
-      await new Promise<void>((resolve) => (wake = resolve));
-    }
-  };
-}
-
 async function start(t: Test, argv: string[], dir: string): Promise<{ sock: string; proc: ChildProcess; output: () => string }> {
   const sock = path.join(dir, 'worker.sock');
   // As under systemd: standard output a pipe (the journal's stream), not unbuffered.
   const env: NodeJS.ProcessEnv = { ...process.env, PYTHONPATH: path.join(ROOT, 'python') };
   delete env.PYTHONUNBUFFERED;
-  const proc = spawn('python3', [ACTIVATE, sock, ...argv], {
+  const proc = spawn('python3', [...ACTIVATE, sock, ...argv], {
     cwd: dir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -107,7 +83,12 @@ for (const [i, ex] of workers.entries()) {
     const { sock, output } = await start(t, argv, dir);
     const conn = net.createConnection(sock);
     t.teardown(() => conn.destroy());
-    const next = frames(conn);
+    const read = frameReader(conn);
+    const next = async () => {
+      const f = await read();
+      if (f === 'closed') throw new Error('the worker closed the connection');
+      return f;
+    };
     const hello = await next();
     t.match(hello.header, { op: 'hello', protocol: 1, concurrency: 4 }, 'hello first, with its concurrency');
     const types = hello.header.types as string[];

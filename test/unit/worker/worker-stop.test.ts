@@ -2,7 +2,7 @@
  * The worker libraries (TypeScript and Python) at SIGTERM (what `systemctl stop` or a restart
  * of its unit sends): a request running is answered, then every connection is closed, and the
  * process exits by itself — not kept alive by the secondaries' connections until systemd's
- * SIGKILL. Each worker runs as its unit would start it (test/helpers/activate-worker.py).
+ * SIGKILL. Each worker runs as its unit would start it (test/helpers/activate.py --fdnames worker).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,35 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
-import { encodeFrame, FrameDecoder, type Frame } from '../../../daemons/common/frame.js';
+import { encodeFrame } from '../../../daemons/common/frame.js';
 import { until } from '../../helpers/index.js';
-import { ROOT } from '../../helpers/paths.js';
-
-/** A connection's frames, then 'closed'. */
-function reader(sock: net.Socket): () => Promise<Frame | 'closed'> {
-  const dec = new FrameDecoder(1 << 20);
-  const ready: Frame[] = [];
-  let closed = false;
-  let wake: (() => void) | undefined;
-  sock.on('data', (b: Buffer) => {
-    dec.push(b);
-    for (let r = dec.next(); r.kind === 'frame'; r = dec.next()) ready.push(r.frame);
-    wake?.();
-  });
-  sock.on('close', () => {
-    closed = true;
-    wake?.();
-  });
-  sock.on('error', () => undefined);
-  return async () => {
-    for (;;) {
-      const f = ready.shift();
-      if (f) return f;
-      if (closed) return 'closed';
-      await new Promise<void>((resolve) => (wake = resolve));
-    }
-  };
-}
+import { ACTIVATE_PY, ROOT } from '../../helpers/paths.js';
+import { frameReader } from '../lib/frame-reader.js';
 
 const lib = pathToFileURL(path.join(ROOT, 'build/daemons/worker/worker.js')).href;
 /** Each library's worker: 'hold' answers once its DATA's number of ms passed, after saying on stdout that it runs. */
@@ -82,7 +57,7 @@ for (const [lang, w] of Object.entries(WORKERS)) t.test(`${lang}: at SIGTERM the
   fs.writeFileSync(path.join(dir, w.file), w.code);
   const sock = path.join(dir, 'w.sock');
   const env: NodeJS.ProcessEnv = { ...process.env, PYTHONPATH: path.join(ROOT, 'python') };
-  const proc = spawn('python3', [path.join(ROOT, 'test/helpers/activate-worker.py'), sock, ...w.argv(path.join(dir, w.file))], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const proc = spawn('python3', [ACTIVATE_PY, '--fdnames', 'worker', sock, ...w.argv(path.join(dir, w.file))], { stdio: ['ignore', 'pipe', 'inherit'], env });
   t.teardown(() => void proc.kill('SIGKILL'));
   let out = '';
   proc.stdout!.on('data', (b: Buffer) => (out += b.toString()));
@@ -95,7 +70,7 @@ for (const [lang, w] of Object.entries(WORKERS)) t.test(`${lang}: at SIGTERM the
     busy.destroy();
     idle.destroy();
   });
-  const [nextBusy, nextIdle] = [reader(busy), reader(idle)];
+  const [nextBusy, nextIdle] = [frameReader(busy), frameReader(idle)];
   t.match(await nextBusy(), { header: { op: 'hello' } });
   t.match(await nextIdle(), { header: { op: 'hello' } });
   busy.write(Buffer.concat(encodeFrame({ op: 'run', id: 1, type: 'hold', deadline_ms: 10_000 }, Buffer.from('300'))));
