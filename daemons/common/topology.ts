@@ -231,3 +231,12 @@ export function suiteDaemons(secondaries: number): DaemonId[] {
 export function servedTypesPath(scoreboardFile: string, id: DaemonId): string {
   return `${scoreboardFile}.${formatDaemonId(id)}.types`;
 }
+
+/**
+ * The suite's lease key (docs/PROTOCOL.md §2.2): 32 random bytes beside the scoreboard
+ * (`/dev/shm/dispatchd.scoreboard.lease-key`), mode 0400, owner dispatchd, made fresh by the
+ * scoreboard keeper at each start of the suite and removed at its stop.
+ */
+export function leaseKeyPath(scoreboardFile: string): string {
+  return `${scoreboardFile}.lease-key`;
+}
