@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import { ERROR_CODES, type DispatchError } from './errors.js';
 import type { FrameHeader } from './frame.js';
-import { LEASE_TOKEN } from './messages.js';
+import { CLIENT_LEASE_TOKEN as LEASE_TOKEN } from './messages.js';
 
 const u32 = z.number().int().nonnegative().max(0xffffffff);
 

@@ -53,6 +53,11 @@ export class CreditWindow {
     return this.unused.size;
   }
 
+  /** The next sequence to be granted. */
+  get nextSeq(): number {
+    return this.next;
+  }
+
   /** When the oldest fresh batch goes stale (unix ms), or undefined when none is fresh. */
   nextStale(): number | undefined {
     return this.batches[this.staleAt]?.freshUntil;

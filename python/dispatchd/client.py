@@ -51,7 +51,7 @@ class Lease:
     Attributes:
         secondary: N of the secondary that holds it.
         socket: that secondary's socket path.
-        lease: the token, 32 lowercase hex digits.
+        lease: the token, opaque lowercase hex (2 … 256 digits; 82 today).
         generation: the secondary process's generation; the lease is good only for it.
         expires_in_ms: time left to present it, in ms.
         type: the request type it is for.
@@ -98,7 +98,7 @@ def _parse_lease(h: dict, asked_type: str) -> Lease:
     """Validates a lease answer (protocol.ts LeaseGranted). Raises PROTOCOL_ERROR."""
     ok = (h.get("ok") is True and h.get("op") == "lease" and _is_int(h.get("secondary"), 1, 2**53)
           and isinstance(h.get("socket"), str) and 0 < len(h["socket"]) <= 4096
-          and isinstance(h.get("lease"), str) and len(h["lease"]) == 32
+          and isinstance(h.get("lease"), str) and 2 <= len(h["lease"]) <= 256
           and all(c in "0123456789abcdef" for c in h["lease"])
           and _is_int(h.get("generation"), 0, 0xFFFFFFFF) and _is_int(h.get("expires_in_ms"), 0, 2**53)
           and (h.get("type") is None or (isinstance(h["type"], str) and 0 < len(h["type"]) <= 64))
