@@ -38,7 +38,7 @@ import { median } from './stats.js';
 import { cannotBoot, SystemdSuite } from './systemd-suite.js';
 
 const ALL_TARGETS = ['bare', 'cluster', 'floor', 'plain', 'systemd'] as const;
-const ALL_MEASURES = ['lease', 'handshake', 'large', 'scale', 'module', 'exec', 'cpu', 'freeze', 'start', 'idle'] as const;
+const ALL_MEASURES = ['lease', 'handshake', 'kept', 'large', 'scale', 'module', 'exec', 'cpu', 'freeze', 'start', 'idle'] as const;
 /** Measures of declared request types (bench/handlers, declared by {@link writeBenchTypes}). */
 const TYPE_MEASURES: readonly Measure[] = ['module', 'exec', 'cpu'];
 type Target = (typeof ALL_TARGETS)[number];
@@ -56,9 +56,9 @@ const argv = await yargs(hideBin(process.argv))
   .option('duration', { type: 'number', default: 5, describe: 'measured seconds per load run' })
   .option('warmup', { type: 'number', default: 1, describe: 'warm-up seconds before each load run' })
   .option('repeat', { type: 'number', default: 3, describe: 'runs of each load measurement per target (medians quoted)' })
-  .option('concurrency', { type: 'number', default: 1, describe: 'virtual clients for the lease, handshake and large measures' })
-  .option('type', { type: 'string', default: 'echo', choices: ['echo', 'sha256', 'sleep'], describe: 'request type of the lease and handshake measures' })
-  .option('size', { type: 'number', default: 1024, describe: 'DATA bytes of the lease and handshake measures' })
+  .option('concurrency', { type: 'number', default: 1, describe: 'virtual clients for the lease, handshake, kept and large measures' })
+  .option('type', { type: 'string', default: 'echo', choices: ['echo', 'sha256', 'sleep'], describe: 'request type of the lease, handshake and kept measures' })
+  .option('size', { type: 'number', default: 1024, describe: 'DATA bytes of the lease, handshake and kept measures' })
   .option('large-size', { type: 'number', default: 16 * 1024 * 1024, describe: 'DATA bytes of the large (echo) measure' })
   .option('scale-type', { type: 'string', default: 'sha256', choices: ['echo', 'sha256', 'sleep'], describe: 'request type of the scale measure' })
   .option('scale-size', { type: 'number', default: 64 * 1024, describe: 'DATA bytes of the scale measure' })
@@ -233,6 +233,8 @@ const IDLE_SETTLE_MS = 5000;
 const loadMeasures: Array<{ m: Measure; mode: string; type: string; size: number; conc: number }> = [
   { m: 'lease', mode: 'session', type: argv.type, size: argv.size, conc: argv.concurrency },
   { m: 'handshake', mode: 'handshake', type: argv.type, size: argv.size, conc: argv.concurrency },
+  // New leases from one client that keeps its main connection (bare: as handshake, a new connection per request).
+  { m: 'kept', mode: 'kept', type: argv.type, size: argv.size, conc: argv.concurrency },
   { m: 'large', mode: 'session', type: 'echo', size: argv['large-size'], conc: argv.concurrency },
 ];
 for (const lm of loadMeasures) {
