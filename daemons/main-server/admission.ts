@@ -92,8 +92,10 @@ export class Admission {
   }
 
   /**
-   * Each tick: ends cool-downs that are over, re-counts the live secondaries and re-reads the
-   * served types of those whose generation changed. @throws DispatchError SCOREBOARD_*.
+   * Each tick: re-counts the live secondaries, re-reads the served types of those whose
+   * generation changed, forgets the credits of stopped or restarted ones, asks those whose
+   * credits main lacks for some (`want`), and forgets minted leases that expired unclaimed.
+   * @throws DispatchError SCOREBOARD_*.
    */
   refresh(now: number): void {
     const slots = this.o.scoreboard.read().slots;
@@ -179,7 +181,7 @@ export class Admission {
         if (sawFull) {
           throw new DispatchError('BUSY', `every secondary is busy (waited ${queueMs} ms in the admission queue); retry after ${BUSY_RETRY_AFTER_MS} ms`, { retryAfterMs: BUSY_RETRY_AFTER_MS, retryable: true });
         }
-        const why = alive > 0 ? `none of the ${alive} running secondaries answered` : 'no secondary server is running';
+        const why = alive > 0 ? `none of the ${alive} running secondaries has granted this main credits (asked with \`want\`)` : 'no secondary server is running';
         throw new DispatchError('UNAVAILABLE', `${why} (waited ${queueMs} ms); check 'systemctl status dispatchd-secondary@*.service'`, { retryable: true });
       }
       this.o.queueChanged();

@@ -111,7 +111,7 @@ t.test('no secondary running, or none ever granting credits: UNAVAILABLE saying 
   const none = build([secondary(1, { state: 'stopped' })], {});
   await t.rejects(none.admission.lease('echo'), { code: 'UNAVAILABLE', message: /^no secondary server is running \(waited 50 ms\)/ });
   const silent = build([secondary(1)], {});
-  await t.rejects(silent.admission.lease('echo'), { code: 'UNAVAILABLE', message: /^none of the 1 running secondaries answered/ });
+  await t.rejects(silent.admission.lease('echo'), { code: 'UNAVAILABLE', message: /^none of the 1 running secondaries has granted this main credits/ });
   const unreadable = build([secondary(1)], { 1: 1 });
   unreadable.state.unreadable = true;
   await t.rejects(unreadable.admission.lease('echo'), { code: 'UNAVAILABLE', message: 'failed to read the scoreboard: EIO' });
