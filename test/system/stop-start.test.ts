@@ -7,7 +7,7 @@
  */
 import t, { type Test } from 'tap';
 import type { LoadReport } from '../chaos/lib/load.js';
-import { describeLoad, startLoadInside, tools, type RunningLoad } from './lib/inside.js';
+import { clientScript, describeLoad, startLoadInside, tools, type RunningLoad } from './lib/inside.js';
 import { DAEMONS, installedSuite, UNITS, until, untilUnits } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
@@ -129,5 +129,29 @@ if (sb) {
 
   t.test('started once more, the suite serves', async (t) => {
     await startAndCheck(t, 'final', false);
+  });
+
+  t.test('a lease minted before the suite restarted is refused: the suite key is new at each start (LEASE_STALE, logged)', async (t) => {
+    const key = '/dev/shm/dispatchd.scoreboard.lease-key';
+    const before = await sb.out(`stat -c '%a %U %s' ${key} && sha256sum ${key}`);
+    t.match(before, /^400 dispatchd 32\n/, 'the key: 32 bytes, mode 0400, owned by dispatchd');
+    const r = await clientScript<{ code: string; message: string; after: string }>(
+      sb,
+      `
+      const c = new lib.DispatchClient({ timeoutMs: 20000 });
+      const g = await c.lease('echo');
+      c.close();
+      execSync('systemctl restart dispatchd.target');
+      const after = execSync('dispatchctl request echo up').toString();
+      try { await c.runOnLease(g, 'echo', Buffer.from('x'), 5000); console.log(JSON.stringify({ code: 'served', after })); }
+      catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, after })); }`,
+    );
+    t.equal(r.after, 'up', 'the restarted suite serves');
+    t.equal(r.code, 'LEASE_STALE', r.message);
+    t.match(r.message, /minted with the key of an earlier start of the suite/);
+    const after = await sb.out(`sha256sum ${key}`);
+    t.not(after.split(' ')[0], before.split('\n')[1]!.split(' ')[0], 'a fresh key');
+    const logged = await sb.out("journalctl --no-pager -q -u 'dispatchd-secondary@*' -o cat -g 'lease_fault=old-key|minted with the key of an earlier start' || true");
+    t.ok(logged.trim().split('\n').filter(Boolean).length >= 1, `the refusal is logged: ${logged.trim().split('\n')[0]}`);
   });
 }
