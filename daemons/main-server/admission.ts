@@ -166,13 +166,6 @@ export class Admission {
       this.rotation++;
       const now = Date.now();
       for (const c of candidates) {
-        // The type's concurrency on that secondary, counted in leases main has out there: the
-        // request waits here rather than be refused BUSY by the secondary when presented.
-        const cap = route?.concurrency?.get(c.instance);
-        if (cap !== undefined && this.o.ledger.outstanding(formatDaemonId(secondary(c.instance)), c.generation, type) >= cap) {
-          sawFull = true;
-          continue;
-        }
         const m = this.mint(c, type, now);
         if (m) {
           const socket = clientSocketPath(config.paths.runtime_dir, secondary(c.instance));
@@ -202,7 +195,7 @@ export class Admission {
     const ttl = this.o.config().main.lease_ttl_ms;
     const m = this.o.pool.mint(c.instance, c.generation, type, now, ttl);
     if (!m) return undefined;
-    this.o.ledger.record(formatDaemonId(secondary(c.instance)), c.generation, m.seq, m.exp, type);
+    this.o.ledger.record(formatDaemonId(secondary(c.instance)), c.generation, m.seq, m.exp);
     return m.lease;
   }
 }

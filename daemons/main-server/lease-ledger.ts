@@ -28,15 +28,11 @@ interface AdoptedBatch {
 interface MintedLease {
   exp: number;
   claimed: boolean;
-  /** `secondary-N/generation/type`: what it counts against in {@link LeaseLedger.outstanding}. */
-  of: string;
 }
 
 export class LeaseLedger {
   /** Leases this process minted and not yet seen end, by `secondary-N/generation/sequence`, oldest first. */
   private readonly minted = new Map<string, MintedLease>();
-  /** Leases out (minted, not yet ended or expired unclaimed), by `secondary-N/generation/type`. */
-  private readonly perType = new Map<string, number>();
   /** Leases reported ended: minted by this process, or adopted from an earlier main process; and this process's that expired unclaimed. */
   private readonly ended = { own: 0, adopted: 0, expired: 0 };
   /** Adopted leases ended since the last report: they are logged together. */
@@ -61,28 +57,10 @@ export class LeaseLedger {
     return this.ended.expired;
   }
 
-  /** Leases of `type` this process has out on `secondary` (its name) of generation `gen`: minted, not yet ended nor expired unclaimed. */
-  outstanding(secondary: string, gen: number, type: string): number {
-    return this.perType.get(`${secondary}/${gen}/${type}`) ?? 0;
-  }
-
-  /** A lease of `type` this process minted for `secondary` (its name) of generation `gen`, sequence `seq`, expiring at `exp` (unix ms). */
-  record(secondary: string, gen: number, seq: number, exp: number, type: string): void {
-    const of = `${secondary}/${gen}/${type}`;
-    this.minted.set(`${secondary}/${gen}/${seq}`, { exp, claimed: false, of });
-    this.perType.set(of, (this.perType.get(of) ?? 0) + 1);
-    if (this.minted.size > RESERVED_MEMORY) this.forget(this.minted.keys().next().value!);
-  }
-
-  /** Drops a minted lease; returns whether it was there. */
-  private forget(key: string): boolean {
-    const l = this.minted.get(key);
-    if (!l) return false;
-    this.minted.delete(key);
-    const n = (this.perType.get(l.of) ?? 1) - 1;
-    if (n > 0) this.perType.set(l.of, n);
-    else this.perType.delete(l.of);
-    return true;
+  /** A lease this process minted for `secondary` (its name) of generation `gen`, sequence `seq`, expiring at `exp` (unix ms). */
+  record(secondary: string, gen: number, seq: number, exp: number): void {
+    this.minted.set(`${secondary}/${gen}/${seq}`, { exp, claimed: false });
+    if (this.minted.size > RESERVED_MEMORY) this.minted.delete(this.minted.keys().next().value!);
   }
 
   /**
@@ -96,7 +74,7 @@ export class LeaseLedger {
       if (l) l.claimed = true;
     }
     for (const [seq, requests, failed] of m.ended) {
-      if (this.forget(`${m.from}/${m.gen}/${seq}`)) {
+      if (this.minted.delete(`${m.from}/${m.gen}/${seq}`)) {
         this.ended.own++;
         continue;
       }
@@ -114,7 +92,7 @@ export class LeaseLedger {
   sweep(now: number): void {
     for (const [k, l] of this.minted) {
       if (!l.claimed && l.exp + CLAIM_REPORT_GRACE_MS < now) {
-        this.forget(k);
+        this.minted.delete(k);
         this.ended.expired++;
       }
     }

@@ -110,8 +110,7 @@ export class MainServer {
       if (id?.kind !== 'secondary') return;
       this.pool.add(instanceOf(id), m);
       this.ledger.credit(m);
-      // New credits, or leases ended (a type's concurrency freed): queued requests look again.
-      if (m.n > 0 || m.ended.length > 0) this.queue.wake(Math.max(m.n, m.ended.length));
+      if (m.n > 0) this.queue.wake(m.n);
     });
     core.on('ready', (m) => {
       const id = parseDaemonId(m.from);

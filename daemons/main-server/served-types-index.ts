@@ -19,8 +19,6 @@ export interface TypeRoute {
   instances: ReadonlySet<number>;
   /** False if any of them declares it not idempotent (a reload in progress may disagree). */
   idempotent: boolean;
-  /** Each one's `concurrency` for it: the most leases of it main has out on that secondary at once. */
-  concurrency?: ReadonlyMap<number, number>;
 }
 
 export class ServedTypesIndex {
@@ -101,12 +99,11 @@ export class ServedTypesIndex {
   }
 
   private rebuild(): void {
-    const routes = new Map<string, { instances: Set<number>; idempotent: boolean; concurrency: Map<number, number> }>();
+    const routes = new Map<string, { instances: Set<number>; idempotent: boolean }>();
     for (const [n, f] of this.files) {
       for (const t of f.types) {
-        const r = routes.get(t.name) ?? { instances: new Set<number>(), idempotent: true, concurrency: new Map<number, number>() };
+        const r = routes.get(t.name) ?? { instances: new Set<number>(), idempotent: true };
         r.instances.add(n);
-        r.concurrency.set(n, t.concurrency);
         r.idempotent &&= t.idempotent;
         routes.set(t.name, r);
       }

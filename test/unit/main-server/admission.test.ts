@@ -13,19 +13,13 @@ import { secondary } from '../lib/slots.js';
 const KEY = Buffer.alloc(32, 9);
 
 /** A fake served-types index: `serves[type]` lists the instances that serve it (default: every slot serves echo, sha256, sleep). */
-type Serves = Record<string, { instances: number[]; idempotent: boolean; concurrency?: Record<number, number> }>;
-
-function fakeTypes(slots: SlotData[], serves?: Serves, published = true) {
+function fakeTypes(slots: SlotData[], serves?: Record<string, { instances: number[]; idempotent: boolean }>, published = true) {
   const all = slots.filter((s) => s.kind === 'secondary').map((s) => s.instance);
-  const table: Serves = serves ?? Object.fromEntries(['echo', 'sha256', 'sleep'].map((n) => [n, { instances: all, idempotent: true }]));
+  const table = serves ?? Object.fromEntries(['echo', 'sha256', 'sleep'].map((n) => [n, { instances: all, idempotent: true }]));
   const refreshed: Array<[number, number]> = [];
   return {
     refreshed,
-    lookup: (type: string) => {
-      const r = table[type];
-      if (!r) return undefined;
-      return { instances: new Set(r.instances), idempotent: r.idempotent, ...(r.concurrency ? { concurrency: new Map(Object.entries(r.concurrency).map(([n, c]): [number, number] => [Number(n), c])) } : {}) };
-    },
+    lookup: (type: string) => (table[type] ? { instances: new Set(table[type]!.instances), idempotent: table[type]!.idempotent } : undefined),
     known: () => Object.keys(table).sort(),
     sync: () => undefined,
     syncForUnknown: () => undefined,
@@ -38,7 +32,7 @@ function fakeTypes(slots: SlotData[], serves?: Serves, published = true) {
  * Admission with a real credit pool and ledger; `credits[N]` is how many credits secondary N
  * granted before the request (undefined: none, it never answered).
  */
-function build(slots: SlotData[], credits: Record<number, number>, o: { queueMs?: number; queueMax?: number; serves?: Serves; published?: boolean } = {}) {
+function build(slots: SlotData[], credits: Record<number, number>, o: { queueMs?: number; queueMax?: number; serves?: Record<string, { instances: number[]; idempotent: boolean }>; published?: boolean } = {}) {
   const config = defaultConfig();
   config.main.queue_timeout_ms = o.queueMs ?? 50;
   const wants: Array<[number, number]> = [];
@@ -173,21 +167,4 @@ t.test('while a running secondary has not published its types yet (the suite sta
   t.equal(ledger.out, 0, 'nothing minted');
   const none = build([], {}, { serves: {} });
   await t.rejects(none.admission.lease('echo', 10), { code: 'UNAVAILABLE' }, 'no secondary running at all: unavailable, not unknown');
-});
-
-t.test("a type's concurrency on a secondary caps the leases main has out there: the next waits, then BUSY; an end frees one", async (t) => {
-  const serves = { single: { instances: [1, 2], idempotent: true, concurrency: { 1: 1, 2: 1 } }, echo: { instances: [1, 2], idempotent: true } };
-  const { admission, ledger, queue } = build([secondary(1), secondary(2, { generation: 42 })], { 1: 4, 2: 4 }, { serves, queueMs: 300 });
-  const held = [await admission.lease('single'), await admission.lease('single')];
-  t.same(held.map((g) => g.secondary).sort(), [1, 2], 'one on each secondary');
-  await t.rejects(admission.lease('single', 30), { code: 'BUSY' }, 'a third waits in the queue, then is told busy');
-  t.ok((await admission.lease('echo')).lease, 'other types are not held up');
-  const waiting = admission.lease('single');
-  const on1 = held.find((g) => g.secondary === 1)!;
-  const seq = new LeaseSigner(KEY, 1, on1.generation).verify(on1.lease, 'single', Date.now());
-  t.ok(seq.ok);
-  // secondary-1 reports the lease ended in a batch: the waiting request is woken and served there.
-  ledger.credit({ v: 1, t: 'credit', from: 'secondary-1', gen: on1.generation, seq: 100, n: 0, exp: 0, claimed: [], ended: [[seq.ok ? seq.claims.seq : 0, 1, 0]] });
-  queue.wake(1);
-  t.match(await waiting, { secondary: 1, type: 'single' });
 });

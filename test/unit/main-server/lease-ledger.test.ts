@@ -9,8 +9,8 @@ const credit = (o: Partial<Credit> = {}): Credit => ({ v: 1, t: 'credit', from: 
 t.test("own leases end silently; an earlier main's are adopted and reported in one line per batch", async (t) => {
   const { logger, lines } = fakeLogger();
   const ledger = new LeaseLedger(logger);
-  ledger.record('secondary-1', 1, 1, 5000, 'echo');
-  ledger.record('secondary-2', 1, 1, 5000, 'echo');
+  ledger.record('secondary-1', 1, 1, 5000);
+  ledger.record('secondary-2', 1, 1, 5000);
   t.equal(ledger.out, 2);
   ledger.credit(credit({ claimed: [1], ended: [[1, 2, 0]] }));
   t.equal(ledger.out, 1);
@@ -41,9 +41,9 @@ t.test("own leases end silently; an earlier main's are adopted and reported in o
 t.test('a lease no secondary reported claimed by its expiry expired unused; a claimed one stays out', async (t) => {
   const { logger } = fakeLogger();
   const ledger = new LeaseLedger(logger);
-  ledger.record('secondary-1', 1, 1, 1000, 'echo');
-  ledger.record('secondary-1', 1, 2, 1000, 'echo');
-  ledger.record('secondary-1', 1, 3, 9000, 'echo');
+  ledger.record('secondary-1', 1, 1, 1000);
+  ledger.record('secondary-1', 1, 2, 1000);
+  ledger.record('secondary-1', 1, 3, 9000);
   ledger.credit(credit({ claimed: [2] }));
   ledger.sweep(1000 + CLAIM_REPORT_GRACE_MS);
   t.equal(ledger.out, 3, 'not before the grace is over');
@@ -70,7 +70,7 @@ t.test('the batch is reported by itself once its time is up', async (t) => {
 t.test('the memory of own leases is bounded, oldest forgotten first', async (t) => {
   const { logger } = fakeLogger();
   const ledger = new LeaseLedger(logger);
-  for (let i = 1; i <= RESERVED_MEMORY + 1; i++) ledger.record('secondary-1', 1, i, 1e15, 'echo');
+  for (let i = 1; i <= RESERVED_MEMORY + 1; i++) ledger.record('secondary-1', 1, i, 1e15);
   t.equal(ledger.out, RESERVED_MEMORY);
   ledger.credit(credit({ ended: [[1, 0, 0]] }));
   t.equal(ledger.adopted, 1, 'the oldest was forgotten: its end counts as adopted');
@@ -89,22 +89,4 @@ t.test("the adoption note of a restarted main names what it takes over", async (
     }),
     '; failed to read the scoreboard to re-adopt it: EIO, retrying in 1000 ms',
   );
-});
-
-t.test('leases out per secondary process and type: counted from minting until they end or expire unclaimed', async (t) => {
-  const { logger } = fakeLogger();
-  const ledger = new LeaseLedger(logger);
-  ledger.record('secondary-1', 1, 1, 1000, 'single');
-  ledger.record('secondary-1', 1, 2, 1000, 'single');
-  ledger.record('secondary-1', 1, 3, 1000, 'echo');
-  ledger.record('secondary-2', 1, 1, 1000, 'single');
-  t.equal(ledger.outstanding('secondary-1', 1, 'single'), 2);
-  t.equal(ledger.outstanding('secondary-1', 2, 'single'), 0, 'another generation');
-  t.equal(ledger.outstanding('secondary-1', 1, 'echo'), 1);
-  ledger.credit(credit({ claimed: [1], ended: [[1, 1, 0]] }));
-  t.equal(ledger.outstanding('secondary-1', 1, 'single'), 1, 'one ended');
-  ledger.sweep(1001 + CLAIM_REPORT_GRACE_MS);
-  t.equal(ledger.outstanding('secondary-1', 1, 'single'), 0, 'the other expired unclaimed');
-  t.equal(ledger.outstanding('secondary-2', 1, 'single'), 0);
-  t.equal(ledger.outstanding('secondary-1', 1, 'echo'), 0);
 });
