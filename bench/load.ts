@@ -8,9 +8,14 @@
  * - `session`: each virtual client opens one connection and sends every request on it. For
  *   dispatchd that is an established lease (one lease from main, then `run` frames on the
  *   secondary's connection); for a bare server one connection.
- * - `handshake`: each request is a new connection. For dispatchd the whole redirect
- *   (`DispatchClient.request`: connect to main, lease, connect to the secondary, run,
- *   close); for a bare server connect, request, close.
+ * - `handshake`: each request is a new connection. For dispatchd the whole redirect with a
+ *   new client per request (`new DispatchClient().request`: connect to main, lease, connect
+ *   to the secondary, run, close both), so the figure stays comparable with runs before the
+ *   client kept its main connection; for a bare server connect, request, close.
+ * - `kept`: as `handshake`, but each virtual client is one `DispatchClient` for all its
+ *   requests, so its connection to main is kept open between them (a new lease per request,
+ *   several on one connection, docs/PROTOCOL.md §1.4) while each run is still a new
+ *   connection to the secondary; for a bare server, as `handshake`.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -19,7 +24,7 @@ import { DispatchError } from '../daemons/common/errors.js';
 import { LatencyRecorder, type LatencySummary } from './stats.js';
 
 export type TargetKind = 'bare' | 'dispatchd' | 'relay' | 'spawn';
-export type LoadMode = 'session' | 'handshake';
+export type LoadMode = 'session' | 'handshake' | 'kept';
 
 export interface LoadOptions {
   /**
@@ -145,13 +150,28 @@ async function openClient(o: LoadOptions, payload: Buffer): Promise<VirtualClien
       close: () => undefined,
     };
   }
-  const client = new DispatchClient({ socket: o.socket, timeoutMs: TIMEOUT_MS });
   if (o.mode === 'session') {
+    const client = new DispatchClient({ socket: o.socket, timeoutMs: TIMEOUT_MS });
     const grant = await client.lease(o.type);
+    client.close();
     const session = await Session.open(grant, MAX_RESULT_BYTES, 5000);
     return { request: () => session.run(o.type, payload, TIMEOUT_MS), close: () => session.close() };
   }
-  return { request: () => client.request(o.type, payload), close: () => undefined };
+  if (o.mode === 'kept') {
+    const client = new DispatchClient({ socket: o.socket, timeoutMs: TIMEOUT_MS });
+    return { request: () => client.request(o.type, payload), close: () => client.close() };
+  }
+  return {
+    request: async () => {
+      const client = new DispatchClient({ socket: o.socket, timeoutMs: TIMEOUT_MS });
+      try {
+        return await client.request(o.type, payload);
+      } finally {
+        client.close();
+      }
+    },
+    close: () => undefined,
+  };
 }
 
 function check(type: string, payload: Buffer, result: Buffer): void {

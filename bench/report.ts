@@ -105,6 +105,7 @@ export function summarise(r: BenchResults): MeasureRow[] {
   };
   load('lease', `established lease, ${o.type} ${bytes(Number(o.size))}, ${o.concurrency} client(s)`, 'req/s', (x) => x.rps, 0.9);
   load('handshake', `new leases (whole redirect), ${o.type} ${bytes(Number(o.size))}, ${o.concurrency} client(s)`, 'req/s', (x) => x.rps, 0.5);
+  load('kept', `new leases on a kept main connection, ${o.type} ${bytes(Number(o.size))}, ${o.concurrency} client(s)`, 'req/s', (x) => x.rps, 0.6);
   const hs = r.loads.handshake;
   if (hs) {
     for (const [q, name] of [['p50', 'p50'], ['p99', 'p99']] as const) {
@@ -271,7 +272,7 @@ export function renderMarkdown(r: BenchResults): string {
     L.push('');
     L.push('| measure | target | p50 | p90 | p99 | max |');
     L.push('| --- | --- | ---: | ---: | ---: | ---: |');
-    for (const m of ['lease', 'handshake', 'large', 'python'] as const) {
+    for (const m of ['lease', 'handshake', 'kept', 'large', 'python'] as const) {
       for (const [t, all] of Object.entries(r.loads[m] ?? {})) {
         const runs = ok(all);
         if (!runs.length) continue;

@@ -51,7 +51,7 @@ import { median } from './stats.js';
 import { cannotBoot, SystemdSuite } from './systemd-suite.js';
 
 const ALL_TARGETS = ['bare', 'cluster', 'floor', 'plain', 'systemd'] as const;
-const ALL_MEASURES = ['lease', 'handshake', 'large', 'scale', 'module', 'exec', 'cpu', 'persistent', 'python', 'freeze', 'start', 'idle', 'cli'] as const;
+const ALL_MEASURES = ['lease', 'handshake', 'kept', 'large', 'scale', 'module', 'exec', 'cpu', 'persistent', 'python', 'freeze', 'start', 'idle', 'cli'] as const;
 /** Measures of declared request types (bench/handlers, declared by {@link writeBenchTypes}). */
 const TYPE_MEASURES: readonly Measure[] = ['module', 'exec', 'cpu', 'persistent'];
 type Target = (typeof ALL_TARGETS)[number];
@@ -69,9 +69,9 @@ const argv = await yargs(hideBin(process.argv))
   .option('duration', { type: 'number', default: 5, describe: 'measured seconds per load run' })
   .option('warmup', { type: 'number', default: 1, describe: 'warm-up seconds before each load run' })
   .option('repeat', { type: 'number', default: 3, describe: 'runs of each load measurement per target (medians quoted)' })
-  .option('concurrency', { type: 'number', default: 1, describe: 'virtual clients for the lease, handshake, large and python measures' })
-  .option('type', { type: 'string', default: 'echo', choices: BUILTIN_HANDLERS, describe: 'request type of the lease, handshake and python measures (a built-in handler, which the bare server and node:cluster run too)' })
-  .option('size', { type: 'number', default: 1024, describe: 'DATA bytes of the lease, handshake and python measures' })
+  .option('concurrency', { type: 'number', default: 1, describe: 'virtual clients for the lease, handshake, kept, large and python measures' })
+  .option('type', { type: 'string', default: 'echo', choices: BUILTIN_HANDLERS, describe: 'request type of the lease, handshake, kept and python measures (a built-in handler, which the bare server and node:cluster run too)' })
+  .option('size', { type: 'number', default: 1024, describe: 'DATA bytes of the lease, handshake, kept and python measures' })
   .option('large-size', { type: 'number', default: 16 * 1024 * 1024, describe: 'DATA bytes of the large (echo) measure' })
   .option('scale-type', { type: 'string', default: 'sha256', choices: BUILTIN_HANDLERS, describe: 'request type of the scale measure (a built-in handler)' })
   .option('scale-size', { type: 'number', default: 64 * 1024, describe: 'DATA bytes of the scale measure' })
@@ -285,6 +285,8 @@ const IDLE_SETTLE_MS = 5000;
 const loadMeasures: Array<{ m: Measure; mode: string; type: string; size: number; conc: number }> = [
   { m: 'lease', mode: 'session', type: argv.type, size: argv.size, conc: argv.concurrency },
   { m: 'handshake', mode: 'handshake', type: argv.type, size: argv.size, conc: argv.concurrency },
+  // New leases from one client that keeps its main connection (bare: as handshake, a new connection per request).
+  { m: 'kept', mode: 'kept', type: argv.type, size: argv.size, conc: argv.concurrency },
   { m: 'large', mode: 'session', type: 'echo', size: argv['large-size'], conc: argv.concurrency },
 ];
 for (const lm of loadMeasures) {

@@ -4,7 +4,7 @@
  * throw-away systemd where the .deb is installed). Prints one JSON object on standard
  * output; exit 0 on success, 1 with a message on standard error otherwise.
  *
- *   worker.js load --target bare|dispatchd --socket PATH --mode session|handshake
+ *   worker.js load --target bare|dispatchd --socket PATH --mode session|handshake|kept
  *                  --type T --size BYTES --concurrency N --duration MS --warmup MS
  *   worker.js freeze --socket PATH      (under systemd) SIGSTOP main, time to the first answer
  *   worker.js start --socket PATH       (under systemd) stop the target, 1 s pause, time start → first answer

@@ -9,6 +9,10 @@
  * frame was sent the request may have run: a lost answer is retried only when the lease says
  * the type is idempotent (at least once); otherwise it is OUTCOME_UNKNOWN and never sent again
  * (at most once). docs/PROTOCOL.md §4 has the table.
+ *
+ * A client keeps its connections to main open between requests (several lease requests on one
+ * connection, one after the other, as §1.2 allows): idle ones do not keep the process alive,
+ * are dropped after {@link KEPT_MAIN_IDLE_MS}, and {@link DispatchClient.close} closes them.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -69,6 +73,22 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 
 /** How much sooner than the client's own timeout main is asked to answer a queued lease request, ms. */
 const LEASE_ANSWER_MARGIN_MS = 250;
+
+/**
+ * How long an idle connection to main is kept, in ms: well under main's default
+ * client_idle_timeout_ms (5000), so a kept connection is rarely one main is cutting off.
+ */
+export const KEPT_MAIN_IDLE_MS = 2000;
+/** Most idle connections to main one client keeps (a client shared by concurrent requests opens more, and closes the surplus). */
+export const KEPT_MAIN_MAX = 16;
+
+/** An idle connection to main, kept for the next lease request. */
+interface KeptConnection {
+  conn: FrameConnection;
+  timer: NodeJS.Timeout;
+  /** Drops it when it closes, fails or gets an unasked frame (main's IDLE_TIMEOUT) while idle. */
+  drop: () => void;
+}
 
 /** Converts an error frame into a DispatchError. */
 function fromReply(header: FrameHeader, peer: string): DispatchError {
@@ -161,9 +181,13 @@ export function exchange(conn: FrameConnection, header: FrameHeader, body: Buffe
   });
 }
 
-/** A client of one dispatchd suite. Stateless between requests; safe to share. */
+/**
+ * A client of one dispatchd suite. Safe to share between concurrent requests; between
+ * requests it holds only idle connections to main (see the module comment).
+ */
 export class DispatchClient {
   readonly socket: string;
+  private readonly kept: KeptConnection[] = [];
   private readonly o: Required<Omit<ClientOptions, 'deadlineMs' | 'onRetry' | 'onLease'>> & Pick<ClientOptions, 'deadlineMs' | 'onRetry' | 'onLease'>;
 
   constructor(options: ClientOptions = {}) {
@@ -186,19 +210,95 @@ export class DispatchClient {
    */
   async lease(type: string, timeoutMs = this.o.answerTimeoutMs): Promise<LeaseGranted> {
     const started = Date.now();
-    const conn = await connectFramed(this.socket, 0, timeoutMs);
+    const kept = this.takeKept();
+    if (kept) {
+      try {
+        return await this.leaseOn(kept, type, timeoutMs, started);
+      } catch (err) {
+        // Main closed or cut off the kept connection before this request reached it: nothing
+        // was asked, so ask again on a new connection (a lease request carries no payload).
+        if (!(err instanceof DispatchError) || (err.code !== 'CONNECTION_LOST' && err.code !== 'IDLE_TIMEOUT')) throw err;
+      }
+    }
+    const left = Math.max(1, timeoutMs - (Date.now() - started));
+    return this.leaseOn(await connectFramed(this.socket, 0, left), type, timeoutMs, started);
+  }
+
+  /** Asks for a lease on `conn`, keeps `conn` for the next request when main answered, closes it otherwise. */
+  private async leaseOn(conn: FrameConnection, type: string, timeoutMs: number, started: number): Promise<LeaseGranted> {
+    let answered = false;
     try {
       // Main may queue the request while every secondary is busy: ask it to answer (BUSY) while
       // this client still listens, rather than time out with no answer.
       const left = Math.max(1, timeoutMs - (Date.now() - started));
       const waitMs = Math.max(0, left - Math.min(LEASE_ANSWER_MARGIN_MS, Math.floor(left / 4)));
       const f = await exchange(conn, { op: 'lease', type, wait_ms: waitMs }, undefined, left, 'the main server');
-      if (f.header.ok !== true) throw fromReply(f.header, 'the main server');
-      const g = LeaseGranted.safeParse(f.header);
-      if (!g.success) throw new DispatchError('PROTOCOL_ERROR', 'failed to understand the main server\'s answer: not a lease');
-      return g.data;
+      if (f.header.ok !== true) {
+        const e = fromReply(f.header, 'the main server');
+        // After these main keeps the connection open for the next lease request (§1.4).
+        answered = e.code === 'BUSY' || e.code === 'UNAVAILABLE' || e.code === 'UNKNOWN_TYPE';
+        throw e;
+      }
+      const grant = parseLeaseAnswer(f.header, type);
+      answered = true;
+      return grant;
     } finally {
+      if (answered) this.keep(conn);
+      else conn.end(100);
+    }
+  }
+
+  /** An idle kept connection to main that is still open, taken out of the pool. */
+  private takeKept(): FrameConnection | undefined {
+    for (let k = this.kept.pop(); k; k = this.kept.pop()) {
+      this.release(k);
+      if (!k.conn.isClosed) {
+        k.conn.socket.ref();
+        return k.conn;
+      }
+    }
+    return undefined;
+  }
+
+  private release(k: KeptConnection): void {
+    clearTimeout(k.timer);
+    k.conn.off('close', k.drop);
+    k.conn.off('error', k.drop);
+    k.conn.off('frame', k.drop);
+    k.conn.off('protocol-error', k.drop);
+  }
+
+  /** Keeps `conn` idle for the next lease request, for at most KEPT_MAIN_IDLE_MS, without keeping the process alive. */
+  private keep(conn: FrameConnection): void {
+    if (conn.isClosed) return;
+    if (this.kept.length >= KEPT_MAIN_MAX) {
       conn.end(100);
+      return;
+    }
+    const k: KeptConnection = {
+      conn,
+      timer: setTimeout(() => k.drop(), KEPT_MAIN_IDLE_MS),
+      drop: () => {
+        const i = this.kept.indexOf(k);
+        if (i >= 0) this.kept.splice(i, 1);
+        this.release(k);
+        conn.destroy();
+      },
+    };
+    k.timer.unref();
+    conn.on('close', k.drop);
+    conn.on('error', k.drop);
+    conn.on('frame', k.drop);
+    conn.on('protocol-error', k.drop);
+    conn.socket.unref();
+    this.kept.push(k);
+  }
+
+  /** Closes the idle connections to main this client keeps (they also close by themselves when idle, and never keep the process alive). */
+  close(): void {
+    for (const k of this.kept.splice(0)) {
+      this.release(k);
+      k.conn.end(100);
     }
   }
 
@@ -252,6 +352,21 @@ export class DispatchClient {
     const e = last ?? new DispatchError('TIMEOUT', `failed to complete the '${type}' request within ${this.o.timeoutMs} ms`);
     throw new DispatchError(e.code, e.message, { cause: e, retryAfterMs: e.retryAfterMs, retryable: RETRYABLE.has(e.code), mayHaveRun: e.mayHaveRun, fields: e.fields });
   }
+}
+
+/**
+ * Checks a lease answer (docs/PROTOCOL.md §1.2): a LeaseGranted whose `idempotent` is a
+ * boolean and whose `type` is the one asked for (a client decides how to retry by them).
+ * @throws DispatchError PROTOCOL_ERROR otherwise.
+ */
+export function parseLeaseAnswer(header: FrameHeader, type: string): LeaseGranted {
+  const g = LeaseGranted.safeParse(header);
+  if (!g.success) {
+    const missing = typeof header.idempotent !== 'boolean' ? ': it has no boolean `idempotent`' : typeof header.type !== 'string' ? ': it has no `type`' : '';
+    throw new DispatchError('PROTOCOL_ERROR', `failed to understand the main server's answer: not a lease${missing} (docs/PROTOCOL.md §1.2)`);
+  }
+  if (g.data.type !== type) throw new DispatchError('PROTOCOL_ERROR', `failed to use the main server's answer: a lease for '${g.data.type}' requests, but '${type}' was asked for (docs/PROTOCOL.md §1.2)`);
+  return g.data;
 }
 
 /**

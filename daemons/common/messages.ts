@@ -6,10 +6,7 @@
  * the FIFO (POSIX write(2), Linux pipe(7): writes of at most PIPE_BUF bytes are atomic).
  */
 import { z } from 'zod';
-import { LEASE_TOKEN } from './lease-token.js';
 import { isDaemonName, MAX_SECONDARIES } from './topology.js';
-
-export { LEASE_TOKEN };
 
 /** Linux PIPE_BUF, in bytes: the largest write to a pipe that is atomic. */
 export const PIPE_BUF = 4096;
@@ -18,12 +15,49 @@ export const MAILBOX_VERSION = 1;
 
 /** A daemon's name (topology.ts parseDaemonId): main, watchdog, secondary-1..62. */
 const name = z.string().refine(isDaemonName, { message: `not a daemon of the suite: main, watchdog or secondary-N (N 1..${MAX_SECONDARIES})` });
+/** A dispatchd 0.1 lease token in the legacy messages below: 32 lowercase hex digits (128 random bits). */
+export const LEASE_TOKEN = /^[0-9a-f]{32}$/;
+/** Most sequences one `credit` message lists as claimed, and most leases as ended: at its largest (every number at its bound) the message takes 3,538 (with its newline) of PIPE_BUF's 4,096 bytes. */
+export const CREDIT_LIST_MAX = 50;
+/** The largest lease sequence (lease-token.ts: uint48). */
+const seq = z.number().int().min(1).max(2 ** 48 - 1);
 const lease = z.string().regex(LEASE_TOKEN);
 const id = z.string().min(1).max(64);
 const uint = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 const u32 = z.number().int().nonnegative().max(0xffffffff);
 
-/** main → secondary-N: hold a slot for this lease until `exp` (unix ms) unless claimed. */
+/**
+ * secondary-N → main: credits and the end of leases, batched (docs/PROTOCOL.md §2.2). Grants
+ * sequences `seq` … `seq + n − 1` (n may be 0), from which main mints one lease each, valid
+ * until `exp` (unix ms); lists the sequences claimed by a client since the last message, and
+ * the leases ended since, each as [sequence, requests served, requests failed].
+ */
+export const Credit = z.strictObject({
+  v: z.literal(MAILBOX_VERSION),
+  t: z.literal('credit'),
+  from: name,
+  gen: u32,
+  seq,
+  n: z.number().int().nonnegative().max(100_000),
+  exp: uint,
+  claimed: z.array(seq).max(CREDIT_LIST_MAX),
+  ended: z.array(z.tuple([seq, uint, uint])).max(CREDIT_LIST_MAX),
+});
+
+/**
+ * main → secondary-N: main holds no fresh credit of this process of secondary N (it started,
+ * or lost them); `gen` is main's generation, `to` the secondary's. A secondary that hears it
+ * from a main generation new to it grants its free capacity at once.
+ */
+export const Want = z.strictObject({
+  v: z.literal(MAILBOX_VERSION),
+  t: z.literal('want'),
+  from: z.literal('main'),
+  gen: u32,
+  to: u32,
+});
+
+/** dispatchd 0.1 (decoded, no longer sent: a secondary now grants credits): main → secondary-N: hold a slot for this lease until `exp` (unix ms) unless claimed. */
 export const Reserve = z.strictObject({
   v: z.literal(MAILBOX_VERSION),
   t: z.literal('reserve'),
@@ -41,7 +75,7 @@ export const Reserve = z.strictObject({
   type: z.string().min(1).max(64).optional(),
 });
 
-/** secondary-N → main: the reservation is held. */
+/** dispatchd 0.1 (decoded, no longer sent): secondary-N → main: the reservation is held. */
 export const Reserved = z.strictObject({
   v: z.literal(MAILBOX_VERSION),
   t: z.literal('reserved'),
@@ -51,7 +85,7 @@ export const Reserved = z.strictObject({
   lease,
 });
 
-/** secondary-N → main: the reservation is refused (full, stopping, stale generation, expired, a type it does not serve). */
+/** dispatchd 0.1 (decoded, no longer sent): secondary-N → main: the reservation is refused (full, stopping, stale generation, expired, a type it does not serve). */
 export const Refused = z.strictObject({
   v: z.literal(MAILBOX_VERSION),
   t: z.literal('refused'),
@@ -61,7 +95,7 @@ export const Refused = z.strictObject({
   reason: z.enum(['full', 'stopping', 'stale-generation', 'expired', 'unknown-type']),
 });
 
-/** secondary-N → main: a lease ended (its connection closed, or it expired unclaimed). */
+/** dispatchd 0.1 (decoded, no longer sent: see {@link Credit}): secondary-N → main: a lease ended. */
 export const Done = z.strictObject({
   v: z.literal(MAILBOX_VERSION),
   t: z.literal('done'),
@@ -99,8 +133,10 @@ export const Pong = z.strictObject({
   gen: u32,
 });
 
-export const MailboxMessage = z.discriminatedUnion('t', [Reserve, Reserved, Refused, Done, Ready, Ping, Pong]);
+export const MailboxMessage = z.discriminatedUnion('t', [Credit, Want, Reserve, Reserved, Refused, Done, Ready, Ping, Pong]);
 
+export type Credit = z.infer<typeof Credit>;
+export type Want = z.infer<typeof Want>;
 export type Reserve = z.infer<typeof Reserve>;
 export type Reserved = z.infer<typeof Reserved>;
 export type Refused = z.infer<typeof Refused>;

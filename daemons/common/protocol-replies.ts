@@ -15,7 +15,7 @@
  */
 import { ERROR_CODES, type ErrorCode } from './errors.js';
 import type { FrameHeader } from './frame.js';
-import { LEASE_TOKEN } from './lease-token.js';
+import { CLIENT_LEASE_TOKEN as LEASE_TOKEN } from './client-lease-token.js';
 import type { ErrorReply as ErrorReplyData, LeaseGranted as LeaseGrantedData } from './protocol.js';
 
 export type LeaseGranted = LeaseGrantedData;
@@ -52,11 +52,10 @@ export const LeaseGranted = {
       LEASE_TOKEN.test(lease) &&
       isU32(generation) &&
       isNonNegativeInt(expires_in_ms) &&
-      (type === undefined || isString(type, 1, 64)) &&
-      (idempotent === undefined || typeof idempotent === 'boolean')
+      isString(type, 1, 64) &&
+      typeof idempotent === 'boolean'
     ) {
-      const data: LeaseGranted = { ok: true, op: 'lease', secondary, socket, lease, generation, expires_in_ms };
-      return { success: true, data: copyOptional(data, h, ['type', 'idempotent']) };
+      return { success: true, data: { ok: true, op: 'lease', secondary, socket, lease, generation, expires_in_ms, type, idempotent } };
     }
     return { success: false };
   },

@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import { ERROR_CODES, type DispatchError } from './errors.js';
 import type { FrameHeader } from './frame.js';
-import { LEASE_TOKEN } from './messages.js';
+import { CLIENT_LEASE_TOKEN as LEASE_TOKEN } from './client-lease-token.js';
 
 const u32 = z.number().int().nonnegative().max(0xffffffff);
 
@@ -47,15 +47,14 @@ export const LeaseGranted = z.object({
   generation: u32,
   /** Time left to present the lease to the secondary, in ms. */
   expires_in_ms: z.number().int().nonnegative(),
-  /** The type the lease is for: a run frame of another type is refused (LEASE_WRONG_TYPE). */
-  type: TypeName.optional(),
+  /** The type the lease is for (required): a run frame of another type is refused (LEASE_WRONG_TYPE). */
+  type: TypeName,
   /**
-   * Whether the type is idempotent: a client may send a request again after its answer was
-   * lost only when this is true (at least once); otherwise that is OUTCOME_UNKNOWN (at most
-   * once). docs/PROTOCOL.md §4. Absent from a main of dispatchd 0.1 (whose built-in types
-   * were all idempotent).
+   * Whether the type is idempotent (required): a client may send a request again after its
+   * answer was lost only when this is true (at least once); otherwise that is OUTCOME_UNKNOWN
+   * (at most once). docs/PROTOCOL.md §4.
    */
-  idempotent: z.boolean().optional(),
+  idempotent: z.boolean(),
 });
 
 export const RunRequest = ClientRequest.extend({

@@ -25,3 +25,12 @@ export const STALE_HEARTBEAT_MS = 3000;
  * far ahead, a wall clock stepped back) cannot pin capacity longer than this.
  */
 export const MAX_LEASE_TTL_MS = 600_000;
+
+/**
+ * What a secondary that is full when a lease is presented tells the client to wait before
+ * retrying on a fresh lease (ms): main had minted it from a credit (docs/PROTOCOL.md §2.2).
+ */
+export const SECONDARY_BUSY_RETRY_MS = 20;
+
+/** A secondary gathers claims, ends and new credits for at most this long (ms) into one `credit` message. */
+export const CREDIT_BATCH_MS = 1;

@@ -284,3 +284,12 @@ export function workerOfUnit(unit: string): WorkerId | undefined {
   const m = /^dispatchd-worker@([a-z][a-z0-9-]{0,62})-([1-9][0-9]*)\.service$/.exec(unit);
   return m ? { type: m[1]!, index: Number(m[2]) } : undefined;
 }
+
+/**
+ * The suite's lease key (docs/PROTOCOL.md §2.2): 32 random bytes beside the scoreboard
+ * (`/dev/shm/dispatchd.scoreboard.lease-key`), mode 0400, owner dispatchd, made fresh by the
+ * scoreboard keeper at each start of the suite and removed at its stop.
+ */
+export function leaseKeyPath(scoreboardFile: string): string {
+  return `${scoreboardFile}.lease-key`;
+}

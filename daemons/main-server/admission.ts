@@ -1,23 +1,24 @@
 /**
  * The admission loop: for each lease request, picks the least-busy live secondaries that serve
- * its type (served-types-index.ts) from the scoreboard (secondary-picker.ts), reserves one
- * over its mailbox (mailbox-rpc.ts), and while
- * all are full waits in the admission queue (admission-queue.ts) up to the queue timeout,
- * then answers BUSY (every secondary full) or UNAVAILABLE (none answered, none running).
- * A secondary that misses a reservation is not chosen for a cool-down of twice the
- * reservation timeout.
+ * its type (served-types-index.ts) from the scoreboard (secondary-picker.ts) and mints a lease
+ * from a credit the first of them granted (credit-pool.ts; docs/PROTOCOL.md §2.2): no message
+ * to the secondary on the way. While none has a credit left it waits in the admission queue
+ * (admission-queue.ts, woken by each `credit` message) up to the queue timeout, then answers
+ * BUSY (secondaries running, their credits all in use) or UNAVAILABLE (none running, or none
+ * of those running ever granted credits). A live secondary whose credits main lacks is asked
+ * for some (`want`), at most once per `reserve_timeout_ms`.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import type { Config } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import type { IncidentLevel } from '../common/incident-log.js';
 import type { LeaseGranted } from '../common/protocol.js';
-import type { ScoreboardSnapshot, SlotData } from '../common/scoreboard.js';
+import type { SlotData } from '../common/scoreboard-layout.js';
+import type { ScoreboardSnapshot } from '../common/scoreboard-reader.js';
 import { clientSocketPath, formatDaemonId, secondary } from '../common/topology.js';
 import type { AdmissionQueue } from './admission-queue.js';
+import type { CreditPool } from './credit-pool.js';
 import type { LeaseLedger } from './lease-ledger.js';
-import type { MailboxRpc } from './mailbox-rpc.js';
 import { isLiveSecondary, pickSecondaries, type Candidate, type PickOptions } from './secondary-picker.js';
 import type { TypeRoute } from './served-types-index.js';
 
@@ -53,7 +54,10 @@ export interface AdmissionOptions {
   config: () => Config;
   types: TypeRoutesPort;
   scoreboard: ScoreboardPort;
-  rpc: Pick<MailboxRpc, 'call'>;
+  /** The credits the secondaries granted. */
+  pool: CreditPool;
+  /** Asks secondary N (of this generation) for credits: a `want` on its mailbox, errors handled by the caller. */
+  want: (instance: number, generation: number) => void;
   ledger: LeaseLedger;
   queue: AdmissionQueue;
   /** Whether main is stopping: queued and new requests answer SHUTTING_DOWN. */
@@ -65,9 +69,8 @@ export interface AdmissionOptions {
   processExists?: (pid: number) => boolean;
 }
 
-type ReserveOutcome = { kind: 'granted'; lease: string; generation: number } | { kind: 'full' } | { kind: 'gone' };
-
 export class Admission {
+  /** No cool-down any more (nothing is reserved per lease), kept for the picker's interface. */
   private readonly coolDown = new Map<number, number>();
   private rotation = 0;
   private alive = 0;
@@ -90,20 +93,30 @@ export class Admission {
   }
 
   /**
-   * Each tick: ends cool-downs that are over, re-counts the live secondaries and re-reads the
-   * served types of those whose generation changed. @throws DispatchError SCOREBOARD_*.
+   * Each tick: re-counts the live secondaries, re-reads the served types of those whose
+   * generation changed, forgets the credits of stopped or restarted ones, asks those whose
+   * credits main lacks for some (`want`), and forgets minted leases that expired unclaimed.
+   * @throws DispatchError SCOREBOARD_*.
    */
   refresh(now: number): void {
-    for (const [n, until] of this.coolDown) if (until <= now) this.coolDown.delete(n);
     const slots = this.o.scoreboard.read().slots;
     this.alive = pickSecondaries(slots, this.pickOptions(now)).alive;
     this.o.types.sync(slots);
+    const live = slots.filter((x) => isLiveSecondary(x, this.pickOptions(now)));
+    this.o.pool.keepOnly(new Map(live.map((x) => [x.instance, x.generation])));
+    for (const x of live) this.askIfDue(x.instance, x.generation, now);
+    this.o.ledger.sweep(now);
+  }
+
+  /** Asks secondary N for credits when main has none of it and has not asked lately. */
+  private askIfDue(instance: number, generation: number, now: number): void {
+    const { lease_ttl_ms: ttl, reserve_timeout_ms: interval } = this.o.config().main;
+    if (this.o.pool.shouldWant(instance, generation, now, ttl, interval)) this.o.want(instance, generation);
   }
 
   /** Secondary N (re)started or reloaded: its types are read again, it may be chosen at once, and queued requests look again. */
   secondaryReady(instance: number, generation: number): void {
     this.o.types.refresh(instance, generation);
-    this.coolDown.delete(instance);
     this.o.queue.wake();
   }
 
@@ -128,7 +141,8 @@ export class Admission {
   }
 
   /**
-   * Reserves a secondary for one request of `type`, queueing while all are full.
+   * Mints a lease for one request of `type` on the least-busy secondary with a credit,
+   * queueing while none has one.
    *
    * @param waitMs the most the client waits in the queue (capped by queue_timeout_ms).
    * @throws DispatchError UNKNOWN_TYPE, BUSY (with retryAfterMs), UNAVAILABLE, SHUTTING_DOWN.
@@ -151,14 +165,16 @@ export class Admission {
       const { candidates, alive, full } = pickSecondaries(serving, this.pickOptions(Date.now()));
       this.alive = alive;
       this.rotation++;
+      const now = Date.now();
       for (const c of candidates) {
-        const r = await this.reserve(c, type);
-        if (r.kind === 'granted') {
-          const socket = clientSocketPath(this.o.config().paths.runtime_dir, secondary(c.instance));
-          return { ok: true, op: 'lease', secondary: c.instance, socket, lease: r.lease, generation: r.generation, expires_in_ms: this.o.config().main.lease_ttl_ms, type, idempotent: route?.idempotent ?? false };
+        const m = this.mint(c, type, now);
+        if (m) {
+          const socket = clientSocketPath(config.paths.runtime_dir, secondary(c.instance));
+          return { ok: true, op: 'lease', secondary: c.instance, socket, lease: m, generation: c.generation, expires_in_ms: config.main.lease_ttl_ms, type, idempotent: route?.idempotent ?? false };
         }
-        if (r.kind === 'full') sawFull = true;
-        if (this.o.stopping()) break;
+        // Out of credits: busy if it ever granted this main some (they are in use), else not answering (yet).
+        if (this.o.pool.heard(c.instance, c.generation)) sawFull = true;
+        this.askIfDue(c.instance, c.generation, now);
       }
       if (full > 0) sawFull = true;
       const remaining = deadline - Date.now();
@@ -166,7 +182,7 @@ export class Admission {
         if (sawFull) {
           throw new DispatchError('BUSY', `every secondary is busy (waited ${queueMs} ms in the admission queue); retry after ${BUSY_RETRY_AFTER_MS} ms`, { retryAfterMs: BUSY_RETRY_AFTER_MS, retryable: true });
         }
-        const why = alive > 0 ? `none of the ${alive} running secondaries answered` : 'no secondary server is running';
+        const why = alive > 0 ? `none of the ${alive} running secondaries has granted this main credits (asked with \`want\`)` : 'no secondary server is running';
         throw new DispatchError('UNAVAILABLE', `${why} (waited ${queueMs} ms); check 'systemctl status dispatchd-secondary@*.service'`, { retryable: true });
       }
       this.o.queueChanged();
@@ -175,31 +191,12 @@ export class Admission {
     }
   }
 
-  private async reserve(c: Candidate, type: string): Promise<ReserveOutcome> {
-    const { reserve_timeout_ms: timeoutMs, lease_ttl_ms: ttlMs } = this.o.config().main;
-    const lease = randomBytes(16).toString('hex');
-    const target = secondary(c.instance);
-    const name = formatDaemonId(target);
-    this.o.ledger.record(lease, c.instance);
-    let m;
-    try {
-      m = await this.o.rpc.call(target, { v: 1, t: 'reserve', lease, gen: c.generation, exp: Date.now() + ttlMs, type }, timeoutMs);
-    } catch (err) {
-      this.o.ledger.forget(lease);
-      const de = err as DispatchError;
-      this.coolDown.set(c.instance, Date.now() + 2 * timeoutMs);
-      this.o.incident(`reserve-write:${c.instance}:${de.code}`, `failed to reserve ${name}: ${de.message}; trying another secondary`, { peer: name, code: de.code }, 'warning');
-      return { kind: 'gone' };
-    }
-    if (m === undefined) {
-      this.coolDown.set(c.instance, Date.now() + 2 * timeoutMs);
-      this.o.incident(`reserve-timeout:${c.instance}`, `${name} did not answer a reservation within ${timeoutMs} ms; not choosing it for ${2 * timeoutMs} ms, trying another secondary`, { peer: name, code: 'TIMEOUT' }, 'warning');
-      return { kind: 'gone' };
-    }
-    if (m.t === 'reserved') return { kind: 'granted', lease, generation: m.gen };
-    this.o.ledger.forget(lease); // refused: no lease, no `done` will come
-    // It no longer serves the type (a reload under way): read what it serves now.
-    if (m.reason === 'unknown-type') this.o.types.refresh(c.instance, c.generation);
-    return { kind: m.reason === 'full' ? 'full' : 'gone' };
+  /** A lease of secondary `c` from one of its credits, recorded in the ledger; undefined when main holds none. */
+  private mint(c: Candidate, type: string, now: number): string | undefined {
+    const ttl = this.o.config().main.lease_ttl_ms;
+    const m = this.o.pool.mint(c.instance, c.generation, type, now, ttl);
+    if (!m) return undefined;
+    this.o.ledger.record(formatDaemonId(secondary(c.instance)), c.generation, m.seq, m.exp);
+    return m.lease;
   }
 }

@@ -1,13 +1,12 @@
 /**
  * The main server: accepts clients on its (socket-activated) stream socket, and for each
- * lease request picks the least-busy live secondary from the scoreboard, reserves it over
- * that secondary's mailbox FIFO, waits for the answer on its own mailbox (with a deadline)
- * and answers the client with the secondary's socket and a short-lived lease. It never
- * carries payloads (its frames have no body: the decoder's body limit is 0).
+ * lease request picks the least-busy live secondary from the scoreboard and answers with the
+ * secondary's socket and a short-lived lease it mints from a credit that secondary granted
+ * over main's mailbox FIFO (no message per lease: docs/PROTOCOL.md §2.2). It never carries
+ * payloads (its frames have no body: the decoder's body limit is 0).
  *
  * It is composed of the daemon core (slot, mailbox, tick, stop), the admission loop
- * (admission.ts), the request/reply layer over mailbox FIFOs (mailbox-rpc.ts) and the lease
- * ledger (lease-ledger.ts). docs/PROTOCOL.md describes the exchanges; docs/ARCHITECTURE.md
+ * (admission.ts), the credits it holds (credit-pool.ts) and the lease ledger (lease-ledger.ts). docs/PROTOCOL.md describes the exchanges; docs/ARCHITECTURE.md
  * the processes.
  */
 import type net from 'node:net';
@@ -23,11 +22,12 @@ import { describeIssue, errorReply, LeaseRequest } from '../common/protocol.js';
 import { RequestCounters } from '../common/request-counters.js';
 import { ScoreboardReader } from '../common/scoreboard-reader.js';
 import { DRAIN_MS, TICK_MS } from '../common/timing.js';
-import { instanceOf, MAIN, parseDaemonId } from '../common/topology.js';
+import { loadLeaseKey } from '../common/lease-key.js';
+import { instanceOf, leaseKeyPath, MAIN, parseDaemonId, secondary } from '../common/topology.js';
 import { AdmissionQueue } from './admission-queue.js';
 import { Admission, type ScoreboardPort, type TypeRoutesPort } from './admission.js';
+import { CreditPool } from './credit-pool.js';
 import { LeaseLedger } from './lease-ledger.js';
-import { MailboxRpc } from './mailbox-rpc.js';
 import { ServedTypesIndex } from './served-types-index.js';
 
 export interface MainServerOptions {
@@ -51,13 +51,16 @@ export interface MainServerParts {
   clientServer?: ClientServerFactory;
   /** Which secondaries serve which type (default: their served-types files beside the scoreboard). */
   types?: TypeRoutesPort;
+  /** The suite's lease key (default: read from beside the scoreboard, lease-key.ts). */
+  leaseKey?: Buffer;
 }
 
-/** Opens the real parts: main's slot and mailbox, writers to its peers, the scoreboard. @throws DispatchError SCOREBOARD_*. */
+/** Opens the real parts: the lease key, main's slot and mailbox, writers to its peers, the scoreboard. @throws DispatchError SCOREBOARD_*. */
 function openParts(o: MainServerOptions): MainServerParts {
+  const leaseKey = loadLeaseKey(leaseKeyPath(o.config.paths.scoreboard));
   const scoreboard = new ScoreboardReader(o.config.paths.scoreboard);
   try {
-    return { scoreboard, ports: openDaemonPorts(o.config, MAIN, { mailboxFd: o.mailboxFd, pid: o.pid, generation: o.generation, backpressureTimeoutMs: o.config.main.reserve_timeout_ms }) };
+    return { leaseKey, scoreboard, ports: openDaemonPorts(o.config, MAIN, { mailboxFd: o.mailboxFd, pid: o.pid, generation: o.generation, backpressureTimeoutMs: o.config.main.reserve_timeout_ms }) };
   } catch (err) {
     scoreboard.close();
     throw err;
@@ -70,7 +73,7 @@ export class MainServer {
   private readonly counters = new RequestCounters();
   private readonly queue: AdmissionQueue;
   private readonly ledger: LeaseLedger;
-  private readonly rpc: MailboxRpc;
+  private readonly pool: CreditPool;
   private readonly admission: Admission;
 
   private constructor(private readonly o: MainServerOptions, private readonly parts: MainServerParts) {
@@ -85,23 +88,25 @@ export class MainServer {
       onTick: (now) => this.onTick(now),
     });
     this.core = core;
-    this.rpc = new MailboxRpc({ send: (peer, m) => core.send(peer, m), incident: (...a) => core.incident(...a), logger: o.logger, generation: o.generation });
+    this.pool = new CreditPool(parts.leaseKey ?? loadLeaseKey(leaseKeyPath(o.config.paths.scoreboard)));
     this.admission = new Admission({
       config: () => core.config,
       types: parts.types ?? new ServedTypesIndex(o.config.paths.scoreboard),
       scoreboard: parts.scoreboard,
-      rpc: this.rpc,
+      pool: this.pool,
+      want: (n, gen) => this.want(n, gen),
       ledger: this.ledger,
       queue: this.queue,
       stopping: () => core.stopping,
       incident: (...a) => core.incident(...a),
       queueChanged: () => core.publishSoon(),
     });
-    core.on('reserved', (m) => this.rpc.answer(m));
-    core.on('refused', (m) => this.rpc.answer(m));
-    core.on('done', (m) => {
-      this.ledger.done(m);
-      this.queue.wake(1);
+    core.on('credit', (m) => {
+      const id = parseDaemonId(m.from);
+      if (id?.kind !== 'secondary') return;
+      this.pool.add(instanceOf(id), m);
+      this.ledger.credit(m);
+      if (m.n > 0) this.queue.wake(m.n);
     });
     core.on('ready', (m) => {
       const id = parseDaemonId(m.from);
@@ -128,9 +133,17 @@ export class MainServer {
   static async start(o: MainServerOptions, parts?: MainServerParts): Promise<MainServer> {
     const m = new MainServer(o, parts ?? openParts(o));
     await m.core.serve(() => m.server.listen(o.listen), () => m.release());
+    m.onTick(Date.now()); // asks the live secondaries for credits at once
     const note = LeaseLedger.adoptionNote(m.core.starts, () => m.admission.liveSecondaries(Date.now()));
     o.logger.info(`main server ready${note}`, { generation: o.generation, starts: m.core.starts });
     return m;
+  }
+
+  /** Asks secondary N for credits; a failed write is an incident (main asks again later). */
+  private want(instance: number, generation: number): void {
+    this.core.send(secondary(instance), { v: 1, t: 'want', from: 'main', gen: this.o.generation, to: generation }).catch((err: DispatchError) => {
+      this.core.incident(`want:${instance}:${err.code}`, `failed to ask secondary-${instance} for credits: ${err.message}; asking again in ${this.core.config.main.reserve_timeout_ms} ms`, { peer: `secondary-${instance}`, code: err.code }, 'warning');
+    });
   }
 
   /** The listening address (for tests that bind a path). */
@@ -201,7 +214,6 @@ export class MainServer {
 
   private release(): void {
     this.ledger.report();
-    this.rpc.close();
     this.queue.clear();
     this.server.close();
     this.core.release();

@@ -3,7 +3,9 @@
  * dispatchd-scoreboard create|remove: run by dispatchd-scoreboard.service at the start and
  * the end of the suite, so the segment's lifetime is the suite's, owned by systemd.
  * `create` keeps a valid existing scoreboard and replaces one of another layout (an upgrade);
- * `remove` deletes it and the secondaries' served-types files beside it. Exit codes: 0, 64 usage, 78 bad configuration, 1 failure.
+ * `create` also writes a fresh lease key beside it (lease-key.ts), so leases minted before the
+ * suite restarted are refused after it; `remove` deletes the scoreboard, the key and the
+ * secondaries' served-types files beside it. Exit codes: 0, 64 usage, 78 bad configuration, 1 failure.
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_PATH } from '../common/config-path.js';
@@ -11,7 +13,9 @@ import { loadPaths } from '../common/paths-section.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { EXIT, exitCodeFor } from '../common/exit-codes.js';
 import { stderrIsJournal } from '../common/journal-stream.js';
+import { createLeaseKey, removeLeaseKey } from '../common/lease-key.js';
 import { createScoreboard, removeScoreboard } from '../common/scoreboard-file.js';
+import { leaseKeyPath } from '../common/topology.js';
 
 // This runs before every daemon of the suite can start (they are ordered after it), so it
 // loads no more than it needs: node:util's parseArgs, not yargs; the [paths] section alone
@@ -49,11 +53,13 @@ try {
   const file = paths.scoreboard;
   if (argv.command === 'create') {
     const created = createScoreboard(file, { replaceInvalid: true });
-    process.stdout.write(created ? `created scoreboard ${file}\n` : `kept the existing scoreboard ${file}\n`);
+    createLeaseKey(leaseKeyPath(file));
+    process.stdout.write(`${created ? `created scoreboard ${file}` : `kept the existing scoreboard ${file}`} and made a fresh lease key\n`);
   } else {
     removeScoreboard(file);
     (await import('../common/served-types.js')).removeServedTypes(file);
-    process.stdout.write(`removed scoreboard ${file} and the served-types files beside it\n`);
+    removeLeaseKey(leaseKeyPath(file));
+    process.stdout.write(`removed scoreboard ${file}, the lease key and the served-types files beside it\n`);
   }
 } catch (err) {
   // <3> is the journal's priority prefix (err), shown only when stderr is the journal.

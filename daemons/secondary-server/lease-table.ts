@@ -1,127 +1,125 @@
 /**
- * The leases a secondary holds: reserved by main (held until their expiry unless claimed),
- * claimed by one connection's first `run` frame, ended when that connection closes. Ended
- * leases are remembered (bounded) to tell LEASE_EXPIRED from LEASE_UNKNOWN.
+ * The leases a secondary has in use. A lease is minted by main from one of this process's
+ * credits (docs/PROTOCOL.md §2.2) and checked here with no list of issued leases: its MAC
+ * (lease-token.ts), then its sequence in the replay window (credit-window.ts), so it is good
+ * once, for this process, its type and until its expiry. The first `run` frame of a
+ * connection claims it; later frames on that connection reuse it; it ends when the connection
+ * closes. Each refusal carries the kind of bad lease (`fields.lease_fault`) for the log.
  */
 import { DispatchError } from '../common/errors.js';
 import type { FrameConnection } from '../common/frame-connection.js';
+import { parseLeaseToken, type LeaseSigner } from '../common/lease-token.js';
 import type { RunRequest } from '../common/protocol.js';
-
-/** How many ended leases are remembered, to tell "expired" from "unknown" (bounded). */
-const TOMBSTONES = 4096;
+import { SECONDARY_BUSY_RETRY_MS } from '../common/timing.js';
+import type { CreditWindow } from './credit-window.js';
 
 export interface Lease {
   token: string;
-  /** The request type it is for; undefined only for a reservation of a dispatchd 0.1 main (bound at its first run). */
-  type: string | undefined;
-  expiresAt: number;
-  timer: NodeJS.Timeout | undefined;
-  conn: FrameConnection | undefined;
+  seq: number;
+  type: string;
+  conn: FrameConnection;
   requests: number;
   failed: number;
 }
+
+/** Every kind of bad lease, each logged at most once per interval (docs/PROTOCOL.md §2.2). */
+export type LeaseFaultKind = 'malformed' | 'old-key' | 'wrong-generation' | 'forged' | 'wrong-type' | 'expired' | 'never-granted' | 'replayed' | 'full';
 
 export interface LeaseTableOptions {
   /** The secondary's name (secondary-N), for messages. */
   name: string;
   /** This process's generation: a lease of another is LEASE_STALE. */
   generation: number;
-  /** Called once for each lease that ends, after it left the table. */
+  signer: LeaseSigner;
+  window: CreditWindow;
+  /** Called with each sequence claimed, and each lease that ended (after it left the table). */
+  onClaim: (seq: number) => void;
   onEnd: (lease: Lease) => void;
 }
 
+/** The limits a claim is checked against: max_leases and the type's concurrency. */
+export interface ClaimLimits {
+  maxLeases: number;
+  concurrency: number;
+}
+
+function refuse(kind: LeaseFaultKind, code: 'LEASE_UNKNOWN' | 'LEASE_STALE' | 'LEASE_EXPIRED' | 'LEASE_WRONG_TYPE' | 'BUSY', message: string): DispatchError {
+  const retry = code === 'LEASE_WRONG_TYPE' ? {} : { retryable: true, ...(code === 'BUSY' ? { retryAfterMs: SECONDARY_BUSY_RETRY_MS } : {}) };
+  return new DispatchError(code, message, { ...retry, fields: { lease_fault: kind } });
+}
+
 export class LeaseTable {
-  private readonly leases = new Map<string, Lease>();
-  private readonly tombstones = new Map<string, 'expired' | 'ended'>();
+  private readonly leases = new Set<Lease>();
   private readonly perType = new Map<string, number>();
 
   constructor(private readonly o: LeaseTableOptions) {}
 
-  /** Leases held now (reserved or in use). */
+  /** Leases in use now. */
   get size(): number {
     return this.leases.size;
   }
 
-  has(token: string): boolean {
-    return this.leases.has(token);
-  }
-
-  /** Leases of one type held now (reserved or in use). */
+  /** Leases of one type in use now. */
   countOf(type: string): number {
     return this.perType.get(type) ?? 0;
   }
 
-  /** Holds a reserved lease for `type` until `expiresAt` (unix ms) unless it is claimed first. */
-  hold(token: string, type: string | undefined, expiresAt: number, now: number): Lease {
-    const lease: Lease = { token, type, expiresAt, timer: undefined, conn: undefined, requests: 0, failed: 0 };
-    lease.timer = setTimeout(() => this.expire(lease), expiresAt - now);
-    this.leases.set(token, lease);
-    this.count(type, 1);
-    return lease;
-  }
-
-  private count(type: string | undefined, by: number): void {
-    if (type === undefined) return;
+  private count(type: string, by: number): void {
     const n = (this.perType.get(type) ?? 0) + by;
     if (n > 0) this.perType.set(type, n);
     else this.perType.delete(type);
   }
 
-  /** @throws DispatchError LEASE_WRONG_TYPE when a run frame's type is not its lease's (nothing runs, the lease stays). */
-  private checkType(lease: Lease, req: RunRequest): void {
-    if (lease.type !== undefined && req.type !== lease.type) {
-      throw new DispatchError('LEASE_WRONG_TYPE', `this lease is for '${lease.type}' requests, not '${req.type}'; ask the main server for a lease of type '${req.type}'`);
-    }
-  }
-
-  /** Finds and claims the lease a run frame presents. @throws DispatchError LEASE_*, BAD_REQUEST. */
-  claim(req: RunRequest, conn: FrameConnection, state: { lease: Lease | undefined }): Lease {
+  /**
+   * Finds or claims the lease a run frame presents, at `now` (unix ms).
+   * @throws DispatchError LEASE_UNKNOWN, LEASE_STALE, LEASE_EXPIRED, LEASE_WRONG_TYPE (nothing ran,
+   *   the lease stays good for its type), BUSY (full: the lease is used up, nothing ran), BAD_REQUEST.
+   */
+  claim(req: RunRequest, conn: FrameConnection, state: { lease: Lease | undefined }, now: number, limits: ClaimLimits): Lease {
+    const ask = 'ask the main server for a new lease';
     if (state.lease) {
       if (req.lease !== state.lease.token) throw new DispatchError('BAD_REQUEST', 'this connection holds another lease; open a new connection for a new lease');
-      this.checkType(state.lease, req);
+      if (req.type !== state.lease.type) throw refuse('wrong-type', 'LEASE_WRONG_TYPE', `this lease is for '${state.lease.type}' requests, not '${req.type}'; ask the main server for a lease of type '${req.type}'`);
       return state.lease;
     }
+    const claims = parseLeaseToken(req.lease);
+    if (!claims) throw refuse('malformed', 'LEASE_UNKNOWN', `${this.o.name} holds no such lease: not a lease token of this version (docs/PROTOCOL.md §2.2); ${ask}`);
+    if (claims.keyId !== this.o.signer.keyId) throw refuse('old-key', 'LEASE_STALE', `lease was minted with the key of an earlier start of the suite; ${ask}`);
     if (req.generation !== this.o.generation) {
-      throw new DispatchError('LEASE_STALE', `lease was issued for generation ${req.generation}, but this is generation ${this.o.generation} of ${this.o.name} (it restarted, or the lease is for another secondary); ask the main server for a new lease`, { retryable: true });
+      throw refuse('wrong-generation', 'LEASE_STALE', `lease was issued for generation ${req.generation}, but this is generation ${this.o.generation} of ${this.o.name} (it restarted, or the lease is for another secondary); ${ask}`);
     }
-    const lease = this.leases.get(req.lease);
-    if (!lease) {
-      if (this.tombstones.get(req.lease) === 'expired') {
-        throw new DispatchError('LEASE_EXPIRED', `lease expired before it was presented (an unclaimed lease lasts the main server's lease_ttl_ms); ask the main server for a new lease`, { retryable: true });
-      }
-      throw new DispatchError('LEASE_UNKNOWN', `${this.o.name} holds no such lease (already used, or never issued); ask the main server for a new lease`, { retryable: true });
+    const v = this.o.signer.verify(req.lease, req.type, now);
+    if (!v.ok) {
+      if (v.fault === 'wrong-type') throw refuse('wrong-type', 'LEASE_WRONG_TYPE', `this lease is not for '${req.type}' requests; ask the main server for a lease of type '${req.type}'`);
+      if (v.fault === 'expired') throw refuse('expired', 'LEASE_EXPIRED', `lease expired before it was presented (a lease lasts the main server's lease_ttl_ms); ${ask}`);
+      throw refuse('forged', 'LEASE_UNKNOWN', `${this.o.name} never issued this lease (its MAC does not match: forged, altered, or for another secondary); ${ask}`);
     }
-    if (lease.conn) throw new DispatchError('LEASE_UNKNOWN', 'lease is already in use by another connection; ask the main server for a new lease', { retryable: true });
-    this.checkType(lease, req);
-    if (lease.type === undefined) {
-      lease.type = req.type; // a dispatchd 0.1 main's reservation: bound by its first run
-      this.count(lease.type, 1);
+    const c = this.o.window.claim(v.claims.seq, now);
+    if (!c.ok) {
+      if (c.fault === 'replayed') throw refuse('replayed', 'LEASE_UNKNOWN', `lease ${v.claims.seq} was already used (a lease is good for one connection); ${ask}`);
+      throw refuse('never-granted', 'LEASE_UNKNOWN', `${this.o.name} never granted lease sequence ${v.claims.seq}; ${ask}`);
     }
-    if (lease.timer) clearTimeout(lease.timer);
-    lease.timer = undefined;
-    lease.conn = conn;
+    this.o.onClaim(v.claims.seq);
+    if (this.leases.size >= limits.maxLeases || this.countOf(req.type) >= limits.concurrency) {
+      this.o.onEnd({ token: req.lease, seq: v.claims.seq, type: req.type, conn, requests: 0, failed: 0 });
+      throw refuse('full', 'BUSY', `${this.o.name} is full (${this.leases.size} leases in use, ${this.countOf(req.type)} of type '${req.type}'); nothing ran: retry after ${SECONDARY_BUSY_RETRY_MS} ms`);
+    }
+    const lease: Lease = { token: req.lease, seq: v.claims.seq, type: req.type, conn, requests: 0, failed: 0 };
+    this.leases.add(lease);
+    this.count(req.type, 1);
     state.lease = lease;
     return lease;
   }
 
-  private expire(lease: Lease): void {
-    lease.timer = undefined;
-    if (lease.conn || !this.leases.has(lease.token)) return;
-    this.end(lease, 'expired');
-  }
-
-  /** Ends a lease (once): its connection closed, or it expired unclaimed. */
-  end(lease: Lease, how: 'expired' | 'ended'): void {
-    if (!this.leases.delete(lease.token)) return;
+  /** Ends a lease (once): its connection closed, or the server stops. */
+  end(lease: Lease): void {
+    if (!this.leases.delete(lease)) return;
     this.count(lease.type, -1);
-    if (lease.timer) clearTimeout(lease.timer);
-    this.tombstones.set(lease.token, how);
-    if (this.tombstones.size > TOMBSTONES) this.tombstones.delete(this.tombstones.keys().next().value!);
     this.o.onEnd(lease);
   }
 
-  /** Ends every lease (stop): a claimed one as ended, an unclaimed one as expired. */
+  /** Ends every lease (stop). */
   endAll(): void {
-    for (const lease of [...this.leases.values()]) this.end(lease, lease.conn ? 'ended' : 'expired');
+    for (const lease of [...this.leases]) this.end(lease);
   }
 }

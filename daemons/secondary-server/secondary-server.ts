@@ -1,12 +1,13 @@
 /**
- * Secondary server N: holds reservations made by main over its mailbox FIFO (bounded by
- * `max_leases`), checks the lease a client presents on its stream socket, runs the request
- * with a deadline, and reports each lease's end to main's mailbox.
+ * Secondary server N: hands its capacity (`max_leases`) to main as credits over main's mailbox
+ * FIFO (credit-issuer.ts), checks by itself the lease a client presents on its stream socket
+ * (lease-table.ts: a MAC and a replay window, docs/PROTOCOL.md §2.2), runs the request with a
+ * deadline, and reports claims and ends of leases to main in batches.
  *
  * A lease is good once, for one connection and one request type: the first `run` frame
  * claims it, later frames on the same connection reuse it, and it ends when that connection
- * closes (or, unclaimed, at its expiry). It is bound to this process's generation: a lease
- * issued for an earlier process of secondary N is refused as LEASE_STALE.
+ * closes. It is bound to this process's generation: a lease minted for an earlier process of
+ * secondary N is refused as LEASE_STALE. Each kind of bad lease is logged once per interval.
  *
  * What it runs is the types of its `serve` list (docs/TYPES.md), through a TypeRunner; it
  * publishes them, with per-type counters, in its served-types file, which main routes by.
@@ -20,11 +21,14 @@ import type { FrameConnection } from '../common/frame-connection.js';
 import { FramedServer, type ClientServer, type ClientServerFactory } from '../common/framed-server.js';
 import type { Frame } from '../common/frame.js';
 import type { Logger } from '../common/logger.js';
-import type { MailboxMessage, Reserve } from '../common/messages.js';
 import { describeIssue, errorReply, parseRunRequest, type RunResult } from '../common/protocol.js';
 import { RequestCounters } from '../common/request-counters.js';
-import { CUT_OFF_MS, DRAIN_MS, MAX_LEASE_TTL_MS } from '../common/timing.js';
-import { formatDaemonId, MAIN, secondary, servedTypesPath } from '../common/topology.js';
+import { loadLeaseKey } from '../common/lease-key.js';
+import { LeaseSigner } from '../common/lease-token.js';
+import { CUT_OFF_MS, DRAIN_MS } from '../common/timing.js';
+import { formatDaemonId, leaseKeyPath, MAIN, secondary, servedTypesPath } from '../common/topology.js';
+import { CreditIssuer } from './credit-issuer.js';
+import { CreditWindow } from './credit-window.js';
 import { LeaseTable, type Lease } from './lease-table.js';
 import { writeServedTypes, type ServedTypesFile } from '../common/served-types.js';
 import { loadTypesFor, servedTypes, type TypeRegistry } from '../common/type-registry.js';
@@ -59,6 +63,8 @@ export interface SecondaryServerParts {
   types?: TypeRegistry;
   /** Where its served types go (default: the file beside the scoreboard, served-types.ts). */
   publishTypes?: (content: ServedTypesFile) => void;
+  /** The suite's lease key (default: read from beside the scoreboard, lease-key.ts). */
+  leaseKey?: Buffer;
 }
 
 export class SecondaryServer {
@@ -66,14 +72,19 @@ export class SecondaryServer {
   private readonly server: ClientServer;
   private readonly counters = new RequestCounters();
   private readonly leases: LeaseTable;
+  private readonly credits: CreditIssuer;
   private readonly name: string;
   private readonly runner: TypeRunner;
 
-  private constructor(private readonly o: SecondaryServerOptions, ports: DaemonPorts, clientServer: ClientServerFactory, types: TypeRegistry, private readonly writeTypes: (content: ServedTypesFile) => void) {
+  private constructor(private readonly o: SecondaryServerOptions, ports: DaemonPorts, clientServer: ClientServerFactory, types: TypeRegistry, private readonly writeTypes: (content: ServedTypesFile) => void, key: Buffer) {
     const id = secondary(o.instance);
     this.name = formatDaemonId(id);
+    // Fresh for one lease lifetime (main mints only then), valid for two (docs/PROTOCOL.md §2.2).
+    const ttl = o.config.main.lease_ttl_ms;
+    const window = new CreditWindow(ttl, 2 * ttl);
     // The lease table comes before the core: the core's first publish projects it.
-    this.leases = new LeaseTable({ name: this.name, generation: o.generation, onEnd: (lease) => this.onLeaseEnd(lease) });
+    const signer = new LeaseSigner(key, o.instance, o.generation);
+    this.leases = new LeaseTable({ name: this.name, generation: o.generation, signer, window, onClaim: (seq) => this.credits.claim(seq), onEnd: (lease) => this.onLeaseEnd(lease) });
     this.core = new DaemonCore({
       id,
       config: o.config,
@@ -88,7 +99,19 @@ export class SecondaryServer {
       incidentFields: { secondary: this.name },
     });
     this.runner = new TypeRunner(types, this.name, o.logger, (t) => createHandler(t, o.logger, { runtimeDir: o.config.paths.runtime_dir }));
-    this.core.on('reserve', (m) => this.onReserve(m));
+    this.credits = new CreditIssuer({
+      from: this.name,
+      generation: o.generation,
+      window,
+      maxLeases: () => this.core.config.secondary.max_leases,
+      inUse: () => this.leases.size,
+      stopping: () => this.core.stopping,
+      send: (m) => this.core.send(MAIN, m),
+      failed: (err) => this.core.incident(`main:${err.code}`, `failed to send credits to main: ${err.message}; they are taken back and granted again`, { peer: 'main', code: err.code }, 'warning'),
+    });
+    this.core.on('want', (m) => {
+      if (m.to === o.generation) this.credits.want(m.gen);
+    });
     this.server = clientServer({
       limits: () => ({ maxBodyBytes: this.core.config.secondary.max_payload_bytes, idleTimeoutMs: this.core.config.secondary.client_idle_timeout_ms }),
       incidents: this.core.incidentLog,
@@ -99,7 +122,7 @@ export class SecondaryServer {
         return {
           onFrame: (c, f) => this.onFrame(c, f, peer, state),
           onClose: () => {
-            if (state.lease) this.leases.end(state.lease, 'ended');
+            if (state.lease) this.leases.end(state.lease);
           },
         };
       },
@@ -115,7 +138,8 @@ export class SecondaryServer {
     const types = parts.types ?? servedTypes(o.config, o.instance, loadTypesFor(o.config));
     const write = parts.publishTypes ?? ((content: ServedTypesFile) => writeServedTypes(servedTypesPath(o.config.paths.scoreboard, secondary(o.instance)), content));
     const ports = parts.ports ?? openDaemonPorts(o.config, secondary(o.instance), { mailboxFd: o.mailboxFd, pid: o.pid, generation: o.generation, capacity: o.config.secondary.max_leases });
-    const s = new SecondaryServer(o, ports, parts.clientServer ?? ((f) => new FramedServer(f)), types, write);
+    const key = parts.leaseKey ?? loadLeaseKey(leaseKeyPath(o.config.paths.scoreboard));
+    const s = new SecondaryServer(o, ports, parts.clientServer ?? ((f) => new FramedServer(f)), types, write, key);
     // Published before READY=1 and `ready`: main routes by it as soon as it hears of this process.
     s.publishTypes(true);
     await s.core.serve(() => s.server.listen(o.listen), () => s.release());
@@ -123,6 +147,8 @@ export class SecondaryServer {
       // main is not running yet: it reads the scoreboard when it starts
       o.logger.debug(`failed to tell main that ${s.name} is ready: ${err.message}, ignoring`, { code: err.code });
     });
+    s.credits.flush(); // its first credits: main mints leases from them
+
     o.logger.info(`${s.name} ready, serving ${s.runner.names().join(', ') || 'no type'}`, { generation: o.generation, max_leases: o.config.secondary.max_leases });
     return s;
   }
@@ -160,10 +186,10 @@ export class SecondaryServer {
   }
 
   statusLine(): string {
-    return `${this.core.stopping ? 'stopping' : 'ready'}: ${this.leases.size}/${this.core.config.secondary.max_leases} leases, ${this.core.running} running, ${this.counters.requests} served, ${this.counters.failures} failed`;
+    return `${this.core.stopping ? 'stopping' : 'ready'}: ${this.leases.size}/${this.core.config.secondary.max_leases} leases in use, ${this.core.running} running, ${this.counters.requests} served, ${this.counters.failures} failed`;
   }
 
-  /** The slot: leases held against max_leases decide ready/busy/full. */
+  /** The slot: leases in use against max_leases decide ready/busy/full. */
   private project(core: DaemonCore): SlotState {
     const max = core.config.secondary.max_leases;
     const held = this.leases.size;
@@ -171,51 +197,16 @@ export class SecondaryServer {
     return { state, active: held, capacity: max, running: core.running, ...this.counters.values() };
   }
 
-  /** Publishes the slot now (lease changes: main reads them to choose). */
-  private publishNow(): void {
-    this.core.publish();
-  }
-
-  /** Publishes the counters and `running` soon: at most once per COUNTERS_PUBLISH_MS, never per request. */
+  /** Publishes the counters, `running` and the leases in use soon: at most once per COUNTERS_PUBLISH_MS, never per request. */
   private publishCountersSoon(): void {
     this.core.publishSoon(COUNTERS_PUBLISH_MS);
   }
 
-  private toMain(m: MailboxMessage): void {
-    this.core.send(MAIN, m).catch((err: DispatchError) => {
-      this.core.incident(`main:${err.code}`, `failed to send '${m.t}' to main: ${err.message}, ignoring`, { peer: 'main', code: err.code }, 'warning');
-    });
-  }
-
-  // ---- mailbox -------------------------------------------------------------------------
-
-  private onReserve(m: Reserve): void {
-    const now = Date.now();
-    const refuse = (why: 'full' | 'stopping' | 'stale-generation' | 'expired' | 'unknown-type') => this.toMain({ v: 1, t: 'refused', id: m.id, from: this.name, gen: this.o.generation, reason: why });
-    if (this.core.stopping) return refuse('stopping');
-    if (m.gen !== this.o.generation) return refuse('stale-generation');
-    if (m.exp <= now) return refuse('expired'); // written before this process started
-    // A lease is held unclaimed until the reservation's `exp`, but never more than
-    // MAX_LEASE_TTL_MS (the most main.lease_ttl_ms allows): a bad or forged reservation, or a
-    // wall clock stepped back, cannot pin capacity for longer.
-    const expiresAt = Math.min(m.exp, now + MAX_LEASE_TTL_MS);
-    // The type is checked before anything is held: a type not served here uses up nothing.
-    const type = m.type === undefined ? undefined : this.runner.get(m.type);
-    if (m.type !== undefined && !type) return refuse('unknown-type');
-    if (this.leases.size >= this.core.config.secondary.max_leases) return refuse('full');
-    if (type && this.leases.countOf(type.name) >= type.concurrency) return refuse('full');
-    if (this.leases.has(m.lease)) return refuse('expired');
-    this.leases.hold(m.lease, m.type, expiresAt, now);
-    this.runner.touch();
-    this.publishNow(); // before answering, so main's next choice sees the load
-    this.toMain({ v: 1, t: 'reserved', id: m.id, from: this.name, gen: this.o.generation, lease: m.lease });
-  }
-
-  /** A lease left the table (connection closed, expired unclaimed, or stop): main hears of it. */
+  /** A lease ended (its connection closed, a claim refused, or stop): main hears of it, and gets the capacity back. */
   private onLeaseEnd(lease: Lease): void {
     this.runner.touch();
-    this.publishNow();
-    this.toMain({ v: 1, t: 'done', from: this.name, gen: this.o.generation, lease: lease.token, claimed: lease.conn !== undefined, requests: lease.requests, failed: lease.failed });
+    this.publishCountersSoon();
+    this.credits.end(lease.seq, lease.requests, lease.failed);
   }
 
   // ---- clients -------------------------------------------------------------------------
@@ -234,8 +225,9 @@ export class SecondaryServer {
       const req = parsed.data;
       type = req.type;
       // A type this secondary does not serve is refused before the lease is claimed.
-      if (!this.runner.get(req.type)) throw new DispatchError('UNKNOWN_TYPE', `${this.name} does not serve request type '${req.type}'; ask the main server for a lease of that type`);
-      lease = this.leases.claim(req, conn, state);
+      const served = this.runner.get(req.type);
+      if (!served) throw new DispatchError('UNKNOWN_TYPE', `${this.name} does not serve request type '${req.type}'; ask the main server for a lease of that type`);
+      lease = this.leases.claim(req, conn, state, Date.now(), { maxLeases: this.core.config.secondary.max_leases, concurrency: served.concurrency });
       const result = await this.runner.run(req.type, frame.body, { ...(req.deadline_ms === undefined ? {} : { deadlineMs: req.deadline_ms }), lease: lease.token, peer });
       const header: RunResult = { ok: true, op: 'result', type: req.type, elapsed_ms: Math.round((performance.now() - started) * 1000) / 1000, secondary: this.o.instance, generation: this.o.generation };
       lease.requests++;
@@ -246,6 +238,8 @@ export class SecondaryServer {
       if (lease) lease.failed++;
       this.counters.failed();
       if (de.code === 'INTERNAL') this.o.logger.error(de.message, { peer, code: de.code, type, stack: err instanceof Error ? err.stack : undefined });
+      const fault = de.fields.lease_fault;
+      if (fault !== undefined) this.core.incident(`lease:${fault}`, `refused a lease from ${peer}: ${de.message}`, { peer, code: de.code, lease_fault: fault }, 'warning');
       conn.send(errorReply(de));
     } finally {
       this.core.leave();
@@ -275,6 +269,7 @@ export class SecondaryServer {
 
   private release(): void {
     this.leases.endAll();
+    this.credits.close(); // the ends of the last leases reach main
     // end(), not destroy(): an answer just written (SHUTTING_DOWN) still reaches its client.
     this.server.endAll(100);
     this.server.close();

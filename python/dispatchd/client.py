@@ -51,12 +51,12 @@ class Lease:
     Attributes:
         secondary: N of the secondary that holds it.
         socket: that secondary's socket path.
-        lease: the token, 32 lowercase hex digits.
+        lease: the token, opaque lowercase hex (2 … 256 digits; 82 today).
         generation: the secondary process's generation; the lease is good only for it.
         expires_in_ms: time left to present it, in ms.
         type: the request type it is for.
-        idempotent: whether the type may be sent again after a lost answer (absent from a
-            main of dispatchd 0.1, whose types were all idempotent: then True).
+        idempotent: whether the type may be sent again after a lost answer (a required field
+            of the answer: one without it is a PROTOCOL_ERROR).
     """
 
     secondary: int
@@ -98,16 +98,21 @@ def _parse_lease(h: dict, asked_type: str) -> Lease:
     """Validates a lease answer (protocol.ts LeaseGranted). Raises PROTOCOL_ERROR."""
     ok = (h.get("ok") is True and h.get("op") == "lease" and _is_int(h.get("secondary"), 1, 2**53)
           and isinstance(h.get("socket"), str) and 0 < len(h["socket"]) <= 4096
-          and isinstance(h.get("lease"), str) and len(h["lease"]) == 32
+          and isinstance(h.get("lease"), str) and 2 <= len(h["lease"]) <= 256
           and all(c in "0123456789abcdef" for c in h["lease"])
           and _is_int(h.get("generation"), 0, 0xFFFFFFFF) and _is_int(h.get("expires_in_ms"), 0, 2**53)
-          and (h.get("type") is None or (isinstance(h["type"], str) and 0 < len(h["type"]) <= 64))
-          and (h.get("idempotent") is None or isinstance(h["idempotent"], bool)))
+          and isinstance(h.get("type"), str) and 0 < len(h["type"]) <= 64
+          and isinstance(h.get("idempotent"), bool))
     if not ok:
-        raise DispatchError("PROTOCOL_ERROR", "failed to understand the main server's answer: not a lease")
+        missing = (": it has no boolean `idempotent`" if not isinstance(h.get("idempotent"), bool)
+                   else ": it has no `type`" if not isinstance(h.get("type"), str) else "")
+        raise DispatchError("PROTOCOL_ERROR",
+                            f"failed to understand the main server's answer: not a lease{missing} (docs/PROTOCOL.md §1.2)")
+    if h["type"] != asked_type:
+        raise DispatchError("PROTOCOL_ERROR", f"failed to use the main server's answer: a lease for '{h['type']}' requests, "
+                            f"but '{asked_type}' was asked for (docs/PROTOCOL.md §1.2)")
     return Lease(secondary=h["secondary"], socket=h["socket"], lease=h["lease"], generation=h["generation"],
-                 expires_in_ms=h["expires_in_ms"], type=h.get("type") or asked_type,
-                 idempotent=h.get("idempotent") is not False)
+                 expires_in_ms=h["expires_in_ms"], type=h["type"], idempotent=h["idempotent"])
 
 
 def _is_run_result(h: dict) -> bool:

@@ -49,8 +49,29 @@ def _type(x: object) -> bool:
     return isinstance(x, str) and 1 <= len(x) <= 64
 
 
+def _seq(x: object) -> bool:
+    """A lease sequence (lease-token.ts: uint48, from 1)."""
+    return _uint(x, 2**48 - 1) and x >= 1
+
+
+#: Most sequences a ``credit`` lists as claimed, and most leases as ended (messages.ts CREDIT_LIST_MAX).
+CREDIT_LIST_MAX = 50
+
+
+def _seq_list(x: object) -> bool:
+    return isinstance(x, list) and len(x) <= CREDIT_LIST_MAX and all(_seq(s) for s in x)
+
+
+def _ended_list(x: object) -> bool:
+    return (isinstance(x, list) and len(x) <= CREDIT_LIST_MAX
+            and all(isinstance(e, list) and len(e) == 3 and _seq(e[0]) and _uint(e[1]) and _uint(e[2]) for e in x))
+
+
 # Each message kind: its fields and their checks (required unless listed in _OPTIONAL).
 _FIELDS = {
+    "credit": {"from": _name, "gen": _u32, "seq": _seq, "n": lambda x: _uint(x, 100_000), "exp": _uint,
+               "claimed": _seq_list, "ended": _ended_list},
+    "want": {"from": lambda x: x == "main", "gen": _u32, "to": _u32},
     "reserve": {"id": _id, "lease": _lease, "gen": _u32, "exp": _uint, "type": _type},
     "reserved": {"id": _id, "from": _name, "gen": _u32, "lease": _lease},
     "refused": {"id": _id, "from": _name, "gen": _u32,

@@ -11,6 +11,8 @@ import { DispatchClient, Session } from '../../daemons/client/client.js';
 import type { LeaseGranted } from '../../daemons/common/protocol.js';
 import { DispatchError } from '../../daemons/common/errors.js';
 import { encodeFrame } from '../../daemons/common/frame.js';
+import { LeaseSigner } from '../../daemons/common/lease-token.js';
+import { randomBytes } from 'node:crypto';
 import { rawExchange, writeFifo } from './lib/raw.js';
 import { closeAfter, ProcessSuite, until } from '../helpers/index.js';
 import { watchedClient } from './lib/leases.js';
@@ -115,15 +117,26 @@ t.test('idle clients do not delay others (README: by less than 1 s)', async (t) 
   );
 });
 
-t.test('leases: unknown, reused, expired and stale are refused with their own codes', async (t) => {
+t.test('leases: unknown, forged, altered, old-key, reused, expired and stale are refused with their own codes, one log line per kind', async (t) => {
   const c = client();
   const g = await c.lease('echo');
-  const fake = { ...g, lease: '0'.repeat(32) };
-  t.equal((await errorOf(c.runOnLease(fake, 'echo', Buffer.from('x'), 2000))).code, 'LEASE_UNKNOWN');
-  const stale = { ...g, generation: (g.generation + 1) >>> 0 };
-  t.equal((await errorOf(c.runOnLease(stale, 'echo', Buffer.from('x'), 2000))).code, 'LEASE_STALE');
+  const on = `secondary-${g.secondary}`;
+  const codeOf = async (lease: string, generation = g.generation) => (await errorOf(c.runOnLease({ ...g, lease, generation }, 'echo', Buffer.from('x'), 2000))).code;
+  t.equal(await codeOf('0'.repeat(32)), 'LEASE_UNKNOWN', 'not a token of this format');
+  t.equal(await codeOf('0'.repeat(32)), 'LEASE_UNKNOWN', 'again');
+  t.equal(await codeOf(g.lease, (g.generation + 1) >>> 0), 'LEASE_STALE', 'another generation');
+  // Hex digit 30 is in the expiry (bytes 11…16, docs/PROTOCOL.md §2.2): a later expiry, the MAC unchanged.
+  const altered = g.lease.slice(0, 30) + (g.lease[30] === 'f' ? 'e' : 'f') + g.lease.slice(31);
+  t.equal(await codeOf(altered), 'LEASE_UNKNOWN', 'altered: its MAC does not match');
+  const forged = new LeaseSigner(randomBytes(32), g.secondary, g.generation).mint(1, Date.now() + 3000, 'echo');
+  t.equal(await codeOf(g.lease.slice(0, 10) + forged.slice(10)), 'LEASE_UNKNOWN', 'forged with a guessed key id');
+  t.equal(await codeOf(forged), 'LEASE_STALE', 'minted with another key (as before the suite restarted)');
   t.equal((await c.runOnLease(g, 'echo', Buffer.from('x'), 2000)).toString(), 'x', 'the real lease works once');
   t.equal((await errorOf(c.runOnLease(g, 'echo', Buffer.from('x'), 2000))).code, 'LEASE_UNKNOWN', 'not twice');
+  const kinds = ['malformed', 'wrong-generation', 'forged', 'old-key', 'replayed'];
+  const lines = (kind: string) => count(on, new RegExp(`refused a lease.*lease_fault=${kind}\\b`));
+  await until('the refusals to reach the log', 2000, () => kinds.every((k) => lines(k) > 0));
+  for (const kind of kinds) t.equal(lines(kind), 1, `one log line for ${kind}`);
   const late = await c.lease('echo');
   await new Promise((r) => setTimeout(r, 450)); // lease_ttl_ms is 300: let it lapse
   t.equal((await errorOf(c.runOnLease(late, 'echo', Buffer.from('x'), 2000))).code, 'LEASE_EXPIRED');
@@ -153,10 +166,13 @@ t.test('unknown type is refused by main without reserving anything', async (t) =
     last = key;
     return settled ? now : undefined;
   });
-  // Every lease held: a type main had to reserve for would wait in its queue and end BUSY.
+  // Every credit minted into a lease (2 secondaries × max_leases 2): a type main had to mint
+  // for would wait in its queue and end BUSY. Minted leases hold nothing at a secondary until
+  // a client presents them.
   const held: LeaseGranted[] = [];
   for (let i = 0; i < 4; i++) held.push(await c.lease('echo'));
-  t.same(secondaries.map((n) => suite.slot(n)!.active), [2, 2], 'every secondary full');
+  t.same(held.map((g) => g.secondary).sort(), [1, 1, 2, 2], "every secondary's credits minted");
+  t.same(secondaries.map((n) => suite.slot(n)!.active), [0, 0], 'nothing in use at the secondaries before a lease is presented');
   const e = await errorOf(c.lease('frobnicate'));
   t.equal(e.code, 'UNKNOWN_TYPE', 'refused at once for its type, not queued for a lease');
   t.equal(suite.slot('main')!.queued, 0, 'it never waited in the admission queue');
@@ -176,7 +192,7 @@ t.test('sleep past the deadline is cut off, logged, and the secondary stays heal
   await until('the diagnostic', 2000, () => count('secondary-1', /cut off a 'sleep' request/) + count('secondary-2', /cut off a 'sleep' request/) === 1);
   const line = [...suite.output('secondary-1'), ...suite.output('secondary-2')].find((l) => /cut off a 'sleep'/.test(l))!;
   t.match(line, /deadline_ms=500/);
-  t.match(line, /lease=[0-9a-f]{32}/);
+  t.match(line, /lease=[0-9a-f]{82}\b/);
   t.match(line, /secondary=secondary-\d/);
   t.equal((await client().request('echo', Buffer.from('alive'))).toString(), 'alive');
   t.equal((await errorOf(client().request('sleep', Buffer.from('abc')))).code, 'BAD_REQUEST');

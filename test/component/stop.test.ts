@@ -52,11 +52,16 @@ t.test('through the library, a request cut off by a stopping secondary completes
 });
 
 t.test('main stopped with requests waiting: they get SHUTTING_DOWN at once, main exits 0 in time', async (t) => {
-  // Fill every lease (2 secondaries x max_leases 32) so that new lease requests wait in main's
-  // admission queue.
+  // Fill every lease (2 secondaries x max_leases 32), each claimed by a request on its own
+  // connection, so that the secondaries grant no more credits and new lease requests wait in
+  // main's admission queue.
   const c = new DispatchClient({ socket: suite.mainSocket, attempts: 1, answerTimeoutMs: 20_000 });
   const held: Session[] = [];
-  for (let i = 0; i < 64; i++) held.push(await Session.open(await c.lease('echo'), 1024, 2000));
+  for (let i = 0; i < 64; i++) {
+    const s = await Session.open(await c.lease('echo'), 1024, 2000);
+    await s.run('echo', Buffer.from('hold'), 2000);
+    held.push(s);
+  }
   const queued = Array.from({ length: 5 }, () => c.lease('echo').then(() => 'granted', (e: DispatchError) => e.code));
   // main publishes its queue length with its heartbeat (at least once a second).
   await until('the 5 requests in the admission queue', 5000, () => (suite.slot('main')?.queued ?? 0) === 5);

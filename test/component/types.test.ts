@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { DispatchClient, Session } from '../../daemons/client/client.js';
+import { DispatchClient, DispatchError, Session } from '../../daemons/client/client.js';
 import { readServedTypes } from '../../daemons/common/served-types.js';
 import { secondary, servedTypesPath } from '../../daemons/common/topology.js';
 import { closeAfter, ProcessSuite, ROOT, until } from '../helpers/index.js';
@@ -69,7 +69,7 @@ t.test('a lease names its type and idempotency; a run of another type on it is L
   t.match(await c.lease('greet'), { type: 'greet', idempotent: false });
   const s = await Session.open(grant, 1 << 20, 2000);
   t.teardown(() => s.close());
-  await t.rejects(s.run('greet', Buffer.from('x'), 5000), { code: 'LEASE_WRONG_TYPE', message: /this lease is for 'upper' requests, not 'greet'/ });
+  await t.rejects(s.run('greet', Buffer.from('x'), 5000), { code: 'LEASE_WRONG_TYPE', message: /this lease is not for 'greet' requests/ });
   t.equal((await s.run('upper', Buffer.from('still'), 5000)).toString(), 'STILL', 'the lease stays good for its own type');
 });
 
@@ -86,12 +86,27 @@ t.test('a type pinned to secondary 2 runs there only', async (t) => {
   for (let i = 0; i < 6; i++) t.equal((await client().requestWithInfo('heavy', Buffer.from('abc'))).secondary, 2);
 });
 
-t.test("a type's concurrency caps its leases on a secondary; the next waits, then BUSY", async (t) => {
+t.test("a type's concurrency caps its leases in use on a secondary: one more presented there is refused BUSY, nothing ran", async (t) => {
   const c = new DispatchClient({ socket: suite.mainSocket, timeoutMs: 10_000, attempts: 1 });
-  const held = [await c.lease('single'), await c.lease('single')];
-  t.same(held.map((g) => g.secondary).sort(), [1, 2], 'one lease of `single` on each secondary');
-  await t.rejects(c.lease('single', 600), { code: 'BUSY' }, 'a third waits in the queue, then is told busy');
+  // Hold `single` (a sleep, concurrency 1) on both secondaries: each lease claimed by a running request.
+  const running: Array<Promise<unknown>> = [];
+  const sessions: Session[] = [];
+  const on = new Set<number>();
+  while (on.size < 2) {
+    const g = await c.lease('single');
+    if (on.has(g.secondary)) continue; // an unused lease simply expires
+    on.add(g.secondary);
+    const s = await Session.open(g, 1024, 2000);
+    sessions.push(s);
+    running.push(s.run('single', Buffer.from('1500'), 5000));
+  }
+  await until('both to run', 3000, () => ['secondary-1', 'secondary-2'].every((n) => (suite.slot(n)?.running ?? 0) > 0));
+  const third = await c.lease('single');
+  const err = await c.runOnLease(third, 'single', Buffer.from('0'), 2000).then(() => undefined, (e: DispatchError) => e);
+  t.match(err, { code: 'BUSY', retryable: true, retryAfterMs: 20 }, `a third presented on secondary-${third.secondary} is refused, retryable`);
   t.ok((await c.lease('echo')).lease, 'other types are not held up');
+  t.same((await Promise.all(running)).map(String), ['slept 1500', 'slept 1500'], 'the two in use ran undisturbed');
+  sessions.forEach((s) => s.close());
 });
 
 t.test('a reload adds a type live, without a restart', async (t) => {

@@ -8,6 +8,7 @@
  * same 300 s, never trip the units' start limit.
  */
 import t from 'tap';
+import { clientScript } from './lib/inside.js';
 import { StopStartCycles } from './lib/stop-start.js';
 import { installedSuite, UNITS, untilUnits } from './lib/suite.js';
 
@@ -42,5 +43,29 @@ if (sb) {
 
   t.test('started once more, the suite serves', async (t) => {
     await cycles!.startAndCheck(t, 'final', false);
+  });
+
+  t.test('a lease minted before the suite restarted is refused: the suite key is new at each start (LEASE_STALE, logged)', async (t) => {
+    const key = '/dev/shm/dispatchd.scoreboard.lease-key';
+    const before = await sb.out(`stat -c '%a %U %s' ${key} && sha256sum ${key}`);
+    t.match(before, /^400 dispatchd 32\n/, 'the key: 32 bytes, mode 0400, owned by dispatchd');
+    const r = await clientScript<{ code: string; message: string; after: string }>(
+      sb,
+      `
+      const c = new lib.DispatchClient({ timeoutMs: 20000 });
+      const g = await c.lease('echo');
+      c.close();
+      execSync('systemctl restart dispatchd.target');
+      const after = execSync('dispatchctl request echo up').toString();
+      try { await c.runOnLease(g, 'echo', Buffer.from('x'), 5000); console.log(JSON.stringify({ code: 'served', after })); }
+      catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, after })); }`,
+    );
+    t.equal(r.after, 'up', 'the restarted suite serves');
+    t.equal(r.code, 'LEASE_STALE', r.message);
+    t.match(r.message, /minted with the key of an earlier start of the suite/);
+    const after = await sb.out(`sha256sum ${key}`);
+    t.not(after.split(' ')[0], before.split('\n')[1]!.split(' ')[0], 'a fresh key');
+    const logged = await sb.out("journalctl --no-pager -q -u 'dispatchd-secondary@*' -o cat -g 'lease_fault=old-key|minted with the key of an earlier start' || true");
+    t.ok(logged.trim().split('\n').filter(Boolean).length >= 1, `the refusal is logged: ${logged.trim().split('\n')[0]}`);
   });
 }

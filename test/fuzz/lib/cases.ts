@@ -4,10 +4,13 @@
  * gives the same cases.
  *
  * Never a whole valid message: a fuzz case must not change the suite's state the way a real
- * peer would (a valid `reserve` holds a lease, a valid lease request reserves a secondary), so
- * what it shows is the handling of damage, not of load.
+ * peer would (a valid `credit` hands main leases, a valid lease request uses up a credit), so
+ * what it shows is the handling of damage, not of load. A run frame may be whole, with a lease
+ * the fuzzer cannot have minted (it does not hold the suite's key): lease tokens of the real
+ * format (docs/PROTOCOL.md §2.2) with a random key id or MAC, another version, a wrong length.
  */
 import { encodeFrame, FRAME_MAGIC, FRAME_PREFIX_BYTES, MAX_HEADER_BYTES } from '../../../daemons/common/frame.js';
+import { LEASE_TOKEN_BYTES, LEASE_TOKEN_VERSION } from '../../../daemons/common/lease-token.js';
 import { clientSocketPath, formatDaemonId, mailboxPath, suiteDaemons } from '../../../daemons/common/topology.js';
 
 /** Linux PIPE_BUF. */
@@ -68,6 +71,28 @@ function randomJson(rnd: Rnd, depth = 0): unknown {
   return o;
 }
 
+/**
+ * A lease token of the real layout (version, key id, sequence, expiry, type tag, MAC) that no
+ * secondary issued: random fields, or one of them damaged (another version, a cut or
+ * lengthened token, a sequence or expiry at its bounds, a MAC of zeros).
+ */
+export function fuzzLeaseToken(rnd: Rnd): string {
+  const b = bytes(rnd, LEASE_TOKEN_BYTES);
+  b[0] = LEASE_TOKEN_VERSION;
+  const damage = pick(rnd, ['random', 'version', 'short', 'long', 'seq-zero', 'seq-max', 'expiry-past', 'expiry-max', 'mac-zeros', 'upper-case']);
+  if (damage === 'version') b[0] = pick(rnd, [0, 2, 0xff]);
+  if (damage === 'seq-zero') b.fill(0, 5, 11);
+  if (damage === 'seq-max') b.fill(0xff, 5, 11);
+  if (damage === 'expiry-past') b.writeUIntBE(int(rnd, 0, Date.now()), 11, 6);
+  if (damage === 'expiry-max') b.fill(0xff, 11, 17);
+  if (damage === 'mac-zeros') b.fill(0, 25);
+  const hex = b.toString('hex');
+  if (damage === 'short') return hex.slice(0, 2 * int(rnd, 1, LEASE_TOKEN_BYTES - 1));
+  if (damage === 'long') return hex + bytes(rnd, int(rnd, 1, 80)).toString('hex');
+  if (damage === 'upper-case') return hex.toUpperCase();
+  return hex;
+}
+
 /** A frame header that is a JSON object but not a valid request. */
 function badRequestHeader(rnd: Rnd): Record<string, unknown> {
   const kinds: Array<() => Record<string, unknown>> = [
@@ -75,6 +100,7 @@ function badRequestHeader(rnd: Rnd): Record<string, unknown> {
     () => ({ op: 'lease', type: pick(rnd, ['', 'x'.repeat(65), 'frobnicate', 42, null]) }),
     () => ({ op: 'run', lease: bytes(rnd, 16).toString('hex'), generation: int(rnd, 0, 0xffffffff), type: pick(rnd, ['echo', 'sha256', 'sleep', 'nope']), deadline_ms: pick(rnd, [0, -1, 1e9, 1.5, 'x', 1]) }),
     () => ({ op: 'run', lease: 'NOT-A-LEASE', generation: -1, type: 'echo' }),
+    () => ({ op: 'run', lease: fuzzLeaseToken(rnd), generation: pick(rnd, [-1, 2 ** 32, 1.5, '7']), type: 'echo' }),
     () => ({ op: pick(rnd, ['LEASE', 'status', 'restart', '']), type: 'echo' }),
   ];
   const h = pick(rnd, kinds)();
@@ -146,6 +172,12 @@ function socketCase(rnd: Rnd, ep: Extract<Endpoint, { kind: 'socket' }>): FuzzCa
     }],
     ['frame-then-garbage', () => ({ chunks: [Buffer.concat(encodeFrame(badRequestHeader(rnd))), bytes(rnd, int(rnd, 1, 5000))] })],
   ];
+  if (ep.maxBody > 0) {
+    // A whole run frame presenting a lease no secondary issued: refused, nothing runs.
+    const forged = () => ({ op: 'run', lease: fuzzLeaseToken(rnd), generation: int(rnd, 0, 0xffffffff), type: pick(rnd, ['echo', 'sha256', 'sleep']) });
+    gens.push(['run-unissued-lease', () => ({ chunks: split(rnd, Buffer.concat(encodeFrame(forged(), bytes(rnd, int(rnd, 0, 2048)))), 3) })]);
+    gens.push(['run-unissued-leases-pipelined', () => ({ chunks: split(rnd, Buffer.concat(Array.from({ length: int(rnd, 2, 6) }, () => Buffer.concat(encodeFrame(forged(), bytes(rnd, int(rnd, 0, 64))))).flat()), 4) })]);
+  }
   if (ep.maxBody === 0) gens.push(['body-to-main', () => ({ chunks: [Buffer.concat(encodeFrame({ op: 'lease', type: 'echo' }, bytes(rnd, int(rnd, 1, 70_000))))] })]);
   // Cases that take the server's idle timeout or a dribble to end are rarer: they are slow to
   // run and exercise one code path each.
@@ -165,6 +197,8 @@ function messageTemplate(rnd: Rnd): string {
       { v: 1, t: 'reserved', id: `${gen.toString(16)}-1`, from: 'secondary-1', gen, lease },
       { v: 1, t: 'refused', id: 'x-1', from: 'secondary-2', gen, reason: 'full' },
       { v: 1, t: 'done', from: 'secondary-1', gen, lease, claimed: true, requests: 1, failed: 0 },
+      { v: 1, t: 'credit', from: 'secondary-1', gen, seq: int(rnd, 1, 1e6), n: int(rnd, 0, 64), exp: Date.now() + 6000, claimed: [int(rnd, 1, 1e6)], ended: [[int(rnd, 1, 1e6), 1, 0]] },
+      { v: 1, t: 'want', from: 'main', gen, to: int(rnd, 1, 0xffffffff) },
       { v: 1, t: 'ready', from: 'secondary-2', gen },
       { v: 1, t: 'ping', from: 'watchdog', seq: int(rnd, 0, 1e9) },
       { v: 1, t: 'pong', from: 'main', seq: int(rnd, 0, 1e9), pid: int(rnd, 1, 1e6), gen },
@@ -184,7 +218,7 @@ function fifoCase(rnd: Rnd, ep: Extract<Endpoint, { kind: 'fifo' }>): FuzzCase {
     ['fifo-oversized-line', () => ({ chunks: [Buffer.concat([bytesNoNewline(rnd, int(rnd, PIPE_BUF, 100_000)), Buffer.from(rnd() < 0.7 ? '\n' : '')])] })],
     ['fifo-wrong-schema', () => {
       const m = JSON.parse(messageTemplate(rnd)) as Record<string, unknown>;
-      const mutate = pick(rnd, [() => (m.v = 2), () => (m.t = 'launch'), () => delete m.t, () => (m.extra = 1), () => (m.gen = -1), () => (m.from = 'secondary-0'), () => (m.lease = 'x')]);
+      const mutate = pick(rnd, [() => (m.v = 2), () => (m.t = 'launch'), () => delete m.t, () => (m.extra = 1), () => (m.gen = -1), () => (m.from = 'secondary-0'), () => (m.lease = 'x'), () => (m.seq = 0), () => (m.n = -1), () => (m.claimed = Array.from({ length: 51 }, (_, i) => i + 1)), () => (m.ended = [[1, 'x', 0]]), () => (m.to = 2 ** 32)]);
       mutate();
       return { chunks: [Buffer.from(JSON.stringify(m) + '\n')] };
     }],

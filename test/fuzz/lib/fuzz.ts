@@ -112,7 +112,9 @@ function processLogLine(daemon: string, line: string): LogLine | undefined {
   if (!m || !['error', 'warning', 'notice', 'info'].includes(m[1]!)) return undefined;
   const code = / code=(\S+)/.exec(m[2]!)?.[1];
   if (!code && m[1] === 'info') return undefined; // start-up and stop lines, not incidents
-  return { daemon, kind: code ?? m[2]!.replace(/[0-9]+/g, 'N').slice(0, 40), text: m[2]! };
+  // A bad lease's kind is its lease_fault (docs/PROTOCOL.md §2.2): several share a code.
+  const fault = / lease_fault=(\S+)/.exec(m[2]!)?.[1];
+  return { daemon, kind: fault ? `${code}/${fault}` : code ?? m[2]!.replace(/[0-9]+/g, 'N').slice(0, 40), text: m[2]! };
 }
 
 export class ProcessFuzzTarget implements FuzzTarget {
@@ -199,7 +201,8 @@ export class SandboxFuzzTarget implements FuzzTarget {
       if (e._PID === '1' || Number(e.__REALTIME_TIMESTAMP) / 1000 < sinceMs) continue; // systemd's own lines
       const msg = typeof e.MESSAGE === 'string' ? e.MESSAGE : '';
       if (!e.CODE && e.PRIORITY === '6') continue; // start-up and stop lines, not incidents
-      lines.push({ daemon: daemonOf.get(e._SYSTEMD_UNIT ?? '') ?? e._SYSTEMD_UNIT ?? '?', kind: e.CODE ?? msg.replace(/[0-9]+/g, 'N').slice(0, 40), text: msg });
+      const kind = e.LEASE_FAULT ? `${e.CODE}/${e.LEASE_FAULT}` : e.CODE ?? msg.replace(/[0-9]+/g, 'N').slice(0, 40);
+      lines.push({ daemon: daemonOf.get(e._SYSTEMD_UNIT ?? '') ?? e._SYSTEMD_UNIT ?? '?', kind, text: msg });
     }
     return lines;
   }

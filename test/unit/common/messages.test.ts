@@ -1,6 +1,8 @@
 import t from 'tap';
 import { MAX_SECONDARIES } from '../../../daemons/common/topology.js';
 import {
+  Credit,
+  CREDIT_LIST_MAX,
   Done,
   LEASE_TOKEN,
   MAILBOX_VERSION,
@@ -12,10 +14,11 @@ import {
   Refused,
   Reserve,
   Reserved,
+  Want,
 } from '../../../daemons/common/messages.js';
 import { LEASE, SAMPLES, TYPES } from '../lib/sample-messages.js';
 
-const BY_TYPE = { reserve: Reserve, reserved: Reserved, refused: Refused, done: Done, ready: Ready, ping: Ping, pong: Pong };
+const BY_TYPE = { credit: Credit, want: Want, reserve: Reserve, reserved: Reserved, refused: Refused, done: Done, ready: Ready, ping: Ping, pong: Pong };
 
 t.test('constants', async (t) => {
   t.equal(PIPE_BUF, 4096, 'Linux PIPE_BUF');
@@ -72,6 +75,16 @@ t.test('invalid messages are refused', async (t) => {
     ['unknown refusal reason', variant('refused', { reason: 'tired' })],
     ['claimed not boolean', variant('done', { claimed: 'yes' })],
     ['exp missing', variant('reserve', { exp: undefined })],
+    ['credit sequence 0', variant('credit', { seq: 0 })],
+    ['credit sequence over 48 bits', variant('credit', { seq: 2 ** 48 })],
+    ['credit n negative', variant('credit', { n: -1 })],
+    ['credit n over 100000', variant('credit', { n: 100_001 })],
+    ['credit claimed too many', variant('credit', { claimed: Array.from({ length: CREDIT_LIST_MAX + 1 }, (_, i) => i + 1) })],
+    ['credit ended not a triple', variant('credit', { ended: [[1, 2]] })],
+    ['credit ended sequence 0', variant('credit', { ended: [[0, 1, 0]] })],
+    ['credit claimed missing', variant('credit', { claimed: undefined })],
+    ['want not from main', variant('want', { from: 'watchdog' })],
+    ['want without to', variant('want', { to: undefined })],
   ];
   for (const [what, m] of cases) t.notOk(MailboxMessage.safeParse(m).success, what);
   t.notOk(MailboxMessage.safeParse(null).success, 'null');
@@ -85,6 +98,13 @@ t.test('a message names its sender as topology.ts does, within the one instance 
   for (const bad of ['', 'Main', 'main ', 'secondary', 'secondary-', 'secondary-0', 'secondary-01', `secondary-${MAX_SECONDARIES + 1}`, 'secondary-999', 'secondary-1a', 'watchdog2']) {
     t.notOk(from(bad), JSON.stringify(bad));
   }
+});
+
+t.test('a credit message at its largest fits PIPE_BUF', async (t) => {
+  const big = 2 ** 48 - 1;
+  const m = { v: 1, t: 'credit', from: 'secondary-62', gen: 0xffffffff, seq: big, n: 100_000, exp: Number.MAX_SAFE_INTEGER, claimed: Array(CREDIT_LIST_MAX).fill(big), ended: Array(CREDIT_LIST_MAX).fill([big, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER]) };
+  t.ok(MailboxMessage.safeParse(m).success);
+  t.ok(JSON.stringify(m).length + 1 <= PIPE_BUF, `${JSON.stringify(m).length + 1} bytes with its newline`);
 });
 
 t.test('LEASE_TOKEN', async (t) => {

@@ -10,7 +10,12 @@ const LEASE = '9f0c'.repeat(8);
 t.test('the examples of docs/PROTOCOL.md §1.2 and §1.3 are valid', async (t) => {
   t.ok(LeaseRequest.safeParse({ op: 'lease', type: 'echo' }).success);
   t.ok(LeaseGranted.safeParse({ ok: true, op: 'lease', secondary: 2, socket: '/run/dispatchd/secondary-2.sock', lease: LEASE, generation: 3471550430, expires_in_ms: 3000, type: 'echo', idempotent: true }).success);
-  t.ok(LeaseGranted.safeParse({ ok: true, op: 'lease', secondary: 2, socket: '/run/dispatchd/secondary-2.sock', lease: LEASE, generation: 3471550430, expires_in_ms: 3000 }).success, 'a dispatchd 0.1 main leaves out type and idempotent');
+  const granted = { ok: true, op: 'lease', secondary: 2, socket: '/run/dispatchd/secondary-2.sock', lease: LEASE, generation: 3471550430, expires_in_ms: 3000, type: 'echo', idempotent: true };
+  t.notOk(LeaseGranted.safeParse({ ...granted, idempotent: undefined }).success, 'idempotent is required (a client decides how to retry by it)');
+  t.notOk(LeaseGranted.safeParse({ ...granted, idempotent: 'yes' }).success, 'idempotent is a boolean');
+  t.notOk(LeaseGranted.safeParse({ ...granted, type: undefined }).success, 'type is required');
+  t.ok(LeaseGranted.safeParse({ ...granted, lease: 'ab'.repeat(41) }).success, 'a lease token is opaque hex of up to 256 digits');
+  t.notOk(LeaseGranted.safeParse({ ...granted, lease: 'ab'.repeat(129) }).success);
   t.ok(RunRequest.safeParse({ op: 'run', lease: LEASE, generation: 3471550430, type: 'echo', deadline_ms: 1000 }).success);
   t.ok(RunResult.safeParse({ ok: true, op: 'result', type: 'echo', elapsed_ms: 0.213 }).success);
   t.ok(ErrorReply.safeParse({ ok: false, code: 'BUSY', message: 'every secondary is busy; retry after 250 ms', retry_after_ms: 250, retryable: true }).success);

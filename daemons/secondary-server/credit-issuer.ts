@@ -1,0 +1,132 @@
+/**
+ * How a secondary hands its capacity to main (docs/PROTOCOL.md §2.2): in `credit` messages
+ * over main's mailbox FIFO, batched with the claims and ends of leases since the last one, so
+ * the FIFO carries about one message per batch instead of one round trip per lease.
+ *
+ * It keeps as many fresh credits at main as it has free capacity (max_leases − in use),
+ * granting again when leases end or credits go stale. A `want` from a main process it has not
+ * heard from before (main restarted: the credits it held are gone with it) is answered with
+ * the whole free capacity at once, even though the old credits stay valid until they lapse: a
+ * lease presented while the secondary is full is refused (BUSY, nothing ran), so granting more
+ * than it can serve never overloads it. Unclaimed credits in all are bounded by
+ * {@link MAX_OUTSTANDING} × max_leases.
+ */
+import type { DispatchError } from '../common/errors.js';
+import { CREDIT_LIST_MAX, type Credit } from '../common/messages.js';
+import { CREDIT_BATCH_MS } from '../common/timing.js';
+import type { CreditGrant, CreditWindow } from './credit-window.js';
+
+/** Unused valid credits are at most this many times max_leases. */
+export const MAX_OUTSTANDING = 3;
+
+export interface CreditIssuerOptions {
+  /** This secondary's name and generation, for the messages. */
+  from: string;
+  generation: number;
+  window: CreditWindow;
+  /** max_leases now, and the leases in use. */
+  maxLeases: () => number;
+  inUse: () => number;
+  /** No credits are granted while stopping. */
+  stopping: () => boolean;
+  /** Writes to main's mailbox. @throws DispatchError MAILBOX_* (rejects). */
+  send: (m: Credit) => Promise<void>;
+  /** A message could not be written (its credits are taken back). */
+  failed: (err: DispatchError) => void;
+  now?: () => number;
+}
+
+export class CreditIssuer {
+  private claimed: number[] = [];
+  private ended: Array<[number, number, number]> = [];
+  private flushTimer: NodeJS.Timeout | undefined;
+  private staleTimer: NodeJS.Timeout | undefined;
+  private mainGen: number | undefined;
+  private refill = false;
+  private closed = false;
+
+  constructor(private readonly o: CreditIssuerOptions) {}
+
+  private now(): number {
+    return this.o.now?.() ?? Date.now();
+  }
+
+  /** A client claimed lease sequence `seq`: main hears of it in the next batch. */
+  claim(seq: number): void {
+    this.claimed.push(seq);
+    this.soon();
+  }
+
+  /** A lease ended after serving `requests` (`failed` of them failed): main hears of it, and gets its capacity back as a credit. */
+  end(seq: number, requests: number, failed: number): void {
+    this.ended.push([seq, requests, failed]);
+    this.soon();
+  }
+
+  /** Main (process `mainGen`) holds no fresh credit of this secondary. */
+  want(mainGen: number): void {
+    if (mainGen !== this.mainGen) {
+      this.mainGen = mainGen;
+      this.refill = true;
+    }
+    this.soon();
+  }
+
+  /** Sends what is gathered, and the credits due, within {@link CREDIT_BATCH_MS}. */
+  soon(): void {
+    if (this.closed || this.flushTimer) return;
+    this.flushTimer = setTimeout(() => this.flush(), CREDIT_BATCH_MS);
+  }
+
+  /** Sends what is gathered and the credits due, now. */
+  flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.closed) return;
+    const now = this.now();
+    const free = Math.max(0, this.o.maxLeases() - this.o.inUse());
+    let n = this.o.stopping() ? 0 : this.refill ? free : Math.max(0, free - this.o.window.fresh(now));
+    n = Math.min(n, Math.max(0, MAX_OUTSTANDING * this.o.maxLeases() - this.o.window.size));
+    this.refill = false;
+    let grant: CreditGrant | undefined = n > 0 ? this.o.window.grant(n, now) : undefined;
+    while (grant || this.claimed.length || this.ended.length) {
+      const m: Credit = {
+        v: 1,
+        t: 'credit',
+        from: this.o.from,
+        gen: this.o.generation,
+        seq: grant?.seq ?? this.o.window.nextSeq,
+        n: grant?.n ?? 0,
+        exp: grant?.exp ?? now,
+        claimed: this.claimed.splice(0, CREDIT_LIST_MAX),
+        ended: this.ended.splice(0, CREDIT_LIST_MAX),
+      };
+      const sent = grant;
+      grant = undefined;
+      this.o.send(m).catch((err: DispatchError) => {
+        if (sent) this.o.window.revoke(sent, this.now());
+        this.o.failed(err);
+      });
+    }
+    this.watchStale();
+  }
+
+  /** Grants again when the oldest fresh credits go stale. */
+  private watchStale(): void {
+    if (this.staleTimer) clearTimeout(this.staleTimer);
+    this.staleTimer = undefined;
+    const at = this.o.window.nextStale();
+    if (this.closed || at === undefined) return;
+    this.staleTimer = setTimeout(() => this.flush(), Math.max(1, at - this.now()));
+    this.staleTimer.unref?.();
+  }
+
+  /** Sends what is gathered (the ends of the last leases), then grants nothing more. */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    if (this.staleTimer) clearTimeout(this.staleTimer);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+  }
+}

@@ -1,0 +1,123 @@
+/** How a secondary hands its capacity to main as batched credits (credit-issuer.ts), on a fake clock and mailbox. */
+import t from 'tap';
+import { DispatchError } from '../../../daemons/common/errors.js';
+import { CREDIT_LIST_MAX, Credit } from '../../../daemons/common/messages.js';
+import { CreditIssuer, MAX_OUTSTANDING } from '../../../daemons/secondary-server/credit-issuer.js';
+import { CreditWindow } from '../../../daemons/secondary-server/credit-window.js';
+
+function build(o: { maxLeases?: number; fail?: () => DispatchError | undefined } = {}) {
+  let now = 1000;
+  let inUse = 0;
+  let stopping = false;
+  const sent: Credit[] = [];
+  const failures: string[] = [];
+  const window = new CreditWindow(3000, 6000);
+  const issuer = new CreditIssuer({
+    from: 'secondary-4',
+    generation: 9,
+    window,
+    maxLeases: () => o.maxLeases ?? 4,
+    inUse: () => inUse,
+    stopping: () => stopping,
+    send: async (m) => {
+      Credit.parse(m); // every message is a valid mailbox message
+      const err = o.fail?.();
+      if (err) throw err;
+      sent.push(m);
+    },
+    failed: (err) => void failures.push(err.code),
+    now: () => now,
+  });
+  t.teardown(() => issuer.close());
+  return {
+    issuer,
+    window,
+    sent,
+    failures,
+    set: (x: { now?: number; inUse?: number; stopping?: boolean }) => {
+      now = x.now ?? now;
+      inUse = x.inUse ?? inUse;
+      stopping = x.stopping ?? stopping;
+    },
+  };
+}
+
+t.test('the first flush grants the whole capacity; claims are batched without new credits while enough are fresh', async (t) => {
+  const { issuer, window, sent, set } = build();
+  issuer.flush();
+  t.match(sent, [{ t: 'credit', from: 'secondary-4', gen: 9, seq: 1, n: 4, exp: 7000, claimed: [], ended: [] }]);
+  window.claim(1, 1001);
+  window.claim(2, 1001);
+  set({ inUse: 2 });
+  issuer.claim(1);
+  issuer.claim(2);
+  issuer.flush();
+  t.match(sent[1], { n: 0, claimed: [1, 2], ended: [] }, 'two in use, two fresh at main: nothing to grant');
+  set({ inUse: 1 });
+  issuer.end(1, 5, 1);
+  issuer.flush();
+  t.match(sent[2], { seq: 5, n: 1, claimed: [], ended: [[1, 5, 1]] }, 'a lease ended: its capacity goes back as a credit');
+  issuer.flush();
+  t.equal(sent.length, 3, 'nothing gathered, nothing due: no message');
+});
+
+t.test('gathered within CREDIT_BATCH_MS into one message', async (t) => {
+  const { issuer, sent } = build();
+  issuer.flush();
+  for (let s = 1; s <= 3; s++) issuer.claim(s);
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(sent.length, 2);
+  t.same(sent[1]!.claimed, [1, 2, 3]);
+});
+
+t.test('stale credits are replaced; a `want` from a main process new to it gets the whole free capacity', async (t) => {
+  const { issuer, sent, set } = build();
+  issuer.flush();
+  set({ now: 4000 });
+  issuer.flush();
+  t.match(sent[1], { seq: 5, n: 4, exp: 10_000 }, 'the first four went stale (main mints only from fresh ones)');
+  issuer.want(77);
+  issuer.flush();
+  t.match(sent[2], { seq: 9, n: 4 }, 'a new main: its predecessor held the fresh ones');
+  issuer.want(77);
+  issuer.flush();
+  t.equal(sent.length, 3, 'the same main again, its credits fresh: nothing');
+  issuer.want(78);
+  issuer.flush();
+  t.equal(sent.length, 3, `unused valid credits stay within ${MAX_OUTSTANDING} × max_leases`);
+});
+
+t.test('no credits while stopping, but the ends of leases still reach main', async (t) => {
+  const { issuer, sent, set } = build();
+  set({ stopping: true, inUse: 1 });
+  issuer.end(3, 1, 0);
+  issuer.close();
+  t.match(sent, [{ n: 0, ended: [[3, 1, 0]] }]);
+  issuer.end(4, 1, 0);
+  issuer.flush();
+  t.equal(sent.length, 1, 'closed: nothing more');
+});
+
+t.test('a grant that cannot be written is taken back and reported', async (t) => {
+  let failing = true;
+  const { issuer, window, sent, failures } = build({ fail: () => (failing ? new DispatchError('MAILBOX_FULL', 'full') : undefined) });
+  issuer.flush();
+  await new Promise((r) => setImmediate(r));
+  t.same(failures, ['MAILBOX_FULL']);
+  t.equal(window.fresh(1000), 0, 'its credits are not counted as held by main');
+  t.same(window.claim(1, 1000), { ok: false, fault: 'replayed' }, 'nor can a lease be minted from them');
+  failing = false;
+  issuer.flush();
+  t.match(sent, [{ seq: 5, n: 4 }], 'granted again');
+});
+
+t.test('long lists are split so each message stays within PIPE_BUF', async (t) => {
+  const { issuer, sent } = build({ maxLeases: 200 });
+  issuer.flush();
+  for (let s = 1; s <= CREDIT_LIST_MAX + 5; s++) issuer.claim(s);
+  issuer.flush();
+  t.equal(sent.length, 3);
+  t.equal(sent[1]!.claimed.length, CREDIT_LIST_MAX);
+  t.equal(sent[2]!.claimed.length, 5);
+  t.ok(sent.every((m) => Buffer.byteLength(JSON.stringify(m)) + 1 <= 4096));
+});
