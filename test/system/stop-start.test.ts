@@ -5,12 +5,11 @@
  * behind (process, FIFO, socket, segment); stop then start again behaves the same each time
  * (cycles 1 to 10 here, 11 to 20 in test/system/stop-start-cycles.test.ts, in a sandbox of
  * their own), and 20 stop;start back to back, as a script would, after these cycles in the
- * same 300 s, never trip the units' start limit. The watchdog starts once main and the
- * secondaries are ready (its unit's ordering, off the path to the first answer).
+ * same 300 s, never trip the units' start limit.
  */
 import t from 'tap';
 import { StopStartCycles } from './lib/stop-start.js';
-import { DAEMONS, installedSuite, UNITS, untilUnits } from './lib/suite.js';
+import { installedSuite, UNITS, untilUnits } from './lib/suite.js';
 
 const sb = await installedSuite(t, import.meta.url);
 
@@ -43,14 +42,5 @@ if (sb) {
 
   t.test('started once more, the suite serves', async (t) => {
     await cycles!.startAndCheck(t, 'final', false);
-  });
-
-  t.test('the watchdog starts once main and the secondaries are ready (off the path to the first answer)', async (t) => {
-    const watchdogStarted = Number((await sb.show('dispatchd-watchdog.service', 'InactiveExitTimestampMonotonic')).InactiveExitTimestampMonotonic);
-    t.ok(watchdogStarted > 0, 'the watchdog was started');
-    for (const unit of DAEMONS.filter((u) => u !== 'dispatchd-watchdog.service')) {
-      const ready = Number((await sb.show(unit, 'ActiveEnterTimestampMonotonic')).ActiveEnterTimestampMonotonic);
-      t.ok(ready > 0 && ready <= watchdogStarted, `${unit} was ready (READY=1, ${ready} µs) before the watchdog's process started (${watchdogStarted} µs)`);
-    }
   });
 }
