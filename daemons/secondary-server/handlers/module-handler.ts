@@ -13,9 +13,13 @@
  *
  * ES modules cannot be unloaded: a changed module file is used by the fresh pool a reload
  * makes (module-handler pools are never reused across reloads).
+ *
+ * piscina is imported when the first module handler is made, not with this file: a secondary
+ * that serves no module type never loads it (about 20 ms of CPU at start and 7 MiB of RSS,
+ * docs/BENCHMARKS.md "Start of the suite, again").
  */
 import { BroadcastChannel } from 'node:worker_threads';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { Worker } from 'node:worker_threads';
 import { DispatchError, errnoCode, reason } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
@@ -60,6 +64,13 @@ function listenForLogs(logger: Logger): void {
   };
 }
 
+let piscina: Promise<typeof Piscina> | undefined;
+
+/** piscina's pool class, imported once, by the first module handler. */
+function loadPiscina(): Promise<typeof Piscina> {
+  return (piscina ??= import('piscina').then((m) => m.Piscina));
+}
+
 function stopListening(): void {
   if (--logListeners > 0) return;
   logChannel?.close();
@@ -68,10 +79,18 @@ function stopListening(): void {
 
 export class ModuleHandler implements Handler {
   readonly waits = true;
-  private readonly pool: Piscina;
+  /** The pool, once piscina is loaded; rejects if it cannot be (each run is then HANDLER_FAILED). */
+  private readonly pool: Promise<Piscina>;
 
   constructor(private readonly type: ModuleType, logger: Logger) {
-    this.pool = new Piscina({
+    this.pool = loadPiscina().then((P) => this.makePool(P, logger));
+    this.pool.catch(() => undefined); // reported by run(), not as an unhandled rejection
+    listenForLogs(logger);
+  }
+
+  private makePool(P: typeof Piscina, logger: Logger): Piscina {
+    const type = this.type;
+    const pool = new P({
       filename: WORKER.href,
       minThreads: 0,
       maxThreads: type.concurrency,
@@ -84,8 +103,8 @@ export class ModuleHandler implements Handler {
       execArgv: [],
     });
     // A thread that dies outside a task (it cannot: a failed task is the task's error) is logged, not thrown.
-    this.pool.on('error', (err: unknown) => logger.error(`a worker thread of the '${type.name}' module handler failed: ${reason(err)}`, { type: type.name, code: 'HANDLER_FAILED' }));
-    listenForLogs(logger);
+    pool.on('error', (err: unknown) => logger.error(`a worker thread of the '${type.name}' module handler failed: ${reason(err)}`, { type: type.name, code: 'HANDLER_FAILED' }));
+    return pool;
   }
 
   async run(data: Buffer, ctx: RunContext): Promise<Buffer> {
@@ -93,7 +112,7 @@ export class ModuleHandler implements Handler {
     const task: ModuleTask = { module: t.module, data, type: t.name, lease: ctx.lease, secondary: ctx.secondary, deadlineMs: ctx.deadlineMs, logChannel: LOG_CHANNEL };
     let out: unknown;
     try {
-      out = await this.pool.run(task, { signal: ctx.signal });
+      out = await (await this.pool).run(task, { signal: ctx.signal });
     } catch (err) {
       if (ctx.signal.aborted) throw ctx.signal.reason;
       throw this.failure(err);
@@ -115,7 +134,8 @@ export class ModuleHandler implements Handler {
 
   async close(): Promise<void> {
     stopListening();
-    await this.pool.close();
+    const pool = await this.pool.catch(() => undefined);
+    await pool?.close();
   }
 }
 

@@ -1,5 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { BUILD_DAEMONS } from '../../../helpers/index.js';
 import { checkModule, ModuleHandler } from '../../../../daemons/secondary-server/handlers/module-handler.js';
 import { capturingLogger, runContext, typeOf } from './lib.js';
 
@@ -96,4 +99,31 @@ t.test('checkModule refuses what cannot serve: missing, failing import, no funct
   await t.rejects(checkModule('/nonexistent/x.mjs', 'x'), { code: 'CONFIG_INVALID', message: /type 'x': module '\/nonexistent\/x.mjs' cannot serve requests: importing it failed/ });
   await t.rejects(checkModule(fixture('import-fails'), 'y'), { code: 'CONFIG_INVALID', message: /importing it failed: cannot initialise/ });
   await t.rejects(checkModule(fixture('not-a-function'), 'z'), { code: 'CONFIG_INVALID', message: /default export is a string, not a function/ });
+});
+
+t.test('piscina is loaded with the first module handler: a secondary serving only built-in types never loads it', async (t) => {
+  // A fresh process with the compiled handlers, as a secondary loads them: which of piscina's files are loaded when.
+  const script = `
+    import { createRequire } from 'node:module';
+    import { PassThrough } from 'node:stream';
+    const B = process.env.BUILD_DAEMONS;
+    const { createHandler } = await import(B + '/secondary-server/handlers/handler.js');
+    const { resolveType } = await import(B + '/common/request-type.js');
+    const { createLogger } = await import(B + '/common/logger.js');
+    const cache = createRequire(B + '/').cache;
+    const piscinaLoaded = () => Object.keys(cache).some((f) => f.includes('/node_modules/piscina/'));
+    const logger = createLogger({ identifier: 'test', journal: false, stream: new PassThrough() });
+    const defaults = { deadline_ms: 30000, max_payload_bytes: 1 << 20, max_result_bytes: 1 << 20, concurrency: 1 };
+    const ctx = { signal: new AbortController().signal, deadlineMs: 30000, lease: 'ab'.repeat(16), secondary: 'secondary-1' };
+    const echo = createHandler(resolveType('echo', { handler: 'builtin', builtin: 'echo' }, defaults, { file: 't.toml' }), logger);
+    const out = { builtin: (await echo.run(Buffer.from('a'), ctx)).toString(), afterBuiltin: piscinaLoaded() };
+    const mod = createHandler(resolveType('m', { handler: 'module', module: process.env.FIXTURE }, defaults, { file: 't.toml' }), logger);
+    out.module = (await mod.run(Buffer.from('b'), ctx)).toString();
+    out.afterModule = piscinaLoaded();
+    await mod.close();
+    console.log(JSON.stringify(out));
+  `;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, BUILD_DAEMONS, FIXTURE: fixture('echo') }, cwd: path.dirname(BUILD_DAEMONS) });
+  t.equal(r.status, 0, r.stderr);
+  t.same(JSON.parse(r.stdout), { builtin: 'a', afterBuiltin: false, module: 'b', afterModule: true }, 'not loaded by the handler modules or a built-in handler; loaded by the module handler, which serves');
 });
