@@ -32,13 +32,13 @@ t.test('create makes the scoreboard of [paths] without loading zod; remove delet
   fs.writeFileSync(config, `[paths]\nscoreboard = ${JSON.stringify(scoreboard)}\n[main]\nqueue_max = -1\n`);
   const created = keeper(dir, ['create', '--config', config]);
   t.equal(created.code, 0, `exit 0 (stderr: ${created.stderr})`);
-  t.equal(created.stdout, `created scoreboard ${scoreboard}\n`);
+  t.equal(created.stdout, `created scoreboard ${scoreboard} and made a fresh lease key\n`);
   t.equal(created.stderr, '', 'no warning: other sections are for the daemons to refuse');
   t.ok(fs.statSync(scoreboard).size > 0, 'the scoreboard exists');
   t.ok(created.modules.some((m) => m.endsWith('/common/scoreboard-file.js')), 'the hook saw the keeper load');
   t.strictSame(created.modules.filter((m) => /\/node_modules\/zod\/|\/common\/(config|served-types)\.js$/.test(m)), [], 'no zod, config.ts or served-types.ts');
   const kept = keeper(dir, ['create', '--config', config]);
-  t.equal(kept.stdout, `kept the existing scoreboard ${scoreboard}\n`, 'a second create keeps it');
+  t.equal(kept.stdout, `kept the existing scoreboard ${scoreboard} and made a fresh lease key\n`, 'a second create keeps it');
   const removed = keeper(dir, ['remove', '--config', config]);
   t.equal(removed.code, 0, `exit 0 (stderr: ${removed.stderr})`);
   t.notOk(fs.existsSync(scoreboard), 'remove deletes it');
