@@ -4,6 +4,7 @@ import t from 'tap';
 import { DispatchError, ERROR_CODES } from '../../../daemons/common/errors.js';
 import { describeIssue, ErrorReply, errorReply, isRunResult, LeaseGranted, LeaseRequest, parseRunRequest, RunRequest, RunResult } from '../../../daemons/common/protocol.js';
 import * as replies from '../../../daemons/common/protocol-replies.js';
+import { MAX_SECONDARIES } from '../../../daemons/common/topology.js';
 
 const LEASE = '9f0c'.repeat(8);
 
@@ -84,7 +85,7 @@ t.test('parseRunRequest and isRunResult answer exactly as the zod schemas', asyn
       op: fc.oneof(fc.constant('result'), anyValue),
       type: fc.oneof(fc.constant('echo'), anyValue),
       elapsed_ms: fc.oneof(fc.double({ min: 0, max: 1e6 }), anyValue, fc.constant(Infinity)),
-      secondary: fc.oneof(fc.integer({ min: 1, max: 62 }), anyValue),
+      secondary: fc.oneof(fc.integer({ min: 1, max: MAX_SECONDARIES }), anyValue),
       generation: fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), anyValue),
       extra: anyValue,
     },
@@ -99,7 +100,7 @@ t.test("the client's zod-free reply checks (protocol-replies.ts) answer exactly 
     {
       ok: fc.oneof(fc.constant(true), anyValue),
       op: fc.oneof(fc.constant('lease'), anyValue),
-      secondary: fc.oneof(fc.integer({ min: 1, max: 62 }), anyValue),
+      secondary: fc.oneof(fc.integer({ min: 1, max: MAX_SECONDARIES }), anyValue),
       socket: fc.oneof(fc.constant('/run/dispatchd/secondary-1.sock'), fc.constant(''), fc.constant('x'.repeat(4097)), fc.string({ maxLength: 20 }), anyValue),
       lease: fc.oneof(fc.constant(LEASE), fc.stringMatching(/^[0-9a-f]{31,33}$/), fc.constant(LEASE.toUpperCase()), anyValue),
       generation: fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), anyValue),
