@@ -23,7 +23,7 @@ import { RequestCounters } from '../common/request-counters.js';
 import { ScoreboardReader } from '../common/scoreboard-reader.js';
 import { DRAIN_MS, TICK_MS } from '../common/timing.js';
 import { loadLeaseKey } from '../common/lease-key.js';
-import { instanceOf, leaseKeyPath, MAIN, parseDaemonId, secondary } from '../common/topology.js';
+import { formatDaemonId, instanceOf, leaseKeyPath, MAIN, parseDaemonId, secondary } from '../common/topology.js';
 import { AdmissionQueue } from './admission-queue.js';
 import { Admission, type ScoreboardPort, type TypeRoutesPort } from './admission.js';
 import { CreditPool } from './credit-pool.js';
@@ -141,8 +141,9 @@ export class MainServer {
 
   /** Asks secondary N for credits; a failed write is an incident (main asks again later). */
   private want(instance: number, generation: number): void {
+    const peer = formatDaemonId(secondary(instance));
     this.core.send(secondary(instance), { v: 1, t: 'want', from: 'main', gen: this.o.generation, to: generation }).catch((err: DispatchError) => {
-      this.core.incident(`want:${instance}:${err.code}`, `failed to ask secondary-${instance} for credits: ${err.message}; asking again in ${this.core.config.main.reserve_timeout_ms} ms`, { peer: `secondary-${instance}`, code: err.code }, 'warning');
+      this.core.incident(`want:${instance}:${err.code}`, `failed to ask ${peer} for credits: ${err.message}; asking again in ${this.core.config.main.reserve_timeout_ms} ms`, { peer, code: err.code }, 'warning');
     });
   }
 
