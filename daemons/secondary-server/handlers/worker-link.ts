@@ -6,22 +6,8 @@
  * comes within `cancel_grace_ms` (ms), and the reconnect after a back-off. The pool that
  * chooses among workers is worker-pool.ts; it is reached only through {@link WorkerLinkOwner}.
  *
- * A link's states are {@link LINK_TRANSITIONS}; the events and their actions:
- *
- * | state        | on                                   | event       | to           | action                                   |
- * | ------------ | ------------------------------------ | ----------- | ------------ | ---------------------------------------- |
- * | `connecting` | connected                            | `connected` | `greeting`   | start the hello timer (start_timeout_ms) |
- * | `connecting` | connect failed                       | `fault`     | `failed`     | log; retry after the back-off            |
- * | `greeting`   | hello naming the type                | `hello`     | `ready`      | log; send what waits                     |
- * | `greeting`   | no hello within start_timeout_ms     | `fault`     | `failed`     | log (err); restart the unit; retry later |
- * | `ready`      | result / error                       | (none)      | `ready`      | answer the client; send what waits       |
- * | `ready`      | a cancel unanswered after the grace  | `fault`     | `failed`     | log; restart the unit; in flight crash   |
- * | `greeting`, `ready` | connection closed (worker died); an answer over max_result_bytes | `lost` | `connecting` | log; in flight crash (RESULT_TOO_LARGE); reconnect soon |
- * | any but `closed` | bad frame or message             | `fault`     | `failed`     | log (err); restart the unit; in flight crash |
- * | `failed`     | back-off over                        | `dial`      | `connecting` |                                          |
- * | any          | the pool closed                      | `close`     | `closed`     | clear the timers; end the connection     |
- *
- * An event a state has no row for changes nothing (a `closed` link stays closed).
+ * Its states and what moves it between them: link-transitions.ts (the table, with the actions
+ * taken here on each event).
  */
 import net from 'node:net';
 import { DispatchError, reason } from '../../common/errors.js';
@@ -30,21 +16,7 @@ import { workerInstance, workerServiceUnit, workerSocketPath, type WorkerId } fr
 import { parseWorkerMessage } from '../../common/worker-protocol.js';
 import type { RunContext } from './handler.js';
 import type { PersistentType, WorkerPoolParts } from './worker-pool.js';
-
-/** The link states (table above). */
-export type LinkState = 'connecting' | 'greeting' | 'ready' | 'failed' | 'closed';
-
-/** What happens to a link (table above). */
-export type LinkEvent = 'dial' | 'connected' | 'hello' | 'fault' | 'lost' | 'close';
-
-/** The link's state table: state → event → next state; an event missing from a row is ignored. */
-export const LINK_TRANSITIONS: Readonly<Record<LinkState, Readonly<Partial<Record<LinkEvent, LinkState>>>>> = {
-  connecting: { dial: 'connecting', connected: 'greeting', fault: 'failed', lost: 'connecting', close: 'closed' },
-  greeting: { dial: 'connecting', hello: 'ready', fault: 'failed', lost: 'connecting', close: 'closed' },
-  ready: { dial: 'connecting', fault: 'failed', lost: 'connecting', close: 'closed' },
-  failed: { dial: 'connecting', fault: 'failed', lost: 'failed', close: 'closed' },
-  closed: { close: 'closed' },
-};
+import { nextLinkState, type LinkEvent, type LinkState } from './link-transitions.js';
 
 /** A request of the pool: waiting, or in flight on one link. */
 export interface PendingRun {
@@ -98,14 +70,14 @@ export class WorkerLink {
     this.name = workerInstance(id);
   }
 
-  /** Its state (the table above). */
+  /** Its state (link-transitions.ts). */
   get state(): LinkState {
     return this.current;
   }
 
-  /** Applies `ev` by {@link LINK_TRANSITIONS}; false (nothing changes) when the state has no row for it. */
+  /** Applies `ev` by the state table (link-transitions.ts); false (nothing changes) when the state has no row for it. */
   private move(ev: LinkEvent): boolean {
-    const next = LINK_TRANSITIONS[this.current][ev];
+    const next = nextLinkState(this.current, ev);
     if (next === undefined) return false;
     this.current = next;
     return true;
