@@ -2,7 +2,8 @@
  * Secondary server N: hands its capacity (`max_leases`) to main as credits over main's mailbox
  * FIFO (credit-issuer.ts), checks by itself the lease a client presents on its stream socket
  * (lease-table.ts: a MAC and a replay window, docs/PROTOCOL.md §2.2), runs the request with a
- * deadline, and reports claims and ends of leases to main in batches.
+ * deadline (each `run` frame: run-frame-handler.ts), and reports claims and ends of leases to
+ * main in batches.
  *
  * A lease is good once, for one connection and one request type: the first `run` frame
  * claims it, later frames on the same connection reuse it, and it ends when that connection
@@ -17,11 +18,8 @@ import type { Config, ReloadOutcome } from '../common/config.js';
 import { DaemonCore } from '../common/daemon-core.js';
 import { openDaemonPorts, type DaemonPorts, type NotifierPort, type SlotState } from '../common/daemon-ports.js';
 import { DispatchError, reason } from '../common/errors.js';
-import type { FrameConnection } from '../common/frame-connection.js';
 import { FramedServer, type ClientServer, type ClientServerFactory } from '../common/framed-server.js';
-import type { Frame } from '../common/frame.js';
 import type { Logger } from '../common/logger.js';
-import { describeIssue, errorReply, parseRunRequest, type RunResult } from '../common/protocol.js';
 import { RequestCounters } from '../common/request-counters.js';
 import { loadLeaseKey } from '../common/lease-key.js';
 import { LeaseSigner } from '../common/lease-token.js';
@@ -34,6 +32,7 @@ import { writeServedTypes, type ServedTypesFile } from '../common/served-types.j
 import { loadTypesFor, servedTypes, type TypeRegistry } from '../common/type-registry.js';
 import { createHandler } from './handlers/handler.js';
 import { TypeRunner } from './type-runner.js';
+import { RunFrameHandler, type ConnectionLease } from './run-frame-handler.js';
 
 /**
  * Request counters are published at most once per this many ms after requests: a request seen
@@ -75,6 +74,7 @@ export class SecondaryServer {
   private readonly credits: CreditIssuer;
   private readonly name: string;
   private readonly runner: TypeRunner;
+  private readonly runFrames: RunFrameHandler;
 
   private constructor(private readonly o: SecondaryServerOptions, ports: DaemonPorts, clientServer: ClientServerFactory, types: TypeRegistry, private readonly writeTypes: (content: ServedTypesFile) => void, key: Buffer) {
     const id = secondary(o.instance);
@@ -109,6 +109,14 @@ export class SecondaryServer {
       send: (m) => this.core.send(MAIN, m),
       failed: (err) => this.core.incident(`main:${err.code}`, `failed to send credits to main: ${err.message}; they are taken back and granted again`, { peer: 'main', code: err.code }, 'warning'),
     });
+    this.runFrames = new RunFrameHandler({
+      name: this.name, instance: o.instance, generation: o.generation, logger: o.logger,
+      runner: this.runner, leases: this.leases, counters: this.counters,
+      maxLeases: () => this.core.config.secondary.max_leases,
+      enter: () => this.core.enter(), leave: () => this.core.leave(),
+      publishSoon: () => this.publishCountersSoon(),
+      incident: (key, message, fields, level) => this.core.incident(key, message, fields, level),
+    });
     this.core.on('want', (m) => {
       if (m.to === o.generation) this.credits.want(m.gen);
     });
@@ -118,9 +126,9 @@ export class SecondaryServer {
       logger: o.logger,
       refusing: () => this.core.stopping,
       accept: (peer) => {
-        const state: { lease: Lease | undefined } = { lease: undefined };
+        const state: ConnectionLease = { lease: undefined };
         return {
-          onFrame: (c, f) => this.onFrame(c, f, peer, state),
+          onFrame: (c, f) => this.runFrames.handle(c, f, peer, state),
           onClose: () => {
             if (state.lease) this.leases.end(state.lease);
           },
@@ -207,45 +215,6 @@ export class SecondaryServer {
     this.runner.touch();
     this.publishCountersSoon();
     this.credits.end(lease.seq, lease.requests, lease.failed);
-  }
-
-  // ---- clients -------------------------------------------------------------------------
-
-  private async onFrame(conn: FrameConnection, frame: Frame, peer: string, state: { lease: Lease | undefined }): Promise<void> {
-    if (conn.isClosed) return;
-    conn.busy();
-    this.core.enter();
-    this.publishCountersSoon(); // `running` reaches the slot: a test can await a running request
-    const started = performance.now();
-    let lease: Lease | undefined;
-    let type = '?';
-    try {
-      const parsed = parseRunRequest(frame.header);
-      if (!parsed.success) throw new DispatchError('BAD_REQUEST', `bad run request: ${describeIssue(parsed.error)}`);
-      const req = parsed.data;
-      type = req.type;
-      // A type this secondary does not serve is refused before the lease is claimed.
-      const served = this.runner.get(req.type);
-      if (!served) throw new DispatchError('UNKNOWN_TYPE', `${this.name} does not serve request type '${req.type}'; ask the main server for a lease of that type`);
-      lease = this.leases.claim(req, conn, state, Date.now(), { maxLeases: this.core.config.secondary.max_leases, concurrency: served.concurrency });
-      const result = await this.runner.run(req.type, frame.body, { ...(req.deadline_ms === undefined ? {} : { deadlineMs: req.deadline_ms }), lease: lease.token, peer });
-      const header: RunResult = { ok: true, op: 'result', type: req.type, elapsed_ms: Math.round((performance.now() - started) * 1000) / 1000, secondary: this.o.instance, generation: this.o.generation };
-      lease.requests++;
-      this.counters.served(Math.round((performance.now() - started) * 1000));
-      conn.send(header, result);
-    } catch (err) {
-      const de = err instanceof DispatchError ? err : new DispatchError('INTERNAL', `failed to run a '${type}' request: ${reason(err)}`, { cause: err });
-      if (lease) lease.failed++;
-      this.counters.failed();
-      if (de.code === 'INTERNAL') this.o.logger.error(de.message, { peer, code: de.code, type, stack: err instanceof Error ? err.stack : undefined });
-      const fault = de.fields.lease_fault;
-      if (fault !== undefined) this.core.incident(`lease:${fault}`, `refused a lease from ${peer}: ${de.message}`, { peer, code: de.code, lease_fault: fault }, 'warning');
-      conn.send(errorReply(de));
-    } finally {
-      this.core.leave();
-      this.publishCountersSoon();
-      if (!conn.isClosed) conn.idle();
-    }
   }
 
   // ---- stop ----------------------------------------------------------------------------
