@@ -23,6 +23,7 @@ import { DispatchError, reason } from '../common/errors.js';
 import { MAX_BODY_BYTES_CEILING } from '../common/frame.js';
 import type { LeaseGranted } from '../common/protocol-replies.js';
 import { DEFAULT_SOCKET, type ClientOptions, type RequestInfo } from './client-options.js';
+import type { TimeBudget } from './connect-framed.js';
 import { MainLeases } from './main-leases.js';
 import { backoffMs, outcomeUnknown, RETRYABLE } from './retry-policy.js';
 import { Session } from './session.js';
@@ -31,7 +32,7 @@ export { DispatchError } from '../common/errors.js';
 export type { ErrorCode } from '../common/errors.js';
 export { EXIT, exitCodeFor } from '../common/exit-codes.js';
 export { DEFAULT_SOCKET, type ClientOptions, type RequestInfo } from './client-options.js';
-export { connectFramed } from './connect-framed.js';
+export { connectFramed, type TimeBudget } from './connect-framed.js';
 export { exchange } from './exchange.js';
 export { KEPT_MAIN_IDLE_MS, KEPT_MAIN_MAX } from './main-leases.js';
 export { parseLeaseAnswer } from './parse-lease-answer.js';
@@ -76,10 +77,12 @@ export class DispatchClient {
 
   /**
    * Presents a lease to its secondary and runs one request on a new connection.
-   * @throws DispatchError LEASE_*, DEADLINE_EXCEEDED, CONNECT_FAILED, CONNECTION_LOST, …
+   * @param timeoutMs how long to wait for the answer, in ms (the connect: at most the answer timeout too).
+   * @param budget the request's overall budget: a connect it cuts short is TIMEOUT, not CONNECT_FAILED.
+   * @throws DispatchError LEASE_*, DEADLINE_EXCEEDED, CONNECT_FAILED, CONNECTION_LOST, TIMEOUT, …
    */
-  async runOnLease(grant: LeaseGranted, type: string, data: Buffer, timeoutMs: number): Promise<Buffer> {
-    const session = await Session.open(grant, this.o.maxResultBytes, Math.min(timeoutMs, this.o.answerTimeoutMs));
+  async runOnLease(grant: LeaseGranted, type: string, data: Buffer, timeoutMs: number, budget?: TimeBudget): Promise<Buffer> {
+    const session = await Session.open(grant, this.o.maxResultBytes, Math.min(timeoutMs, this.o.answerTimeoutMs), budget);
     try {
       return await session.run(type, data, timeoutMs, this.o.deadlineMs);
     } finally {
@@ -101,15 +104,17 @@ export class DispatchClient {
   /** As {@link request}, and says which secondary (and generation) served it, after how many attempts. */
   async requestWithInfo(type: string, data: Buffer = Buffer.alloc(0)): Promise<RequestInfo> {
     const deadline = Date.now() + this.o.timeoutMs;
+    // A connect cut short by this budget is TIMEOUT: the request ran out of time, the socket did not fail.
+    const budget: TimeBudget = { deadline, totalMs: this.o.timeoutMs };
     let last: DispatchError | undefined;
     for (let attempt = 1; attempt <= this.o.attempts; attempt++) {
       const left = deadline - Date.now();
       if (left <= 0) break;
       let grant: LeaseGranted | undefined;
       try {
-        grant = await this.lease(type, Math.min(this.o.answerTimeoutMs, left));
+        grant = await this.leases.lease(type, Math.min(this.o.answerTimeoutMs, left), budget);
         await this.o.onLease?.(grant);
-        const result = await this.runOnLease(grant, type, data, Math.max(1, deadline - Date.now()));
+        const result = await this.runOnLease(grant, type, data, Math.max(1, deadline - Date.now()), budget);
         return { result, secondary: grant.secondary, generation: grant.generation, attempts: attempt };
       } catch (err) {
         last = err instanceof DispatchError ? err : new DispatchError('INTERNAL', reason(err), { cause: err });

@@ -6,7 +6,7 @@
 import { DispatchError } from '../common/errors.js';
 import type { FrameConnection } from '../common/frame-connection.js';
 import type { LeaseGranted } from '../common/protocol-replies.js';
-import { connectFramed } from './connect-framed.js';
+import { connectFramed, type TimeBudget } from './connect-framed.js';
 import { exchange, fromReply } from './exchange.js';
 import { parseLeaseAnswer } from './parse-lease-answer.js';
 
@@ -39,9 +39,10 @@ export class MainLeases {
    * Asks the main server for a lease for one request of `type`, on a kept connection when
    * one is idle, else on a new one.
    * @param timeoutMs how long to wait for the connect and main's answer together, in ms.
+   * @param budget the request's overall budget: a connect it cuts short is TIMEOUT, not CONNECT_FAILED.
    * @throws DispatchError CONNECT_FAILED, TIMEOUT, CONNECTION_LOST, BUSY, UNAVAILABLE, UNKNOWN_TYPE, PROTOCOL_ERROR, …
    */
-  async lease(type: string, timeoutMs: number): Promise<LeaseGranted> {
+  async lease(type: string, timeoutMs: number, budget?: TimeBudget): Promise<LeaseGranted> {
     const started = Date.now();
     const kept = this.takeKept();
     if (kept) {
@@ -54,7 +55,7 @@ export class MainLeases {
       }
     }
     const left = Math.max(1, timeoutMs - (Date.now() - started));
-    return this.leaseOn(await connectFramed(this.socket, 0, left), type, timeoutMs, started);
+    return this.leaseOn(await connectFramed(this.socket, 0, left, budget), type, timeoutMs, started);
   }
 
   /** Closes the idle connections to main kept (they also close by themselves when idle, and never keep the process alive). */

@@ -5,7 +5,7 @@ import { DispatchError } from '../common/errors.js';
 import type { FrameConnection } from '../common/frame-connection.js';
 import type { Frame, FrameHeader } from '../common/frame.js';
 import { isRunResult, type LeaseGranted } from '../common/protocol-replies.js';
-import { connectFramed } from './connect-framed.js';
+import { connectFramed, type TimeBudget } from './connect-framed.js';
 import { exchange, fromReply } from './exchange.js';
 
 /**
@@ -19,10 +19,11 @@ export class Session {
    * Connects to the lease's secondary.
    * @param maxResultBytes largest result accepted, in bytes.
    * @param connectTimeoutMs how long the connect may take, in ms.
-   * @throws DispatchError CONNECT_FAILED.
+   * @param budget the request's overall budget: a connect it cuts short is TIMEOUT, not CONNECT_FAILED.
+   * @throws DispatchError CONNECT_FAILED; TIMEOUT when `budget` ran out during the connect.
    */
-  static async open(grant: LeaseGranted, maxResultBytes: number, connectTimeoutMs: number): Promise<Session> {
-    return new Session(await connectFramed(grant.socket, maxResultBytes, connectTimeoutMs), grant);
+  static async open(grant: LeaseGranted, maxResultBytes: number, connectTimeoutMs: number, budget?: TimeBudget): Promise<Session> {
+    return new Session(await connectFramed(grant.socket, maxResultBytes, connectTimeoutMs, budget), grant);
   }
 
   /**
