@@ -13,7 +13,7 @@ Errors are :class:`DispatchError` with the stable codes of the TypeScript implem
 :func:`exit_code_for` maps them to dispatchctl's exit codes.
 """
 
-from .client import DEFAULT_SOCKET, RETRYABLE, Client, Lease, RequestInfo, Session, backoff_ms, request
+from .client import DEFAULT_SOCKET, RETRYABLE, Client, Lease, RequestInfo, Session, TimeBudget, backoff_ms, request
 from .errors import ERROR_CODES, DispatchError, Exit, exit_code_for
 from .frame import Frame, FrameDecoder, encode_frame
 from .scoreboard import DEFAULT_SCOREBOARD, Slot, Snapshot, read_scoreboard, status_report
@@ -23,6 +23,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_SCOREBOARD", "DEFAULT_SOCKET", "ERROR_CODES", "RETRYABLE", "Client", "DispatchError", "Exit", "Frame",
-    "FrameDecoder", "Lease", "RequestInfo", "Session", "Slot", "Snapshot", "backoff_ms", "encode_frame",
+    "FrameDecoder", "Lease", "RequestInfo", "Session", "Slot", "Snapshot", "TimeBudget", "backoff_ms", "encode_frame",
     "exit_code_for", "read_scoreboard", "request", "status_report",
 ]

@@ -124,19 +124,42 @@ def _is_run_result(h: dict) -> bool:
             and (h.get("generation") is None or _is_int(h["generation"], 0, 0xFFFFFFFF)))
 
 
+@dataclass(frozen=True)
+class TimeBudget:
+    """A request's overall time budget, which a connect made for it must not outlast.
+
+    A connect still pending when it runs out is TIMEOUT, not CONNECT_FAILED (docs/PROTOCOL.md §1.3).
+    """
+
+    #: When it runs out, as a time.monotonic() time in seconds.
+    deadline: float
+    #: The whole budget, in ms (for the message).
+    total_ms: float
+
+
 class _Connection:
     """A framed connection to a unix stream socket; every wait has a timeout."""
 
-    def __init__(self, path: str, max_body_bytes: int, timeout_ms: float) -> None:
-        """Raises CONNECT_FAILED (missing socket, refused, permission, no answer)."""
+    def __init__(self, path: str, max_body_bytes: int, timeout_ms: float, budget: TimeBudget | None = None) -> None:
+        """Connects within ``timeout_ms`` ms, and within ``budget`` (the request's overall one) when given.
+
+        Raises CONNECT_FAILED (missing socket, refused, permission, no answer within
+        ``timeout_ms``); TIMEOUT when ``budget`` ran out first (as client.ts connectFramed).
+        """
         self.path = path
         self.decoder = FrameDecoder(max_body_bytes)
+        budget_left_ms = (budget.deadline - time.monotonic()) * 1000 if budget is not None else math.inf
+        out_of_budget = budget_left_ms <= timeout_ms
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        sock.settimeout(max(timeout_ms, 1) / 1000)
+        sock.settimeout(max(min(timeout_ms, budget_left_ms), 1) / 1000)
         try:
             sock.connect(path)
         except TimeoutError:
             sock.close()
+            if out_of_budget:
+                assert budget is not None
+                raise DispatchError("TIMEOUT", f"failed to connect to '{path}': no answer within {round(budget.total_ms)} ms, "
+                                    "the request's time budget (timeout_ms, dispatchctl --timeout)", retryable=True) from None
             raise DispatchError("CONNECT_FAILED", f"failed to connect to '{path}': no answer within {round(timeout_ms)} ms", retryable=True) from None
         except OSError as err:
             sock.close()
@@ -220,10 +243,13 @@ class Session:
     """
 
     def __init__(self, lease: Lease, *, max_result_bytes: int = MAX_BODY_BYTES_CEILING,
-                 connect_timeout_ms: float = 5000) -> None:
-        """Connects to the lease's secondary. Raises DispatchError CONNECT_FAILED."""
+                 connect_timeout_ms: float = 5000, budget: TimeBudget | None = None) -> None:
+        """Connects to the lease's secondary within ``connect_timeout_ms`` ms (and ``budget``).
+
+        Raises DispatchError CONNECT_FAILED; TIMEOUT when ``budget`` ran out during the connect.
+        """
         self.lease = lease
-        self._conn = _Connection(lease.socket, max_result_bytes, connect_timeout_ms)
+        self._conn = _Connection(lease.socket, max_result_bytes, connect_timeout_ms, budget)
         self.ran = False
 
     def run(self, data: bytes = b"", *, timeout_ms: float = 60_000, deadline_ms: int | None = None) -> bytes:
@@ -298,11 +324,12 @@ class Client:
         self.max_result_bytes = max_result_bytes
         self.on_retry = on_retry
 
-    def lease(self, type: str, *, timeout_ms: float | None = None) -> Lease:
+    def lease(self, type: str, *, timeout_ms: float | None = None, budget: TimeBudget | None = None) -> Lease:
         """Asks the main server for a lease for one request of ``type``.
 
         ``wait_ms`` sent to main is the time left minus a margin (250 ms, or a quarter of it
         when shorter), capped at 3,600,000 ms, so main answers BUSY while the client listens.
+        ``budget`` is the request's overall time budget: a connect it cuts short is TIMEOUT.
 
         Raises:
             DispatchError: CONNECT_FAILED, TIMEOUT, CONNECTION_LOST, BUSY (with
@@ -310,7 +337,7 @@ class Client:
         """
         timeout_ms = self.answer_timeout_ms if timeout_ms is None else timeout_ms
         started = time.monotonic()
-        conn = _Connection(self.socket, 0, timeout_ms)
+        conn = _Connection(self.socket, 0, timeout_ms, budget)
         try:
             left = max(1.0, timeout_ms - (time.monotonic() - started) * 1000)
             wait_ms = min(MAX_WAIT_MS, max(0, int(left - min(LEASE_ANSWER_MARGIN_MS, left // 4))))
@@ -338,6 +365,8 @@ class Client:
     def request_with_info(self, type: str, data: bytes = b"") -> RequestInfo:
         """As :meth:`request`, and says which secondary (and generation) served it, after how many attempts."""
         deadline = time.monotonic() + self.timeout_ms / 1000
+        # A connect cut short by this budget is TIMEOUT: the request ran out of time, the socket did not fail.
+        budget = TimeBudget(deadline, self.timeout_ms)
         last: DispatchError | None = None
         for attempt in range(1, self.attempts + 1):
             left = (deadline - time.monotonic()) * 1000
@@ -345,9 +374,9 @@ class Client:
                 break
             grant: Lease | None = None
             try:
-                grant = self.lease(type, timeout_ms=min(self.answer_timeout_ms, left))
+                grant = self.lease(type, timeout_ms=min(self.answer_timeout_ms, left), budget=budget)
                 with Session(grant, max_result_bytes=self.max_result_bytes,
-                             connect_timeout_ms=min(max(1, (deadline - time.monotonic()) * 1000), self.answer_timeout_ms)) as s:
+                             connect_timeout_ms=min(max(1, (deadline - time.monotonic()) * 1000), self.answer_timeout_ms), budget=budget) as s:
                     result = s.run(data, timeout_ms=max(1, (deadline - time.monotonic()) * 1000), deadline_ms=self.deadline_ms)
                 return RequestInfo(result, grant.secondary, grant.generation, attempt)
             except DispatchError as err:
