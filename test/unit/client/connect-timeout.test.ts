@@ -60,29 +60,3 @@ t.test('a client whose connect fails for a real reason says CONNECT_FAILED even 
   t.equal(notSocket.code, 'CONNECT_FAILED');
   t.match(notSocket.message, /not a socket/);
 });
-
-t.test('a client out of budget while connecting to main ends with TIMEOUT, having sent nothing', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'connect-timeout-'));
-  const sock = path.join(dir, 'main.sock');
-  const accepted: net.Socket[] = [];
-  let bytes = 0;
-  const server = net.createServer((s) => {
-    accepted.push(s);
-    s.on('data', (d) => (bytes += d.length));
-    s.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(sock, resolve));
-  t.teardown(() => {
-    for (const s of accepted) s.destroy();
-    server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  const client = new DispatchClient({ socket: sock, timeoutMs: 5 });
-  const pending = client.request('sleep', Buffer.from('100'));
-  // Blocks the event loop as a loaded machine does: the connect's timer is due before its completion is read.
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 30);
-  const e = await failure(pending);
-  t.equal(e.code, 'TIMEOUT', e.message);
-  t.equal(exitCodeFor(e.code), EXIT.TIMED_OUT, 'exit 124');
-  client.close();
-});
