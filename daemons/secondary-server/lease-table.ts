@@ -86,7 +86,7 @@ export class LeaseTable {
     if (!claims) throw refuse('malformed', 'LEASE_UNKNOWN', `${this.o.name} holds no such lease: not a lease token of this version (docs/PROTOCOL.md §2.2); ${ask}`);
     if (claims.keyId !== this.o.signer.keyId) throw refuse('old-key', 'LEASE_STALE', `lease was minted with the key of an earlier start of the suite; ${ask}`);
     if (req.generation !== this.o.generation) {
-      throw refuse('wrong-generation', 'LEASE_STALE', `lease was issued for generation ${req.generation}, but this is generation ${this.o.generation} of ${this.o.name} (it restarted, or the lease is for another secondary); ${ask}`);
+      throw refuse('wrong-generation', 'LEASE_STALE', `the run frame names generation ${req.generation}, but this is generation ${this.o.generation} of ${this.o.name} (it restarted, or the lease is for another secondary); ${ask}`);
     }
     const v = this.o.signer.verify(req.lease, req.type, now);
     if (!v.ok) {

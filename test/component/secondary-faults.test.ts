@@ -73,7 +73,7 @@ t.test('a lease for a secondary that restarted is refused as stale; the library 
   // Presented directly, the stale lease is refused with its own code and a clear message.
   const e = await new DispatchClient({ socket: suite.mainSocket }).runOnLease(stale!, 'echo', Buffer.from('x'), 2000).catch((x: unknown) => x);
   t.ok(e instanceof DispatchError && e.code === 'LEASE_STALE', 'LEASE_STALE');
-  t.match((e as Error).message, /lease was issued for generation \d+, but this is generation \d+ of secondary-\d .*ask the main server for a new lease/);
+  t.match((e as Error).message, /the run frame names generation \d+, but this is generation \d+ of secondary-\d .*ask the main server for a new lease/);
 });
 
 t.test('an expired lease is refused as expired; the library gets a new one', async (t) => {

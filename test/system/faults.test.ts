@@ -155,7 +155,7 @@ if (sb) {
       90_000,
     );
     t.equal(r.stale, 'LEASE_STALE', `a lease of a restarted secondary: ${String(r.staleMessage)}`);
-    t.match(String(r.staleMessage), /lease was issued for generation \d+, but this is generation \d+ of secondary-\d .*ask the main server for a new lease/);
+    t.match(String(r.staleMessage), /the run frame names generation \d+, but this is generation \d+ of secondary-\d .*ask the main server for a new lease/);
     const lib = r.library as { result: string; retried: string[]; staleGeneration: number; servedBy: number; servedGeneration: number };
     t.equal(lib.result, 'fresh', 'the library got a new lease and was served');
     t.same(lib.retried, ['LEASE_STALE'], 'after one LEASE_STALE');
