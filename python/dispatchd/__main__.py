@@ -93,7 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("status", parents=[common], help="show every daemon from the scoreboard")
     s.add_argument("--json", action="store_true", help="one JSON object with a daemons array")
     s.add_argument("--scoreboard", help=f"the scoreboard file (default: from {CONFIG})")
-    a = p.parse_args(argv)
+    # Options may stand between TYPE and DATA (`request echo -v hi`), as dispatchctl (yargs)
+    # takes them: argparse reads the positionals in one run, so the ones after an option are
+    # left over and fill DATA here; anything else left over is an error, as parse_args says.
+    a, rest = p.parse_known_args(argv)
+    if a.command == "request" and a.data is None and len(rest) == 1 and not rest[0].startswith("-"):
+        a.data, rest = rest[0], []
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     if a.command is None:
         p.error("name a command: request or status")
     if a.command == "request":

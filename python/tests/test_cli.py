@@ -66,8 +66,16 @@ class CliTest(unittest.TestCase):
         self.assertIn(b"it was not sent again because 'charge' is not idempotent (at most once)", r.stderr)
         self.assertTrue(r.stderr.endswith(b" [OUTCOME_UNKNOWN]\n"))
 
+    def test_options_between_type_and_data(self) -> None:
+        # As dispatchctl (yargs) takes them: `request echo -v hi`.
+        s = self.suite([{"expect": {"op": "lease", "type": "echo"}, "reply": grant(), "then": "close"}],
+                       [{"expect": {"op": "run"}, "expect_body": "hi", "reply": result(), "reply_body": "hi", "then": "keep"}])
+        r = cli("--socket", s.main_socket, "request", "echo", "-v", "hi")
+        self.assertEqual((r.returncode, r.stdout), (0, b"hi"), r.stderr)
+
     def test_usage_errors_exit_64(self) -> None:
-        for args in (["bogus"], [], ["request"], ["request", "echo", "x", "--timeout", "0"], ["request", "echo", "x", "--deadline", "abc"]):
+        for args in (["bogus"], [], ["request"], ["request", "echo", "x", "--timeout", "0"], ["request", "echo", "x", "--deadline", "abc"],
+                     ["request", "echo", "a", "b"], ["request", "echo", "-v", "a", "b"]):
             r = cli(*args)
             self.assertEqual(r.returncode, 64, args)
             self.assertRegex(r.stderr.decode(), r"^dispatchd: .*; see 'python3 -m dispatchd --help'\n$")
