@@ -56,8 +56,9 @@ export class Session {
     if (!isRunResult(f.header)) throw new DispatchError('PROTOCOL_ERROR', `failed to understand the answer of ${peer}: not a result`);
     const generation = f.header.generation;
     if (typeof generation === 'number' && generation !== this.grant.generation) {
-      // Cannot happen with a conforming secondary (it refuses a lease of another generation).
-      throw new DispatchError('LEASE_STALE', `failed to use the answer of ${peer}: it came from generation ${generation}, the lease is for generation ${this.grant.generation}; ask the main server for a new lease`, { retryable: true });
+      // Cannot happen with a conforming secondary (it refuses a lease of another generation);
+      // if it does, some process answered after reading the run frame: it may have run.
+      throw new DispatchError('LEASE_STALE', `failed to use the answer of ${peer}: it came from generation ${generation}, the lease is for generation ${this.grant.generation}; ask the main server for a new lease`, { retryable: true, mayHaveRun: true });
     }
     return f.body;
   }

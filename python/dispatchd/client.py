@@ -289,7 +289,8 @@ class Session:
             raise DispatchError("PROTOCOL_ERROR", f"failed to understand the answer of {peer}: not a result")
         gen = f.header.get("generation")
         if gen is not None and gen != self.lease.generation:
-            raise DispatchError("LEASE_STALE", f"failed to use the answer of {peer}: it came from generation {gen}, the lease is for generation {self.lease.generation}; ask the main server for a new lease", retryable=True)
+            raise DispatchError("LEASE_STALE", f"failed to use the answer of {peer}: it came from generation {gen}, the lease is for generation {self.lease.generation}; ask the main server for a new lease",
+                                retryable=True, may_have_run=True)  # a process ran it, or may have: not proof it did not
         return f.body
 
     def close(self) -> None:
