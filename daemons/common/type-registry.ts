@@ -59,6 +59,13 @@ export interface LoadTypesOptions {
   defaults: TypeDefaults;
   /** Owners (uids) a types file may have; default root only. */
   trustedOwners?: readonly number[];
+  /**
+   * When given, a types directory or file that cannot be read, is refused or fails to parse
+   * (or declares a type an earlier file declares) is skipped whole and passed here, and the
+   * other files' types are kept (the worker generator). Without it, the first such error is
+   * thrown (the daemons and check-config refuse the whole configuration).
+   */
+  onBadFile?: (file: string, err: DispatchError) => void;
 }
 
 const hint = 'fix it, then check with `dispatchctl check-config` and apply with `systemctl reload dispatchd.target`';
@@ -154,32 +161,59 @@ function where(s: TypeSource): string {
 export function loadTypeRegistry(o: LoadTypesOptions): TypeRegistry {
   const seen = new Map<string, RequestType>();
   for (const dir of o.dirs) {
-    for (const file of typesFiles(dir)) {
-      let text: string;
+    let files: string[];
+    try {
+      files = typesFiles(dir);
+    } catch (err) {
+      if (!o.onBadFile || !(err instanceof DispatchError)) throw err;
+      o.onBadFile(dir, err);
+      continue;
+    }
+    for (const file of files) {
+      let types: RequestType[];
       try {
-        const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-        try {
-          checkTypesFileOwner(file, fs.fstatSync(fd), o.trustedOwners);
-          text = fs.readFileSync(fd, 'utf8');
-        } finally {
-          fs.closeSync(fd);
-        }
+        types = loadTypesFile(file, o, seen);
       } catch (err) {
-        if (err instanceof DispatchError) throw err;
-        const code = errnoCode(err);
-        if (code === 'ELOOP') throw invalid(`refused types file '${file}': it is a symbolic link; put the file itself in the directory`, { file });
-        throw new DispatchError('CONFIG_UNREADABLE', `failed to read types file '${file}': ${reason(err)}`, { cause: err });
+        if (!o.onBadFile || !(err instanceof DispatchError)) throw err;
+        o.onBadFile(file, err);
+        continue;
       }
-      for (const t of parseTypesFile(text, file, o.defaults)) {
-        const before = seen.get(t.name);
-        if (before) {
-          throw invalid(`type '${t.name}' is declared twice: in ${where(before.source)} and in ${where(t.source)}; keep one of them`, { file, key: `type.${t.name}` });
-        }
-        seen.set(t.name, t);
-      }
+      for (const t of types) seen.set(t.name, t);
     }
   }
   return new TypeRegistry(seen.values());
+}
+
+/**
+ * One types file's types, checked against the types of the files read before it.
+ * @throws DispatchError as {@link loadTypeRegistry}.
+ */
+function loadTypesFile(file: string, o: LoadTypesOptions, seen: ReadonlyMap<string, RequestType>): RequestType[] {
+  let text: string;
+  try {
+    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    try {
+      checkTypesFileOwner(file, fs.fstatSync(fd), o.trustedOwners);
+      text = fs.readFileSync(fd, 'utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    if (err instanceof DispatchError) throw err;
+    const code = errnoCode(err);
+    if (code === 'ELOOP') throw invalid(`refused types file '${file}': it is a symbolic link; put the file itself in the directory`, { file });
+    throw new DispatchError('CONFIG_UNREADABLE', `failed to read types file '${file}': ${reason(err)}`, { cause: err });
+  }
+  const types = parseTypesFile(text, file, o.defaults);
+  const mine = new Map<string, RequestType>();
+  for (const t of types) {
+    const before = seen.get(t.name) ?? mine.get(t.name);
+    if (before) {
+      throw invalid(`type '${t.name}' is declared twice: in ${where(before.source)} and in ${where(t.source)}; keep one of them`, { file, key: `type.${t.name}` });
+    }
+    mine.set(t.name, t);
+  }
+  return types;
 }
 
 /** The limits a type falls back to: the `[secondary]` section's. */
@@ -189,11 +223,11 @@ export function typeDefaultsOf(config: Config): TypeDefaults {
 }
 
 /**
- * The registry a configuration names (its `[types] dirs`).
+ * The registry a configuration names (its `[types] dirs`); `onBadFile` as {@link LoadTypesOptions}.
  * @throws DispatchError CONFIG_INVALID, CONFIG_UNREADABLE as {@link loadTypeRegistry}.
  */
-export function loadTypesFor(config: Config, trustedOwners?: readonly number[]): TypeRegistry {
-  return loadTypeRegistry({ dirs: config.types.dirs, defaults: typeDefaultsOf(config), ...(trustedOwners ? { trustedOwners } : {}) });
+export function loadTypesFor(config: Config, trustedOwners?: readonly number[], onBadFile?: LoadTypesOptions['onBadFile']): TypeRegistry {
+  return loadTypeRegistry({ dirs: config.types.dirs, defaults: typeDefaultsOf(config), ...(trustedOwners ? { trustedOwners } : {}), ...(onBadFile ? { onBadFile } : {}) });
 }
 
 /** The `serve` list of secondary N: its `[secondary.instance.N]` override, else `[secondary] serve`. */
