@@ -5,12 +5,14 @@
  *
  * - exec: the program exists, is a regular file and is executable by the user the
  *   secondaries run as (`dispatchd`; by mode bits, owner and groups, as execve(2) would);
- * - module: the module imports in a throw-away worker thread and default-exports a function.
+ * - module: the module imports in a throw-away worker thread and default-exports a function;
+ * - a persistent type's `user` exists, looked up as systemd's User= is (NSS, `getent passwd`).
  *
  * Library code: throws DispatchError CONFIG_INVALID naming the type, its file and line.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import type { Config } from '../common/config.js';
+import { findLine, type Config } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import type { RequestType } from '../common/request-type.js';
 import { checkServeLists, loadTypesFor, type TypeRegistry } from '../common/type-registry.js';
@@ -80,6 +82,39 @@ export function checkCommand(t: Extract<RequestType, { handler: 'exec' }>, user 
 }
 
 /**
+ * Whether a user exists, by NSS as systemd resolves User= (getent(1) passwd NAME: exit 0
+ * found, 2 not found); undefined when getent cannot tell (not installed, or another status).
+ */
+export function userExists(name: string): boolean | undefined {
+  const r = spawnSync('getent', ['passwd', name], { stdio: 'ignore', timeout: 10_000 });
+  if (r.status === 0) return true;
+  if (r.status === 2) return false;
+  return undefined;
+}
+
+/** The line of `key` in the type's file, else the type's own line. */
+function lineOfKey(t: RequestType, key: string[]): number | undefined {
+  try {
+    return findLine(fs.readFileSync(t.source.file, 'utf8'), key) ?? t.source.line;
+  } catch {
+    return t.source.line;
+  }
+}
+
+/**
+ * @throws DispatchError CONFIG_INVALID when a persistent type's `user` does not exist (its
+ *   worker would fail with status 217/USER and never say hello).
+ */
+export function checkWorkerUser(t: Extract<RequestType, { handler: 'exec' }>, exists = userExists): void {
+  if (t.mode !== 'persistent' || t.worker.user === undefined) return;
+  const user = t.worker.user;
+  if (exists(user) !== false) return;
+  const key = ['type', t.name, 'user'];
+  const line = lineOfKey(t, key);
+  throw new DispatchError('CONFIG_INVALID', `type '${t.name}' ('${t.source.file}'${line ? ` line ${line}` : ''}): key '${key.join('.')}' names user '${user}', which does not exist on this system (\`getent passwd ${user}\` finds nothing), so its workers would fail with status 217/USER; create the user, or remove 'user' to run the workers as a dynamic user`, { fields: { type: t.name, file: t.source.file, key: key.join('.') } });
+}
+
+/**
  * The types no `serve` list names (neither `[secondary] serve`, nor a `[secondary.instance.N]`
  * one): declared, but no secondary will run them (a warning, not an error).
  */
@@ -98,7 +133,10 @@ export async function checkTypes(config: Config): Promise<TypeRegistry> {
   checkServeLists(config, registry);
   const user = userIds(SERVICE_USER);
   for (const t of registry.list()) {
-    if (t.handler === 'exec') checkCommand(t, user);
+    if (t.handler === 'exec') {
+      checkCommand(t, user);
+      checkWorkerUser(t);
+    }
     else if (t.handler === 'module') {
       checkVisible(t, t.module, `type.${t.name}.module`);
       try {
