@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import { findLine, type Config } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import type { RequestType } from '../common/request-type.js';
-import { checkServeLists, loadTypesFor, type TypeRegistry } from '../common/type-registry.js';
+import { applyHint, checkServeLists, loadTypesFor, type TypeRegistry } from '../common/type-registry.js';
 import { checkModule } from '../secondary-server/handlers/module-handler.js';
 
 /** The user the secondaries run as (units/dispatchd-secondary@.service User=). */
@@ -31,7 +31,7 @@ export const HIDDEN_FROM_SECONDARIES = ['/home/', '/root/', '/run/user/', '/tmp/
 function checkVisible(t: RequestType, file: string, key: string): void {
   const hidden = HIDDEN_FROM_SECONDARIES.find((d) => file.startsWith(d));
   if (hidden) {
-    throw new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): '${file}' is under ${hidden}, which the secondaries' sandbox hides (ProtectHome=, PrivateTmp=); install it under /usr/local/lib or /opt instead (docs/TYPES.md §6)`, { fields: { type: t.name, key } });
+    throw new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): '${file}' is under ${hidden}, which the secondaries' sandbox hides (ProtectHome=, PrivateTmp=); install it under /usr/local/lib or /opt instead (docs/TYPES.md §6); ${applyHint(t.handler === 'exec' && t.mode === 'persistent')}`, { fields: { type: t.name, key } });
   }
 }
 
@@ -68,7 +68,7 @@ function where(t: RequestType): string {
 export function checkCommand(t: Extract<RequestType, { handler: 'exec' }>, user = userIds(SERVICE_USER)): void {
   const program = t.command[0]!;
   checkVisible(t, program, `type.${t.name}.command`);
-  const refuse = (why: string) => new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): command '${program}' ${why}; fix 'command' in that file`, { fields: { type: t.name, key: `type.${t.name}.command` } });
+  const refuse = (why: string) => new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): command '${program}' ${why}; ${applyHint(t.mode === 'persistent', "'command' in that file")}`, { fields: { type: t.name, key: `type.${t.name}.command` } });
   let st: fs.Stats;
   try {
     st = fs.statSync(program);
@@ -111,7 +111,7 @@ export function checkWorkerUser(t: Extract<RequestType, { handler: 'exec' }>, ex
   if (exists(user) !== false) return;
   const key = ['type', t.name, 'user'];
   const line = lineOfKey(t, key);
-  throw new DispatchError('CONFIG_INVALID', `type '${t.name}' ('${t.source.file}'${line ? ` line ${line}` : ''}): key '${key.join('.')}' names user '${user}', which does not exist on this system (\`getent passwd ${user}\` finds nothing), so its workers would fail with status 217/USER; create the user, or remove 'user' to run the workers as a dynamic user`, { fields: { type: t.name, file: t.source.file, key: key.join('.') } });
+  throw new DispatchError('CONFIG_INVALID', `type '${t.name}' ('${t.source.file}'${line ? ` line ${line}` : ''}): key '${key.join('.')}' names user '${user}', which does not exist on this system (\`getent passwd ${user}\` finds nothing), so its workers would fail with status 217/USER; create the user, or remove 'user' to run the workers as a dynamic user; ${applyHint(true)}`, { fields: { type: t.name, file: t.source.file, key: key.join('.') } });
 }
 
 /**

@@ -68,10 +68,34 @@ export interface LoadTypesOptions {
   onBadFile?: (file: string, err: DispatchError) => void;
 }
 
-const hint = 'fix it, then check with `dispatchctl check-config` and apply with `systemctl reload dispatchd.target`';
+/**
+ * What to do after fixing a types file: a per-request type is applied by a reload; a
+ * persistent type also needs the generator to run again and its units started (docs/WORKERS.md §2).
+ */
+export function applyHint(persistent: boolean, what = 'it'): string {
+  return persistent
+    ? `fix ${what}, then check with \`dispatchctl check-config\` and apply with \`systemctl daemon-reload && systemctl start dispatchd.target && systemctl reload dispatchd.target\` (a persistent type: the daemon-reload makes its worker units, docs/WORKERS.md §2)`
+    : `fix ${what}, then check with \`dispatchctl check-config\` and apply with \`systemctl reload dispatchd.target\``;
+}
 
-function invalid(message: string, fields: Record<string, string> = {}): DispatchError {
-  return new DispatchError('CONFIG_INVALID', `${message}; ${hint}`, { fields });
+function invalid(message: string, fields: Record<string, string> = {}, persistent = false): DispatchError {
+  return new DispatchError('CONFIG_INVALID', `${message}; ${applyHint(persistent)}`, { fields });
+}
+
+/** Whether a types file's text declares (or means to declare) a persistent type. */
+function mentionsPersistent(text: string): boolean {
+  return /^\s*mode\s*=\s*["']persist/m.test(text);
+}
+
+/** Whether a type's raw table is (or means to be) a persistent type: its mode, or a worker key. */
+function meantPersistent(body: unknown): boolean {
+  if (typeof body !== 'object' || body === null) return false;
+  const b = body as Record<string, unknown>;
+  return (typeof b.mode === 'string' && b.mode.startsWith('persist')) || 'processes' in b || 'start_timeout_ms' in b;
+}
+
+function isPersistent(t: RequestType): boolean {
+  return t.handler === 'exec' && t.mode === 'persistent';
 }
 
 /** The `.toml` files of one directory, in lexical order; none when the directory is missing. */
@@ -113,7 +137,7 @@ export function parseTypesFile(text: string, file: string, defaults: TypeDefault
     raw = parseToml(text);
   } catch (cause) {
     const line = (cause as { line?: number }).line;
-    throw invalid(`failed to parse types file '${file}'${line ? ` line ${line}` : ''}: ${reason(cause).split('\n')[0]}`, { file });
+    throw invalid(`failed to parse types file '${file}'${line ? ` line ${line}` : ''}: ${reason(cause).split('\n')[0]}`, { file }, mentionsPersistent(text));
   }
   const top = TypesFile.safeParse(raw);
   if (!top.success) {
@@ -121,14 +145,14 @@ export function parseTypesFile(text: string, file: string, defaults: TypeDefault
     const keyPath = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
     const line = findLine(text, keyPath);
     const what = issue.code === 'unrecognized_keys' ? `unknown table or key '${keyPath.join('.')}' (a types file holds only [type.NAME] tables)` : `'${keyPath.join('.')}': ${issue.message}`;
-    throw invalid(`failed to load types file '${file}'${line ? ` line ${line}` : ''}: ${what}`, { file, key: keyPath.join('.') });
+    throw invalid(`failed to load types file '${file}'${line ? ` line ${line}` : ''}: ${what}`, { file, key: keyPath.join('.') }, mentionsPersistent(text));
   }
   const out: RequestType[] = [];
   for (const [name, body] of Object.entries(top.data.type ?? {})) {
     const source: TypeSource = { file };
     const headerLine = findLine(text, ['type', name]);
     if (!TYPE_NAME.test(name)) {
-      throw invalid(`failed to load types file '${file}'${headerLine ? ` line ${headerLine}` : ''}: '${name}' is not a valid type name (a lowercase letter, then up to 62 lowercase letters, digits or dashes)`, { file, key: `type.${name}` });
+      throw invalid(`failed to load types file '${file}'${headerLine ? ` line ${headerLine}` : ''}: '${name}' is not a valid type name (a lowercase letter, then up to 62 lowercase letters, digits or dashes)`, { file, key: `type.${name}` }, meantPersistent(body));
     }
     if (headerLine !== undefined) source.line = headerLine;
     const parsed = TypeDeclaration.safeParse(body);
@@ -142,7 +166,7 @@ export function parseTypesFile(text: string, file: string, defaults: TypeDefault
         : missing ? `key '${keyPath.join('.')}' is required for handler "${String((body as { handler?: unknown }).handler)}" (docs/TYPES.md §2)`
         : issue.code === 'invalid_union' && (issue.path.length === 0 || issue.path[0] === 'handler') ? `'type.${name}.handler' must be "exec", "module" or "builtin"`
         : `key '${keyPath.join('.')}': ${issue.message}`;
-      throw invalid(`failed to load types file '${file}'${line ? ` line ${line}` : ''}: ${what}`, { file, key: keyPath.join('.') });
+      throw invalid(`failed to load types file '${file}'${line ? ` line ${line}` : ''}: ${what}`, { file, key: keyPath.join('.') }, meantPersistent(body));
     }
     out.push(resolveType(name, parsed.data, defaults, source));
   }
@@ -209,7 +233,7 @@ function loadTypesFile(file: string, o: LoadTypesOptions, seen: ReadonlyMap<stri
   for (const t of types) {
     const before = seen.get(t.name) ?? mine.get(t.name);
     if (before) {
-      throw invalid(`type '${t.name}' is declared twice: in ${where(before.source)} and in ${where(t.source)}; keep one of them`, { file, key: `type.${t.name}` });
+      throw invalid(`type '${t.name}' is declared twice: in ${where(before.source)} and in ${where(t.source)}; keep one of them`, { file, key: `type.${t.name}` }, isPersistent(before) || isPersistent(t));
     }
     mine.set(t.name, t);
   }
