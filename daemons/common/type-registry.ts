@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
+import { z } from 'zod';
 import { findLine, type Config } from './config.js';
 import { DispatchError, errnoCode, reason } from './errors.js';
 import { resolveType, TYPE_NAME, TypeDeclaration, TypesFile, type RequestType, type TypeDefaults, type TypeSource } from './request-type.js';
@@ -160,9 +161,11 @@ export function parseTypesFile(text: string, file: string, defaults: TypeDefault
       const issue = parsed.error.issues[0]!;
       const keyPath = ['type', name, ...(issue.code === 'unrecognized_keys' ? [issue.keys[0]!] : issue.path.map(String))];
       const line = findLine(text, keyPath) ?? headerLine;
-      const missing = issue.code === 'invalid_type' && (issue as { input?: unknown }).input === undefined;
+      const value = valueAt(body, issue.path);
+      const missing = issue.code === 'invalid_type' && value === undefined;
       const what =
         issue.code === 'unrecognized_keys' ? `unknown key '${keyPath.join('.')}'`
+        : issue.code === 'invalid_type' && !missing ? `key '${keyPath.join('.')}' must be ${expectedOf(body, issue.path, issue.expected)}, not ${tomlKind(value)} (${JSON.stringify(value)})`
         : missing ? `key '${keyPath.join('.')}' is required for handler "${String((body as { handler?: unknown }).handler)}" (docs/TYPES.md §2)`
         : issue.code === 'invalid_union' && (issue.path.length === 0 || issue.path[0] === 'handler') ? `'type.${name}.handler' must be "exec", "module" or "builtin"`
         : `key '${keyPath.join('.')}': ${issue.message}`;
@@ -171,6 +174,42 @@ export function parseTypesFile(text: string, file: string, defaults: TypeDefault
     out.push(resolveType(name, parsed.data, defaults, source));
   }
   return out;
+}
+
+/** The value at `p` in a raw table, or undefined. */
+function valueAt(body: unknown, p: readonly PropertyKey[]): unknown {
+  let v = body;
+  for (const k of p) v = typeof v === 'object' && v !== null ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+  return v;
+}
+
+/** A TOML value's kind, as the docs name them. */
+function tomlKind(v: unknown): string {
+  if (typeof v === 'string') return 'a string';
+  if (typeof v === 'boolean') return 'a boolean';
+  if (typeof v === 'number' || typeof v === 'bigint') return Number.isInteger(Number(v)) ? 'an integer' : 'a float';
+  if (Array.isArray(v)) return 'an array';
+  if (v instanceof Date) return 'a date';
+  return 'a table';
+}
+
+/**
+ * What a key of a type's table takes, from its schema (request-type.ts): "an integer 1…64",
+ * "a boolean", …; `expected` (zod's word) when the key's schema is not found.
+ */
+function expectedOf(body: unknown, p: readonly PropertyKey[], expected: string): string {
+  const handler = (body as { handler?: unknown }).handler;
+  const option = TypeDeclaration.options.find((o) => o.shape.handler.value === handler);
+  let schema = p.length === 1 && option ? (option.shape as Record<string, z.ZodType>)[String(p[0])] : undefined;
+  if (schema instanceof z.ZodOptional) schema = schema.unwrap() as z.ZodType;
+  if (schema instanceof z.ZodNumber) {
+    const range = schema.minValue !== null && schema.maxValue !== null && Number.isFinite(schema.minValue) && Number.isFinite(schema.maxValue) ? ` ${schema.minValue}…${schema.maxValue}` : '';
+    return `${schema.isInt ? 'an integer' : 'a number'}${range}`;
+  }
+  if (schema instanceof z.ZodBoolean) return 'a boolean (true or false)';
+  if (schema instanceof z.ZodString || schema instanceof z.ZodEnum || schema instanceof z.ZodLiteral) return 'a string';
+  if (schema instanceof z.ZodArray || schema instanceof z.ZodTuple) return 'an array';
+  return expected === 'number' ? 'a number' : `a ${expected}`;
 }
 
 function where(s: TypeSource): string {

@@ -122,3 +122,11 @@ t.test('the fix hint of a bad persistent type names daemon-reload and start; a p
   const b = dir(t, { 'b.toml': '[type.w]\nhandler = "exec"\ncommand = ["/bin/cat"]\n' });
   t.throws(() => loadTypeRegistry({ dirs: [a, b], defaults: DEFAULTS, trustedOwners: mine }), { message: PERSISTENT }, 'a persistent type declared twice');
 });
+
+t.test('a value of the wrong type is reported as such (what the key takes, what it got), not as a missing key', async (t) => {
+  const head = '[type.x]\nhandler = "exec"\nmode = "persistent"\ncommand = ["/bin/cat"]\n';
+  t.throws(() => parseTypesFile(`${head}processes = "2"\n`, 'x.toml', DEFAULTS), { code: 'CONFIG_INVALID', message: /^failed to load types file 'x\.toml' line 5: key 'type\.x\.processes' must be an integer 1…64, not a string \("2"\);/ });
+  t.throws(() => parseTypesFile(`${head}idempotent = "yes"\n`, 'x.toml', DEFAULTS), { message: /line 5: key 'type\.x\.idempotent' must be a boolean \(true or false\), not a string/ });
+  t.throws(() => parseTypesFile('[type.x]\nhandler = "exec"\ncommand = "/bin/cat"\n', 'x.toml', DEFAULTS), { message: /line 3: key 'type\.x\.command' must be an array, not a string/ });
+  t.throws(() => parseTypesFile('[type.x]\nhandler = "exec"\n', 'x.toml', DEFAULTS), { message: /key 'type\.x\.command' is required for handler "exec"/ }, 'a key that is really missing');
+});
