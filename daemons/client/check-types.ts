@@ -5,15 +5,17 @@
  *
  * - exec: the program exists, is a regular file and is executable by the user the
  *   secondaries run as (`dispatchd`; by mode bits, owner and groups, as execve(2) would);
- * - module: the module imports in a throw-away worker thread and default-exports a function.
+ * - module: the module imports in a throw-away worker thread and default-exports a function;
+ * - a persistent type's `user` exists, looked up as systemd's User= is (NSS, `getent passwd`).
  *
  * Library code: throws DispatchError CONFIG_INVALID naming the type, its file and line.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import type { Config } from '../common/config.js';
+import { findLine, type Config } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import type { RequestType } from '../common/request-type.js';
-import { checkServeLists, loadTypesFor, type TypeRegistry } from '../common/type-registry.js';
+import { applyHint, checkServeLists, loadTypesFor, type TypeRegistry } from '../common/type-registry.js';
 import { checkModule } from '../secondary-server/handlers/module-handler.js';
 
 /** The user the secondaries run as (units/dispatchd-secondary@.service User=). */
@@ -29,7 +31,7 @@ export const HIDDEN_FROM_SECONDARIES = ['/home/', '/root/', '/run/user/', '/tmp/
 function checkVisible(t: RequestType, file: string, key: string): void {
   const hidden = HIDDEN_FROM_SECONDARIES.find((d) => file.startsWith(d));
   if (hidden) {
-    throw new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): '${file}' is under ${hidden}, which the secondaries' sandbox hides (ProtectHome=, PrivateTmp=); install it under /usr/local/lib or /opt instead (docs/TYPES.md §6)`, { fields: { type: t.name, key } });
+    throw new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): '${file}' is under ${hidden}, which the secondaries' sandbox hides (ProtectHome=, PrivateTmp=); install it under /usr/local/lib or /opt instead (docs/TYPES.md §6); ${applyHint(t.handler === 'exec' && t.mode === 'persistent')}`, { fields: { type: t.name, key } });
   }
 }
 
@@ -66,7 +68,7 @@ function where(t: RequestType): string {
 export function checkCommand(t: Extract<RequestType, { handler: 'exec' }>, user = userIds(SERVICE_USER)): void {
   const program = t.command[0]!;
   checkVisible(t, program, `type.${t.name}.command`);
-  const refuse = (why: string) => new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): command '${program}' ${why}; fix 'command' in that file`, { fields: { type: t.name, key: `type.${t.name}.command` } });
+  const refuse = (why: string) => new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): command '${program}' ${why}; ${applyHint(t.mode === 'persistent', "'command' in that file")}`, { fields: { type: t.name, key: `type.${t.name}.command` } });
   let st: fs.Stats;
   try {
     st = fs.statSync(program);
@@ -77,6 +79,39 @@ export function checkCommand(t: Extract<RequestType, { handler: 'exec' }>, user 
   if (user ? !executableBy(st, user) : (st.mode & 0o111) === 0) {
     throw refuse(`is not executable by user '${SERVICE_USER}' (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, owner ${st.uid}:${st.gid}); chmod a+x it, or make it executable by that user`);
   }
+}
+
+/**
+ * Whether a user exists, by NSS as systemd resolves User= (getent(1) passwd NAME: exit 0
+ * found, 2 not found); undefined when getent cannot tell (not installed, or another status).
+ */
+export function userExists(name: string): boolean | undefined {
+  const r = spawnSync('getent', ['passwd', name], { stdio: 'ignore', timeout: 10_000 });
+  if (r.status === 0) return true;
+  if (r.status === 2) return false;
+  return undefined;
+}
+
+/** The line of `key` in the type's file, else the type's own line. */
+function lineOfKey(t: RequestType, key: string[]): number | undefined {
+  try {
+    return findLine(fs.readFileSync(t.source.file, 'utf8'), key) ?? t.source.line;
+  } catch {
+    return t.source.line;
+  }
+}
+
+/**
+ * @throws DispatchError CONFIG_INVALID when a persistent type's `user` does not exist (its
+ *   worker would fail with status 217/USER and never say hello).
+ */
+export function checkWorkerUser(t: Extract<RequestType, { handler: 'exec' }>, exists = userExists): void {
+  if (t.mode !== 'persistent' || t.worker.user === undefined) return;
+  const user = t.worker.user;
+  if (exists(user) !== false) return;
+  const key = ['type', t.name, 'user'];
+  const line = lineOfKey(t, key);
+  throw new DispatchError('CONFIG_INVALID', `type '${t.name}' ('${t.source.file}'${line ? ` line ${line}` : ''}): key '${key.join('.')}' names user '${user}', which does not exist on this system (\`getent passwd ${user}\` finds nothing), so its workers would fail with status 217/USER; create the user, or remove 'user' to run the workers as a dynamic user; ${applyHint(true)}`, { fields: { type: t.name, file: t.source.file, key: key.join('.') } });
 }
 
 /**
@@ -98,7 +133,10 @@ export async function checkTypes(config: Config): Promise<TypeRegistry> {
   checkServeLists(config, registry);
   const user = userIds(SERVICE_USER);
   for (const t of registry.list()) {
-    if (t.handler === 'exec') checkCommand(t, user);
+    if (t.handler === 'exec') {
+      checkCommand(t, user);
+      checkWorkerUser(t);
+    }
     else if (t.handler === 'module') {
       checkVisible(t, t.module, `type.${t.name}.module`);
       try {

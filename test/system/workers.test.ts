@@ -105,16 +105,16 @@ EOF
     systemctl start dispatchd.target
     systemctl reload dispatchd.target`);
 
-  // docs/WORKERS.md §1's examples, as written: the Python worker `upper`, the JavaScript one
+  // docs/WORKERS.md §1's examples, as written: the Python worker `shout`, the JavaScript one
   // `lower` (importing the installed library) and their types file.
   const docs = fs.readFileSync(join(ROOT, 'docs/WORKERS.md'), 'utf8');
   const block = (lang: string, has: string) => [...docs.matchAll(/^```(\w+)\n([\s\S]*?)^```$/gm)].find((m) => m[1] === lang && m[2]!.includes(has))![2]!;
   const staging = fs.mkdtempSync(join(ROOT, 'build', 'workers-examples-'));
   t.teardown(() => fs.rmSync(staging, { recursive: true, force: true }));
-  fs.writeFileSync(join(staging, 'upper.py'), block('python', 'dispatchd.worker'));
+  fs.writeFileSync(join(staging, 'shout.py'), block('python', 'dispatchd.worker'));
   fs.writeFileSync(join(staging, 'lower.mjs'), block('js', 'createWorker'));
   fs.writeFileSync(join(staging, 'examples.toml'), block('toml', 'mode = "persistent"'));
-  await sb.copyIn('/usr/local/lib/dispatchd', join(staging, 'upper.py'), join(staging, 'lower.mjs'));
+  await sb.copyIn('/usr/local/lib/dispatchd', join(staging, 'shout.py'), join(staging, 'lower.mjs'));
   await sb.copyIn('/etc/dispatchd/types.d', join(staging, 'examples.toml'));
   await sb.out('chmod 644 /etc/dispatchd/types.d/examples.toml /usr/local/lib/dispatchd/*; systemctl daemon-reload; systemctl start dispatchd.target; systemctl reload dispatchd.target');
 
@@ -137,7 +137,7 @@ EOF
 
   t.test('the generator made a socket and a service per worker, wanted by dispatchd.target, each a user of its own', async (t) => {
     const made = (await sb.out('ls /run/systemd/generator/dispatchd.target.wants/')).trim().split('\n').sort();
-    const workers = ['lower-1', 'pycrash-1', 'pycrash-2', 'pyecho-1', 'pyecho-2', 'pyfreeze-1', 'pygarbage-1', 'pykill-1', 'pymem-1', 'pysilent-1', 'upper-1', 'upper-2'];
+    const workers = ['lower-1', 'pycrash-1', 'pycrash-2', 'pyecho-1', 'pyecho-2', 'pyfreeze-1', 'pygarbage-1', 'pykill-1', 'pymem-1', 'pysilent-1', 'shout-1', 'shout-2'];
     t.same(made, workers.flatMap((w) => [`dispatchd-worker@${w}.service`, `dispatchd-worker@${w}.socket`]).sort());
     const show = await sb.show(service('pymem-1'), 'Slice', 'MemoryMax', 'MemorySwapMax', 'DynamicUser', 'ExecStart');
     t.equal(show.Slice, 'dispatchd.slice');
@@ -166,10 +166,10 @@ EOF
 
   t.test('docs/WORKERS.md\'s examples, as written, under systemd: the Python worker and the TypeScript one', async (t) => {
     const since = await journalNow(sb);
-    t.equal(await until('upper to answer', 30_000, async () => (await request('upper', 'hello')).stdout.toString() || false), 'HELLO');
+    t.equal(await until('shout to answer', 30_000, async () => (await request('shout', 'hello')).stdout.toString() || false), 'HELLO');
     t.equal((await request('lower', 'HeLLo')).stdout.toString(), 'hello');
-    await until('its print in the journal', 10_000, async () => (await journal(since, 'dispatchd-worker@upper-*', 'upper: 5 bytes')).length > 0);
-    t.pass('journalctl -u dispatchd-worker@upper-* has what the function printed');
+    await until('its print in the journal', 10_000, async () => (await journal(since, 'dispatchd-worker@shout-*', 'shout: 5 bytes')).length > 0);
+    t.pass('journalctl -u dispatchd-worker@shout-* has what the function printed');
   });
 
   t.test('a worker killed (SIGKILL) mid-request: HANDLER_CRASHED, not sent again (not idempotent), the worker restarted', async (t) => {

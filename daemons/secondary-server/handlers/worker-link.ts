@@ -38,8 +38,8 @@ export interface WorkerLinkOwner {
   readonly parts: WorkerPoolParts;
   /** Sends what waits to the links with room. */
   dispatch(): void;
-  /** A request's worker died with it in flight (retry or HANDLER_CRASHED). */
-  crashed(p: PendingRun, link: WorkerLink): void;
+  /** A request's worker died (or did `what`, e.g. broke the protocol) with it in flight (retry or HANDLER_CRASHED). */
+  crashed(p: PendingRun, link: WorkerLink, what?: string): void;
   /** A request is answered: its abort listener goes. */
   settle(p: PendingRun): void;
   /** A link failed. */
@@ -109,7 +109,7 @@ export class WorkerLink {
       try {
         m = parseWorkerMessage(f.header);
       } catch (err) {
-        this.fail(`it broke the worker protocol: ${reason(err)}`, { restart: true, priority: 'error' });
+        this.brokeProtocol(reason(err));
         return;
       }
       this.onMessage(m, f.body);
@@ -124,7 +124,7 @@ export class WorkerLink {
         this.later(0);
         return;
       }
-      this.fail(`it sent a bad frame: ${err.message}`, { restart: true, priority: 'error' });
+      this.brokeProtocol(`it sent a bad frame: ${err.message}`);
     });
     conn.on('error', () => undefined); // followed by 'close'
     conn.on('close', () => {
@@ -147,7 +147,7 @@ export class WorkerLink {
     const t = this.pool.type;
     if (m.op === 'hello') {
       if (this.state !== 'greeting') {
-        this.fail('it said hello twice', { restart: true, priority: 'error' });
+        this.brokeProtocol('it said hello twice');
         return;
       }
       if (!m.types.includes(t.name)) {
@@ -164,7 +164,7 @@ export class WorkerLink {
       return;
     }
     if (this.state !== 'ready') {
-      this.fail(`it answered before its hello`, { restart: true, priority: 'error' });
+      this.brokeProtocol('it answered before its hello');
       return;
     }
     const grace = this.cancelled.get(m.id);
@@ -177,7 +177,7 @@ export class WorkerLink {
     }
     const p = this.inFlight.get(m.id);
     if (!p) {
-      this.fail(`it answered request id ${m.id}, which is not in flight`, { restart: true, priority: 'error' });
+      this.brokeProtocol(`it answered request id ${m.id}, which is not in flight`);
       return;
     }
     this.inFlight.delete(m.id);
@@ -211,14 +211,27 @@ export class WorkerLink {
   }
 
   /** Marks the link failed: logs, drops the connection (in flight crash), restarts the unit if asked, reconnects after the back-off. */
-  fail(why: string, o: { restart: boolean; priority: 'error' | 'warning' }): void {
+  /**
+   * A protocol error (docs/WORKERS.md §3): the link fails with "it broke the worker protocol:
+   * WHAT", the unit is restarted, and what was in flight is HANDLER_CRASHED saying so.
+   */
+  private brokeProtocol(what: string): void {
+    this.fail(`it broke the worker protocol: ${what}`, { restart: true, priority: 'error', crash: `broke the worker protocol (${what})` });
+  }
+
+  /**
+   * Marks the link failed, logs `why` (at o.priority) and restarts the unit when o.restart;
+   * what was in flight goes to the pool as crashed, with `o.crash` (what the worker did,
+   * for the client's message) when it did not simply die.
+   */
+  fail(why: string, o: { restart: boolean; priority: 'error' | 'warning'; crash?: string }): void {
     const conn = this.conn;
     if (!this.move('fault')) return;
     this.lastFailure = `worker ${this.name} (${this.unit}) failed: ${why}`;
     this.failures++;
     const action = o.restart ? `; marked failed, restarting ${this.unit}` : '; marked failed';
     this.pool.parts.logger[o.priority](`the '${this.pool.type.name}' worker ${this.name} failed: ${why}${action}`, this.fields());
-    if (conn) this.drop(conn, (p) => this.pool.crashed(p, this));
+    if (conn) this.drop(conn, (p) => this.pool.crashed(p, this, o.crash));
     if (o.restart) {
       this.pool.parts.units.restart(this.unit).catch((err) => this.pool.parts.logger.error(`failed to restart ${this.unit}: ${reason(err)}`, this.fields()));
     }

@@ -88,25 +88,28 @@ export class WorkerPool implements Handler, WorkerLinkOwner {
     this.dispatch();
   }
 
-  /** A request's worker died with it in flight: once more on another worker (idempotent types), else HANDLER_CRASHED. */
-  crashed(p: PendingRun, link: WorkerLink): void {
+  /**
+   * A request's worker died (or, `what`, broke the worker protocol) with it in flight: once
+   * more on another worker (idempotent types), else HANDLER_CRASHED.
+   */
+  crashed(p: PendingRun, link: WorkerLink, what = 'died'): void {
     const t = this.type;
     const others = this.links.filter((l) => !p.tried.has(l) && l.state !== 'failed' && l.state !== 'closed');
     if (t.idempotent && p.tried.size < 2 && others.length > 0) {
-      this.parts.logger.info(`sending the '${t.name}' request again, to another worker: worker ${link.name} died with it in flight (the type is idempotent)`, { ...link.fields(), lease: p.ctx.lease });
+      this.parts.logger.info(`sending the '${t.name}' request again, to another worker: worker ${link.name} ${what} with it in flight (the type is idempotent)`, { ...link.fields(), lease: p.ctx.lease });
       this.queue.unshift(p);
       return;
     }
     this.settle(p);
-    p.reject(this.crashError(p, link));
+    p.reject(this.crashError(p, link, what));
   }
 
-  private crashError(p: PendingRun, link?: WorkerLink): DispatchError {
+  private crashError(p: PendingRun, link?: WorkerLink, what = 'died'): DispatchError {
     const t = this.type;
     const names = [...p.tried].map((l) => l.name);
     const where = link ? `worker ${link.name} (${link.unit})` : `worker${names.length > 1 ? 's' : ''} ${names.join(', ')}`;
     const retry = !t.idempotent ? 'not sent again: the type is not idempotent' : p.tried.size >= 2 ? `sent to ${names.length} workers, each died (retried at most once)` : 'no other worker was running to send it to';
-    return new DispatchError('HANDLER_CRASHED', `the '${t.name}' ${where} died while it ran the request, which may have run in part; ${retry}; see journalctl -u 'dispatchd-worker@${t.name}-*'`, { fields: { type: t.name } });
+    return new DispatchError('HANDLER_CRASHED', `the '${t.name}' ${where} ${what} while it ran the request, which may have run in part; ${retry}; see journalctl -u 'dispatchd-worker@${t.name}-*'`, { fields: { type: t.name } });
   }
 
   private noWorkerError(): DispatchError {

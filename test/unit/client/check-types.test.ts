@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { checkCommand, executableBy, HIDDEN_FROM_SECONDARIES, unservedTypes } from '../../../daemons/client/check-types.js';
+import { checkCommand, checkWorkerUser, executableBy, HIDDEN_FROM_SECONDARIES, unservedTypes, userExists } from '../../../daemons/client/check-types.js';
 import { parseConfig } from '../../../daemons/common/config.js';
 import { resolveType } from '../../../daemons/common/request-type.js';
 import { TypeRegistry } from '../../../daemons/common/type-registry.js';
@@ -36,4 +36,22 @@ t.test('a declared type that no serve list names is reported (a warning)', async
   const registry = new TypeRegistry([exec('a', '/bin/cat'), exec('b', '/bin/cat'), exec('c', '/bin/cat')]);
   t.same(unservedTypes(parseConfig('', 'c.conf'), registry), [], '"*" serves every type');
   t.same(unservedTypes(parseConfig('[secondary]\nserve = ["a"]\n[secondary.instance.2]\nserve = ["b"]\n', 'c.conf'), registry), ['c']);
+});
+
+t.test('a persistent type\'s user must exist (getent passwd), else CONFIG_INVALID with file, line and key', async (t) => {
+  t.equal(userExists('root'), true);
+  t.equal(userExists('nosuchuser-dispatchd-test'), false);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'worker-user-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'w.toml');
+  fs.writeFileSync(file, '[type.nouser]\nhandler = "exec"\nmode = "persistent"\nuser = "nosuchuser-dispatchd-test"\ncommand = ["/bin/cat"]\n');
+  const declare = (user: string | undefined, mode: 'persistent' | 'per-request' = 'persistent') =>
+    resolveType('nouser', { handler: 'exec', mode, command: ['/bin/cat'], ...(user === undefined ? {} : { user }) } as never, DEFAULTS, { file, line: 1 }) as Extract<ReturnType<typeof resolveType>, { handler: 'exec' }>;
+  t.throws(() => checkWorkerUser(declare('nosuchuser-dispatchd-test')), {
+    code: 'CONFIG_INVALID',
+    message: new RegExp(`type 'nouser' \\('${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}' line 4\\): key 'type\\.nouser\\.user' names user 'nosuchuser-dispatchd-test', which does not exist on this system.*217/USER`),
+  });
+  t.doesNotThrow(() => checkWorkerUser(declare('root')), 'an existing user');
+  t.doesNotThrow(() => checkWorkerUser(declare(undefined)), 'no user: a dynamic user');
+  t.doesNotThrow(() => checkWorkerUser(declare(undefined, 'per-request'), () => false), 'not persistent: no user to check');
 });

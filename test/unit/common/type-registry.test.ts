@@ -101,3 +101,32 @@ t.test('[secondary] serve and [secondary.instance.N] serve pin types to secondar
   t.throws(() => parseConfig('[secondary]\nserve = ["Bad Name"]\n', 'f.conf'), { code: 'CONFIG_INVALID', message: /line 2: key 'secondary\.serve\.0'/ });
   t.throws(() => parseConfig('[secondary.instance.x]\nserve = ["echo"]\n', 'g.conf'), { code: 'CONFIG_INVALID' });
 });
+
+t.test('the fix hint of a bad persistent type names daemon-reload and start; a per-request type\'s names the reload only', async (t) => {
+  const PERSISTENT = /apply with `systemctl daemon-reload && systemctl start dispatchd\.target && systemctl reload dispatchd\.target` \(a persistent type/;
+  const RELOAD_ONLY = /apply with `systemctl reload dispatchd\.target`$/;
+  const refused = (text: string) => {
+    try {
+      parseTypesFile(text, 'x.toml', DEFAULTS);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return t.fail('accepted') && '';
+  };
+  t.match(refused('[type.x]\nhandler = "exec"\nmode = "persistent"\nprocesesess = 2\ncommand = ["/bin/cat"]\n'), PERSISTENT, 'an unknown key in a persistent type');
+  t.match(refused('[type.x]\nhandler = "exec"\nmode = "persistant"\ncommand = ["/bin/cat"]\n'), PERSISTENT, 'a misspelt mode');
+  t.match(refused('[type.x]\nhandler = "exec"\nmode = "persistent"\ncommand = ["/bin/cat"\n'), PERSISTENT, 'a TOML syntax error in a file with a persistent type');
+  t.match(refused('[type.x]\nhandler = "exec"\nprocesses = 2\ncommand = ["/bin/cat"]\n'), PERSISTENT, 'a worker key without the mode');
+  t.match(refused('[type.x]\nhandler = "exec"\ncommand = "/bin/cat"\n'), RELOAD_ONLY, 'a per-request type');
+  const a = dir(t, { 'a.toml': '[type.w]\nhandler = "exec"\nmode = "persistent"\ncommand = ["/bin/cat"]\n' });
+  const b = dir(t, { 'b.toml': '[type.w]\nhandler = "exec"\ncommand = ["/bin/cat"]\n' });
+  t.throws(() => loadTypeRegistry({ dirs: [a, b], defaults: DEFAULTS, trustedOwners: mine }), { message: PERSISTENT }, 'a persistent type declared twice');
+});
+
+t.test('a value of the wrong type is reported as such (what the key takes, what it got), not as a missing key', async (t) => {
+  const head = '[type.x]\nhandler = "exec"\nmode = "persistent"\ncommand = ["/bin/cat"]\n';
+  t.throws(() => parseTypesFile(`${head}processes = "2"\n`, 'x.toml', DEFAULTS), { code: 'CONFIG_INVALID', message: /^failed to load types file 'x\.toml' line 5: key 'type\.x\.processes' must be an integer 1…64, not a string \("2"\);/ });
+  t.throws(() => parseTypesFile(`${head}idempotent = "yes"\n`, 'x.toml', DEFAULTS), { message: /line 5: key 'type\.x\.idempotent' must be a boolean \(true or false\), not a string/ });
+  t.throws(() => parseTypesFile('[type.x]\nhandler = "exec"\ncommand = "/bin/cat"\n', 'x.toml', DEFAULTS), { message: /line 3: key 'type\.x\.command' must be an array, not a string/ });
+  t.throws(() => parseTypesFile('[type.x]\nhandler = "exec"\n', 'x.toml', DEFAULTS), { message: /key 'type\.x\.command' is required for handler "exec"/ }, 'a key that is really missing');
+});

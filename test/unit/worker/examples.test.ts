@@ -26,7 +26,8 @@ const INSTALLED_LIB = '/usr/lib/dispatchd/build/daemons/worker/worker.js';
 const BUILT_LIB = pathToFileURL(path.join(ROOT, 'build/daemons/worker/worker.js')).href;
 
 /** What each example type answers to "Hello World". */
-const EXPECTED: Record<string, string> = { upper: 'HELLO WORLD', lower: 'hello world' };
+const EXPECTED: Record<string, string> = { shout: 'HELLO WORLD', lower: 'hello world' };
+const DEFAULTS = { deadline_ms: 30_000, max_payload_bytes: 1 << 20, max_result_bytes: 1 << 20, concurrency: 4 };
 
 interface Example {
   file: string;
@@ -100,7 +101,7 @@ for (const [i, ex] of workers.entries()) {
     t.match(r.header, { op: 'result', id: 1 });
     t.equal(r.body.toString(), EXPECTED[type], 'the result');
     if (/^\s*print\(/m.test(ex.code)) {
-      await until('its print on standard output', 5000, () => output().includes('upper: 11 bytes'));
+      await until('its print on standard output', 5000, () => output().includes('shout: 11 bytes'));
       t.pass('what it prints goes to its standard output (the journal), not to the secondary');
     }
   });
@@ -108,10 +109,10 @@ for (const [i, ex] of workers.entries()) {
 
 t.test('the TOML example declares the examples\' types as persistent; the generator makes their units', async (t) => {
   t.ok(tomls.length >= 1);
-  const types = parseTypesFile(tomls[0]!.code, 'workers.toml', { deadline_ms: 30_000, max_payload_bytes: 1 << 20, max_result_bytes: 1 << 20, concurrency: 4 });
+  const types = parseTypesFile(tomls[0]!.code, 'workers.toml', DEFAULTS);
   t.same(types.map((x) => x.name).sort(), Object.keys(EXPECTED).sort());
   const units = generatedFiles(types).map((f) => f.path).filter((p) => p.endsWith('/50-type.conf'));
-  t.same(units, ['dispatchd-worker@upper-1.service.d/50-type.conf', 'dispatchd-worker@upper-2.service.d/50-type.conf', 'dispatchd-worker@lower-1.service.d/50-type.conf']);
+  t.same(units, ['dispatchd-worker@shout-1.service.d/50-type.conf', 'dispatchd-worker@shout-2.service.d/50-type.conf', 'dispatchd-worker@lower-1.service.d/50-type.conf']);
 });
 
 /** The absolute path of `cmd` on PATH (execv does not search). */
@@ -127,3 +128,12 @@ function which(cmd: string): string {
   }
   throw new Error(`failed to find ${cmd} on PATH`);
 }
+
+t.test('the persistent examples declare no type the shipped examples declare: README followed top to bottom gives no "declared twice"', async (t) => {
+  const dir = path.join(ROOT, 'packaging/examples/types.d');
+  const shipped = fs.readdirSync(dir).filter((f) => f.endsWith('.toml')).flatMap((f) => parseTypesFile(fs.readFileSync(path.join(dir, f), 'utf8'), f, DEFAULTS).map((x) => x.name));
+  t.ok(shipped.includes('upper'), 'the README\'s first example, upper.toml');
+  for (const b of tomls) {
+    for (const x of parseTypesFile(b.code, b.file, DEFAULTS)) t.notOk(shipped.includes(x.name), `${b.file}: type '${x.name}' is not a shipped example's`);
+  }
+});

@@ -86,10 +86,12 @@ t.test('the generator writes them under its output directory; systemd-analyze ac
   const out = path.join(root, 'out');
   fs.mkdirSync(out);
   if (process.getuid?.() !== 0) {
-    t.throws(() => writeGenerated(out, conf), { code: 'CONFIG_INVALID' }, 'a types file not owned by root is refused, as by the secondaries');
+    const bad: string[] = [];
+    t.equal(writeGenerated(out, conf, (f, err) => bad.push(`${f}: ${err.code}`)), 0, 'a types file not owned by root is refused, as by the secondaries');
+    t.same(bad, [`${path.join(typesDir, 'w.toml')}: CONFIG_INVALID`]);
     return;
   }
-  t.equal(writeGenerated(out, conf), 6);
+  t.equal(writeGenerated(out, conf, (f, err) => t.fail(`${f}: ${err.message}`)), 6);
   t.equal(fs.readlinkSync(path.join(out, 'dispatchd.target.wants/dispatchd-worker@resize-1.service')), '/lib/systemd/system/dispatchd-worker@.service');
   t.match(fs.readFileSync(path.join(out, 'dispatchd-worker@resize-1.service.d/50-type.conf'), 'utf8'), /^MemoryMax=256M$/m);
   const analyze = spawnSync('sh', ['-c', 'command -v systemd-analyze']).status === 0;
@@ -103,4 +105,29 @@ t.test('the generator writes them under its output directory; systemd-analyze ac
   fs.copyFileSync(path.join(out, 'dispatchd-worker@resize-1.service.d/50-type.conf'), path.join(units, 'dispatchd-worker@resize-1.service.d/50-type.conf'));
   const r = spawnSync('systemd-analyze', ['verify', '--man=no', path.join(units, 'dispatchd-worker@resize-1.service')], { encoding: 'utf8', env: { ...process.env, SYSTEMD_LOG_LEVEL: 'notice' } });
   t.notMatch(r.stderr, /ExecStart|bad unit file setting|Unknown key/, `systemd-analyze verify: ${r.stderr.trim()}`);
+});
+
+t.test('a types file that fails to load is skipped alone: the other files\' persistent types keep their units', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'generator-'));
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  const typesDir = path.join(root, 'types.d');
+  fs.mkdirSync(typesDir);
+  fs.writeFileSync(path.join(typesDir, 'a-bad.toml'), '[type.badkey]\nhandler = "exec"\nmode = "persistent"\nprocesesess = 2\ncommand = ["/bin/cat"]\n', { mode: 0o644 });
+  fs.writeFileSync(path.join(typesDir, 'w.toml'), TOML, { mode: 0o644 });
+  fs.writeFileSync(path.join(typesDir, 'z-twice.toml'), '[type.resize]\nhandler = "exec"\nmode = "persistent"\ncommand = ["/bin/cat"]\n[type.other]\nhandler = "exec"\nmode = "persistent"\ncommand = ["/bin/cat"]\n', { mode: 0o644 });
+  const conf = path.join(root, 'dispatchd.conf');
+  fs.writeFileSync(conf, `[types]\ndirs = ["${typesDir}"]\n`);
+  const out = path.join(root, 'out');
+  fs.mkdirSync(out);
+  const bad: Array<{ file: string; code: string; message: string }> = [];
+  const n = writeGenerated(out, conf, (file, err) => bad.push({ file, code: err.code, message: err.message }), [process.getuid!()]);
+  t.equal(n, 6, 'the good file\'s two workers: a drop-in and two links each');
+  t.ok(fs.existsSync(path.join(out, 'dispatchd-worker@resize-2.service.d/50-type.conf')));
+  t.ok(fs.lstatSync(path.join(out, 'dispatchd.target.wants/dispatchd-worker@resize-1.service')).isSymbolicLink());
+  t.notOk(fs.existsSync(path.join(out, 'dispatchd-worker@other-1.service.d')), 'a file that redeclares a type is skipped whole');
+  t.match(bad, [
+    { file: path.join(typesDir, 'a-bad.toml'), code: 'CONFIG_INVALID', message: /a-bad\.toml' line 4: unknown key 'type\.badkey\.procesesess'/ },
+    { file: path.join(typesDir, 'z-twice.toml'), code: 'CONFIG_INVALID', message: /type 'resize' is declared twice/ },
+  ]);
+  t.equal(bad.length, 2);
 });

@@ -16,7 +16,7 @@ import { WorkerPool, type PersistentType } from '../../../../daemons/secondary-s
 import { capturingLogger, runContext, typeOf } from './lib.js';
 
 /** What a fake worker does with a run frame. */
-type Behaviour = 'echo' | 'die' | 'ignore' | 'fail';
+type Behaviour = 'echo' | 'die' | 'ignore' | 'fail' | 'lie';
 
 interface FakeWorker {
   /** Run frames received (their DATA, as text). */
@@ -69,6 +69,7 @@ async function fakeWorker(t: Test, dir: string, type: string, k: number, o: { he
           if (behaviour === 'die') s.destroy();
           else if (behaviour === 'echo') send({ op: 'result', id: h.id }, body);
           else if (behaviour === 'fail') send({ op: 'error', id: h.id, message: 'the fake failed' });
+          else if (behaviour === 'lie') send({ op: 'result', id: 999 }, body);
         }, o.delayMs ?? 5);
       }
     });
@@ -162,6 +163,18 @@ t.test('a hello that does not name the type, or garbage on the socket: the worke
     t.same(s.restarts.slice(0, 1), ['dispatchd-worker@resize-1.service'], `${name}: restarted`);
     await pool.close();
   }
+});
+
+t.test('a worker that breaks the protocol mid-request: HANDLER_CRASHED saying so (not "died"), an err line "it broke the worker protocol", its unit restarted', async (t) => {
+  const s = setup(t);
+  await fakeWorker(t, s.dir, 'resize', 1, { behaviour: 'lie' });
+  const pool = s.make();
+  const r = await run(pool, 'x');
+  t.equal(codeOf(r), 'HANDLER_CRASHED');
+  t.match(!r.ok && r.error instanceof DispatchError ? r.error.message : '', /^the 'resize' worker resize-1 \(dispatchd-worker@resize-1\.service\) broke the worker protocol \(it answered request id 999, which is not in flight\) while it ran the request, which may have run in part; not sent again: the type is not idempotent/);
+  t.ok(s.lines.some((l) => /resize-1 failed: it broke the worker protocol: it answered request id 999, which is not in flight; marked failed, restarting dispatchd-worker@resize-1\.service/.test(l) && /error/.test(l)), 'the err line, with the documented phrase');
+  t.same(s.restarts.slice(0, 1), ['dispatchd-worker@resize-1.service'], 'restarted');
+  await pool.close();
 });
 
 t.test('a worker that dies mid-request: HANDLER_CRASHED, not sent again for a type that is not idempotent', async (t) => {
