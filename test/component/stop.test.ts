@@ -33,7 +33,7 @@ t.test('a secondary stopped mid-request answers SHUTTING_DOWN (retryable) after 
     t.equal(err.retryable, true);
     t.match(err.message, /is stopping and cut off the 'sleep' request after \d+ ms; it may have run in part: it may be retried/);
   }
-  t.ok(suite.output(`secondary-${grant.secondary}`).some((l) => /warning: cut off a 'sleep' request .* is stopping .*lease=[0-9a-f]{32}/.test(l)), 'logged with the lease');
+  t.ok(suite.output(`secondary-${grant.secondary}`).some((l) => /warning: cut off a 'sleep' request .* is stopping .*lease=[0-9a-f]{82}\b/.test(l)), 'logged with the lease');
   await suite.start(`secondary-${grant.secondary}`);
 });
 

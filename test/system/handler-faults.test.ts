@@ -152,7 +152,7 @@ EOF
       t.match(r.stderr, new RegExp(`\\[${c.code}\\]`));
       t.equal(echo.stdout.toString(), 'meanwhile', 'another client of the suite was served meanwhile');
       const lines = (await sb.out(`journalctl --no-pager -q -o verbose -u 'dispatchd-secondary@*' --since '${since}' CODE=${c.code} TYPE=${c.type} | grep -E '^ +(LEASE|SECONDARY)=' || true`)).trim().split('\n').filter(Boolean);
-      t.equal(lines.filter((l) => /LEASE=[0-9a-f]{32}/.test(l)).length, 1, 'one journal line with LEASE=');
+      t.equal(lines.filter((l) => /LEASE=[0-9a-f]{82}\b/.test(l)).length, 1, 'one journal line with LEASE=');
       t.equal(lines.filter((l) => /SECONDARY=secondary-[12]/.test(l)).length, 1, 'and SECONDARY=');
       const again = await sb.sh(`for i in 1 2; do dispatchctl request noread x & done; wait`);
       t.equal(again.code, 0, 'the next requests on the secondaries succeed (capacity came back)');

@@ -14,8 +14,12 @@
  *   says why, in its own words and systemd's.
  */
 import t from 'tap';
+import { LEASE_TOKEN_HEX } from '../../daemons/common/lease-token.js';
 import { clientScript } from './lib/inside.js';
 import { DAEMONS, installedSuite, journalNow, until, untilUnits } from './lib/suite.js';
+
+/** A lease token as the journal's LEASE= field carries it (docs/PROTOCOL.md §2.2). */
+const LEASE_RE = new RegExp(`^[0-9a-f]{${LEASE_TOKEN_HEX}}$`);
 
 const sb = await installedSuite(t, import.meta.url);
 
@@ -118,7 +122,7 @@ if (sb) {
     t.equal(entry.TYPE, 'sleep', 'with the type');
     t.equal(entry.DEADLINE_MS, '1000', 'the deadline');
     t.match(entry.RAN_MS, /^\d+$/, 'how long it ran');
-    t.match(entry.LEASE, /^[0-9a-f]{32}$/, 'the lease');
+    t.match(entry.LEASE, LEASE_RE, 'the lease');
     t.match(entry.SECONDARY, /^secondary-[12]$/, 'the secondary');
     const after = await Promise.all(['dispatchd-secondary@1.service', 'dispatchd-secondary@2.service'].map((u) => sb.show(u, 'MainPID', 'NRestarts')));
     t.same(after, before, 'the secondaries were not restarted');

@@ -5,9 +5,13 @@
  * fields, and the man pages and bash completion the package installs.
  */
 import t from 'tap';
+import { LEASE_TOKEN_HEX } from '../../daemons/common/lease-token.js';
 import { describeLoad, startLoadInside, stopLoadInside, tools } from './lib/inside.js';
 import { describe } from '../helpers/index.js';
 import { DAEMONS, installedSuite, journalNow, mainPids, until } from './lib/suite.js';
+
+/** A lease token as the journal's LEASE= field carries it (docs/PROTOCOL.md §2.2). */
+const LEASE_RE = new RegExp(`^[0-9a-f]{${LEASE_TOKEN_HEX}}$`);
 
 const sb = await installedSuite(t, import.meta.url);
 /** Steady echo load from 4 clients, 10 ms between a client's requests, until stopped. */
@@ -218,7 +222,7 @@ if (sb) {
     t.equal(e.SYSLOG_IDENTIFIER, 'dispatchd-secondary');
     t.equal(e.PRIORITY, '4', 'warning');
     t.equal(e.TYPE, 'sleep', 'TYPE= the request type');
-    t.match(e.LEASE, /^[0-9a-f]{32}$/, 'LEASE= the lease');
+    t.match(e.LEASE, LEASE_RE, 'LEASE= the lease');
     t.match(e.SECONDARY, /^secondary-[12]$/, 'SECONDARY= the secondary');
     t.equal(e.CODE, 'DEADLINE_EXCEEDED', 'CODE= the stable error code');
     t.equal(e.DEADLINE_MS, '100', 'DEADLINE_MS=');

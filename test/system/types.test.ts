@@ -37,7 +37,7 @@ if (sb) {
     t.equal(greet.stdout.toString(), 'hello, Ada\n', 'the module handler answered');
     const log = await sb.out("journalctl --no-pager -o verbose -u 'dispatchd-secondary@*' -g 'greeting Ada' | grep -E '^ +(TYPE|LEASE|SECONDARY)=' || true");
     t.match(log, /TYPE=greet/, "ctx.log reached the journal with TYPE=");
-    t.match(log, /LEASE=[0-9a-f]{32}/, 'and LEASE=');
+    t.match(log, /LEASE=[0-9a-f]{82}\b/, 'and LEASE=');
   });
 
   t.test('dispatchctl types lists every type, its limits, where it is declared and who serves it', async (t) => {
