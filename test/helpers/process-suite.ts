@@ -22,11 +22,12 @@ import { loadConfig } from '../../daemons/common/config.js';
 import { createLogger } from '../../daemons/common/logger.js';
 import { openMailboxFd } from '../../daemons/common/mailbox.js';
 import { Notifier, type NotifyBinding } from '../../daemons/common/notify.js';
+import { removeLeaseKey } from '../../daemons/common/lease-key.js';
 import { createScoreboard, removeScoreboard } from '../../daemons/common/scoreboard-file.js';
 import type { SlotData } from '../../daemons/common/scoreboard-layout.js';
 import { ScoreboardReader } from '../../daemons/common/scoreboard-reader.js';
 import { removeServedTypes } from '../../daemons/common/served-types.js';
-import { clientSocketPath, daemonOfUnit, entryPoint, formatDaemonId, instanceOf, mailboxPath, parseDaemonId, serviceUnitOf, suiteDaemons, type DaemonId } from '../../daemons/common/topology.js';
+import { clientSocketPath, daemonOfUnit, entryPoint, formatDaemonId, instanceOf, leaseKeyPath, mailboxPath, parseDaemonId, serviceUnitOf, suiteDaemons, type DaemonId } from '../../daemons/common/topology.js';
 import type { UnitManager, UnitState } from '../../daemons/watchdog/unit-manager.js';
 import { STALE_HEARTBEAT_MS } from '../../daemons/common/timing.js';
 import { Watchdog } from '../../daemons/watchdog/watchdog.js';
@@ -136,6 +137,7 @@ export class ProcessSuite implements UnitManager, Harness {
       for (const p of this.procs.values()) p.child.kill('SIGKILL');
       fs.rmSync(this.dir, { recursive: true, force: true });
       fs.rmSync(this.scoreboard, { force: true });
+      fs.rmSync(leaseKeyPath(this.scoreboard), { force: true });
     });
   }
 
@@ -433,6 +435,7 @@ export class ProcessSuite implements UnitManager, Harness {
     await this.notify.close();
     removeScoreboard(this.scoreboard);
     removeServedTypes(this.scoreboard);
+    removeLeaseKey(leaseKeyPath(this.scoreboard)); // the daemons make it when there is none
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
