@@ -70,8 +70,6 @@ export interface AdmissionOptions {
 }
 
 export class Admission {
-  /** No cool-down any more (nothing is reserved per lease), kept for the picker's interface. */
-  private readonly coolDown = new Map<number, number>();
   private rotation = 0;
   private alive = 0;
 
@@ -83,7 +81,7 @@ export class Admission {
   }
 
   private pickOptions(now: number): PickOptions {
-    return { now, staleMs: this.o.config().main.heartbeat_stale_ms, coolDown: this.coolDown, rotation: this.rotation, processExists: this.o.processExists ?? processExists };
+    return { now, staleMs: this.o.config().main.heartbeat_stale_ms, rotation: this.rotation, processExists: this.o.processExists ?? processExists };
   }
 
   /** The live secondaries' slots now. @throws DispatchError SCOREBOARD_*. */

@@ -4,7 +4,7 @@
  * A secondary is alive when its slot says ready, busy or full, its heartbeat is fresh and its
  * process exists (a /proc look-up, so a killed secondary is skipped at once rather than
  * after its heartbeat goes stale). It is a candidate when it also has room
- * (active < capacity) and main has not just seen it miss a reservation (cool-down). Candidates are ordered least-loaded
+ * (active < capacity). Candidates are ordered least-loaded
  * first (active / capacity); ties rotate so that equal secondaries share the work.
  */
 import type { SlotData } from '../common/scoreboard-layout.js';
@@ -27,8 +27,6 @@ export interface PickOptions {
   now: number;
   /** A heartbeat older than this (ms) means the secondary is not running. */
   staleMs: number;
-  /** Instance → unix ms until which it is not chosen. */
-  coolDown: ReadonlyMap<number, number>;
   /** Rotates the order among equally loaded secondaries. */
   rotation: number;
   /** Tells whether a process exists (default: always). */
@@ -56,7 +54,6 @@ export function pickSecondaries(slots: readonly SlotData[], o: PickOptions): Pic
       full++;
       continue;
     }
-    if ((o.coolDown.get(s.instance) ?? 0) > o.now) continue;
     candidates.push({ instance: s.instance, generation: s.generation, load: s.active / s.capacity });
   }
   candidates.sort((a, b) => a.load - b.load || a.instance - b.instance);

@@ -3,7 +3,7 @@ import t from 'tap';
 import { pickSecondaries, type PickOptions } from '../../../daemons/main-server/secondary-picker.js';
 import { daemon, NOW, secondary } from '../lib/slots.js';
 
-const opts = (o: Partial<PickOptions> = {}): PickOptions => ({ now: NOW, staleMs: 3000, coolDown: new Map(), rotation: 0, ...o });
+const opts = (o: Partial<PickOptions> = {}): PickOptions => ({ now: NOW, staleMs: 3000, rotation: 0, ...o });
 const order = (r: ReturnType<typeof pickSecondaries>) => r.candidates.map((c) => c.instance);
 
 t.test('a ready secondary with room is a candidate, with its generation and load', async (t) => {
@@ -50,14 +50,6 @@ t.test('a secondary whose process is gone is skipped at once', async (t) => {
   t.same(order(pickSecondaries([secondary(2)], opts())), [2], 'without processExists every process is assumed to exist');
 });
 
-t.test('cool-down: not chosen until it passes, but still alive', async (t) => {
-  const coolDown = new Map([[1, NOW + 1], [2, NOW], [3, NOW - 1]]);
-  const r = pickSecondaries([secondary(1), secondary(2), secondary(3)], opts({ coolDown }));
-  t.same(order(r).sort(), [2, 3], 'cool-down until now has passed');
-  t.equal(r.alive, 3);
-  t.equal(r.full, 0);
-});
-
 t.test('least-loaded first', async (t) => {
   const r = pickSecondaries(
     [secondary(1, { active: 3, capacity: 4 }), secondary(2, { active: 1, capacity: 8 }), secondary(3, { active: 0, capacity: 2 }), secondary(4, { active: 2, capacity: 4 })],
@@ -86,23 +78,21 @@ t.test('ties rotate whatever the instance numbers of the equal secondaries', asy
   }
 });
 
-t.test('property: candidates are exactly the alive ones with room and no cool-down, sorted by load', async (t) => {
+t.test('property: candidates are exactly the alive ones with room, sorted by load', async (t) => {
   const slotArb = fc.record({
     instance: fc.integer({ min: 1, max: 62 }),
     state: fc.constantFrom('unknown', 'starting', 'ready', 'busy', 'full', 'stopping', 'stopped' as const),
     active: fc.integer({ min: 0, max: 10 }),
     capacity: fc.integer({ min: 0, max: 10 }),
     age: fc.integer({ min: -100, max: 6000 }),
-    cool: fc.integer({ min: -1000, max: 1000 }),
   });
   fc.assert(
     fc.property(fc.uniqueArray(slotArb, { selector: (s) => s.instance, maxLength: 12 }), fc.nat(100), (specs, rotation) => {
       const slots = specs.map((s) => secondary(s.instance, { state: s.state, active: s.active, capacity: s.capacity, heartbeatMs: NOW - s.age }));
-      const coolDown = new Map(specs.map((s) => [s.instance, NOW + s.cool]));
-      const r = pickSecondaries(slots, opts({ coolDown, rotation }));
+      const r = pickSecondaries(slots, opts({ rotation }));
       const alive = specs.filter((s) => s.age <= 3000 && ['ready', 'busy', 'full'].includes(s.state));
       const room = alive.filter((s) => s.state !== 'full' && s.capacity > 0 && s.active < s.capacity);
-      const expected = room.filter((s) => s.cool <= 0).map((s) => s.instance).sort((a, b) => a - b);
+      const expected = room.map((s) => s.instance).sort((a, b) => a - b);
       if (r.alive !== alive.length) throw new Error(`alive ${r.alive} ≠ ${alive.length}`);
       if (r.full !== alive.length - room.length) throw new Error(`full ${r.full} ≠ ${alive.length - room.length}`);
       if (JSON.stringify(order(r).sort((a, b) => a - b)) !== JSON.stringify(expected)) throw new Error('wrong candidates');
