@@ -98,9 +98,10 @@ export class Admission {
    */
   refresh(now: number): void {
     const slots = this.o.scoreboard.read().slots;
-    this.alive = pickSecondaries(slots, this.pickOptions(now)).alive;
+    const options = this.pickOptions(now);
+    const live = slots.filter((x) => isLiveSecondary(x, options));
+    this.alive = live.length;
     this.o.types.sync(slots);
-    const live = slots.filter((x) => isLiveSecondary(x, this.pickOptions(now)));
     this.o.pool.keepOnly(new Map(live.map((x) => [x.instance, x.generation])));
     for (const x of live) this.askIfDue(x.instance, x.generation, now);
     this.o.ledger.sweep(now);
@@ -132,7 +133,8 @@ export class Admission {
       route = this.o.types.lookup(type);
     }
     if (route) return route;
-    const live = slots.filter((x) => isLiveSecondary(x, this.pickOptions(Date.now())));
+    const options = this.pickOptions(Date.now());
+    const live = slots.filter((x) => isLiveSecondary(x, options));
     if (live.length === 0 || !live.every((x) => this.o.types.knows(x.instance, x.generation))) return undefined;
     const known = this.o.types.known();
     throw new DispatchError('UNKNOWN_TYPE', `no secondary serves request type '${type}'; the types served: ${known.join(', ') || 'none'} (dispatchctl types lists the declared ones)`);
