@@ -7,7 +7,9 @@
  *
  *   state       what it means                                  left on
  *   probing     every ping answered                            a missed ping (suspect), a job (waiting), unit inactive (dormant/gone)
- *   suspect     1..max_missed-1 pings in a row unanswered       a pong (probing), max_missed (restarting), as probing otherwise
+ *   suspect     1 or more pings in a row unanswered              a pong (probing); max_missed and then a unit list asked
+ *                                                                after it showing the unit active with no job, or a failed
+ *                                                                unit list (restarting); as probing otherwise
  *   restarting  RestartUnit ordered, not yet seen through        active again (probing), call failed/timed out (probing),
  *                                                                ESCALATE_AFTER_MS without coming back (escalated)
  *   escalated   its main process was killed (SIGKILL)          active again (probing)
@@ -34,6 +36,15 @@
  *    watchdog had not refreshed its unit list (every 2 s while all answer) during the drain.
  * Hence the 2 of 6 trials that recovered. A dormant daemon is now pinged on purpose, so
  * socket activation starts it whatever it was doing when it was stopped.
+ *
+ * A restart is ordered only when a unit list asked *after* the max_missed-th unanswered
+ * ping still shows the unit active with no job. A daemon stopped on purpose (`systemctl
+ * stop`, `dispatchctl scale`) stops answering while it drains and exits; when systemd was
+ * slow to answer the unit list (a loaded machine: CI ran four sandboxes on two cores), the
+ * table used to count max_missed before it heard of the stop job, and its RestartUnit
+ * replaced that job: a scaled-down secondary came back with its sockets, and the watchdog
+ * warned of a restart nobody needed. (The call is also TryRestartUnit in mode "fail"
+ * (unit-manager.ts): it never starts a stopped unit nor replaces a queued job.)
  */
 
 /** A restart not finished after this long (ms) is escalated to SIGKILL of the main process. */
@@ -67,6 +78,11 @@ interface Probe {
    * reported only once a unit list shows the unit still meant to run.
    */
   deferred?: { code: string; message: string };
+  /**
+   * When max_missed was reached (ms): the restart waits for a unit list asked at or after
+   * this time that shows the unit active with no job.
+   */
+  dueMs?: number;
 }
 
 export type TargetState =
@@ -83,10 +99,15 @@ export type SupervisionEvent =
   | { e: 'pong'; now: number; seq: number }
   /** Writing a ping failed; {@link DEFERRED_PING_FAILURES} are judged after the next unit list. */
   | { e: 'ping-failed'; code: string; message: string }
-  /** The unit list shows the daemon; `seq` is the round's ping seq (for a wake-up ping). */
-  | { e: 'unit-listed'; now: number; seq: number; unit: UnitView }
+  /**
+   * The unit list shows the daemon; `askedMs` is when the list was asked for (ms), `seq`
+   * the round's ping seq (for a wake-up ping).
+   */
+  | { e: 'unit-listed'; now: number; askedMs: number; seq: number; unit: UnitView }
   /** The unit list does not show the daemon at all. */
   | { e: 'unit-missing' }
+  /** Asking systemd for the unit list failed or timed out. */
+  | { e: 'list-failed'; now: number }
   | { e: 'restart-ok' }
   | { e: 'restart-failed'; message: string }
   | { e: 'kill-failed'; message: string };
@@ -159,22 +180,15 @@ function probe(p: Extract<TargetState, { s: 'probing' | 'suspect' }>, ev: Superv
   switch (ev.e) {
     case 'tick': {
       const missed = p.sent > p.acked ? p.missed + 1 : p.missed;
-      if (missed >= r.maxMissed) {
-        const silentMs = ev.now - p.lastAnswerMs;
-        return {
-          state: { s: 'restarting', sinceMs: ev.now, callDone: false, lastSeen: 'active', lastAnswerMs: p.lastAnswerMs },
-          actions: [
-            { a: 'count' },
-            log('warning', `${r.unit} missed ${missed} pings in a row (no answer for ${silentMs} ms): restarting it`, { unit: r.unit, reason: 'missed-pings', missed, silent_ms: silentMs, action: 'restart' }),
-            { a: 'restart' },
-          ],
-        };
-      }
-      return { state: { ...p, s: missed > 0 ? 'suspect' : 'probing', missed, sent: ev.seq }, actions: [{ a: 'ping', seq: ev.seq }] };
+      // max_missed reached: pinging on, the restart waits for a unit list asked from now on.
+      const dueMs = p.dueMs ?? (missed >= r.maxMissed ? ev.now : undefined);
+      return { state: { ...p, s: missed > 0 ? 'suspect' : 'probing', missed, sent: ev.seq, ...(dueMs === undefined ? {} : { dueMs }) }, actions: [{ a: 'ping', seq: ev.seq }] };
     }
-    case 'pong':
+    case 'pong': {
       if (ev.seq <= p.acked || ev.seq > p.sent) return { state: p, actions: [] }; // an old or foreign answer
-      return { state: { ...p, s: 'probing', acked: ev.seq, missed: 0, lastAnswerMs: ev.now }, actions: [] };
+      const { dueMs: _answered, ...rest } = p;
+      return { state: { ...rest, s: 'probing', acked: ev.seq, missed: 0, lastAnswerMs: ev.now }, actions: [] };
+    }
     case 'ping-failed':
       // No FIFO or no reader: the unit may be stopping with its sockets; judged after the
       // next unit list, so that a unit stopped on purpose draws no warning. The ping counts
@@ -183,13 +197,31 @@ function probe(p: Extract<TargetState, { s: 'probing' | 'suspect' }>, ev: Superv
       return { state: p, actions: [pingIncident(ev.code, ev.message, r)] };
     case 'unit-listed': {
       if (classify(ev.unit) !== 'running') return listed(p, ev, r);
+      if (p.dueMs !== undefined && ev.askedMs >= p.dueMs) return restart(p, ev.now, r);
       if (p.deferred === undefined) return { state: p, actions: [] };
       const { deferred, ...rest } = p;
       return { state: rest, actions: [pingIncident(deferred.code, deferred.message, r)] };
     }
+    case 'list-failed':
+      // systemd does not say: restart on the count alone. TryRestartUnit in mode "fail"
+      // cannot start a stopped unit or replace a stop job, so an operator's stop still wins.
+      return p.dueMs !== undefined ? restart(p, ev.now, r) : { state: p, actions: [] };
     default:
       return { state: p, actions: [] };
   }
+}
+
+/** max_missed pings unanswered and systemd says the unit is meant to run: restart it. */
+function restart(p: Extract<TargetState, { s: 'probing' | 'suspect' }>, now: number, r: Rules): Step {
+  const silentMs = now - p.lastAnswerMs;
+  return {
+    state: { s: 'restarting', sinceMs: now, callDone: false, lastSeen: 'active', lastAnswerMs: p.lastAnswerMs },
+    actions: [
+      { a: 'count' },
+      log('warning', `${r.unit} missed ${p.missed} pings in a row (no answer for ${silentMs} ms): restarting it`, { unit: r.unit, reason: 'missed-pings', missed: p.missed, silent_ms: silentMs, action: 'restart' }),
+      { a: 'restart' },
+    ],
+  };
 }
 
 function restarting(st: Extract<TargetState, { s: 'restarting' }>, ev: SupervisionEvent, r: Rules): Step {

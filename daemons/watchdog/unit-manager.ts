@@ -22,7 +22,12 @@ export interface UnitManager {
    * ({@link PROBED_UNIT_PATTERNS}), with their states.
    */
   list(): Promise<UnitState[]>;
-  /** Restarts a unit (stop: SIGTERM then SIGCONT, so a frozen process wakes to exit; then start). */
+  /**
+   * Restarts a running unit (stop: SIGTERM then SIGCONT, so a frozen process wakes to exit;
+   * then start). Never starts a stopped unit, never replaces a job already queued for it
+   * (an operator's stop): systemd's TryRestartUnit in job mode "fail".
+   * @throws DispatchError RESTART_FAILED when systemd refuses or does not answer.
+   */
   restart(unit: string): Promise<void>;
   /** Sends SIGKILL to a unit's main process; systemd's Restart= brings it back. */
   kill(unit: string): Promise<void>;
@@ -44,7 +49,7 @@ const DBUS_TIMEOUT_MS = 2000;
 
 type Manager = dbus.ClientInterface & {
   ListUnitsByPatterns(states: string[], patterns: string[]): Promise<Array<[string, string, string, string, string, string, string, number, string, string]>>;
-  RestartUnit(name: string, mode: string): Promise<string>;
+  TryRestartUnit(name: string, mode: string): Promise<string>;
   KillUnit(name: string, whom: string, signal: number): Promise<void>;
 };
 
@@ -102,7 +107,7 @@ export class DbusUnitManager implements UnitManager {
   }
 
   async restart(unit: string): Promise<void> {
-    await this.call(`restart ${unit}`, (m) => m.RestartUnit(unit, 'replace'));
+    await this.call(`restart ${unit}`, (m) => m.TryRestartUnit(unit, 'fail'));
   }
 
   async kill(unit: string): Promise<void> {

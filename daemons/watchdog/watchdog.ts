@@ -155,16 +155,19 @@ export class Watchdog {
     followCall(this.clock, () => this.o.units.list(), 'list units', (err, units) => {
       if (this.listing !== n || this.core.stopping) return;
       this.listing = undefined;
-      if (err) this.core.incident('list', `${err.message}; probing the daemons already known`, { code: err.code });
-      else {
+      if (err) {
+        this.core.incident('list', `${err.message}; probing the daemons already known`, { code: err.code });
+        const failedAt = this.clock.now();
+        for (const t of this.targets.values()) this.step(t, { e: 'list-failed', now: failedAt });
+      } else {
         this.listedAtMs = now;
-        this.onUnitList(units!);
+        this.onUnitList(units!, now);
       }
     });
   }
 
-  /** Feeds a unit list to every target, adding newly listed daemons and forgetting the gone. */
-  private onUnitList(units: UnitState[]): void {
+  /** Feeds a unit list asked for at `askedMs` to every target, adding newly listed daemons and forgetting the gone. */
+  private onUnitList(units: UnitState[], askedMs: number): void {
     const byName = new Map(units.map((u) => [u.unit, u]));
     const now = this.clock.now();
     const listed = new Set<string>();
@@ -176,7 +179,7 @@ export class Watchdog {
       const mailbox = byName.get(mailboxSocketUnit(id));
       let t = this.targets.get(name);
       if (!t) this.targets.set(name, (t = { id, rules: this.rules(id), state: INITIAL, call: 0 }));
-      this.step(t, { e: 'unit-listed', now, seq: this.seq, unit: { activeState: u.activeState, jobPending: u.jobPending, mailboxListening: mailbox?.activeState === 'active' && !mailbox.jobPending } });
+      this.step(t, { e: 'unit-listed', now, askedMs, seq: this.seq, unit: { activeState: u.activeState, jobPending: u.jobPending, mailboxListening: mailbox?.activeState === 'active' && !mailbox.jobPending } });
     }
     for (const [name, t] of this.targets) if (!listed.has(name)) this.step(t, { e: 'unit-missing' });
   }

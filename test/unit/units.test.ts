@@ -313,7 +313,7 @@ t.test('sysusers.d creates user dispatchd and group dispatchd-clients', { skip: 
   t.match(group, /^dispatchd-clients:x:\d+:$/m, 'group dispatchd-clients');
 });
 
-t.test('the polkit rule grants restart and kill of main and the secondaries to user dispatchd only', async (t) => {
+t.test('the polkit rule grants try-restart and kill of main and the secondaries to user dispatchd only', async (t) => {
   const rules: Array<(action: unknown, subject: unknown) => unknown> = [];
   const Result = { YES: 'yes', NO: 'no', NOT_HANDLED: null };
   runInNewContext(readFileSync(join(UNITS, 'polkit', 'dispatchd.rules'), 'utf8'), {
@@ -323,38 +323,41 @@ t.test('the polkit rule grants restart and kill of main and the secondaries to u
   const decide = (user: string, unit: string, verb: string, id = 'org.freedesktop.systemd1.manage-units') =>
     rules[0]!({ id, lookup: (k: string) => ({ unit, verb })[k] }, { user });
   const cases: Array<[string, string, string, string | null, string?]> = [
-    ['dispatchd', 'dispatchd-main.service', 'restart', 'yes'],
-    ['dispatchd', 'dispatchd-secondary@1.service', 'restart', 'yes'],
+    ['dispatchd', 'dispatchd-main.service', 'try-restart', 'yes'],
+    ['dispatchd', 'dispatchd-secondary@1.service', 'try-restart', 'yes'],
     ['dispatchd', 'dispatchd-secondary@2.service', 'kill', 'yes'],
-    ['dispatchd', 'dispatchd-secondary@62.service', 'restart', 'yes'],
-    ['dispatchd', 'dispatchd-watchdog.service', 'restart', null],
-    ['dispatchd', 'dispatchd-scoreboard.service', 'restart', null],
-    ['dispatchd', 'dispatchd-evil.service', 'restart', null],
-    ['dispatchd', 'dispatchd-secondary@x.service', 'restart', null],
-    ['dispatchd', 'dispatchd-secondary@1.socket', 'restart', null],
+    ['dispatchd', 'dispatchd-secondary@62.service', 'try-restart', 'yes'],
+    ['dispatchd', 'dispatchd-watchdog.service', 'try-restart', null],
+    ['dispatchd', 'dispatchd-scoreboard.service', 'try-restart', null],
+    ['dispatchd', 'dispatchd-evil.service', 'try-restart', null],
+    ['dispatchd', 'dispatchd-secondary@x.service', 'try-restart', null],
+    ['dispatchd', 'dispatchd-secondary@1.socket', 'try-restart', null],
     ['dispatchd', 'dispatchd-main.service', 'stop', null],
+    ['dispatchd', 'dispatchd-main.service', 'restart', null], // would start a stopped unit
+    ['dispatchd', 'dispatchd-secondary@1.service', 'restart', null],
+    ['dispatchd', 'dispatchd-worker@resize-1.service', 'restart', null],
     ['dispatchd', 'dispatchd-main.service', 'start', null],
-    ['dispatchd', 'dispatchd-main.socket', 'restart', null],
-    ['dispatchd', 'dispatchd.target', 'restart', null],
-    ['dispatchd', 'ssh.service', 'restart', null],
-    ['dispatchd', 'xdispatchd-main.service', 'restart', null],
-    ['dispatchd', `dispatchd-secondary@${MAX_SECONDARIES + 1}.service`, 'restart', null],
-    ['dispatchd', 'dispatchd-secondary@01.service', 'restart', null],
-    ['nobody', 'dispatchd-main.service', 'restart', null],
-    ['dispatchd', 'dispatchd-worker@resize-1.service', 'restart', 'yes'],
-    ['dispatchd', 'dispatchd-worker@a-b-64.service', 'restart', 'yes'],
+    ['dispatchd', 'dispatchd-main.socket', 'try-restart', null],
+    ['dispatchd', 'dispatchd.target', 'try-restart', null],
+    ['dispatchd', 'ssh.service', 'try-restart', null],
+    ['dispatchd', 'xdispatchd-main.service', 'try-restart', null],
+    ['dispatchd', `dispatchd-secondary@${MAX_SECONDARIES + 1}.service`, 'try-restart', null],
+    ['dispatchd', 'dispatchd-secondary@01.service', 'try-restart', null],
+    ['nobody', 'dispatchd-main.service', 'try-restart', null],
+    ['dispatchd', 'dispatchd-worker@resize-1.service', 'try-restart', 'yes'],
+    ['dispatchd', 'dispatchd-worker@a-b-64.service', 'try-restart', 'yes'],
     ['dispatchd', 'dispatchd-worker@resize-1.service', 'kill', null],
     ['dispatchd', 'dispatchd-worker@resize-1.service', 'stop', null],
-    ['dispatchd', 'dispatchd-worker@resize-1.socket', 'restart', null],
-    ['dispatchd', 'dispatchd-worker@resize-65.service', 'restart', null],
-    ['dispatchd', 'dispatchd-worker@resize-0.service', 'restart', null],
-    ['dispatchd', 'dispatchd-worker@Resize-1.service', 'restart', null],
-    ['nobody', 'dispatchd-worker@resize-1.service', 'restart', null],
-    ['dispatchd', 'dispatchd-main.service', 'restart', null, 'org.freedesktop.systemd1.manage-unit-files'],
+    ['dispatchd', 'dispatchd-worker@resize-1.socket', 'try-restart', null],
+    ['dispatchd', 'dispatchd-worker@resize-65.service', 'try-restart', null],
+    ['dispatchd', 'dispatchd-worker@resize-0.service', 'try-restart', null],
+    ['dispatchd', 'dispatchd-worker@Resize-1.service', 'try-restart', null],
+    ['nobody', 'dispatchd-worker@resize-1.service', 'try-restart', null],
+    ['dispatchd', 'dispatchd-main.service', 'try-restart', null, 'org.freedesktop.systemd1.manage-unit-files'],
   ];
   for (const [user, unit, verb, expected, id] of cases) {
     t.equal(decide(user, unit, verb, id) ?? null, expected, `${user} ${verb} ${unit}${id ? ` (${id})` : ''}: ${expected ?? 'not handled'}`);
   }
-  const granted = Array.from({ length: 1002 }, (_, n) => n).filter((n) => decide('dispatchd', `dispatchd-secondary@${n}.service`, 'restart') === 'yes');
+  const granted = Array.from({ length: 1002 }, (_, n) => n).filter((n) => decide('dispatchd', `dispatchd-secondary@${n}.service`, 'try-restart') === 'yes');
   t.same(granted, Array.from({ length: 1002 }, (_, n) => n).filter(isSecondaryInstance), `exactly the secondaries 1..${MAX_SECONDARIES} of topology.ts`);
 });

@@ -75,13 +75,18 @@ class FakeUnits implements UnitManager {
   readonly states = new Map<string, UnitState>();
   readonly calls: string[] = [];
   hang = { list: false, restart: false };
+  /** A slow systemd: the list answers this long after it was asked (fake time), with the states of then. */
+  slowList: { clock: FakeClock; ms: number } | undefined;
   onRestart: (unit: string) => void = () => undefined;
   set(unit: string, activeState: string, jobPending = false): void {
     this.states.set(unit, { unit, activeState, jobPending });
   }
   list(): Promise<UnitState[]> {
     this.calls.push('list');
-    return this.hang.list ? new Promise(() => undefined) : Promise.resolve([...this.states.values()].map((s) => ({ ...s })));
+    const snapshot = () => [...this.states.values()].map((s) => ({ ...s }));
+    if (this.hang.list) return new Promise(() => undefined);
+    const slow = this.slowList;
+    return slow ? new Promise((resolve) => slow.clock.setTimeout(() => resolve(snapshot()), slow.ms)) : Promise.resolve(snapshot());
   }
   restart(unit: string): Promise<void> {
     this.calls.push(`restart ${unit}`);
@@ -202,6 +207,32 @@ t.test('D-Bus calls that never answer: WATCHDOG=1 keeps coming every probe round
   t.match(r.log(), new RegExp(`error: failed to restart dispatchd-main.service: failed to restart dispatchd-main.service through systemd's D-Bus API: no answer within ${UNIT_CALL_TIMEOUT_MS} ms; retrying after 3 more missed pings`), 'the hung restart is reported');
   t.match(r.log(), new RegExp(`error: failed to list units through systemd's D-Bus API: no answer within ${UNIT_CALL_TIMEOUT_MS} ms; probing the daemons already known`), 'the hung list is reported');
   t.notMatch(r.log(), /killing its main process/, 'a restart that never got through is not escalated to a kill');
+});
+
+t.test('a slow systemd: a secondary stopped on purpose is not restarted, a frozen one is (the CI race of dispatchctl scale)', async (t) => {
+  for (const [what, stopped] of [['stopped on purpose', true], ['frozen', false]] as const) {
+    const units = new FakeUnits();
+    units.set('dispatchd-main.service', 'active');
+    units.set('dispatchd-secondary@3.service', 'active');
+    const r = rig(units);
+    r.answering.add('main').add('secondary-3');
+    await r.clock.advance(2000);
+    // systemd answers the unit list 1.5 s late: five probe rounds, more than max_missed (3).
+    units.slowList = { clock: r.clock, ms: 1500 };
+    r.answering.delete('secondary-3'); // draining and exiting, or frozen
+    if (stopped) units.set('dispatchd-secondary@3.service', 'deactivating', true);
+    await r.clock.advance(6000);
+    const restarts = units.calls.filter((c) => c.startsWith('restart'));
+    if (stopped) {
+      t.same(restarts, [], `${what}: never restarted (a restart would have replaced the stop job)`);
+      t.notMatch(r.log(), /warning|error/, `${what}: nothing warned of`);
+      t.equal(r.w.states()['secondary-3'], 'waiting', `${what}: waiting for systemd's job`);
+    } else {
+      t.same(restarts, ['restart dispatchd-secondary@3.service'], `${what}: restarted once the late list confirmed it active with no job`);
+      t.match(r.log(), /warning: dispatchd-secondary@3.service missed \d+ pings in a row/, `${what}: warned`);
+    }
+    await r.w.stop('next case');
+  }
 });
 
 t.test('a frozen daemon is restarted once and followed until it is back; the slot counts the restart', async (t) => {
