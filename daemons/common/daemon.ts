@@ -13,7 +13,7 @@ import { DEFAULT_CONFIG_PATH, loadConfig, type Config, type ReloadOutcome } from
 import { DispatchError, reason } from './errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { parseListenFds, type ListenFds } from './listen-fds.js';
-import { closeLogger, createLogger, type Logger } from './logger.js';
+import { closeLogger, createLogger, logLastLine, type Logger } from './logger.js';
 import { loadNotifyBinding, Notifier } from './notify.js';
 import { VERSION } from './version.js';
 
@@ -164,7 +164,7 @@ export async function runDaemon<A extends { config: string }>(spec: DaemonSpec<A
       service
         .stop(sig)
         .then(async () => {
-          logger.info(`${unit} stopped cleanly`);
+          logLastLine(logger, 'info', `${unit} stopped cleanly`);
           await closeLogger(logger);
           process.exit(EXIT.OK);
         })

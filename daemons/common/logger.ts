@@ -89,6 +89,9 @@ export interface LoggerOptions {
   stream?: NodeJS.WritableStream;
 }
 
+/** Loggers that send through the journal's native protocol (a datagram per entry). */
+const nativeJournal = new WeakSet<Logger>();
+
 /** Creates a daemon's logger. */
 export function createLogger(options: LoggerOptions): Logger {
   const level = options.level ?? ((process.env.DISPATCHD_LOG_LEVEL as Level | undefined) ?? 'info');
@@ -119,7 +122,30 @@ export function createLogger(options: LoggerOptions): Logger {
       }),
     );
   }
-  return winston.createLogger({ levels: PRIORITY, level, transports, exitOnError: false });
+  const logger = winston.createLogger({ levels: PRIORITY, level, transports, exitOnError: false });
+  if (useJournal && send) nativeJournal.add(logger);
+  return logger;
+}
+
+/**
+ * Logs the last line a process writes before it exits (no fields). Through the journal's
+ * native protocol that line may reach journald after the process is gone; journald then
+ * cannot read the sender's cgroup and stores the entry without _SYSTEMD_UNIT and
+ * _SYSTEMD_INVOCATION_ID (`journalctl -u UNIT` does not show it; seen about once in 80
+ * stops under load). The stderr stream systemd connected names its unit in the stream's
+ * header (systemd-journald.service(8), "stream" transport), so the line goes there, with
+ * its `<N>` priority prefix (sd-daemon(3)); the identifier is the unit's SyslogIdentifier=.
+ */
+export function logLastLine(logger: Logger, level: Level, message: string): void {
+  if (!nativeJournal.has(logger)) {
+    logger.log(level, message);
+    return;
+  }
+  try {
+    process.stderr.write(`<${PRIORITY[level]}>${message.replace(/\r?\n/g, '\\n')}\n`);
+  } catch {
+    // stderr is gone as well: nothing left to tell
+  }
 }
 
 /** Flushes and closes a logger; resolves within `timeoutMs` even if a transport hangs. */

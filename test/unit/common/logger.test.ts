@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { stderrIsJournal } from '../../../daemons/common/journal-stream.js';
-import { closeLogger, createLogger, formatFields, IncidentLimiter, journalFieldName, PRIORITY, type LoggerOptions } from '../../../daemons/common/logger.js';
+import { closeLogger, createLogger, formatFields, IncidentLimiter, journalFieldName, logLastLine, PRIORITY, type LoggerOptions } from '../../../daemons/common/logger.js';
 
 const stderrId = (() => {
   const st = fs.fstatSync(2);
@@ -163,6 +163,23 @@ t.test('DISPATCHD_LOG_LEVEL sets the level when none is given', async (t) => {
   );
   t.equal(quiet.length, 1);
   t.match(quiet[0], /shown/);
+});
+
+t.test("logLastLine: a journal logger's last line goes to the stream systemd connected, a stream logger's through the logger", async (t) => {
+  const journal = createLogger({ identifier: 'dispatchd-watchdog', journal: true });
+  const written: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string) => written.push(chunk) > 0) as typeof process.stderr.write;
+  try {
+    logLastLine(journal, 'info', 'dispatchd-watchdog.service stopped cleanly');
+    logLastLine(journal, 'warning', 'two\nlines');
+  } finally {
+    process.stderr.write = write;
+  }
+  await closeLogger(journal);
+  t.same(written, ['<6>dispatchd-watchdog.service stopped cleanly\n', '<4>two\\nlines\n'], 'on stderr (the journal stream, which names its unit), with the priority prefix, one line');
+  const out = await withEnv({ JOURNAL_STREAM: undefined }, () => lines({ identifier: 'dispatchd-main' }, (l) => logLastLine(l, 'info', 'dispatchd-main.service stopped cleanly')));
+  t.match(out, [/dispatchd-main info: dispatchd-main.service stopped cleanly$/], 'not under the journal: an ordinary entry');
 });
 
 t.test('closeLogger resolves even if the logger never finishes', async (t) => {
