@@ -7,7 +7,7 @@ import { handlerTarget } from '../common/request-type.js';
 import type { ServedTypesFile } from '../common/served-types.js';
 import type { TypeRegistry } from '../common/type-registry.js';
 import { formatColumns } from './text-table.js';
-import { formatDaemonId, secondary, shortDaemonName } from '../common/topology.js';
+import { formatDaemonId, secondary, shortDaemonName, workerServiceUnit } from '../common/topology.js';
 
 /** One type in `dispatchctl types --json`. */
 export interface TypeRow {
@@ -15,6 +15,10 @@ export interface TypeRow {
   handler: 'builtin' | 'exec' | 'module';
   /** The command line, the module's path, or builtin:NAME. */
   target: string;
+  /** Exec types only: a process per request, or persistent workers (docs/WORKERS.md). */
+  mode?: 'per-request' | 'persistent';
+  /** Persistent types only: the worker units, dispatchd-worker@NAME-1.service … -N. */
+  workers?: string[];
   deadline_ms: number;
   max_payload_bytes: number;
   max_result_bytes: number;
@@ -48,6 +52,8 @@ export function typesReport(registry: TypeRegistry, served: ServedTypesFile[]): 
       name: t.name,
       handler: t.handler,
       target: handlerTarget(t),
+      ...(t.handler === 'exec' ? { mode: t.mode } : {}),
+      ...(t.handler === 'exec' && t.mode === 'persistent' ? { workers: Array.from({ length: t.worker.processes }, (_, i) => workerServiceUnit({ type: t.name, index: i + 1 })) } : {}),
       deadline_ms: t.deadline_ms,
       max_payload_bytes: t.max_payload_bytes,
       max_result_bytes: t.max_result_bytes,
@@ -68,12 +74,17 @@ function size(bytes: number): string {
   return `${bytes}B`;
 }
 
-/** The table: NAME HANDLER IDEMPOTENT DEADLINE PAYLOAD RESULT CONCURRENCY SERVED-BY REQUESTS FAILED TARGET. */
+/**
+ * The table: NAME HANDLER IDEMPOTENT DEADLINE PAYLOAD RESULT CONCURRENCY SERVED-BY REQUESTS
+ * FAILED RUNS. HANDLER is builtin, module, exec (a process per request) or exec/persistent:N
+ * (N worker units: `systemctl status 'dispatchd-worker@NAME-*'`).
+ */
 export function formatTypesTable(rows: TypeRow[]): string {
   const out = [['NAME', 'HANDLER', 'IDEMPOTENT', 'DEADLINE', 'PAYLOAD', 'RESULT', 'CONCURRENCY', 'SERVED-BY', 'REQUESTS', 'FAILED', 'RUNS']];
   for (const r of rows) {
     const servedBy = r.served_by.length ? r.served_by.map(shortDaemonName).join(',') : 'none';
-    out.push([r.name, r.handler, r.idempotent ? 'yes' : 'no', `${r.deadline_ms}ms`, size(r.max_payload_bytes), size(r.max_result_bytes), String(r.concurrency), servedBy, String(r.requests), String(r.failures), r.target]);
+    const handler = r.mode === 'persistent' ? `exec/persistent:${r.workers?.length ?? 0}` : r.handler;
+    out.push([r.name, handler, r.idempotent ? 'yes' : 'no', `${r.deadline_ms}ms`, size(r.max_payload_bytes), size(r.max_result_bytes), String(r.concurrency), servedBy, String(r.requests), String(r.failures), r.target]);
   }
   return formatColumns(out, new Set([0, 1, 2, 7, 10]));
 }

@@ -40,12 +40,17 @@ t.test('dispatchctl types: every declared type, with who serves it now', async (
     resolveType('upper', { handler: 'exec', command: ['/usr/bin/tr', 'a-z', 'A-Z'], deadline_ms: 5000, concurrency: 4 }, defaults, src),
     resolveType('greet', { handler: 'module', module: '/m.mjs', idempotent: true }, defaults, { file: '/g.toml' }),
     resolveType('idle', { handler: 'builtin', builtin: 'echo' }, defaults, { file: '/i.toml' }),
+    resolveType('wc', { handler: 'exec', command: ['/usr/bin/python3', '/opt/wc.py'], mode: 'persistent', processes: 2 }, defaults, { file: '/w.toml' }),
   ]);
   const rows = typesReport(registry, FILES);
-  t.same(rows.map((r) => [r.name, r.served_by, r.requests]), [['greet', ['secondary-1'], 4], ['idle', [], 0], ['upper', ['secondary-1', 'secondary-2'], 40]]);
-  t.match(rows[2], { handler: 'exec', target: '/usr/bin/tr a-z A-Z', deadline_ms: 5000, concurrency: 4, idempotent: false, declared_in: '/etc/dispatchd/types.d/u.toml:3' });
+  t.same(rows.map((r) => [r.name, r.served_by, r.requests]), [['greet', ['secondary-1'], 4], ['idle', [], 0], ['upper', ['secondary-1', 'secondary-2'], 40], ['wc', [], 0]]);
+  t.match(rows[2], { handler: 'exec', mode: 'per-request', target: '/usr/bin/tr a-z A-Z', deadline_ms: 5000, concurrency: 4, idempotent: false, declared_in: '/etc/dispatchd/types.d/u.toml:3' });
+  t.notOk('workers' in rows[2]!, 'a process per request: no worker units');
+  t.match(rows[3], { handler: 'exec', mode: 'persistent', workers: ['dispatchd-worker@wc-1.service', 'dispatchd-worker@wc-2.service'] }, 'a persistent type names its worker units');
+  t.notOk('mode' in rows[0]! || 'mode' in rows[1]!, 'module and builtin types have no mode');
   const table = formatTypesTable(rows);
   t.match(table, /^NAME +HANDLER +IDEMPOTENT +DEADLINE +PAYLOAD +RESULT +CONCURRENCY +SERVED-BY +REQUESTS +FAILED +RUNS$/m);
   t.match(table, /^idle +builtin +no +30000ms +64MiB +64MiB +32 +none +0 +0 +builtin:echo$/m);
   t.match(table, /^upper +exec +no +5000ms .* 1,2 +40 +1 +\/usr\/bin\/tr a-z A-Z$/m);
+  t.match(table, /^wc +exec\/persistent:2 +no +30000ms .* none +0 +0 +\/usr\/bin\/python3 \/opt\/wc\.py$/m, 'persistent, with its number of workers');
 });
