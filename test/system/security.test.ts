@@ -181,23 +181,29 @@ hdr = s.recv(12); n = struct.unpack(">I", hdr[4:8])[0]; print(s.recv(n).decode()
     t.match(forged.stdout.toString(), /"code":\s*"LEASE_(STALE|UNKNOWN)"/, 'a made-up lease presented to a secondary is refused');
   });
 
-  t.test('polkit: user dispatchd (the watchdog) may restart and kill main and the secondaries, nothing else', async (t) => {
+  t.test('polkit: user dispatchd (the watchdog) may try-restart and kill main and the secondaries, nothing else', async (t) => {
     await sb.out("printf '[Service]\\nType=oneshot\\nRemainAfterExit=yes\\nExecStart=/bin/true\\n' > /etc/systemd/system/victim.service && systemctl daemon-reload && systemctl start victim.service");
     const before = (await sb.show('dispatchd-secondary@2.service', 'MainPID')).MainPID;
-    const ok = await busctl('dispatchd', 'RestartUnit', 'ss', 'dispatchd-secondary@2.service', 'replace');
-    t.equal(ok.code, 0, describe('RestartUnit dispatchd-secondary@2.service is allowed', ok));
+    const ok = await busctl('dispatchd', 'TryRestartUnit', 'ss', 'dispatchd-secondary@2.service', 'fail');
+    t.equal(ok.code, 0, describe('TryRestartUnit dispatchd-secondary@2.service is allowed', ok));
     await until('secondary 2 restarted', 10_000, async () => {
       const s = await sb.show('dispatchd-secondary@2.service', 'MainPID', 'ActiveState');
       return s.ActiveState === 'active' && s.MainPID !== before && s.MainPID !== '0' ? true : undefined;
     });
+    // What the watchdog may do cannot bring back a secondary the operator stopped.
+    const stopped = await busctl('dispatchd', 'TryRestartUnit', 'ss', 'dispatchd-secondary@7.service', 'fail');
+    t.equal(stopped.code, 0, describe('TryRestartUnit of a secondary that is not running is allowed', stopped));
+    t.equal((await sb.show('dispatchd-secondary@7.service', 'ActiveState')).ActiveState, 'inactive', 'and starts nothing');
     const cont = await busctl('dispatchd', 'KillUnit', 'ssi', 'dispatchd-main.service', 'main', '18');
     t.equal(cont.code, 0, describe('KillUnit dispatchd-main.service (SIGCONT) is allowed', cont));
     const refused: Array<[string, ...string[]]> = [
+      ['RestartUnit', 'ss', 'dispatchd-secondary@2.service', 'replace'], // would start a stopped one
+      ['TryRestartUnit', 'ss', 'victim.service', 'fail'],
       ['RestartUnit', 'ss', 'victim.service', 'replace'],
       ['KillUnit', 'ssi', 'victim.service', 'main', '18'],
       ['StopUnit', 'ss', 'dispatchd-main.service', 'replace'],
       ['StartUnit', 'ss', 'dispatchd-secondary@7.service', 'replace'],
-      ['RestartUnit', 'ss', 'dispatchd-watchdog.service', 'replace'],
+      ['TryRestartUnit', 'ss', 'dispatchd-watchdog.service', 'fail'],
       ['RestartUnit', 'ss', 'dispatchd-scoreboard.service', 'replace'],
       ['RestartUnit', 'ss', 'dispatchd-main.socket', 'replace'],
       ['RestartUnit', 'ss', 'dispatchd.target', 'replace'],
