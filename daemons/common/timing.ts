@@ -46,3 +46,12 @@ export const CREDIT_BATCH_MS = 1;
  * expired unused.
  */
 export const CLAIM_REPORT_MS = 100;
+
+/**
+ * Main reuses one read of the scoreboard for the new leases of this many ms (a read is two
+ * preads of the whole file and a decode of every slot, a third of main's CPU per lease when
+ * read for each). A killed secondary is still skipped at once (its pid is looked up per
+ * lease); a secondary's `ready`, a credit of a generation the snapshot does not show, the
+ * tick and a wait in the admission queue all read it afresh.
+ */
+export const SCOREBOARD_REUSE_MS = 10;

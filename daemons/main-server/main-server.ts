@@ -104,6 +104,7 @@ export class MainServer {
     core.on('credit', (m) => {
       const id = parseDaemonId(m.from);
       if (id?.kind !== 'secondary') return;
+      this.admission.creditFrom(instanceOf(id), m.gen);
       this.pool.add(instanceOf(id), m);
       this.ledger.credit(m);
       if (m.n > 0) this.queue.wake(m.n);
