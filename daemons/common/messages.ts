@@ -133,6 +133,30 @@ export const Pong = z.strictObject({
   gen: u32,
 });
 
+const isInt = (x: unknown, min: number, max: number): x is number => Number.isInteger(x) && (x as number) >= min && (x as number) <= max;
+const isSeq = (x: unknown): x is number => isInt(x, 1, 2 ** 48 - 1);
+const isUint = (x: unknown): x is number => isInt(x, 0, Number.MAX_SAFE_INTEGER);
+/** The keys of a `credit` message: exactly these (the schema is strict). */
+const CREDIT_KEYS = 9;
+
+/**
+ * `Credit.safeParse(x).success` for main's hot path (one `credit` per few leases), checked by
+ * hand field by field against {@link Credit}, without zod's parse context. It accepts only
+ * what the schema accepts (test/unit/common/messages.test.ts compares them); the mailbox
+ * decoder sends whatever it refuses to zod, which says what is wrong.
+ */
+export function isCredit(x: unknown): x is Credit {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) return false;
+  const m = x as Record<string, unknown>;
+  if (m.v !== MAILBOX_VERSION || m.t !== 'credit' || Object.keys(m).length !== CREDIT_KEYS) return false;
+  if (typeof m.from !== 'string' || !isDaemonName(m.from) || !isInt(m.gen, 0, 0xffffffff) || !isSeq(m.seq) || !isInt(m.n, 0, 100_000) || !isUint(m.exp)) return false;
+  const { claimed, ended } = m;
+  if (!Array.isArray(claimed) || claimed.length > CREDIT_LIST_MAX || !Array.isArray(ended) || ended.length > CREDIT_LIST_MAX) return false;
+  for (const s of claimed) if (!isSeq(s)) return false;
+  for (const e of ended) if (!Array.isArray(e) || e.length !== 3 || !isSeq(e[0]) || !isUint(e[1]) || !isUint(e[2])) return false;
+  return true;
+}
+
 export const MailboxMessage = z.discriminatedUnion('t', [Credit, Want, Reserve, Reserved, Refused, Done, Ready, Ping, Pong]);
 
 export type Credit = z.infer<typeof Credit>;

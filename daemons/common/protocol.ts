@@ -126,6 +126,32 @@ export function parseRunRequest(header: FrameHeader): RunRequestParse {
   return RunRequest.safeParse(header) as RunRequestParse;
 }
 
+/** What {@link parseLeaseRequest} returns: as `LeaseRequest.safeParse`. */
+export type LeaseRequestParse = { success: true; data: LeaseRequest } | { success: false; error: z.ZodError };
+
+/**
+ * `LeaseRequest.safeParse` for main's hot path: a well-formed header (every `lease` frame of
+ * a working client) is checked by hand, field by field against the schema above, without
+ * building zod's parse context; anything else goes to zod, which says what is wrong. Same
+ * result either way (test/unit/common/protocol.test.ts compares them).
+ */
+export function parseLeaseRequest(header: FrameHeader): LeaseRequestParse {
+  const { op, type, wait_ms, id } = header;
+  if (
+    op === 'lease' &&
+    isShortString(type, 1) &&
+    (wait_ms === undefined || (Number.isInteger(wait_ms) && (wait_ms as number) >= 0 && (wait_ms as number) <= 3_600_000)) &&
+    (id === undefined || isShortString(id, 0))
+  ) {
+    const data: LeaseRequest = { op, type };
+    // As zod: an optional key present in the input is kept, even when undefined.
+    if ('wait_ms' in header) data.wait_ms = wait_ms as number | undefined;
+    if ('id' in header) data.id = id;
+    return { success: true, data };
+  }
+  return LeaseRequest.safeParse(header) as LeaseRequestParse;
+}
+
 /** `RunResult.safeParse(h).success` for the client's hot path, by hand (same answer), in protocol-replies.ts without zod. */
 export { isRunResult } from './protocol-replies.js';
 

@@ -15,6 +15,7 @@ import type { IncidentLevel } from '../common/incident-log.js';
 import type { LeaseGranted } from '../common/protocol.js';
 import type { SlotData } from '../common/scoreboard-layout.js';
 import type { ScoreboardSnapshot } from '../common/scoreboard-reader.js';
+import { SCOREBOARD_REUSE_MS } from '../common/timing.js';
 import { clientSocketPath, formatDaemonId, secondary } from '../common/topology.js';
 import type { AdmissionQueue } from './admission-queue.js';
 import type { CreditPool } from './credit-pool.js';
@@ -67,11 +68,15 @@ export interface AdmissionOptions {
   queueChanged: () => void;
   /** Tells whether a pid exists (default: a /proc look-up). */
   processExists?: (pid: number) => boolean;
+  /** The clock that ages the scoreboard snapshot (unix ms; default Date.now). */
+  now?: () => number;
 }
 
 export class Admission {
   private rotation = 0;
   private alive = 0;
+  /** The last read of the scoreboard (unix ms), reused for SCOREBOARD_REUSE_MS. */
+  private snapshot: { at: number; slots: SlotData[] } | undefined;
 
   constructor(private readonly o: AdmissionOptions) {}
 
@@ -97,7 +102,7 @@ export class Admission {
    * @throws DispatchError SCOREBOARD_*.
    */
   refresh(now: number): void {
-    const slots = this.o.scoreboard.read().slots;
+    const slots = this.read(now);
     const options = this.pickOptions(now);
     const live = slots.filter((x) => isLiveSecondary(x, options));
     this.alive = live.length;
@@ -113,8 +118,29 @@ export class Admission {
     if (this.o.pool.shouldWant(instance, generation, now, ttl, interval)) this.o.want(instance, generation);
   }
 
+  /** The scoreboard's slots, read afresh at `now` (unix ms). @throws DispatchError SCOREBOARD_*. */
+  private read(now: number): SlotData[] {
+    this.snapshot = undefined;
+    const slots = this.o.scoreboard.read().slots;
+    this.snapshot = { at: now, slots };
+    return slots;
+  }
+
+  /** The slots of a read at most SCOREBOARD_REUSE_MS old, else read afresh. @throws DispatchError SCOREBOARD_*. */
+  private slots(now: number): SlotData[] {
+    const s = this.snapshot;
+    return s && now - s.at < SCOREBOARD_REUSE_MS && now >= s.at ? s.slots : this.read(now);
+  }
+
+  /** A `credit` from secondary N of `generation`: when the last read shows another process of it, the next lease reads the scoreboard afresh. */
+  creditFrom(instance: number, generation: number): void {
+    const slot = this.snapshot?.slots.find((x) => x.kind === 'secondary' && x.instance === instance);
+    if (slot && slot.generation !== generation) this.snapshot = undefined;
+  }
+
   /** Secondary N (re)started or reloaded: its types are read again, it may be chosen at once, and queued requests look again. */
   secondaryReady(instance: number, generation: number): void {
+    this.snapshot = undefined;
     this.o.types.refresh(instance, generation);
     this.o.queue.wake();
   }
@@ -156,7 +182,7 @@ export class Admission {
       if (this.o.stopping()) throw new DispatchError('SHUTTING_DOWN', 'the main server is stopping; retry', { retryable: true });
       let slots: SlotData[];
       try {
-        slots = this.o.scoreboard.read().slots;
+        slots = this.slots(this.o.now?.() ?? Date.now());
       } catch (err) {
         throw new DispatchError('UNAVAILABLE', `failed to read the scoreboard: ${reason(err)}`, { cause: err, retryable: true });
       }
@@ -188,6 +214,7 @@ export class Admission {
       this.o.queueChanged();
       await this.o.queue.wait(Math.min(remaining, QUEUE_RECHECK_MS));
       this.o.queueChanged();
+      this.snapshot = undefined; // what woke it (credits, a secondary ready, the recheck) may have changed the slots
     }
   }
 

@@ -18,7 +18,7 @@ import type { FrameConnection } from '../common/frame-connection.js';
 import { FramedServer, type ClientServer, type ClientServerFactory } from '../common/framed-server.js';
 import type { Frame } from '../common/frame.js';
 import type { Logger } from '../common/logger.js';
-import { describeIssue, errorReply, LeaseRequest } from '../common/protocol.js';
+import { describeIssue, errorReply, parseLeaseRequest } from '../common/protocol.js';
 import { RequestCounters } from '../common/request-counters.js';
 import { ScoreboardReader } from '../common/scoreboard-reader.js';
 import { DRAIN_MS, TICK_MS } from '../common/timing.js';
@@ -104,6 +104,7 @@ export class MainServer {
     core.on('credit', (m) => {
       const id = parseDaemonId(m.from);
       if (id?.kind !== 'secondary') return;
+      this.admission.creditFrom(instanceOf(id), m.gen);
       this.pool.add(instanceOf(id), m);
       this.ledger.credit(m);
       if (m.n > 0) this.queue.wake(m.n);
@@ -183,7 +184,7 @@ export class MainServer {
     this.core.enter();
     const started = performance.now();
     try {
-      const parsed = LeaseRequest.safeParse(frame.header);
+      const parsed = parseLeaseRequest(frame.header);
       if (!parsed.success) {
         throw new DispatchError('BAD_REQUEST', `bad lease request: ${describeIssue(parsed.error)}`);
       }

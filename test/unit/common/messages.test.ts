@@ -1,9 +1,11 @@
+import fc from 'fast-check';
 import t from 'tap';
 import { MAX_SECONDARIES } from '../../../daemons/common/topology.js';
 import {
   Credit,
   CREDIT_LIST_MAX,
   Done,
+  isCredit,
   LEASE_TOKEN,
   MAILBOX_VERSION,
   MailboxMessage,
@@ -111,4 +113,41 @@ t.test('LEASE_TOKEN', async (t) => {
   t.match(LEASE, LEASE_TOKEN);
   t.notMatch(LEASE + '\n', LEASE_TOKEN, 'anchored');
   t.notMatch(' ' + LEASE, LEASE_TOKEN, 'anchored at the start');
+});
+
+t.test("isCredit, the mailbox decoder's check of a `credit` by hand, accepts exactly what the Credit schema accepts", async (t) => {
+  const anyValue = fc.oneof(fc.constant(undefined), fc.constant(null), fc.boolean(), fc.integer(), fc.double(), fc.string({ maxLength: 12 }), fc.constant(2 ** 48), fc.constant(2 ** 32), fc.constant(-1), fc.constant(0), fc.constant(1.5), fc.constant(Number.MAX_SAFE_INTEGER + 2), fc.constant([]), fc.constant({}));
+  // Mostly good fields, so that about a third of the messages are valid and take the whole check.
+  const w = <T, U>(good: fc.Arbitrary<T>, bad: fc.Arbitrary<U>) => fc.oneof({ arbitrary: good, weight: 12 }, { arbitrary: bad, weight: 1 });
+  const seq = w(fc.oneof(fc.integer({ min: 1, max: 2 ** 48 - 1 }), fc.constant(2 ** 48 - 1)), anyValue);
+  const uint = w(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), anyValue);
+  const credit = fc.record(
+    {
+      v: w(fc.constant(1), anyValue),
+      t: w(fc.constant('credit'), fc.oneof(fc.constant('ready'), anyValue)),
+      from: w(fc.constantFrom('secondary-1', `secondary-${MAX_SECONDARIES}`, 'main'), fc.oneof(fc.constantFrom('secondary-0', 'secondary-01', `secondary-${MAX_SECONDARIES + 1}`), anyValue)),
+      gen: w(fc.integer({ min: 0, max: 0xffffffff }), anyValue),
+      seq,
+      n: w(fc.integer({ min: 0, max: 100_000 }), fc.oneof(fc.constant(100_001), anyValue)),
+      exp: uint,
+      claimed: w(fc.array(seq, { maxLength: 3 }), fc.oneof(fc.constant(Array(CREDIT_LIST_MAX).fill(1)), fc.constant(Array(CREDIT_LIST_MAX + 1).fill(1)), anyValue)),
+      ended: w(fc.array(w(fc.tuple(seq, uint, uint), fc.oneof(fc.array(fc.integer({ min: 1, max: 9 }), { maxLength: 4 }), anyValue)), { maxLength: 3 }), fc.oneof(fc.constant(Array(CREDIT_LIST_MAX).fill([1, 0, 0])), fc.constant(Array(CREDIT_LIST_MAX + 1).fill([1, 0, 0])), anyValue)),
+      extra: anyValue,
+    },
+    { requiredKeys: ['v', 't', 'from', 'gen', 'seq', 'n', 'exp', 'claimed', 'ended'] },
+  );
+  let valid = 0;
+  fc.assert(
+    fc.property(fc.oneof({ arbitrary: credit, weight: 6 }, fc.record({ v: fc.constant(1), t: fc.constant('credit') }, { requiredKeys: [] }), anyValue), (m) => {
+      // What reaches the check is JSON (the decoder parses a line): undefined fields are absent.
+      const json = JSON.parse(JSON.stringify(m) ?? 'null') as unknown;
+      const fast = isCredit(json);
+      t.equal(fast, Credit.safeParse(json).success, JSON.stringify(json));
+      if (fast) valid++;
+    }),
+    { numRuns: 3000 },
+  );
+  t.ok(valid > 100, `the hand check took ${valid} of 3000 valid messages whole`);
+  for (const m of SAMPLES.filter((x) => x.t === 'credit')) t.ok(isCredit(m), 'the sample credit takes the hand check');
+  t.notOk(isCredit({ ...SAMPLES.find((x) => x.t === 'credit'), extra: 1 }), 'an extra key is refused, as by the strict schema');
 });

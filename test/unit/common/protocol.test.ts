@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import t from 'tap';
 import { DispatchError, ERROR_CODES } from '../../../daemons/common/errors.js';
-import { describeIssue, ErrorReply, errorReply, isRunResult, LeaseGranted, LeaseRequest, parseRunRequest, RunRequest, RunResult } from '../../../daemons/common/protocol.js';
+import { describeIssue, ErrorReply, errorReply, isRunResult, LeaseGranted, LeaseRequest, parseLeaseRequest, parseRunRequest, RunRequest, RunResult } from '../../../daemons/common/protocol.js';
 import * as replies from '../../../daemons/common/protocol-replies.js';
 import { MAX_SECONDARIES } from '../../../daemons/common/topology.js';
 
@@ -55,7 +55,7 @@ t.test('describeIssue', async (t) => {
   if (!top.success) t.notMatch(describeIssue(top.error), /^'/, 'no field for a top-level problem');
 });
 
-t.test('parseRunRequest and isRunResult answer exactly as the zod schemas', async (t) => {
+t.test('parseRunRequest, parseLeaseRequest and isRunResult answer exactly as the zod schemas', async (t) => {
   const anyValue = fc.oneof(fc.constant(undefined), fc.constant(null), fc.boolean(), fc.integer(), fc.double(), fc.string({ maxLength: 70 }), fc.constant(2 ** 32), fc.constant(-1), fc.constant(3_600_001));
   const runHeader = fc.record(
     {
@@ -73,6 +73,26 @@ t.test('parseRunRequest and isRunResult answer exactly as the zod schemas', asyn
     fc.property(runHeader, (h) => {
       const fast = parseRunRequest(h as Record<string, unknown>);
       const slow = RunRequest.safeParse(h);
+      t.equal(fast.success, slow.success, JSON.stringify(h));
+      if (fast.success && slow.success) t.same(fast.data, slow.data);
+      if (!fast.success && !slow.success) t.equal(describeIssue(fast.error), describeIssue(slow.error));
+    }),
+    { numRuns: 2000 },
+  );
+  const leaseHeader = fc.record(
+    {
+      op: fc.oneof(fc.constant('lease'), anyValue),
+      type: fc.oneof(fc.constantFrom('echo', 'sha256', ''), fc.string({ maxLength: 70 }), anyValue),
+      wait_ms: fc.oneof(fc.integer({ min: 0, max: 3_600_000 }), anyValue, fc.constant(1.5)),
+      id: fc.oneof(fc.string({ maxLength: 70 }), anyValue),
+      extra: anyValue,
+    },
+    { requiredKeys: [] },
+  );
+  fc.assert(
+    fc.property(leaseHeader, (h) => {
+      const fast = parseLeaseRequest(h as Record<string, unknown>);
+      const slow = LeaseRequest.safeParse(h);
       t.equal(fast.success, slow.success, JSON.stringify(h));
       if (fast.success && slow.success) t.same(fast.data, slow.data);
       if (!fast.success && !slow.success) t.equal(describeIssue(fast.error), describeIssue(slow.error));

@@ -7,6 +7,7 @@ import { AdmissionQueue } from '../../../daemons/main-server/admission-queue.js'
 import { Admission } from '../../../daemons/main-server/admission.js';
 import { CreditPool } from '../../../daemons/main-server/credit-pool.js';
 import { LeaseLedger } from '../../../daemons/main-server/lease-ledger.js';
+import { SCOREBOARD_REUSE_MS } from '../../../daemons/common/timing.js';
 import { fakeLogger } from '../lib/fake-daemon.js';
 import { secondary } from '../lib/slots.js';
 
@@ -40,7 +41,7 @@ function build(slots: SlotData[], credits: Record<number, number>, o: { queueMs?
   const ledger = new LeaseLedger(logger);
   const pool = new CreditPool(KEY);
   const queue = new AdmissionQueue(o.queueMax ?? 100);
-  const state = { stopping: false, slots, unreadable: false, queueChanges: 0 };
+  const state = { stopping: false, slots, unreadable: false, queueChanges: 0, reads: 0, now: 1_000_000, dead: new Set<number>() };
   const types = fakeTypes(slots, o.serves, o.published ?? true);
   const grant = (n: number, count: number) => {
     const gen = state.slots.find((x) => x.instance === n)!.generation;
@@ -52,6 +53,7 @@ function build(slots: SlotData[], credits: Record<number, number>, o: { queueMs?
     types,
     scoreboard: {
       read: () => {
+        state.reads++;
         if (state.unreadable) throw new DispatchError('SCOREBOARD_IO', 'EIO');
         return { createdMs: 0, slots: state.slots.map((s) => ({ ...s, heartbeatMs: Date.now() })) };
       },
@@ -64,9 +66,10 @@ function build(slots: SlotData[], credits: Record<number, number>, o: { queueMs?
     stopping: () => state.stopping,
     incident: () => undefined,
     queueChanged: () => void state.queueChanges++,
-    processExists: () => true,
+    processExists: (pid) => !state.dead.has(pid),
+    now: () => state.now,
   });
-  return { admission, wants, ledger, queue, state, config, types, grant };
+  return { admission, wants, ledger, queue, state, config, types, grant, pool };
 }
 
 t.test('an unknown type is refused before any lease is minted', async (t) => {
@@ -167,4 +170,37 @@ t.test('while a running secondary has not published its types yet (the suite sta
   t.equal(ledger.out, 0, 'nothing minted');
   const none = build([], {}, { serves: {} });
   await t.rejects(none.admission.lease('echo', 10), { code: 'UNAVAILABLE' }, 'no secondary running at all: unavailable, not unknown');
+});
+
+t.test(`leases within SCOREBOARD_REUSE_MS (${SCOREBOARD_REUSE_MS} ms) share one read of the scoreboard; a killed secondary is skipped at once all the same`, async (t) => {
+  const { admission, state } = build([secondary(1), secondary(2)], { 1: 10, 2: 10 });
+  const first = await admission.lease('echo');
+  await admission.lease('echo');
+  t.equal(state.reads, 1, 'one read for both');
+  const pid = state.slots.find((x) => x.instance === first.secondary)!.pid;
+  state.dead.add(pid);
+  for (let i = 0; i < 3; i++) t.not((await admission.lease('echo')).secondary, first.secondary, 'its pid is gone: not chosen, though the snapshot still shows it');
+  t.equal(state.reads, 1);
+  state.now += SCOREBOARD_REUSE_MS;
+  await admission.lease('echo');
+  t.equal(state.reads, 2, 'read again once the snapshot is SCOREBOARD_REUSE_MS old');
+});
+
+t.test("a secondary's ready, or a credit of a generation the snapshot does not show, makes the next lease read the scoreboard afresh", async (t) => {
+  const { admission, state, pool } = build([secondary(1, { generation: 5 })], { 1: 4 });
+  t.equal((await admission.lease('echo')).generation, 5);
+  state.slots = [secondary(1, { generation: 6 })];
+  admission.creditFrom(1, 5);
+  await admission.lease('echo');
+  t.equal(state.reads, 1, 'a credit of the generation it shows: the snapshot stays');
+  // Secondary 1 restarted: its slot shows generation 6 and its first credit arrives.
+  const credit = { v: 1, t: 'credit', from: 'secondary-1', gen: 6, seq: 1, n: 2, exp: Date.now() + 60_000, claimed: [], ended: [] } as const;
+  admission.creditFrom(1, 6);
+  pool.add(1, { ...credit, claimed: [], ended: [] });
+  const g = await admission.lease('echo');
+  t.equal(g.generation, 6, "the new process's lease, from its credit");
+  t.equal(state.reads, 2);
+  admission.secondaryReady(1, 6);
+  await admission.lease('echo');
+  t.equal(state.reads, 3, 'ready: read afresh');
 });
