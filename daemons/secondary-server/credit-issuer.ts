@@ -63,6 +63,17 @@ export class CreditIssuer {
     this.soon();
   }
 
+  /**
+   * The main process that will read the first credits (its generation, from the scoreboard
+   * at start): its `want` is not a new main's, so it gets what is free beyond the fresh
+   * credits, not the whole free capacity again. (Its `want` can cross the first credits in
+   * the FIFOs when this secondary has just started: answered with the whole capacity, main
+   * held twice max_leases of this secondary's credits and leases past it were refused BUSY.)
+   */
+  grantedTo(mainGen: number): void {
+    this.mainGen ??= mainGen;
+  }
+
   /** Main (process `mainGen`) holds no fresh credit of this secondary. */
   want(mainGen: number): void {
     if (mainGen !== this.mainGen) {

@@ -26,6 +26,7 @@ import { LeaseSigner } from '../common/lease-token.js';
 import { CUT_OFF_MS, DRAIN_MS } from '../common/timing.js';
 import { formatDaemonId, leaseKeyPath, MAIN, secondary, servedTypesPath } from '../common/topology.js';
 import { CreditIssuer } from './credit-issuer.js';
+import { runningMainGeneration } from './running-main.js';
 import { CreditWindow } from './credit-window.js';
 import { LeaseTable, type Lease } from './lease-table.js';
 import { writeServedTypes, type ServedTypesFile } from '../common/served-types.js';
@@ -64,6 +65,8 @@ export interface SecondaryServerParts {
   publishTypes?: (content: ServedTypesFile) => void;
   /** The suite's lease key (default: read from beside the scoreboard, lease-key.ts). */
   leaseKey?: Buffer;
+  /** The generation of the main process running now (default: from the scoreboard, running-main.ts). */
+  mainGeneration?: number;
 }
 
 export class SecondaryServer {
@@ -155,6 +158,8 @@ export class SecondaryServer {
       // main is not running yet: it reads the scoreboard when it starts
       o.logger.debug(`failed to tell main that ${s.name} is ready: ${err.message}, ignoring`, { code: err.code });
     });
+    const mainGen = 'mainGeneration' in parts ? parts.mainGeneration : runningMainGeneration(o.config.paths.scoreboard);
+    if (mainGen !== undefined) s.credits.grantedTo(mainGen);
     s.credits.flush(); // its first credits: main mints leases from them
 
     o.logger.info(`${s.name} ready, serving ${s.runner.names().join(', ') || 'no type'}`, { generation: o.generation, max_leases: o.config.secondary.max_leases });

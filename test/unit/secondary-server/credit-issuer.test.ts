@@ -87,6 +87,19 @@ t.test('stale credits are replaced; a `want` from a main process new to it gets 
   t.equal(sent.length, 3, `unused valid credits stay within ${MAX_OUTSTANDING} × max_leases`);
 });
 
+t.test('a `want` from the main that read the first credits (a just-started secondary) gets no second capacity', async (t) => {
+  const { issuer, sent } = build();
+  issuer.grantedTo(77);
+  issuer.flush();
+  t.match(sent, [{ seq: 1, n: 4 }], 'the first credits');
+  issuer.want(77); // crossed them in the FIFOs
+  issuer.flush();
+  t.equal(sent.length, 1, 'the same main: its credits are fresh, nothing more (they were granted twice: leases past max_leases refused BUSY)');
+  issuer.want(78);
+  issuer.flush();
+  t.match(sent[1], { seq: 5, n: 4 }, 'another main (77 restarted): the whole free capacity');
+});
+
 t.test('no credits while stopping, but the ends of leases still reach main', async (t) => {
   const { issuer, sent, set } = build();
   set({ stopping: true, inUse: 1 });
