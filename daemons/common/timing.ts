@@ -32,8 +32,20 @@ export const MAX_LEASE_TTL_MS = 600_000;
  */
 export const SECONDARY_BUSY_RETRY_MS = 20;
 
-/** A secondary gathers claims, ends and new credits for at most this long (ms) into one `credit` message. */
+/**
+ * A secondary sends a `credit` message at most once per this many ms: ends and new credits
+ * after a quiet interval go out at once (the same turn of its event loop), those that follow
+ * within it are gathered into one message at its end.
+ */
 export const CREDIT_BATCH_MS = 1;
+
+/**
+ * A claim goes to main with its lease's end (one `credit` for both), or this long (ms) after
+ * the claim while the lease is still held: well within main's grace of 1,000 ms
+ * (lease-ledger.ts CLAIM_REPORT_GRACE_MS) before it counts a lease never reported claimed as
+ * expired unused.
+ */
+export const CLAIM_REPORT_MS = 100;
 
 /**
  * Main reuses one read of the scoreboard for the new leases of this many ms (a read is two

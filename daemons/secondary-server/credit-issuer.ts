@@ -1,7 +1,10 @@
 /**
  * How a secondary hands its capacity to main (docs/PROTOCOL.md §2.2): in `credit` messages
  * over main's mailbox FIFO, batched with the claims and ends of leases since the last one, so
- * the FIFO carries about one message per batch instead of one round trip per lease.
+ * the FIFO carries about one message per batch instead of one round trip per lease. A claim
+ * waits for its lease's end, which reports both (a lease of one request costs main one
+ * message), or {@link CLAIM_REPORT_MS} while the lease is still held; an end goes out at once
+ * after a quiet {@link CREDIT_BATCH_MS}, else at the end of that interval with the others.
  *
  * It keeps as many fresh credits at main as it has free capacity (max_leases − in use),
  * granting again when leases end or credits go stale. A `want` from a main process it has not
@@ -13,7 +16,8 @@
  */
 import type { DispatchError } from '../common/errors.js';
 import { CREDIT_LIST_MAX, type Credit } from '../common/messages.js';
-import { CREDIT_BATCH_MS } from '../common/timing.js';
+import { PublishPacer } from '../common/publish-pacer.js';
+import { CLAIM_REPORT_MS, CREDIT_BATCH_MS } from '../common/timing.js';
 import type { CreditGrant, CreditWindow } from './credit-window.js';
 
 /** Unused valid credits are at most this many times max_leases. */
@@ -37,9 +41,12 @@ export interface CreditIssuerOptions {
 }
 
 export class CreditIssuer {
-  private claimed: number[] = [];
+  /** Sequences claimed and not yet reported, in claim order (a lease that ends leaves it: its end reports the claim). */
+  private readonly claimed = new Set<number>();
   private ended: Array<[number, number, number]> = [];
-  private flushTimer: NodeJS.Timeout | undefined;
+  /** Sends ends and credits at once after a quiet CREDIT_BATCH_MS, else at its end. */
+  private readonly pacer = new PublishPacer(() => this.flush());
+  private claimTimer: NodeJS.Timeout | undefined;
   private staleTimer: NodeJS.Timeout | undefined;
   private mainGen: number | undefined;
   private refill = false;
@@ -51,14 +58,16 @@ export class CreditIssuer {
     return this.o.now?.() ?? Date.now();
   }
 
-  /** A client claimed lease sequence `seq`: main hears of it in the next batch. */
+  /** A client claimed lease sequence `seq`: main hears of it with the lease's end, or in the first message after CLAIM_REPORT_MS. */
   claim(seq: number): void {
-    this.claimed.push(seq);
-    this.soon();
+    if (this.closed) return;
+    this.claimed.add(seq);
+    this.claimTimer ??= setTimeout(() => this.flush(), CLAIM_REPORT_MS);
   }
 
   /** A lease ended after serving `requests` (`failed` of them failed): main hears of it, and gets its capacity back as a credit. */
   end(seq: number, requests: number, failed: number): void {
+    this.claimed.delete(seq); // its end says it was claimed
     this.ended.push([seq, requests, failed]);
     this.soon();
   }
@@ -83,16 +92,17 @@ export class CreditIssuer {
     this.soon();
   }
 
-  /** Sends what is gathered, and the credits due, within {@link CREDIT_BATCH_MS}. */
+  /** Sends what is gathered, and the credits due: at once when the last message is older than {@link CREDIT_BATCH_MS}, else at its end. */
   soon(): void {
-    if (this.closed || this.flushTimer) return;
-    this.flushTimer = setTimeout(() => this.flush(), CREDIT_BATCH_MS);
+    if (this.closed) return;
+    this.pacer.soon(CREDIT_BATCH_MS);
   }
 
   /** Sends what is gathered and the credits due, now. */
   flush(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
+    this.pacer.published();
+    if (this.claimTimer) clearTimeout(this.claimTimer);
+    this.claimTimer = undefined;
     if (this.closed) return;
     const now = this.now();
     const free = Math.max(0, this.o.maxLeases() - this.o.inUse());
@@ -100,7 +110,7 @@ export class CreditIssuer {
     n = Math.min(n, Math.max(0, MAX_OUTSTANDING * this.o.maxLeases() - this.o.window.size));
     this.refill = false;
     let grant: CreditGrant | undefined = n > 0 ? this.o.window.grant(n, now) : undefined;
-    while (grant || this.claimed.length || this.ended.length) {
+    while (grant || this.claimed.size || this.ended.length) {
       const m: Credit = {
         v: 1,
         t: 'credit',
@@ -109,7 +119,7 @@ export class CreditIssuer {
         seq: grant?.seq ?? this.o.window.nextSeq,
         n: grant?.n ?? 0,
         exp: grant?.exp ?? now,
-        claimed: this.claimed.splice(0, CREDIT_LIST_MAX),
+        claimed: this.takeClaims(),
         ended: this.ended.splice(0, CREDIT_LIST_MAX),
       };
       const sent = grant;
@@ -138,6 +148,17 @@ export class CreditIssuer {
     this.flush();
     this.closed = true;
     if (this.staleTimer) clearTimeout(this.staleTimer);
-    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.pacer.cancel();
+  }
+
+  /** The first CREDIT_LIST_MAX claims not yet reported, taken out. */
+  private takeClaims(): number[] {
+    const out: number[] = [];
+    for (const seq of this.claimed) {
+      if (out.length === CREDIT_LIST_MAX) break;
+      out.push(seq);
+      this.claimed.delete(seq);
+    }
+    return out;
   }
 }

@@ -4,12 +4,15 @@ import { DispatchError } from '../../../daemons/common/errors.js';
 import { CREDIT_LIST_MAX, Credit } from '../../../daemons/common/messages.js';
 import { CreditIssuer, MAX_OUTSTANDING } from '../../../daemons/secondary-server/credit-issuer.js';
 import { CreditWindow } from '../../../daemons/secondary-server/credit-window.js';
+import { CLAIM_REPORT_GRACE_MS } from '../../../daemons/main-server/lease-ledger.js';
+import { CLAIM_REPORT_MS } from '../../../daemons/common/timing.js';
 
 function build(o: { maxLeases?: number; fail?: () => DispatchError | undefined } = {}) {
   let now = 1000;
   let inUse = 0;
   let stopping = false;
   const sent: Credit[] = [];
+  const waiters: Array<(m: Credit) => void> = [];
   const failures: string[] = [];
   const window = new CreditWindow(3000, 6000);
   const issuer = new CreditIssuer({
@@ -24,6 +27,7 @@ function build(o: { maxLeases?: number; fail?: () => DispatchError | undefined }
       const err = o.fail?.();
       if (err) throw err;
       sent.push(m);
+      waiters.shift()?.(m);
     },
     failed: (err) => void failures.push(err.code),
     now: () => now,
@@ -33,6 +37,8 @@ function build(o: { maxLeases?: number; fail?: () => DispatchError | undefined }
     issuer,
     window,
     sent,
+    /** The next message sent. */
+    next: () => new Promise<Credit>((resolve) => waiters.push(resolve)),
     failures,
     set: (x: { now?: number; inUse?: number; stopping?: boolean }) => {
       now = x.now ?? now;
@@ -61,13 +67,31 @@ t.test('the first flush grants the whole capacity; claims are batched without ne
   t.equal(sent.length, 3, 'nothing gathered, nothing due: no message');
 });
 
-t.test('gathered within CREDIT_BATCH_MS into one message', async (t) => {
-  const { issuer, sent } = build();
+t.test("a claim goes to main with its lease's end, in one message; the claims of leases still held go with it", async (t) => {
+  const { issuer, sent, next, set } = build();
   issuer.flush();
   for (let s = 1; s <= 3; s++) issuer.claim(s);
-  await new Promise((r) => setTimeout(r, 20));
+  set({ inUse: 2 });
+  issuer.end(2, 1, 0);
+  const m = await next();
+  t.same(m.ended, [[2, 1, 0]]);
+  t.same(m.claimed, [1, 3], 'lease 2 is not listed as claimed: its end says so');
+  t.equal(sent.length, 2, 'one message for the three claims and the end');
+});
+
+t.test(`a claim whose lease is still held reaches main without an end (after CLAIM_REPORT_MS, well within main's ${CLAIM_REPORT_GRACE_MS} ms grace)`, async (t) => {
+  t.ok(CLAIM_REPORT_MS * 2 <= CLAIM_REPORT_GRACE_MS, 'main does not count a held lease as expired unused before its claim can arrive');
+  const { issuer, sent, next } = build();
+  issuer.flush();
+  issuer.claim(1);
+  issuer.claim(2);
+  const m = await next();
+  t.same(m.claimed, [1, 2]);
+  t.same(m.ended, []);
   t.equal(sent.length, 2);
-  t.same(sent[1]!.claimed, [1, 2, 3]);
+  issuer.end(1, 4, 0);
+  t.same((await next()).ended, [[1, 4, 0]], 'its end follows on its own');
+  t.same(sent[2]!.claimed, [], 'the claim is not reported twice');
 });
 
 t.test('stale credits are replaced; a `want` from a main process new to it gets the whole free capacity', async (t) => {
