@@ -40,6 +40,13 @@ export const SECONDARY_BUSY_RETRY_MS = 20;
 export const CREDIT_BATCH_MS = 1;
 
 /**
+ * While main holds at least half of a secondary's max_leases in fresh credits, the ends of
+ * its leases wait up to this long (ms) to share one `credit` message (main needs none of
+ * that capacity back yet); with fewer, they go within CREDIT_BATCH_MS.
+ */
+export const CREDIT_GATHER_MS = 10;
+
+/**
  * A claim goes to main with its lease's end (one `credit` for both), or this long (ms) after
  * the claim while the lease is still held: well within main's grace of 1,000 ms
  * (lease-ledger.ts CLAIM_REPORT_GRACE_MS) before it counts a lease never reported claimed as

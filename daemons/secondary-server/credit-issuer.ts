@@ -3,8 +3,10 @@
  * over main's mailbox FIFO, batched with the claims and ends of leases since the last one, so
  * the FIFO carries about one message per batch instead of one round trip per lease. A claim
  * waits for its lease's end, which reports both (a lease of one request costs main one
- * message), or {@link CLAIM_REPORT_MS} while the lease is still held; an end goes out at once
- * after a quiet {@link CREDIT_BATCH_MS}, else at the end of that interval with the others.
+ * message), or {@link CLAIM_REPORT_MS} while the lease is still held. Ends wait up to
+ * {@link CREDIT_GATHER_MS} to share a message while main holds plenty of this secondary's
+ * credits (half of max_leases or more, fresh); otherwise an end goes out at once after a
+ * quiet {@link CREDIT_BATCH_MS}, else at the end of that interval with the others.
  *
  * It keeps as many fresh credits at main as it has free capacity (max_leases − in use),
  * granting again when leases end or credits go stale. A `want` from a main process it has not
@@ -17,7 +19,7 @@
 import type { DispatchError } from '../common/errors.js';
 import { CREDIT_LIST_MAX, type Credit } from '../common/messages.js';
 import { PublishPacer } from '../common/publish-pacer.js';
-import { CLAIM_REPORT_MS, CREDIT_BATCH_MS } from '../common/timing.js';
+import { CLAIM_REPORT_MS, CREDIT_BATCH_MS, CREDIT_GATHER_MS } from '../common/timing.js';
 import type { CreditGrant, CreditWindow } from './credit-window.js';
 
 /** Unused valid credits are at most this many times max_leases. */
@@ -47,6 +49,7 @@ export class CreditIssuer {
   /** Sends ends and credits at once after a quiet CREDIT_BATCH_MS, else at its end. */
   private readonly pacer = new PublishPacer(() => this.flush());
   private claimTimer: NodeJS.Timeout | undefined;
+  private gatherTimer: NodeJS.Timeout | undefined;
   private staleTimer: NodeJS.Timeout | undefined;
   private mainGen: number | undefined;
   private refill = false;
@@ -69,7 +72,18 @@ export class CreditIssuer {
   end(seq: number, requests: number, failed: number): void {
     this.claimed.delete(seq); // its end says it was claimed
     this.ended.push([seq, requests, failed]);
-    this.soon();
+    if (this.closed) return;
+    const ms = this.gatherMs();
+    if (ms > CREDIT_BATCH_MS) this.gatherTimer ??= setTimeout(() => this.flush(), ms);
+    else this.soon();
+  }
+
+  /**
+   * How long an end may wait now for others to share its message (ms): CREDIT_GATHER_MS while
+   * main holds at least half of max_leases in fresh credits of this secondary, else CREDIT_BATCH_MS.
+   */
+  gatherMs(): number {
+    return this.o.window.fresh(this.now()) * 2 >= this.o.maxLeases() ? CREDIT_GATHER_MS : CREDIT_BATCH_MS;
   }
 
   /**
@@ -103,6 +117,8 @@ export class CreditIssuer {
     this.pacer.published();
     if (this.claimTimer) clearTimeout(this.claimTimer);
     this.claimTimer = undefined;
+    if (this.gatherTimer) clearTimeout(this.gatherTimer);
+    this.gatherTimer = undefined;
     if (this.closed) return;
     const now = this.now();
     const free = Math.max(0, this.o.maxLeases() - this.o.inUse());

@@ -5,7 +5,7 @@ import { CREDIT_LIST_MAX, Credit } from '../../../daemons/common/messages.js';
 import { CreditIssuer, MAX_OUTSTANDING } from '../../../daemons/secondary-server/credit-issuer.js';
 import { CreditWindow } from '../../../daemons/secondary-server/credit-window.js';
 import { CLAIM_REPORT_GRACE_MS } from '../../../daemons/main-server/lease-ledger.js';
-import { CLAIM_REPORT_MS } from '../../../daemons/common/timing.js';
+import { CLAIM_REPORT_MS, CREDIT_BATCH_MS, CREDIT_GATHER_MS } from '../../../daemons/common/timing.js';
 
 function build(o: { maxLeases?: number; fail?: () => DispatchError | undefined } = {}) {
   let now = 1000;
@@ -157,4 +157,21 @@ t.test('long lists are split so each message stays within PIPE_BUF', async (t) =
   t.equal(sent[1]!.claimed.length, CREDIT_LIST_MAX);
   t.equal(sent[2]!.claimed.length, 5);
   t.ok(sent.every((m) => Buffer.byteLength(JSON.stringify(m)) + 1 <= 4096));
+});
+
+t.test('ends wait CREDIT_GATHER_MS to share a message while main holds half of max_leases or more in fresh credits; with fewer, CREDIT_BATCH_MS', async (t) => {
+  const { issuer, window, next, set } = build();
+  issuer.flush();
+  t.equal(issuer.gatherMs(), CREDIT_GATHER_MS, 'all 4 credits fresh at main');
+  for (let s = 1; s <= 2; s++) window.claim(s, 1000);
+  t.equal(issuer.gatherMs(), CREDIT_GATHER_MS, '2 of 4 left');
+  window.claim(3, 1000);
+  set({ inUse: 3 });
+  t.equal(issuer.gatherMs(), CREDIT_BATCH_MS, '1 of 4 left: main needs capacity back soon');
+  issuer.end(1, 1, 0);
+  issuer.end(2, 1, 0);
+  set({ inUse: 1 });
+  const m = await next();
+  t.same(m.ended, [[1, 1, 0], [2, 1, 0]], 'gathered');
+  t.match(m, { seq: 5, n: 2 }, 'their capacity back as credits');
 });
