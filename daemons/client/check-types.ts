@@ -15,7 +15,8 @@ import fs from 'node:fs';
 import { findLine, type Config } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import type { RequestType } from '../common/request-type.js';
-import { applyHint, checkServeLists, loadTypesFor, type TypeRegistry } from '../common/type-registry.js';
+import { checkServeLists, loadTypesFor, type TypeRegistry } from '../common/type-registry.js';
+import { applyHint } from '../common/types-file.js';
 import { checkModule } from '../secondary-server/handlers/module-handler.js';
 
 /** The user the secondaries run as (units/dispatchd-secondary@.service User=). */

@@ -88,12 +88,12 @@ export class CreditIssuer {
 
   /**
    * The main process that will read the first credits (its generation, from the scoreboard
-   * at start): its `want` is not a new main's, so it gets what is free beyond the fresh
+   * at start; undefined: none runs): its `want` is not a new main's, so it gets what is free beyond the fresh
    * credits, not the whole free capacity again. (Its `want` can cross the first credits in
    * the FIFOs when this secondary has just started: answered with the whole capacity, main
    * held twice max_leases of this secondary's credits and leases past it were refused BUSY.)
    */
-  grantedTo(mainGen: number): void {
+  grantedTo(mainGen: number | undefined): void {
     this.mainGen ??= mainGen;
   }
 

@@ -158,10 +158,8 @@ export class SecondaryServer {
       // main is not running yet: it reads the scoreboard when it starts
       o.logger.debug(`failed to tell main that ${s.name} is ready: ${err.message}, ignoring`, { code: err.code });
     });
-    const mainGen = 'mainGeneration' in parts ? parts.mainGeneration : runningMainGeneration(o.config.paths.scoreboard);
-    if (mainGen !== undefined) s.credits.grantedTo(mainGen);
+    s.credits.grantedTo('mainGeneration' in parts ? parts.mainGeneration : runningMainGeneration(o.config.paths.scoreboard));
     s.credits.flush(); // its first credits: main mints leases from them
-
     o.logger.info(`${s.name} ready, serving ${s.runner.names().join(', ') || 'no type'}`, { generation: o.generation, max_leases: o.config.secondary.max_leases });
     return s;
   }

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { defaultConfig, parseConfig } from '../../../daemons/common/config.js';
-import { checkServeLists, loadTypeRegistry, loadTypesFor, parseTypesFile, serveListOf, servedTypes, typeDefaultsOf } from '../../../daemons/common/type-registry.js';
+import { checkServeLists, loadTypeRegistry, loadTypesFor, serveListOf, servedTypes, typeDefaultsOf } from '../../../daemons/common/type-registry.js';
+import { parseTypesFile } from '../../../daemons/common/types-file.js';
 
 const DEFAULTS = typeDefaultsOf(defaultConfig());
 const BUILTIN_DIR = fileURLToPath(new URL('../../../packaging/types.d', import.meta.url));

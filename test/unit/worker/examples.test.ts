@@ -14,7 +14,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t, { type Test } from 'tap';
 import { encodeFrame } from '../../../daemons/common/frame.js';
-import { parseTypesFile } from '../../../daemons/common/type-registry.js';
+import { parseTypesFile } from '../../../daemons/common/types-file.js';
 import { generatedFiles } from '../../../daemons/worker/worker-units.js';
 import { until } from '../../helpers/index.js';
 import { ACTIVATE_PY, ROOT } from '../../helpers/paths.js';

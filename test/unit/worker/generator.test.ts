@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { parseTypesFile } from '../../../daemons/common/type-registry.js';
+import { parseTypesFile } from '../../../daemons/common/types-file.js';
 import { writeGenerated } from '../../../daemons/worker/generator.js';
 import { generatedFiles, quoteExecArg, workerDropIn, type PersistentType } from '../../../daemons/worker/worker-units.js';
 
