@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { findLine, type Config } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
-import type { RequestType } from '../common/request-type.js';
+import { isPersistent, type RequestType } from '../common/request-type.js';
 import { checkServeLists, loadTypesFor, type TypeRegistry } from '../common/type-registry.js';
 import { applyHint } from '../common/types-file.js';
 import { checkModule } from '../secondary-server/handlers/module-handler.js';
@@ -32,7 +32,7 @@ export const HIDDEN_FROM_SECONDARIES = ['/home/', '/root/', '/run/user/', '/tmp/
 function checkVisible(t: RequestType, file: string, key: string): void {
   const hidden = HIDDEN_FROM_SECONDARIES.find((d) => file.startsWith(d));
   if (hidden) {
-    throw new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): '${file}' is under ${hidden}, which the secondaries' sandbox hides (ProtectHome=, PrivateTmp=); install it under /usr/local/lib or /opt instead (docs/TYPES.md §6); ${applyHint(t.handler === 'exec' && t.mode === 'persistent')}`, { fields: { type: t.name, key } });
+    throw new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): '${file}' is under ${hidden}, which the secondaries' sandbox hides (ProtectHome=, PrivateTmp=); install it under /usr/local/lib or /opt instead (docs/TYPES.md §6); ${applyHint(isPersistent(t))}`, { fields: { type: t.name, key } });
   }
 }
 
@@ -69,7 +69,7 @@ function where(t: RequestType): string {
 export function checkCommand(t: Extract<RequestType, { handler: 'exec' }>, user = userIds(SERVICE_USER)): void {
   const program = t.command[0]!;
   checkVisible(t, program, `type.${t.name}.command`);
-  const refuse = (why: string) => new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): command '${program}' ${why}; ${applyHint(t.mode === 'persistent', "'command' in that file")}`, { fields: { type: t.name, key: `type.${t.name}.command` } });
+  const refuse = (why: string) => new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): command '${program}' ${why}; ${applyHint(isPersistent(t), "'command' in that file")}`, { fields: { type: t.name, key: `type.${t.name}.command` } });
   let st: fs.Stats;
   try {
     st = fs.statSync(program);
@@ -107,7 +107,7 @@ function lineOfKey(t: RequestType, key: string[]): number | undefined {
  *   worker would fail with status 217/USER and never say hello).
  */
 export function checkWorkerUser(t: Extract<RequestType, { handler: 'exec' }>, exists = userExists): void {
-  if (t.mode !== 'persistent' || t.worker.user === undefined) return;
+  if (!isPersistent(t) || t.worker.user === undefined) return;
   const user = t.worker.user;
   if (exists(user) !== false) return;
   const key = ['type', t.name, 'user'];

@@ -3,7 +3,7 @@
  * where it is declared and which secondaries serve it now (from their served-types files),
  * as a table or as JSON. Pure formatting; reading is the caller's.
  */
-import { handlerTarget } from '../common/request-type.js';
+import { handlerTarget, isPersistent, workerIds } from '../common/request-type.js';
 import type { ServedTypesFile } from '../common/served-types.js';
 import type { TypeRegistry } from '../common/type-registry.js';
 import { formatColumns } from './text-table.js';
@@ -53,7 +53,7 @@ export function typesReport(registry: TypeRegistry, served: ServedTypesFile[]): 
       handler: t.handler,
       target: handlerTarget(t),
       ...(t.handler === 'exec' ? { mode: t.mode } : {}),
-      ...(t.handler === 'exec' && t.mode === 'persistent' ? { workers: Array.from({ length: t.worker.processes }, (_, i) => workerServiceUnit({ type: t.name, index: i + 1 })) } : {}),
+      ...(isPersistent(t) ? { workers: workerIds(t).map(workerServiceUnit) } : {}),
       deadline_ms: t.deadline_ms,
       max_payload_bytes: t.max_payload_bytes,
       max_result_bytes: t.max_result_bytes,

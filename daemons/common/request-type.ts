@@ -17,6 +17,7 @@
  */
 import { z } from 'zod';
 import { MAX_BODY_BYTES_CEILING } from './frame.js';
+import type { WorkerId } from './topology.js';
 
 /** A type's name: a lowercase letter, then up to 62 lowercase letters, digits or dashes. */
 export const TYPE_NAME = /^[a-z][a-z0-9-]{0,62}$/;
@@ -160,6 +161,19 @@ export type RequestType =
   | (Common & { handler: 'exec'; command: string[]; mode: 'persistent'; worker: WorkerSettings })
   | (Common & { handler: 'module'; module: string; max_heap_mb: number })
   | (Common & { handler: 'builtin'; builtin: BuiltinHandler });
+
+/** An exec type run by persistent workers (`mode = "persistent"`, docs/WORKERS.md). */
+export type PersistentType = Extract<RequestType, { mode: 'persistent' }>;
+
+/** Whether a type is run by persistent workers. */
+export function isPersistent(t: RequestType): t is PersistentType {
+  return t.handler === 'exec' && t.mode === 'persistent';
+}
+
+/** A persistent type's workers: TYPE-1 … TYPE-N (N = `processes`), each one unit pair. */
+export function workerIds(t: PersistentType): WorkerId[] {
+  return Array.from({ length: t.worker.processes }, (_, i) => ({ type: t.name, index: i + 1 }));
+}
 
 /** A module handler's heap limit when its declaration gives none, in MiB. */
 export const DEFAULT_MAX_HEAP_MB = 128;

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from './config.js';
 import { DispatchError, errnoCode, reason } from './errors.js';
-import type { RequestType, TypeDefaults, TypeSource } from './request-type.js';
+import { isPersistent, type RequestType, type TypeDefaults, type TypeSource } from './request-type.js';
 import { checkTypesFileOwner, typesFileInvalid as invalid, parseTypesFile } from './types-file.js';
 
 /** The types every daemon and dispatchctl know, by name. Immutable: a reload builds a new one. */
@@ -66,10 +66,6 @@ export interface LoadTypesOptions {
    * thrown (the daemons and check-config refuse the whole configuration).
    */
   onBadFile?: (file: string, err: DispatchError) => void;
-}
-
-function isPersistent(t: RequestType): boolean {
-  return t.handler === 'exec' && t.mode === 'persistent';
 }
 
 /** The `.toml` files of one directory, in lexical order; none when the directory is missing. */

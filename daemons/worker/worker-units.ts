@@ -5,10 +5,8 @@
  * and service), so that `dispatchd.target` starts every worker. Pure: returns the files;
  * the generator writes them. The keys and the settings they become are in docs/WORKERS.md §2.
  */
-import type { RequestType } from '../common/request-type.js';
+import { isPersistent, workerIds, type PersistentType, type RequestType } from '../common/request-type.js';
 import { SUITE_TARGET, WORKER_SERVICE_TEMPLATE, WORKER_SOCKET_TEMPLATE, workerServiceUnit, workerSocketUnit } from '../common/topology.js';
-
-export type PersistentType = Extract<RequestType, { handler: 'exec'; mode: 'persistent' }>;
 
 /** One file the generator makes, relative to its output directory. */
 export type GeneratedFile = { path: string; text: string } | { path: string; symlinkTo: string };
@@ -60,10 +58,9 @@ export function workerDropIn(t: PersistentType, k: number): string {
 export function generatedFiles(types: readonly RequestType[]): GeneratedFile[] {
   const out: GeneratedFile[] = [];
   for (const t of types) {
-    if (t.handler !== 'exec' || t.mode !== 'persistent') continue;
-    for (let k = 1; k <= t.worker.processes; k++) {
-      const id = { type: t.name, index: k };
-      out.push({ path: `${workerServiceUnit(id)}.d/50-type.conf`, text: workerDropIn(t, k) });
+    if (!isPersistent(t)) continue;
+    for (const id of workerIds(t)) {
+      out.push({ path: `${workerServiceUnit(id)}.d/50-type.conf`, text: workerDropIn(t, id.index) });
       out.push({ path: `${SUITE_TARGET}.wants/${workerSocketUnit(id)}`, symlinkTo: `${UNIT_DIR}/${WORKER_SOCKET_TEMPLATE}` });
       out.push({ path: `${SUITE_TARGET}.wants/${workerServiceUnit(id)}`, symlinkTo: `${UNIT_DIR}/${WORKER_SERVICE_TEMPLATE}` });
     }

@@ -15,7 +15,8 @@ import { FrameConnection } from '../../common/frame-connection.js';
 import { workerInstance, workerServiceUnit, workerSocketPath, type WorkerId } from '../../common/topology.js';
 import { parseWorkerMessage } from '../../common/worker-protocol.js';
 import type { RunContext } from './handler.js';
-import type { PersistentType, WorkerPoolParts } from './worker-pool.js';
+import type { PersistentType } from '../../common/request-type.js';
+import type { WorkerPoolParts } from './worker-pool.js';
 import { nextLinkState, type LinkEvent, type LinkState } from './link-transitions.js';
 
 /** A request of the pool: waiting, or in flight on one link. */
@@ -210,7 +211,6 @@ export class WorkerLink {
     }, grace));
   }
 
-  /** Marks the link failed: logs, drops the connection (in flight crash), restarts the unit if asked, reconnects after the back-off. */
   /**
    * A protocol error (docs/WORKERS.md §3): the link fails with "it broke the worker protocol:
    * WHAT", the unit is restarted, and what was in flight is HANDLER_CRASHED saying so.

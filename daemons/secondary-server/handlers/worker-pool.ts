@@ -14,11 +14,9 @@
 import type net from 'node:net';
 import { DispatchError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
-import type { RequestType } from '../../common/request-type.js';
+import { workerIds, type PersistentType } from '../../common/request-type.js';
 import type { Handler, RunContext } from './handler.js';
 import { WorkerLink, type PendingRun, type WorkerLinkOwner } from './worker-link.js';
-
-export type PersistentType = Extract<RequestType, { handler: 'exec'; mode: 'persistent' }>;
 
 /** What the pool needs of systemd: restarting a worker's unit (watchdog/unit-manager.ts's DbusUnitManager). */
 export interface UnitRestarter {
@@ -45,7 +43,7 @@ export class WorkerPool implements Handler, WorkerLinkOwner {
 
   constructor(readonly type: PersistentType, readonly parts: WorkerPoolParts) {
     this.links = [];
-    for (let k = 1; k <= type.worker.processes; k++) this.links.push(new WorkerLink(this, { type: type.name, index: k }));
+    for (const id of workerIds(type)) this.links.push(new WorkerLink(this, id));
     for (const l of this.links) l.connect();
   }
 

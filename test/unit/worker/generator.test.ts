@@ -10,7 +10,8 @@ import path from 'node:path';
 import t from 'tap';
 import { parseTypesFile } from '../../../daemons/common/types-file.js';
 import { writeGenerated } from '../../../daemons/worker/generator.js';
-import { generatedFiles, quoteExecArg, workerDropIn, type PersistentType } from '../../../daemons/worker/worker-units.js';
+import type { PersistentType } from '../../../daemons/common/request-type.js';
+import { generatedFiles, quoteExecArg, workerDropIn } from '../../../daemons/worker/worker-units.js';
 
 const DEFAULTS = { deadline_ms: 30_000, max_payload_bytes: 1 << 20, max_result_bytes: 1 << 20, concurrency: 4 };
 

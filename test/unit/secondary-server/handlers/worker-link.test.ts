@@ -10,7 +10,7 @@ import { Duplex } from 'node:stream';
 import t, { type Test } from 'tap';
 import { encodeFrame, FrameDecoder, type FrameHeader } from '../../../../daemons/common/frame.js';
 import { WorkerLink, type PendingRun, type WorkerLinkOwner } from '../../../../daemons/secondary-server/handlers/worker-link.js';
-import type { PersistentType } from '../../../../daemons/secondary-server/handlers/worker-pool.js';
+import type { PersistentType } from '../../../../daemons/common/request-type.js';
 import { capturingLogger, runContext, typeOf } from './lib.js';
 
 /** The worker's end of the link: what the link wrote to it, and a way to answer. */

@@ -12,7 +12,8 @@ import t, { type Test } from 'tap';
 import { DispatchError } from '../../../../daemons/common/errors.js';
 import { encodeFrame, FrameDecoder, type FrameHeader } from '../../../../daemons/common/frame.js';
 import { workerSocketPath } from '../../../../daemons/common/topology.js';
-import { WorkerPool, type PersistentType } from '../../../../daemons/secondary-server/handlers/worker-pool.js';
+import type { PersistentType } from '../../../../daemons/common/request-type.js';
+import { WorkerPool } from '../../../../daemons/secondary-server/handlers/worker-pool.js';
 import { capturingLogger, runContext, typeOf } from './lib.js';
 
 /** What a fake worker does with a run frame. */
