@@ -425,9 +425,9 @@ if (measures.has('cli') && (targets.has('plain') || targets.has('systemd'))) {
       label: `cli: ${runs} runs of dispatchctl request, --version and node -e 0 (plain)`,
       uses: ['plain'],
       weight: argv['cli-runs'] * 0.6,
-      // /usr/bin/dispatchctl is build/daemons/client/launch.js (compile cache where Node.js has one).
+      // /usr/bin/dispatchctl is build/daemons/client/dispatchctl.cjs (launch.ts bundled; compile cache where Node.js has one).
       run: async () => {
-        const r = spawnSync(process.execPath, [path.join(ROOT, 'build/bench/worker.js'), 'cli', '--socket', plain!.mainSocket, '--dispatchctl', path.join(ROOT, 'build/daemons/client/launch.js'), '--runs', runs], { encoding: 'utf8' });
+        const r = spawnSync(process.execPath, [path.join(ROOT, 'build/bench/worker.js'), 'cli', '--socket', plain!.mainSocket, '--dispatchctl', path.join(ROOT, 'build/daemons/client/dispatchctl.cjs'), '--runs', runs], { encoding: 'utf8' });
         if (r.status !== 0) log(`bench: cli on plain failed: ${r.stderr.trim()}`);
         else (other.cli ??= {}).plain = JSON.parse(r.stdout) as CliStartResult;
       },

@@ -34,10 +34,11 @@ mkdir -p "$src"
 # Sources of the package: only what debian/install, debian/docs and debian/manpages use.
 cp package.json package-lock.json "$src/"
 mkdir -p "$src/build" "$src/packaging"
-# Compiled JavaScript only: no declarations (.d.ts) nor source maps (their .ts is not shipped).
-(cd build && find daemons -type f -name '*.js' -print0 | tar --null -cf - -T -) | tar -xf - -C "$src/build"
-# Entry points with a #! line (dispatchctl.js, linked from /usr/bin) are executable.
-find "$src/build/daemons" -name '*.js' -print0 |
+# Compiled JavaScript only (the ES modules, and dispatchctl.cjs, the bundle of launch.ts):
+# no declarations (.d.ts) nor source maps (their .ts is not shipped).
+(cd build && find daemons -type f \( -name '*.js' -o -name '*.cjs' \) -print0 | tar --null -cf - -T -) | tar -xf - -C "$src/build"
+# Entry points with a #! line (dispatchctl.cjs, linked from /usr/bin) are executable.
+find "$src/build/daemons" \( -name '*.js' -o -name '*.cjs' \) -print0 |
     while IFS= read -r -d '' f; do
         if [ "$(head -c 2 "$f")" = '#!' ]; then chmod 0755 "$f"; else chmod 0644 "$f"; fi
     done

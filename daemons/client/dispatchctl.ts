@@ -14,16 +14,23 @@
  * Each command loads only what it needs. `dispatchctl request` in its common forms, and
  * `dispatchctl --version`, are answered without loading yargs (request-argv.ts); every other
  * command line goes to yargs (dispatchctl-cli.ts), which loads the command's module when it
- * runs.
+ * runs. /usr/bin/dispatchctl runs this module from a bundle with the request path
+ * (dispatchctl.cjs, see launch.ts); the units' ExecReload= run it as is.
  */
-const args = process.argv.slice(2);
-// --version first: it needs neither the argument parser nor the client library.
-const request = args.length === 1 && args[0] === '--version' ? undefined : (await import('./request-argv.js')).parseRequestArgv(args);
-if (request) {
-  await (await import('./request-command.js')).runRequest(request);
-} else if (args.length === 1 && args[0] === '--version') {
-  // As yargs's .version(): the version and a newline.
-  process.stdout.write(`${(await import('../common/version.js')).VERSION}\n`);
-} else {
-  await (await import('./dispatchctl-cli.js')).runCli(args);
+
+/** Runs the command line `args` (process.argv without node and the script). */
+async function main(args: readonly string[]): Promise<void> {
+  // --version first: it needs neither the argument parser nor the client library.
+  const request = args.length === 1 && args[0] === '--version' ? undefined : (await import('./request-argv.js')).parseRequestArgv(args);
+  if (request) {
+    await (await import('./request-command.js')).runRequest(request);
+  } else if (args.length === 1 && args[0] === '--version') {
+    // As yargs's .version(): the version and a newline.
+    process.stdout.write(`${(await import('../common/version.js')).VERSION}\n`);
+  } else {
+    await (await import('./dispatchctl-cli.js')).runCli(args);
+  }
 }
+
+// Not awaited: bundled into CommonJS (launch.ts), which has no top-level await.
+void main(process.argv.slice(2));

@@ -1,13 +1,24 @@
 #!/usr/bin/node
 /**
- * /usr/bin/dispatchctl: turns on Node.js's on-disk compile cache where the running Node.js
- * has one (module.enableCompileCache(), Node.js 22.1 and later), then loads dispatchctl.
- * The cache keeps V8's compiled code of dispatchctl and its libraries (yargs, zod,
- * prom-client, ...) between runs, so a command starts without compiling them again. On
- * Node.js 20 this does nothing and dispatchctl runs as before.
+ * /usr/bin/dispatchctl. `npm run build` bundles this module, dispatchctl.ts and everything
+ * `dispatchctl request` loads into one CommonJS file, build/daemons/client/dispatchctl.cjs
+ * (esbuild; the `build:cli` script), which is what the package installs as the command: a
+ * request then starts by compiling one 50 kB script, where the ES modules took ~20 module
+ * resolutions and loads (on Node.js 20, 58 ms against `node -e 0`'s 24 ms; see
+ * docs/BENCHMARKS.md "cli"). Every other command, `--version`, and the configuration's
+ * parser (`request` with DATA on standard input) stay ES modules beside the bundle
+ * (dispatchctl-cli.ts, version.ts, config.ts), loaded with import() when used. No module is
+ * both in the bundle and loaded beside it except the small shared ones (errors.ts and its
+ * like), and nothing but strings and DispatchErrors (errors.ts: recognised across copies)
+ * passes between the two.
  *
- * dispatchctl's modules must be compiled after the cache is on, so they are loaded here
- * with a dynamic import: a static one would be compiled before this module's body runs.
+ * This module turns on Node.js's on-disk compile cache where the running Node.js has one
+ * (module.enableCompileCache(), Node.js 22.1 and later), then loads dispatchctl. The cache
+ * keeps V8's compiled code of what is loaded after it (the ES modules above and their
+ * libraries: yargs, zod, prom-client, ...) between runs, so a command starts without
+ * compiling them again. On Node.js 20 this does nothing and dispatchctl runs as before.
+ * Run unbundled (build/daemons/client/launch.js), dispatchctl's modules must be compiled
+ * after the cache is on, so they are loaded with a dynamic import.
  *
  * The cache directory: NODE_COMPILE_CACHE when set (Node.js's own variable), else
  * $XDG_CACHE_HOME/dispatchd/node-compile-cache or ~/.cache/dispatchd/node-compile-cache,
@@ -44,4 +55,5 @@ if (typeof enableCompileCache === 'function') {
   }
 }
 
-await import('./dispatchctl.js');
+// Not awaited: the bundle is CommonJS, which has no top-level await.
+void import('./dispatchctl.js');

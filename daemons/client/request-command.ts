@@ -99,4 +99,8 @@ export async function runRequest(a: RequestCommand): Promise<void> {
   } catch (err) {
     fail(`'${a.type}' request failed`, err);
   }
+  // Done once the result is handed to the system: the session's orderly close with the
+  // secondary (its end of the connection) and the kept connection to main end with the
+  // process, as the kernel closes them. Waiting for them cost ~2 ms of a ~40 ms command.
+  process.exit(0);
 }

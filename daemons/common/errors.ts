@@ -81,7 +81,21 @@ export interface DispatchErrorOptions {
   fields?: Record<string, string | number | boolean>;
 }
 
-/** The one error class of dispatchd: a message for people and a stable `code` for programs. */
+/**
+ * The mark of a DispatchError, the same in every copy of this module a process loads
+ * (Symbol.for: the global symbol registry).
+ */
+const DISPATCH_ERROR = Symbol.for('dispatchd.DispatchError');
+
+/**
+ * The one error class of dispatchd: a message for people and a stable `code` for programs.
+ *
+ * `err instanceof DispatchError` holds for a DispatchError made by any copy of this module in
+ * the process, not only this one: /usr/bin/dispatchctl is a bundle (dispatchctl.cjs) that
+ * loads the configuration's parser, and every command but `request`, from the ES modules
+ * beside it, each with its own copy of this class; an application can likewise end up with
+ * two copies of the client library.
+ */
 export class DispatchError extends Error {
   readonly code: ErrorCode;
   readonly retryAfterMs: number | undefined;
@@ -97,6 +111,11 @@ export class DispatchError extends Error {
     this.retryable = options.retryable ?? false;
     this.mayHaveRun = options.mayHaveRun ?? false;
     this.fields = options.fields ?? {};
+    Object.defineProperty(this, DISPATCH_ERROR, { value: true });
+  }
+
+  static override [Symbol.hasInstance](v: unknown): boolean {
+    return typeof v === 'object' && v !== null && (v as { [DISPATCH_ERROR]?: unknown })[DISPATCH_ERROR] === true;
   }
 }
 

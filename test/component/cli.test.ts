@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { EXIT } from '../../daemons/common/exit-codes.js';
-import { BUILD_DAEMONS as BUILD, BUILTIN_TYPES_DIR, closeAfter, ProcessSuite, ROOT, until } from '../helpers/index.js';
+import { BUILD_DAEMONS as BUILD, BUILTIN_TYPES_DIR, closeAfter, DISPATCHCTL, ProcessSuite, ROOT, until } from '../helpers/index.js';
 
 const suite = new ProcessSuite({ config: `[main]\nqueue_timeout_ms = 200\n`, secondaries: 1, restart: false });
 closeAfter(t, suite);
@@ -36,27 +36,33 @@ t.test('request: DATA from the argument, from stdin with -, and from stdin when 
 
 /**
  * Runs dispatchctl with a module resolve hook (module.register) that logs every module it
- * loads; resolves with the result and the module URLs.
+ * loads with import or import() (the bundle's require() of built-ins excepted on Node.js
+ * 20); resolves with the result and the module URLs.
  */
-async function dispatchctlModules(args: string[]): Promise<{ code: number | null; stdout: string; modules: string[] }> {
+async function dispatchctlModules(args: string[], input = ''): Promise<{ code: number | null; stdout: string; modules: string[] }> {
   const dir = fs.mkdtempSync(path.join(suite.dir, 'modules-'));
   const log = path.join(dir, 'modules.log');
   fs.writeFileSync(path.join(dir, 'hooks.mjs'), "import fs from 'node:fs';\nexport async function resolve(s, c, next) { const r = await next(s, c); fs.appendFileSync(process.env.MODULE_LOG, r.url + '\\n'); return r; }\n");
   fs.writeFileSync(path.join(dir, 'register.mjs'), "import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n");
-  const r = spawnSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), path.join(BUILD, 'client/dispatchctl.js'), ...args], { encoding: 'utf8', env: { ...process.env, MODULE_LOG: log } });
+  const r = spawnSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), DISPATCHCTL, ...args], { encoding: 'utf8', input, env: { ...process.env, MODULE_LOG: log } });
   return { code: r.status, stdout: r.stdout, modules: fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter(Boolean) : [] };
 }
 
-t.test('request loads neither yargs nor the schema, TOML, metrics or terminal libraries; other commands go through yargs', async (t) => {
+t.test('request runs from the bundle alone: no ES module, neither yargs nor the schema, TOML, metrics or terminal libraries; other commands go through yargs', async (t) => {
   const heavy = /\/node_modules\/(yargs|yargs-parser|zod|smol-toml|prom-client|log-update)\//;
+  // The files loaded besides dispatchctl.cjs itself (which the hook sees as the entry point).
+  const files = (modules: string[]) => modules.filter((m) => m.startsWith('file:') && !m.endsWith('/client/dispatchctl.cjs'));
   const r = await dispatchctlModules(['--socket', suite.mainSocket, 'request', 'echo', 'hello']);
   t.equal(r.code, 0);
   t.equal(r.stdout, 'hello', 'the request is served');
-  t.ok(r.modules.some((m) => m.endsWith('/client/client.js')), 'the hook saw the client library load');
-  t.strictSame(r.modules.filter((m) => heavy.test(m)), [], 'no yargs, zod, smol-toml, prom-client or log-update');
+  t.ok(r.modules.some((m) => m.endsWith('/client/dispatchctl.cjs')), 'the hook saw the entry point');
+  t.strictSame(files(r.modules), [], 'and no other file: the request path is in the bundle');
+  const stdin = await dispatchctlModules(['--socket', suite.mainSocket, 'request', 'echo', '--config', suite.configPath], 'from stdin');
+  t.equal(stdin.stdout, 'from stdin', 'DATA from standard input');
+  t.ok(stdin.modules.some((m) => m.endsWith('/common/config.js')), 'loads the configuration parser beside the bundle, for the size limit');
   const version = await dispatchctlModules(['--version']);
   t.strictSame(version.modules.filter((m) => heavy.test(m)), [], '--version loads none of them either');
-  t.notOk(version.modules.some((m) => m.endsWith('/client/client.js') || m.endsWith('/client/request-argv.js')), '--version loads not even the argument parser or the client library');
+  t.strictSame(files(version.modules).map((m) => path.basename(m)), ['version.js'], '--version loads version.js only');
   t.equal(version.stdout.trim(), (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version, 'and prints the version');
   const status = await dispatchctlModules(['status', '--format', 'openmetrics', '--scoreboard', suite.scoreboard]);
   t.equal(status.code, 0);
@@ -74,10 +80,10 @@ t.test('errors: one line on stderr and the documented exit code', async (t) => {
   const deadline = await suite.dispatchctl(['request', 'sleep', '2000', '--deadline', '100']);
   t.equal(deadline.code, EXIT.TIMED_OUT);
   t.match(deadline.stderr, /cut off/);
-  const gone = spawnSync(process.execPath, [path.join(BUILD, 'client/dispatchctl.js'), '--socket', path.join(suite.dir, 'nothing.sock'), 'request', 'echo', 'x', '--timeout', '2000'], { encoding: 'utf8' });
+  const gone = spawnSync(process.execPath, [DISPATCHCTL, '--socket', path.join(suite.dir, 'nothing.sock'), 'request', 'echo', 'x', '--timeout', '2000'], { encoding: 'utf8' });
   t.equal(gone.status, EXIT.UNAVAILABLE);
   t.match(gone.stderr, /no such socket: dispatchd is not running; see 'systemctl status dispatchd.target'/);
-  const notSocket = spawnSync(process.execPath, [path.join(BUILD, 'client/dispatchctl.js'), '--socket', suite.configPath, 'request', 'echo', 'x', '--timeout', '2000'], { encoding: 'utf8' });
+  const notSocket = spawnSync(process.execPath, [DISPATCHCTL, '--socket', suite.configPath, 'request', 'echo', 'x', '--timeout', '2000'], { encoding: 'utf8' });
   t.equal(notSocket.status, EXIT.UNAVAILABLE, 'a --socket that is not a socket: exit 69');
   t.match(notSocket.stderr, /is not a socket; pass the main server's socket with --socket/);
   const badTimeout = await suite.dispatchctl(['request', 'echo', 'x', '--timeout', 'abc']);
@@ -102,7 +108,7 @@ t.test('errors: one line on stderr and the documented exit code', async (t) => {
 t.test('request: standard input past max_payload_bytes is refused at once, not read whole', async (t) => {
   const config = path.join(suite.dir, 'small-payloads.conf');
   fs.writeFileSync(config, '[secondary]\nmax_payload_bytes = 16777216\n');
-  const child = spawn(process.execPath, [path.join(BUILD, 'client/dispatchctl.js'), '--socket', suite.mainSocket, 'request', 'echo', '--config', config], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [DISPATCHCTL, '--socket', suite.mainSocket, 'request', 'echo', '--config', config], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = once(child, 'close');

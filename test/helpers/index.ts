@@ -45,7 +45,7 @@ export { describe, runCommand, type ExecOptions, type ExecResult } from './comma
 export { cannotBuildDebReason, DEB_DIR, ensureDeb, install, installDeb } from './deb.js';
 export { closeAfter, dumpIfFailed, reportFailure, type Harness, type TestLike } from './failure.js';
 export { NotifySocket } from './notify-socket.js';
-export { BUILD_DAEMONS, BUILD_TEST, BUILTIN_TYPES_DIR, ROOT } from './paths.js';
+export { BUILD_DAEMONS, BUILD_TEST, BUILTIN_TYPES_DIR, DISPATCHCTL, ROOT } from './paths.js';
 export { isUp, ProcessSuite, STALE_HEARTBEAT_MS, type ProcessSuiteOptions, type WatchdogOptions } from './process-suite.js';
 export { cannotBootReason, Sandbox, SANDBOX_DAEMONS, TOOLS_INSIDE, type RunningLoad, type RunningTool } from './sandbox.js';
 export { until, type UntilOptions } from './until.js';

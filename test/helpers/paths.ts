@@ -19,6 +19,8 @@ function findRoot(from: string): string {
 export const ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)));
 /** The compiled daemons the process suite runs (`npm run build`). */
 export const BUILD_DAEMONS = path.join(ROOT, 'build/daemons');
+/** dispatchctl as /usr/bin/dispatchctl is: the bundle `npm run build` makes (daemons/client/launch.ts). */
+export const DISPATCHCTL = path.join(BUILD_DAEMONS, 'client/dispatchctl.cjs');
 /** The compiled test tools (fuzz, chaos) copied into a sandbox to run next to the installed suite. */
 export const BUILD_TEST = path.join(ROOT, 'build/test');
 /** Socket activation imitated: binds the listening socket as fd 3 and execs the daemon. */

@@ -35,7 +35,7 @@ import { onCleanup } from './cleanup.js';
 import { runCommand, type ExecResult } from './command.js';
 import type { Harness } from './failure.js';
 import { NotifySocket } from './notify-socket.js';
-import { ACTIVATE_PY, BUILD_DAEMONS, BUILTIN_TYPES_DIR, ROOT } from './paths.js';
+import { ACTIVATE_PY, BUILTIN_TYPES_DIR, DISPATCHCTL, ROOT } from './paths.js';
 import { until } from './until.js';
 
 /** systemd's RestartSec= in the shipped units. */
@@ -360,7 +360,7 @@ export class ProcessSuite implements UnitManager, Harness {
 
   /** Runs dispatchctl against this suite's main; resolves with its exit code and output. */
   dispatchctl(args: string[], stdin?: Buffer | string): Promise<ExecResult> {
-    return runCommand(process.execPath, [path.join(BUILD_DAEMONS, 'client/dispatchctl.js'), '--socket', this.mainSocket, ...args], { input: stdin ?? '' });
+    return runCommand(process.execPath, [DISPATCHCTL, '--socket', this.mainSocket, ...args], { input: stdin ?? '' });
   }
 
   // ---- UnitManager, for the watchdog: what systemd's D-Bus API does for it -------------

@@ -1,5 +1,5 @@
 /**
- * /usr/bin/dispatchctl (build/daemons/client/launch.js): on a Node.js with
+ * /usr/bin/dispatchctl (build/daemons/client/dispatchctl.cjs, launch.ts bundled): on a Node.js with
  * module.enableCompileCache (22.1 and later) it fills the user's compile cache, on Node.js
  * 20 it runs dispatchctl without one; either way dispatchctl answers. Runs on whichever
  * Node.js runs the tests (.ci/run runs this tier on the machine's Node.js and on 24).
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
-const LAUNCH = join(REPO, 'build', 'daemons', 'client', 'launch.js');
+const LAUNCH = join(REPO, 'build', 'daemons', 'client', 'dispatchctl.cjs');
 const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 const hasCache = typeof (module as { enableCompileCache?: unknown }).enableCompileCache === 'function';
 

@@ -45,3 +45,16 @@ t.test('errnoCode and reason', async (t) => {
   t.equal(reason(42), '42');
   t.equal(reason(undefined), 'undefined');
 });
+
+t.test('instanceof DispatchError holds across copies of the module (the dispatchctl bundle and the ES modules beside it)', async (t) => {
+  // A second copy of errors.ts, as the bundle has: the same file under another URL is another module.
+  const copy = (await import(`../../../daemons/common/errors.js?copy=${Date.now()}`)) as typeof import('../../../daemons/common/errors.js');
+  t.not(copy.DispatchError, DispatchError, 'a distinct class');
+  const theirs = new copy.DispatchError('CONFIG_UNREADABLE', 'x');
+  t.ok(theirs instanceof DispatchError, "the other copy's error is a DispatchError here");
+  t.ok(new DispatchError('BUSY', 'y') instanceof copy.DispatchError, 'and the other way round');
+  t.notOk(new Error('z') instanceof DispatchError, 'a plain Error is not');
+  t.notOk(Object.assign(new Error('w'), { code: 'BUSY' }) instanceof DispatchError, 'nor one that only has a code');
+  t.notOk((null as unknown) instanceof DispatchError, 'nor null');
+  t.strictSame(Object.keys(theirs).sort(), ['code', 'fields', 'mayHaveRun', 'name', 'retryAfterMs', 'retryable'], 'the mark is not an enumerable property (JSON, logs)');
+});
