@@ -5,6 +5,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface ProcSample {
   pid: number;
@@ -66,16 +67,36 @@ export async function measureIdle(pids: Record<string, number>, seconds: number)
 
 /** The idle baseline's name in the results. */
 export const BARE_NODE = 'bare node, one socket';
+/** The idle floor's name in the results: the baseline with the daemons' libraries loaded. */
+export const LIBRARIES_NODE = 'bare node, one socket, the daemons\' libraries loaded';
+
+/**
+ * The libraries every daemon loads at start (main and the secondaries alike: a module
+ * resolve hook lists winston, zod and smol-toml; sd-notify and systemd-journald come through
+ * createRequire). Loaded and not used, they are the floor of a daemon's idle memory that
+ * only leaving one of them out would lower.
+ */
+export const DAEMON_LIBRARIES = ['winston', 'zod', 'smol-toml', 'sd-notify', 'systemd-journald'] as const;
+
+/**
+ * dispatchd's package root, whose node_modules hold the libraries: this file is
+ * build/bench/proc-stats.js in the source tree and in the package alike
+ * (/usr/lib/dispatchd/build/bench/ inside the throw-away systemd).
+ */
+const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /**
  * The idle baseline: a bare `node` process listening on one unix stream socket and doing
- * nothing else, what any Node.js server holds at the least. Resolves once it listens.
+ * nothing else, what any Node.js server holds at the least. With `libraries`, it also loads
+ * {@link DAEMON_LIBRARIES} from dispatchd's node_modules first (and uses none of them).
+ * Resolves once it listens.
  * @throws Error when it exits first.
  */
-export async function startSocketHolder(dir: string): Promise<{ pid: number; stop: () => void }> {
-  const socket = path.join(dir, 'bare-node.sock');
+export async function startSocketHolder(dir: string, libraries = false): Promise<{ pid: number; stop: () => void }> {
+  const socket = path.join(dir, libraries ? 'libraries-node.sock' : 'bare-node.sock');
   fs.rmSync(socket, { force: true });
-  const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(socket)}, () => process.stdout.write('listening\\n'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const load = libraries ? `const r = require('node:module').createRequire(${JSON.stringify(path.join(PACKAGE_ROOT, 'package.json'))}); for (const l of ${JSON.stringify(DAEMON_LIBRARIES)}) r(l);` : '';
+  const child = spawn(process.execPath, ['-e', `${load}require('node:net').createServer().listen(${JSON.stringify(socket)}, () => process.stdout.write('listening\\n'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.stdout.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`the bare node process holding ${socket} exited ${code}`)));

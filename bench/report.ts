@@ -27,7 +27,14 @@ export interface BenchResults {
     start?: { runs: Array<{ startReturnedMs: number; firstServedMs: number; units?: Array<{ unit: string; startMs: number; readyMs: number }> }>; median: number; medianStartReturned: number };
     /** `bare`: the bare server, measured alongside the plain daemons (the floor of this stack). */
     /** `bareNode`: a bare node process holding one socket, beside each target's daemons (the RSS ratio's baseline). */
-    idle?: { plain?: IdleResult[] | undefined; bare?: IdleResult | undefined; systemd?: IdleResult[] | undefined; bareNode?: { plain?: IdleResult | undefined; systemd?: IdleResult | undefined } };
+    idle?: {
+      plain?: IdleResult[] | undefined;
+      bare?: IdleResult | undefined;
+      systemd?: IdleResult[] | undefined;
+      bareNode?: { plain?: IdleResult | undefined; systemd?: IdleResult | undefined };
+      /** `librariesNode`: the same with the daemons' libraries loaded (bench/proc-stats.ts DAEMON_LIBRARIES): the floor of the ratio. */
+      librariesNode?: { plain?: IdleResult | undefined; systemd?: IdleResult | undefined };
+    };
     /** Whole runs of dispatchctl against `node -e 0` (bench/cli-start.ts), by target. */
     cli?: { plain?: CliStartResult; systemd?: CliStartResult };
   };
@@ -203,15 +210,21 @@ export function summarise(r: BenchResults): MeasureRow[] {
     }
     rows.push({ measure: 'RSS of the largest daemon (plain: after the load runs; systemd: idle after the start runs)', unit: 'MiB', values: rss, ratios: {}, target: '≤ 60 MiB', met: meets(defined([rss.plain, rss.systemd]), (x) => x <= 60) });
     // The daemon's RSS under its target's column; the baseline, measured beside it, named in the ratio.
+    // The floor (the bare node with the daemons' libraries loaded) as a ratio to the same
+    // baseline, beside the daemons': what no code of dispatchd's own could go under.
     const ratios: Record<string, number> = {};
     const values: Record<string, number> = {};
+    const goal: number[] = [];
     for (const t of ['plain', 'systemd'] as const) {
       const node = idle.bareNode?.[t];
       if (!node || rss[t] === undefined) continue;
       values[t] = rss[t]!;
       ratios[`${t}/bare node (${fmt(node.rssMiB, 1)} MiB)`] = rss[t]! / node.rssMiB;
+      goal.push(rss[t]! / node.rssMiB);
+      const floor = idle.librariesNode?.[t];
+      if (floor) ratios[`${t} floor: bare node + libraries (${fmt(floor.rssMiB, 1)} MiB)/bare node`] = floor.rssMiB / node.rssMiB;
     }
-    if (Object.keys(ratios).length) rows.push({ measure: 'idle RSS of the largest daemon / a bare `node` process holding one socket', unit: 'MiB', values, ratios, target: '≤ 1.3×', met: meets(Object.values(ratios), (x) => x <= 1.3) });
+    if (goal.length) rows.push({ measure: 'idle RSS of the largest daemon / a bare `node` process holding one socket', unit: 'MiB', values, ratios, target: '≤ 1.3×', met: meets(goal, (x) => x <= 1.3) });
     rows.push({ measure: `idle CPU of the busiest daemon over ${o.idleSeconds} s`, unit: '%', values: cpu, ratios: {}, target: '≤ 0.5 %', met: meets(defined([cpu.plain, cpu.systemd]), (x) => x <= 0.5) });
   }
   return rows;
@@ -254,6 +267,8 @@ export function renderMarkdown(r: BenchResults): string {
       for (const x of d) L.push(`| ${t}: ${x.name} | ${fmt(x.rssMiB, 1)} | ${fmt(x.hwmMiB, 1)} | ${fmt(x.pssMiB, 1)} | ${fmt(x.cpuPercent, 3)} |`);
       const node = idle.bareNode?.[t];
       if (node) L.push(`| ${t}: ${node.name} (baseline) | ${fmt(node.rssMiB, 1)} | ${fmt(node.hwmMiB, 1)} | ${fmt(node.pssMiB, 1)} | ${fmt(node.cpuPercent, 3)} |`);
+      const floor = idle.librariesNode?.[t];
+      if (floor) L.push(`| ${t}: ${floor.name} (floor) | ${fmt(floor.rssMiB, 1)} | ${fmt(floor.hwmMiB, 1)} | ${fmt(floor.pssMiB, 1)} | ${fmt(floor.cpuPercent, 3)} |`);
     }
   }
   if (r.other.cli) {

@@ -44,7 +44,7 @@ import type { LoadResult } from './load.js';
 import { ensureDeb, ProcessSuite, ROOT } from '../test/helpers/index.js';
 import { ACTIVATE_PY } from '../test/helpers/paths.js';
 import type { CliStartResult } from './cli-start.js';
-import { BARE_NODE, measureIdle, sampleProcess, startSocketHolder, type IdleResult } from './proc-stats.js';
+import { BARE_NODE, LIBRARIES_NODE, measureIdle, sampleProcess, startSocketHolder, type IdleResult } from './proc-stats.js';
 import { renderMarkdown, summarise, writeMarkdown, type BenchResults, type MeasureRow } from './report.js';
 import { BareServer, RelayFloor } from './servers.js';
 import { median } from './stats.js';
@@ -397,18 +397,22 @@ if (measures.has('idle') && (targets.has('plain') || targets.has('systemd'))) {
         // beside the plain daemons (the systemd worker starts its own inside the sandbox).
         const holderDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-bench-idle-'));
         const holder = plain ? await startSocketHolder(holderDir) : undefined;
+        // The floor of that ratio: the same process with the daemons' libraries loaded.
+        const floorNode = plain ? await startSocketHolder(holderDir, true) : undefined;
         try {
           const [p, b, s] = await Promise.all([
-            plain ? measureIdle({ ...plain.pids(), ...(holder ? { [BARE_NODE]: holder.pid } : {}) }, argv['idle-seconds']) : undefined,
+            plain ? measureIdle({ ...plain.pids(), ...(holder ? { [BARE_NODE]: holder.pid } : {}), ...(floorNode ? { [LIBRARIES_NODE]: floorNode.pid } : {}) }, argv['idle-seconds']) : undefined,
             // The bare server alongside: the floor of this stack (Node, the framing, the handlers).
             plain && bare ? measureIdle({ 'bare server (floor)': bare.pid }, argv['idle-seconds']) : undefined,
             sys ? (sys.worker(['idle', '--seconds', String(argv['idle-seconds']), '--units', units.join(',')]) as Promise<{ daemons: IdleResult[] }>) : undefined,
           ]);
           const [plainNode, sysNode] = [p, s?.daemons].map((d) => d?.find((x) => x.name === BARE_NODE));
-          const others = (d: IdleResult[] | undefined) => d?.filter((x) => x.name !== BARE_NODE);
-          other.idle = { plain: others(p), bare: b?.[0], systemd: others(s?.daemons), bareNode: { plain: plainNode, systemd: sysNode } };
+          const [plainFloor, sysFloor] = [p, s?.daemons].map((d) => d?.find((x) => x.name === LIBRARIES_NODE));
+          const others = (d: IdleResult[] | undefined) => d?.filter((x) => x.name !== BARE_NODE && x.name !== LIBRARIES_NODE);
+          other.idle = { plain: others(p), bare: b?.[0], systemd: others(s?.daemons), bareNode: { plain: plainNode, systemd: sysNode }, librariesNode: { plain: plainFloor, systemd: sysFloor } };
         } finally {
           holder?.stop();
+          floorNode?.stop();
           fs.rmSync(holderDir, { recursive: true, force: true });
         }
       } finally {
