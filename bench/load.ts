@@ -124,11 +124,15 @@ async function openClient(o: LoadOptions, payload: Buffer): Promise<VirtualClien
     };
   }
   if (o.target === 'relay') {
-    // As DispatchClient.request: ask the front where to go, then run there.
+    // As DispatchClient.request: ask the front where to go (on a connection kept between
+    // requests in the kept mode, as DispatchClient keeps main's), then run there.
+    let keptFront: Awaited<ReturnType<typeof connectFramed>> | undefined;
+    const ask = async (c: Awaited<ReturnType<typeof connectFramed>>) => String((await exchange(c, { op: 'lease', type: o.type }, undefined, TIMEOUT_MS, 'the relay front')).header.socket);
     const where = async (): Promise<string> => {
+      if (o.mode === 'kept') return ask((keptFront ??= await connectFramed(o.socket, 0, 5000)));
       const c = await connectFramed(o.socket, 0, 5000);
       try {
-        return String((await exchange(c, { op: 'lease', type: o.type }, undefined, TIMEOUT_MS, 'the relay front')).header.socket);
+        return await ask(c);
       } finally {
         c.end(100);
       }
@@ -147,7 +151,7 @@ async function openClient(o: LoadOptions, payload: Buffer): Promise<VirtualClien
           conn.end(100);
         }
       },
-      close: () => undefined,
+      close: () => keptFront?.end(100),
     };
   }
   if (o.mode === 'session') {

@@ -5,8 +5,8 @@
  *
  * Targets: `bare` (one Node process serving the same handlers with the same framing on a
  * unix stream socket: the ceiling for this stack), `cluster` (node:cluster with as many
- * workers as secondaries), `floor` (bench/relay-floor.ts: the redirect handshake's processes
- * and hops with none of dispatchd's logic, for the new-lease measure only), `plain`
+ * workers as secondaries), `floor` (bench/relay-floor.ts: a new lease's processes
+ * and hops with none of dispatchd's logic, for the new-lease measures only), `plain`
  * (dispatchd's daemons as plain processes), `systemd` (the .deb installed under a throw-away
  * systemd, as users run it; needs root).
  *
@@ -296,7 +296,7 @@ for (const lm of loadMeasures) {
     // machine hits every target alike.
     if (targets.has('bare')) addLoad(lm.m, `bare #${r + 1}`, 'bare', r, (t) => hostWorker(workerArgs('bare', bare!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'bare'));
     if (targets.has('cluster')) addLoad(lm.m, `cluster #${r + 1}`, 'cluster', r, (t) => hostWorker(workerArgs('bare', cluster!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'cluster'));
-    if (targets.has('floor') && lm.m === 'handshake') addLoad(lm.m, `floor #${r + 1}`, 'floor', r, (t) => hostWorker(workerArgs('relay', floor!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'floor'));
+    if (targets.has('floor') && (lm.m === 'handshake' || lm.m === 'kept')) addLoad(lm.m, `floor #${r + 1}`, 'floor', r, (t) => hostWorker(workerArgs('relay', floor!.socket, lm.mode, lm.type, lm.size, lm.conc), t, 'floor'));
     if (targets.has('plain')) addLoad(lm.m, `plain #${r + 1}`, 'plain', r, (t) => hostWorker(workerArgs('dispatchd', plain!.mainSocket, lm.mode, lm.type, lm.size, lm.conc), t, 'plain'));
     if (targets.has('systemd')) addLoad(lm.m, `systemd #${r + 1}`, 'systemd', r, (t) => sandboxWorker(workerArgs('dispatchd', MAIN_SOCKET, lm.mode, lm.type, lm.size, lm.conc), t));
   }

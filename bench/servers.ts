@@ -8,7 +8,6 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { openMailboxFd } from '../daemons/common/mailbox.js';
 
 /**
  * Resolves when `child` prints the line `ready` on standard output. Rejects when it exits (or
@@ -80,7 +79,7 @@ export class BareServer {
 
 const RELAY = path.join(path.dirname(fileURLToPath(import.meta.url)), 'relay-floor.js');
 
-/** bench/relay-floor.ts: a front and a back process joined by two FIFOs. */
+/** bench/relay-floor.ts: a front process that sends clients to a back process. */
 export class RelayFloor {
   private constructor(private readonly children: ChildProcess[], private readonly dir: string, readonly socket: string) {}
 
@@ -89,10 +88,8 @@ export class RelayFloor {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-bench-relay-'));
     const p = (n: string) => path.join(dir, n);
     const spawnRole = (role: string, args: string[]) => spawn(process.execPath, [RELAY, '--role', role, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
-    // Both FIFOs exist before either process opens them (each would otherwise race to mkfifo).
-    for (const f of ['back.fifo', 'front.fifo']) fs.closeSync(openMailboxFd(p(f)));
-    const back = spawnRole('back', ['--socket', p('back.sock'), '--in', p('back.fifo'), '--out', p('front.fifo')]);
-    const front = spawnRole('front', ['--socket', p('front.sock'), '--in', p('front.fifo'), '--out', p('back.fifo'), '--back-socket', p('back.sock')]);
+    const back = spawnRole('back', ['--socket', p('back.sock')]);
+    const front = spawnRole('front', ['--socket', p('front.sock'), '--back-socket', p('back.sock')]);
     const relay = new RelayFloor([front, back], dir, p('front.sock'));
     try {
       await Promise.all([untilReady(back, 'relay floor back', 10_000), untilReady(front, 'relay floor front', 10_000)]);
