@@ -56,13 +56,15 @@ export function planScale(state: ScaleState, n: number): ScalePlan {
     throw new DispatchError('SCALE_FAILED', `failed to scale to ${n} secondaries: the number must be a whole number 1..${MAX_SECONDARIES}`);
   }
   const wanted = Array.from({ length: n }, (_, i) => i + 1);
-  const extraEnabled = state.enabled.filter((i) => i > n);
-  const extraRunning = state.running.filter((i) => i > n);
+  const extra = [...new Set([...state.enabled, ...state.running])].filter((i) => i > n).sort((a, b) => a - b);
   return {
     enable: wanted.map(service),
     start: state.suiteActive ? wanted.map(service) : [],
-    stop: extraRunning.flatMap((i) => [service(i), ...sockets(i)]),
-    disable: [...new Set([...extraEnabled, ...extraRunning])].sort((a, b) => a - b).map(service),
+    // Every instance above N, running or only enabled: an enabled instance's sockets listen
+    // while its service is not running (socket activation), and a connection would start it
+    // again; stopping a unit that is not active does nothing.
+    stop: extra.flatMap((i) => [service(i), ...sockets(i)]),
+    disable: extra.map(service),
   };
 }
 

@@ -138,7 +138,10 @@ if (sb) {
     const s = await status();
     const states = s.daemons.filter((d) => d.name.startsWith('secondary-')).map((d) => `${d.name} ${d.state.replace(/^(busy|full)$/, 'ready')}`);
     t.same(states, ['secondary-1 ready', 'secondary-2 stopped', 'secondary-3 stopped', 'secondary-4 stopped'], 'the scoreboard shows the removed ones stopped');
-    t.equal((await sb.out('ls /run/dispatchd | tr "\\n" " "')).trim(), 'main.fifo main.sock secondary-1.fifo secondary-1.sock watchdog.fifo', 'their sockets and FIFOs are gone');
+    const left = (await sb.out('ls /run/dispatchd | tr "\\n" " "')).trim();
+    // On a failure, systemd's view of the secondaries' units says which one came back and how.
+    const units = left === 'main.fifo main.sock secondary-1.fifo secondary-1.sock watchdog.fifo' ? '' : `; units: ${(await sb.out("systemctl list-units --all --plain --no-legend 'dispatchd-secondary*'")).trim().replace(/\s*\n\s*/g, ' | ')}`;
+    t.equal(left, 'main.fifo main.sock secondary-1.fifo secondary-1.sock watchdog.fifo', `their sockets and FIFOs are gone${units}`);
     await until("main's STATUS= to count 1 secondary", 5_000, async () => (/ 1 secondaries alive/.test((await sb.show('dispatchd-main.service', 'StatusText')).StatusText ?? '') ? true : undefined));
     t.pass("main's STATUS= counts 1 secondary");
     const before = (await status()).daemons.find((d) => d.name === 'secondary-1')!.requests;
