@@ -16,8 +16,8 @@
  * cost of the hops.
  *
  * Until the leases from credits (issue 12), the front also asked the back over a FIFO for
- * each request, as main then asked a secondary; docs/BENCHMARKS.md quotes that floor
- * ("same hops, FIFO round trip") where it compares with figures of that time.
+ * each request, as main then asked a secondary; docs/BENCHMARKS.md marks the figures of that
+ * floor where it quotes them ("What is measured", "Leases from credits").
  *
  *   node build/bench/relay-floor.js --role front --socket PATH --back-socket PATH
  *   node build/bench/relay-floor.js --role back --socket PATH

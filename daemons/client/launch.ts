@@ -3,14 +3,14 @@
  * /usr/bin/dispatchctl. `npm run build` bundles this module, dispatchctl.ts and everything
  * `dispatchctl request` loads into one CommonJS file, build/daemons/client/dispatchctl.cjs
  * (esbuild; the `build:cli` script), which is what the package installs as the command: a
- * request then starts by compiling one 50 kB script, where the ES modules took ~20 module
- * resolutions and loads (on Node.js 20, 58 ms against `node -e 0`'s 24 ms; see
- * docs/BENCHMARKS.md "cli"). Every other command, `--version`, and the configuration's
- * parser (`request` with DATA on standard input) stay ES modules beside the bundle
- * (dispatchctl-cli.ts, version.ts, config.ts), loaded with import() when used. No module is
- * both in the bundle and loaded beside it except the small shared ones (errors.ts and its
- * like), and nothing but strings and DispatchErrors (errors.ts: recognised across copies)
- * passes between the two.
+ * request then starts by compiling one ~50 kB script, where the ES modules took ~20 module
+ * resolutions and loads (Node.js 20, plain suite: 58 ms before the bundle, 40 ms with it,
+ * `node -e 0` 24–26 ms; docs/BENCHMARKS.md "Command line"). Every other command,
+ * `--version`, and the configuration's parser (`request` with DATA on standard input) stay
+ * ES modules beside the bundle (dispatchctl-cli.ts, version.ts, config.ts), loaded with
+ * import() when used. No module is both in the bundle and loaded beside it except the small
+ * shared ones (errors.ts and its like), and nothing but strings and DispatchErrors
+ * (errors.ts: recognised across copies) passes between the two.
  *
  * This module turns on Node.js's on-disk compile cache where the running Node.js has one
  * (module.enableCompileCache(), Node.js 22.1 and later), then loads dispatchctl. The cache

@@ -101,6 +101,7 @@ export async function runRequest(a: RequestCommand): Promise<void> {
   }
   // Done once the result is handed to the system: the session's orderly close with the
   // secondary (its end of the connection) and the kept connection to main end with the
-  // process, as the kernel closes them. Waiting for them cost ~2 ms of a ~40 ms command.
+  // process, as the kernel closes them. Waiting for them took 1.6–2 ms in a traced run of a
+  // ~40 ms command (0.6 ms of the median over 60 runs).
   process.exit(0);
 }
