@@ -11,15 +11,27 @@ import { stderrIsJournal } from '../common/journal-stream.js';
 const HINTS: Partial<Record<string, string>> = {
   TIMEOUT: 'raise --timeout (ms) if the request needs longer',
   DEADLINE_EXCEEDED: 'dispatchctl takes it as --deadline (ms)',
-  PAYLOAD_TOO_LARGE: 'send less, or raise max_payload_bytes in /etc/dispatchd/dispatchd.conf',
+  PAYLOAD_TOO_LARGE: "send less, or raise max_payload_bytes (a type's own in its file in /etc/dispatchd/types.d, else [secondary] max_payload_bytes in /etc/dispatchd/dispatchd.conf)",
   BUSY: 'retry later, or raise max_leases / add secondaries (dispatchctl scale N)',
 };
 
 /** One line saying what failed, why, what to do, and the error's stable code (no newline). */
 export function errorLine(what: string, err: unknown): string {
   const de = err instanceof DispatchError ? err : undefined;
-  const hint = de && HINTS[de.code] && !reason(err).includes(HINTS[de.code]!) ? `; ${HINTS[de.code]}` : '';
-  return `dispatchctl: ${what}: ${reason(err)}${hint}${de ? ` [${de.code}]` : ''}`;
+  const why = reason(err);
+  const hint = de ? HINTS[de.code] : undefined;
+  return `dispatchctl: ${what}: ${why}${hint ? withHint(why, hint) : ''}${de ? ` [${de.code}]` : ''}`;
+}
+
+/**
+ * What `hint` adds to the message `why`: nothing when it says it already, only the rest when
+ * the message already ends with the hint's first clause (the server's "…; send less"), else
+ * the whole hint after a semicolon.
+ */
+function withHint(why: string, hint: string): string {
+  if (why.includes(hint)) return '';
+  const first = hint.split(',')[0]!;
+  return first !== hint && why.endsWith(first) ? hint.slice(first.length) : `; ${hint}`;
 }
 
 /** Writes {@link errorLine} to standard error and exits with the error's exit code. */
@@ -27,6 +39,19 @@ export function fail(what: string, err: unknown): never {
   // <3>: priority err for journald (sd-daemon(3)), so that `journalctl -p err` shows it.
   process.stderr.write(`${stderrIsJournal() ? '<3>' : ''}${errorLine(what, err)}\n`);
   process.exit(err instanceof DispatchError ? exitCodeFor(err.code) : EXIT.FAILURE);
+}
+
+/**
+ * Handles a failed write to standard output for the whole run (call once, first): a reader
+ * that closed its end (EPIPE: `dispatchctl … | head -c 1`) took what it wanted, so
+ * dispatchctl exits 0 quietly; any other failure (ENOSPC on a full disk, EIO) is one error
+ * line and exit 1. Without it Node.js throws the stream's 'error' event with a stack trace.
+ */
+export function guardStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT.OK);
+    fail('failed to write to standard output', err);
+  });
 }
 
 /** Writes `b` to standard output; resolves once it is handed to the system. */

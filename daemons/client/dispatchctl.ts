@@ -18,8 +18,11 @@
  * (dispatchctl.cjs, see launch.ts); the units' ExecReload= run it as is.
  */
 
+import { guardStdout } from './cli-output.js';
+
 /** Runs the command line `args` (process.argv without node and the script). */
 async function main(args: readonly string[]): Promise<void> {
+  guardStdout();
   // --version first: it needs neither the argument parser nor the client library.
   const request = args.length === 1 && args[0] === '--version' ? undefined : (await import('./request-argv.js')).parseRequestArgv(args);
   if (request) {

@@ -73,11 +73,22 @@ async function payloadLimit(file: string | undefined): Promise<{ maxBytes: numbe
   }
 }
 
+/** Whether standard input is a directory (`dispatchctl request sha256 < /`); false when fd 0 cannot be examined. */
+function stdinIsDirectory(): boolean {
+  try {
+    return fs.fstatSync(0).isDirectory();
+  } catch {
+    return false; // closed or unusable: reading it reports the error
+  }
+}
+
 /** Runs `dispatchctl request`; on failure writes one line and exits (cli-output.ts fail). */
 export async function runRequest(a: RequestCommand): Promise<void> {
   let data: Buffer;
   try {
     if (a.data === undefined) {
+      // A directory reads as nothing in Node.js: refuse it rather than send empty DATA.
+      if (stdinIsDirectory()) throw new DispatchError('BAD_REQUEST', "standard input is a directory; redirect a file into dispatchctl, or give DATA as an argument");
       const limit = await payloadLimit(a.config);
       data = await readStdin(limit.maxBytes, limit.source);
     } else {

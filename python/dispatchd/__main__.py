@@ -25,7 +25,8 @@ CONFIG = "/etc/dispatchd/dispatchd.conf"
 HINTS = {
     "TIMEOUT": "raise --timeout (ms) if the request needs longer",
     "DEADLINE_EXCEEDED": "python3 -m dispatchd takes it as --deadline (ms)",
-    "PAYLOAD_TOO_LARGE": "send less, or raise max_payload_bytes in /etc/dispatchd/dispatchd.conf",
+    "PAYLOAD_TOO_LARGE": "send less, or raise max_payload_bytes (a type's own in its file in /etc/dispatchd/types.d, "
+    "else [secondary] max_payload_bytes in /etc/dispatchd/dispatchd.conf)",
     "BUSY": "retry later, or raise max_leases / add secondaries (dispatchctl scale N)",
 }
 
@@ -34,9 +35,18 @@ def error_line(what: str, err: BaseException) -> str:
     """One line saying what failed, why, what to do, and the error's stable code."""
     if isinstance(err, DispatchError):
         hint = HINTS.get(err.code)
-        extra = f"; {hint}" if hint and hint not in err.message else ""
-        return f"dispatchd: {what}: {err.message}{extra} [{err.code}]"
+        return f"dispatchd: {what}: {err.message}{_with_hint(err.message, hint) if hint else ''} [{err.code}]"
     return f"dispatchd: {what}: {err}"
+
+
+def _with_hint(why: str, hint: str) -> str:
+    """What ``hint`` adds to ``why``: nothing when it says it already, only the rest when the
+    message already ends with the hint's first clause (the server's "...; send less"), else the
+    whole hint after a semicolon (as dispatchctl's cli-output.ts)."""
+    if hint in why:
+        return ""
+    first = hint.split(",")[0]
+    return hint[len(first):] if first != hint and why.endswith(first) else f"; {hint}"
 
 
 def _fail(what: str, err: BaseException) -> int:

@@ -9,6 +9,9 @@ import sys
 import tempfile
 import unittest
 
+from dispatchd import DispatchError
+from dispatchd.__main__ import error_line
+
 from .fake_servers import FakeSuite
 from .test_scoreboard import write_board
 
@@ -100,3 +103,11 @@ class CliTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ErrorLineTest(unittest.TestCase):
+    def test_the_servers_send_less_is_not_said_twice(self) -> None:
+        line = error_line("'upper' request failed", DispatchError("PAYLOAD_TOO_LARGE", "the 'upper' request carries 2000000 bytes, more than its type's max_payload_bytes (1048576 bytes); send less"))
+        self.assertEqual(line.count("send less"), 1, line)
+        self.assertTrue(line.endswith("; send less, or raise max_payload_bytes (a type's own in its file in /etc/dispatchd/types.d, else [secondary] max_payload_bytes in /etc/dispatchd/dispatchd.conf) [PAYLOAD_TOO_LARGE]"), line)
+        self.assertEqual(error_line("x", DispatchError("TIMEOUT", "no answer")), "dispatchd: x: no answer; raise --timeout (ms) if the request needs longer [TIMEOUT]")

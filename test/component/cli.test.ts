@@ -101,8 +101,33 @@ t.test('errors: one line on stderr and the documented exit code', async (t) => {
   t.equal(big.code, EXIT.REJECTED, 'a payload over the server\'s max_payload_bytes is refused (65), not a protocol error');
   t.match(big.stderr, /^dispatchctl: 'echo' request failed: /, 'by the server');
   t.match(big.stderr, /too large.*raise max_payload_bytes/);
+  t.equal(big.stderr.split('send less').length - 1, 1, `the hint says "send less" once: ${big.stderr}`);
   t.equal((await suite.dispatchctl(['-h'])).code, 0, '-h is help');
   t.equal(gone.stderr.trim().split('\n').length, 1);
+});
+
+t.test('standard output that fails: a reader that goes away is a quiet exit 0, a full disk one error line', async (t) => {
+  // A result far larger than a pipe holds, to a reader that closes its end at once.
+  const child = spawn(process.execPath, [DISPATCHCTL, '--socket', suite.mainSocket, 'request', 'echo', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout.destroy();
+  child.stdin.end(Buffer.alloc(8 << 20, 0x61));
+  const [code] = await once(child, 'close');
+  t.equal(code, 0, 'exit 0: the reader took what it wanted');
+  t.equal(stderr, '', 'and nothing on stderr (no stack trace)');
+  const full = spawnSync(DISPATCHCTL, ['--socket', suite.mainSocket, 'request', 'echo', 'hello'], { stdio: ['ignore', fs.openSync('/dev/full', 'w'), 'pipe'], encoding: 'utf8' });
+  t.equal(full.status, EXIT.FAILURE, 'a full disk: exit 1');
+  t.match(full.stderr, /^dispatchctl: failed to write to standard output: .*ENOSPC.*\n$/, 'one line naming ENOSPC');
+  const version = spawnSync(DISPATCHCTL, ['--version'], { stdio: ['ignore', fs.openSync('/dev/full', 'w'), 'pipe'], encoding: 'utf8' });
+  t.match(version.stderr, /^dispatchctl: failed to write to standard output: .*ENOSPC.*\n$/, '--version alike');
+});
+
+t.test('request: a directory on standard input is refused, not sent as empty DATA', async (t) => {
+  const r = spawnSync(DISPATCHCTL, ['--socket', suite.mainSocket, 'request', 'sha256'], { stdio: [fs.openSync(suite.dir, 'r'), 'pipe', 'pipe'], encoding: 'utf8' });
+  t.equal(r.status, EXIT.REJECTED, 'exit 65');
+  t.equal(r.stdout, '', 'no result');
+  t.match(r.stderr, /^dispatchctl: 'sha256' request not sent: standard input is a directory; .*\[BAD_REQUEST\]\n$/);
 });
 
 t.test('request: standard input past max_payload_bytes is refused at once, not read whole', async (t) => {
