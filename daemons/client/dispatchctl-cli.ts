@@ -5,6 +5,7 @@
  * config-commands.ts). dispatchctl.ts comes here for every command line that its fast path
  * (request-argv.ts) leaves.
  */
+import path from 'node:path';
 import yargs from 'yargs';
 import { DEFAULT_CONFIG_PATH } from '../common/config-path.js';
 import { EXIT } from '../common/exit-codes.js';
@@ -50,8 +51,29 @@ function wholeMs(args: readonly string[], name: string, [min, max]: readonly [nu
  */
 const STDIN = '\0-';
 
+/** yargs's option for a completion request (the script that `dispatchctl completion` prints uses it). */
+const COMPLETIONS = '--get-yargs-completions';
+
+/**
+ * `dispatchctl request <TAB>`: the declared request types that start with the word typed,
+ * one per line; true when `args` asked for that. The completion script passes bash's
+ * COMP_WORDS after COMPLETIONS, the command's own name first. Answered here rather than in
+ * yargs's completion function, which cannot wait for the types: yargs goes on to validate the
+ * command line (in strict mode: an error) before an asynchronous answer comes.
+ */
+async function completeRequestType(args: readonly string[]): Promise<boolean> {
+  if (args[0] !== COMPLETIONS) return false;
+  const words = args.slice(1);
+  if (words.length > 0 && path.basename(words[0]!) === 'dispatchctl') words.shift();
+  if (words.length !== 2 || words[0] !== 'request') return false;
+  const { typeNames } = await import('./config-commands.js');
+  process.stdout.write(typeNames().filter((n) => n.startsWith(words[1]!)).map((n) => `${n}\n`).join(''));
+  return true;
+}
+
 /** Parses `args` (process.argv without node and the script) and runs the command. */
 export async function runCli(args: readonly string[], run: CommandRunners = LOADED): Promise<void> {
+  if (await completeRequestType(args)) return;
   const argv = args.map((a) => (a === '-' ? STDIN : a));
   await yargs(argv)
     .parserConfiguration({ 'populate--': true })
@@ -125,12 +147,8 @@ export async function runCli(args: readonly string[], run: CommandRunners = LOAD
       (y) => y.positional('file', { type: 'string', describe: 'the file to check' }),
       async (a) => (await import('./config-commands.js')).runCheckConfig({ file: a.file }),
     )
-    .completion('completion', 'print a bash completion script (the package installs it as /usr/share/bash-completion/completions/dispatchctl)', (current: string, a: { _: Array<string | number> }, defaultCompletion: () => void, done: (completions: string[]) => void) => {
-      // `dispatchctl request <TAB>` offers the declared types; everything else as yargs would.
-      const words = a._.map(String);
-      if (words[0] === 'request' && words.length === 2) void import('./config-commands.js').then(({ typeNames }) => done(typeNames().filter((n) => n.startsWith(current))));
-      else defaultCompletion();
-    })
+    // `dispatchctl request <TAB>` is answered before yargs (completeRequestType); the rest here.
+    .completion('completion', 'print a bash completion script (the package installs it as /usr/share/bash-completion/completions/dispatchctl)')
     .demandCommand(1, 'name a command: request, status, types, scale, check-config or completion')
     .strict()
     .version(VERSION)

@@ -253,6 +253,8 @@ if (sb) {
       (await sb.out(`source /usr/share/bash-completion/completions/dispatchctl; COMP_WORDS=(${words}); COMP_CWORD=$((\${#COMP_WORDS[@]} - 1)); _dispatchctl_yargs_completions; echo "\${COMPREPLY[@]}"`)).trim();
     t.match(await complete('dispatchctl ""'), /request.*status.*scale.*check-config/, 'commands complete');
     t.match(await complete('dispatchctl status --f'), /--format/, 'options complete');
+    t.equal(await complete('dispatchctl request ""'), 'echo sha256 sleep', 'request types complete');
+    t.equal(await complete('dispatchctl request s'), 'sha256 sleep', 'from their first letters');
   });
 
   t.test('no unexpected errors in the journal', async (t) => {
