@@ -92,7 +92,7 @@ const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 
  * Resolves once it listens.
  * @throws Error when it exits first.
  */
-export async function startSocketHolder(dir: string, libraries = false): Promise<{ pid: number; stop: () => void }> {
+async function startSocketHolder(dir: string, libraries = false): Promise<{ pid: number; stop: () => void }> {
   const socket = path.join(dir, libraries ? 'libraries-node.sock' : 'bare-node.sock');
   fs.rmSync(socket, { force: true });
   const load = libraries ? `const r = require('node:module').createRequire(${JSON.stringify(path.join(PACKAGE_ROOT, 'package.json'))}); for (const l of ${JSON.stringify(DAEMON_LIBRARIES)}) r(l);` : '';
@@ -102,4 +102,21 @@ export async function startSocketHolder(dir: string, libraries = false): Promise
     child.once('exit', (code) => reject(new Error(`the bare node process holding ${socket} exited ${code}`)));
   });
   return { pid: child.pid!, stop: () => void child.kill() };
+}
+
+/**
+ * The idle measure's two reference processes in `dir`: the baseline ({@link BARE_NODE}) and
+ * its floor with the daemons' libraries ({@link LIBRARIES_NODE}), by name for measureIdle;
+ * `stop` ends both. Neither is left running when the second fails to start.
+ * @throws Error when either exits before it listens.
+ */
+export async function startIdleReferences(dir: string): Promise<{ pids: Record<string, number>; stop: () => void }> {
+  const bare = await startSocketHolder(dir);
+  try {
+    const floor = await startSocketHolder(dir, true);
+    return { pids: { [BARE_NODE]: bare.pid, [LIBRARIES_NODE]: floor.pid }, stop: () => (bare.stop(), floor.stop()) };
+  } catch (err) {
+    bare.stop();
+    throw err;
+  }
 }

@@ -44,7 +44,7 @@ import type { LoadResult } from './load.js';
 import { ensureDeb, ProcessSuite, ROOT } from '../test/helpers/index.js';
 import { ACTIVATE_PY } from '../test/helpers/paths.js';
 import type { CliStartResult } from './cli-start.js';
-import { BARE_NODE, LIBRARIES_NODE, measureIdle, sampleProcess, startSocketHolder, type IdleResult } from './proc-stats.js';
+import { BARE_NODE, LIBRARIES_NODE, measureIdle, sampleProcess, startIdleReferences, type IdleResult } from './proc-stats.js';
 import { renderMarkdown, summarise, writeMarkdown, type BenchResults, type MeasureRow } from './report.js';
 import { BareServer, RelayFloor } from './servers.js';
 import { median } from './stats.js';
@@ -393,15 +393,15 @@ if (measures.has('idle') && (targets.has('plain') || targets.has('systemd'))) {
         // first collections) end before the idle window opens.
         await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
         const units = suiteDaemons(DEFAULT_SECONDARIES).map(serviceUnit);
-        // The baseline of the RSS ratio: a bare node process holding one socket, on the host
-        // beside the plain daemons (the systemd worker starts its own inside the sandbox).
+        // The baseline of the RSS ratio, a bare node process holding one socket, and its
+        // floor, the same with the daemons' libraries loaded: on the host beside the plain
+        // daemons (the systemd worker starts its own inside the sandbox).
         const holderDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-bench-idle-'));
-        const holder = plain ? await startSocketHolder(holderDir) : undefined;
-        // The floor of that ratio: the same process with the daemons' libraries loaded.
-        const floorNode = plain ? await startSocketHolder(holderDir, true) : undefined;
+        let refs: Awaited<ReturnType<typeof startIdleReferences>> | undefined;
         try {
+          if (plain) refs = await startIdleReferences(holderDir);
           const [p, b, s] = await Promise.all([
-            plain ? measureIdle({ ...plain.pids(), ...(holder ? { [BARE_NODE]: holder.pid } : {}), ...(floorNode ? { [LIBRARIES_NODE]: floorNode.pid } : {}) }, argv['idle-seconds']) : undefined,
+            plain ? measureIdle({ ...plain.pids(), ...refs?.pids }, argv['idle-seconds']) : undefined,
             // The bare server alongside: the floor of this stack (Node, the framing, the handlers).
             plain && bare ? measureIdle({ 'bare server (floor)': bare.pid }, argv['idle-seconds']) : undefined,
             sys ? (sys.worker(['idle', '--seconds', String(argv['idle-seconds']), '--units', units.join(',')]) as Promise<{ daemons: IdleResult[] }>) : undefined,
@@ -411,8 +411,7 @@ if (measures.has('idle') && (targets.has('plain') || targets.has('systemd'))) {
           const others = (d: IdleResult[] | undefined) => d?.filter((x) => x.name !== BARE_NODE && x.name !== LIBRARIES_NODE);
           other.idle = { plain: others(p), bare: b?.[0], systemd: others(s?.daemons), bareNode: { plain: plainNode, systemd: sysNode }, librariesNode: { plain: plainFloor, systemd: sysFloor } };
         } finally {
-          holder?.stop();
-          floorNode?.stop();
+          refs?.stop();
           fs.rmSync(holderDir, { recursive: true, force: true });
         }
       } finally {

@@ -24,7 +24,7 @@ import { DEFAULT_SECONDARIES, MAIN, SCOREBOARD_UNIT, serviceUnit, suiteDaemons }
 import { until } from '../test/helpers/until.js';
 import { runLoad, type LoadMode, type TargetKind } from './load.js';
 import { measureCliStart } from './cli-start.js';
-import { BARE_NODE, LIBRARIES_NODE, measureIdle, startSocketHolder } from './proc-stats.js';
+import { measureIdle, startIdleReferences } from './proc-stats.js';
 
 const { positionals, values: v } = parseArgs({
   allowPositionals: true,
@@ -113,16 +113,11 @@ async function idle(units: string[], seconds: number): Promise<object> {
   const pids: Record<string, number> = {};
   for (const u of units) pids[u] = Number(sh('systemctl', 'show', '-p', 'MainPID', '--value', u));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-idle-'));
-  const holder = await startSocketHolder(dir);
-  const floor = await startSocketHolder(dir, true).catch((err: unknown) => {
-    holder.stop();
-    throw err;
-  });
+  const refs = await startIdleReferences(dir);
   try {
-    return { daemons: await measureIdle({ ...pids, [BARE_NODE]: holder.pid, [LIBRARIES_NODE]: floor.pid }, seconds) };
+    return { daemons: await measureIdle({ ...pids, ...refs.pids }, seconds) };
   } finally {
-    holder.stop();
-    floor.stop();
+    refs.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

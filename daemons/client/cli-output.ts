@@ -48,13 +48,20 @@ export function fail(what: string, err: unknown): never {
  * line and exit 1. Without it Node.js throws the stream's 'error' event with a stack trace.
  */
 export function guardStdout(): void {
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(EXIT.OK);
-    fail('failed to write to standard output', err);
-  });
+  process.stdout.on('error', stdoutFailed);
 }
 
-/** Writes `b` to standard output; resolves once it is handed to the system. */
+/** What a failed write to standard output ends in, whoever sees it first (see {@link guardStdout}). */
+function stdoutFailed(err: NodeJS.ErrnoException): never {
+  if (err.code === 'EPIPE') process.exit(EXIT.OK);
+  fail('failed to write to standard output', err);
+}
+
+/**
+ * Writes `b` to standard output; resolves once it is handed to the system. A failed write
+ * ends the run as {@link guardStdout} says (the write's callback hears of it before the
+ * stream's 'error' event: both end the same way).
+ */
 export function writeStdout(b: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => process.stdout.write(b, (err) => (err ? reject(err) : resolve())));
+  return new Promise((resolve) => process.stdout.write(b, (err) => (err ? stdoutFailed(err) : resolve())));
 }

@@ -161,10 +161,11 @@ if (sb) {
   });
 
   t.test('dispatchctl status: table, JSON, OpenMetrics, --watch on a pipe and on a terminal', async (t) => {
-    const granted = (await status()).daemons.find((d) => d.name === 'main')!.requests;
+    const mainLeases = async () => (await status()).daemons.find((d) => d.name === 'main')!.requests;
+    const granted = await mainLeases();
     for (let i = 0; i < 5; i++) await sb.out(`dispatchctl request echo status-${i}`);
     // Main publishes its counters on its tick (TICK_MS): they lag by up to one.
-    await until('main to publish the 5 leases', 3 * TICK_MS, async () => ((await status()).daemons.find((d) => d.name === 'main')!.requests >= granted + 5 ? true : undefined));
+    await until('main to publish the 5 leases', 3 * TICK_MS, async () => ((await mainLeases()) >= granted + 5 ? true : undefined));
     const table = await sb.out('dispatchctl status');
     t.match(table.split('\n')[0], /^NAME\s+PID\s+STATE\s+ACTIVE\s+REQUESTS\s+FAILED\s+LATENCY\s+HEARTBEAT\s+RESTARTS$/, 'the table header');
     t.match(table, /^main\s+\d+\s+ready\s+\d+\s+\d+\s+\d+\s+[\d.]+m?s\/[\d.]+m?s\s/m, 'main with its lease latency mean/max');
