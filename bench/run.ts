@@ -87,7 +87,7 @@ const argv = await yargs(hideBin(process.argv))
   .option('deb', { type: 'string', describe: 'install this .deb (default: dist/, rebuilt when stale)' })
   .option('json', { type: 'string', default: 'build/bench/results.json', describe: "where to write the results as JSON ('-': standard output)" })
   .option('markdown', { type: 'string', default: 'docs/BENCHMARKS.md', describe: "Markdown file whose bench:begin/end block is replaced ('': none)" })
-  .option('cpu-prof', { type: 'string', describe: 'write V8 CPU profiles of the plain daemons and bare servers to this directory' })
+  .option('cpu-prof', { type: 'string', describe: 'write V8 CPU profiles of the plain daemons, the bare servers, the floor and the load workers on the host to this directory' })
   .option('progress', { type: 'boolean', default: Boolean(process.stderr.isTTY), describe: 'progress bar (default: on a terminal)' })
   .check((a) => {
     for (const t of a.targets.split(',')) if (!(ALL_TARGETS as readonly string[]).includes(t)) throw new Error(`unknown target '${t}'`);
@@ -200,7 +200,7 @@ interface LoadProgram {
   argv: string[];
   env?: NodeJS.ProcessEnv;
 }
-const NODE_WORKER: LoadProgram = { argv: [process.execPath, path.join(ROOT, 'build/bench/worker.js')] };
+const NODE_WORKER: LoadProgram = { argv: [process.execPath, ...nodeProf, path.join(ROOT, 'build/bench/worker.js')] };
 
 function runHostWorker(args: string[], tick: (f: number) => void, program: LoadProgram = NODE_WORKER): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
@@ -489,7 +489,7 @@ const setupSteps: SetupStep[] = [];
 const used = new Set(jobs.flatMap((j) => j.uses));
 const isUp = (s: Server): boolean => (s === 'spawn' ? plain !== undefined : { bare, cluster, floor, plain, 'plain-1': plainOne, systemd: sys }[s] !== undefined);
 if (used.has('bare')) setupSteps.push({ what: 'start the bare server', run: async () => void (bare = await BareServer.start(0, nodeProf)) });
-if (used.has('floor')) setupSteps.push({ what: 'start the handshake floor (bench/relay-floor.ts)', run: async () => void (floor = await RelayFloor.start()) });
+if (used.has('floor')) setupSteps.push({ what: 'start the handshake floor (bench/relay-floor.ts)', run: async () => void (floor = await RelayFloor.start(nodeProf)) });
 if (used.has('cluster')) setupSteps.push({ what: `start node:cluster (${argv.secondaries} workers)`, run: async () => void (cluster = await BareServer.start(argv.secondaries, nodeProf)) });
 if (used.has('plain')) setupSteps.push({ what: `start dispatchd as plain processes (${argv.secondaries} secondaries)`, run: async () => void (plain = await startPlain(argv.secondaries)) });
 if (used.has('plain-1')) setupSteps.push({ what: 'start dispatchd as plain processes (1 secondary)', run: async () => void (plainOne = await startPlain(1)) });

@@ -84,10 +84,10 @@ export class RelayFloor {
   private constructor(private readonly children: ChildProcess[], private readonly dir: string, readonly socket: string) {}
 
   /** @throws Error when a process exits or is not listening within 10 s. */
-  static async start(): Promise<RelayFloor> {
+  static async start(nodeArgs: string[] = []): Promise<RelayFloor> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-bench-relay-'));
     const p = (n: string) => path.join(dir, n);
-    const spawnRole = (role: string, args: string[]) => spawn(process.execPath, [RELAY, '--role', role, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
+    const spawnRole = (role: string, args: string[]) => spawn(process.execPath, [...nodeArgs, RELAY, '--role', role, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
     const back = spawnRole('back', ['--socket', p('back.sock')]);
     const front = spawnRole('front', ['--socket', p('front.sock'), '--back-socket', p('back.sock')]);
     const relay = new RelayFloor([front, back], dir, p('front.sock'));
