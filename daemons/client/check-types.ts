@@ -12,7 +12,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { findLine, type Config } from '../common/config.js';
+import type { Config } from '../common/config.js';
+import { findLine } from '../common/toml-lines.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { isPersistent, type RequestType } from '../common/request-type.js';
 import { checkServeLists, loadTypesFor, type TypeRegistry } from '../common/type-registry.js';

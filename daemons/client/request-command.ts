@@ -1,8 +1,8 @@
 /**
  * `dispatchctl request TYPE [DATA]`: sends one request and writes the result's bytes to
  * standard output. Loaded by itself for the command line's fast path (request-argv.ts), so
- * it imports only what a request needs: the client library, and the configuration's parser
- * only when DATA comes from standard input (for its size limit).
+ * it imports only what a request needs: the client library, and the configuration's
+ * `max_payload_bytes` (payload-limit.ts) only when DATA comes from standard input.
  */
 import fs from 'node:fs';
 import { DEFAULT_CONFIG_PATH } from '../common/config-path.js';
@@ -55,18 +55,19 @@ function readStdin(maxBytes: number, limitSource: string): Promise<Buffer> {
 }
 
 /**
- * The most a request may carry, from the configuration's `[secondary] max_payload_bytes`.
- * A missing default file means the defaults; an unreadable or invalid one leaves the check
- * to the server (the protocol's ceiling); a missing or bad file named with --config throws.
+ * The most a request may carry, from the configuration's `[secondary] max_payload_bytes`
+ * (payload-limit.ts: that key alone, without the schema library). A missing default file
+ * means the default; an unreadable or invalid one leaves the check to the server (the
+ * protocol's ceiling); a missing or bad file named with --config throws.
  *
  * @throws DispatchError CONFIG_UNREADABLE, CONFIG_INVALID (only for an explicit file).
  */
 async function payloadLimit(file: string | undefined): Promise<{ maxBytes: number; source: string }> {
+  const path = file ?? DEFAULT_CONFIG_PATH;
   try {
-    const path = file ?? DEFAULT_CONFIG_PATH;
-    const { loadConfig } = await import('../common/config.js');
-    const c = loadConfig(path, file !== undefined);
-    return { maxBytes: c.secondary.max_payload_bytes, source: fs.existsSync(path) ? `max_payload_bytes, from ${path}` : `the default max_payload_bytes; ${path} is absent` };
+    const { loadPayloadLimit } = await import('../common/payload-limit.js');
+    const { maxBytes, set } = loadPayloadLimit(path, file !== undefined);
+    return { maxBytes, source: set ? `max_payload_bytes, from ${path}` : fs.existsSync(path) ? `the default max_payload_bytes; ${path} does not set it` : `the default max_payload_bytes; ${path} is absent` };
   } catch (err) {
     if (file !== undefined) throw err;
     return { maxBytes: MAX_BODY_BYTES_CEILING, source: "the protocol's ceiling" };

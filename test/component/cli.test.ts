@@ -59,7 +59,8 @@ t.test('request runs from the bundle alone: no ES module, neither yargs nor the 
   t.strictSame(files(r.modules), [], 'and no other file: the request path is in the bundle');
   const stdin = await dispatchctlModules(['--socket', suite.mainSocket, 'request', 'echo', '--config', suite.configPath], 'from stdin');
   t.equal(stdin.stdout, 'from stdin', 'DATA from standard input');
-  t.ok(stdin.modules.some((m) => m.endsWith('/common/config.js')), 'loads the configuration parser beside the bundle, for the size limit');
+  t.ok(stdin.modules.some((m) => m.endsWith('/common/payload-limit.js')), 'loads the reader of max_payload_bytes beside the bundle, for the size limit');
+  t.strictSame(stdin.modules.filter((m) => /\/node_modules\/(yargs|yargs-parser|zod|prom-client|log-update)\//.test(m) || m.endsWith('/common/config.js')), [], 'and not the configuration schema (zod) nor yargs');
   const version = await dispatchctlModules(['--version']);
   t.strictSame(version.modules.filter((m) => heavy.test(m)), [], '--version loads none of them either');
   t.strictSame(files(version.modules).map((m) => path.basename(m)), ['version.js'], '--version loads version.js only');
@@ -156,6 +157,11 @@ t.test('request: standard input past max_payload_bytes is refused at once, not r
   const missing = await suite.dispatchctl(['request', 'echo', '--config', path.join(suite.dir, 'no.conf')], 'x');
   t.equal(missing.code, EXIT.CONFIG, 'a --config file that is not there: exit 78');
   t.match(missing.stderr, /failed to read configuration .*no\.conf/);
+  const tooSmall = path.join(suite.dir, 'too-small.conf');
+  fs.writeFileSync(tooSmall, '[secondary]\nmax_payload_bytes = 1024\n');
+  const bad = await suite.dispatchctl(['request', 'echo', '--config', tooSmall], 'x');
+  t.equal(bad.code, EXIT.CONFIG, 'a --config file with a bad max_payload_bytes: exit 78');
+  t.match(bad.stderr, /too-small\.conf' line 2: key 'secondary\.max_payload_bytes': an integer from 16777216 to 1073741824 .*\[CONFIG_INVALID\]\n$/);
   const fromArg = await suite.dispatchctl(['request', 'echo', 'x', '--config', path.join(suite.dir, 'no.conf')]);
   t.equal(fromArg.code, 0, 'DATA from the argument does not need the configuration');
 });

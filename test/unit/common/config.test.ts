@@ -4,8 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { changedKeys, ConfigSchema, defaultConfig, DEFAULT_CONFIG_PATH, lineOf, loadConfig, mergeReload, parseConfig, type Config } from '../../../daemons/common/config.js';
+import { changedKeys, ConfigSchema, defaultConfig, DEFAULT_CONFIG_PATH, loadConfig, mergeReload, parseConfig, type Config } from '../../../daemons/common/config.js';
 import { checkPaths, loadPaths } from '../../../daemons/common/paths-section.js';
+import { checkPayloadLimit, DEFAULT_MAX_PAYLOAD_BYTES, loadPayloadLimit, MIN_MAX_PAYLOAD_BYTES } from '../../../daemons/common/payload-limit.js';
+import { lineOf } from '../../../daemons/common/toml-lines.js';
 import type { DispatchError } from '../../../daemons/common/errors.js';
 import { MAX_SECONDARIES } from '../../../daemons/common/topology.js';
 
@@ -255,6 +257,50 @@ t.test("checkPaths answers as ConfigSchema's paths: same success, same paths", a
     }),
     { numRuns: 2000 },
   );
+});
+
+t.test("checkPayloadLimit answers as ConfigSchema's secondary.max_payload_bytes: ConfigSchema refuses what it refuses, and takes the same limit", async (t) => {
+  const value = fc.oneof(
+    fc.constantFrom(MIN_MAX_PAYLOAD_BYTES - 1, MIN_MAX_PAYLOAD_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, 1024 ** 3, 1024 ** 3 + 1, 2 ** 53, 0, -1, 16.5 * 1024 * 1024, NaN, Infinity),
+    fc.integer(),
+    fc.double(),
+    fc.string(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.constant(new Date(0)),
+  );
+  const section = fc.oneof(fc.constant(undefined), fc.record({ max_payload_bytes: value }, { requiredKeys: [] }), fc.record({ max_payload_bytes: value, max_leases: fc.constantFrom(1, 32) }), value);
+  fc.assert(
+    fc.property(section, (s) => {
+      const hand = checkPayloadLimit(s);
+      const zod = ConfigSchema.shape.secondary.safeParse(s);
+      if ('problem' in hand && zod.success) throw new Error(`${String(s && typeof s === 'object' ? JSON.stringify(s) : s)}: refused by hand (${hand.problem}), taken by the schema`);
+      if (!('problem' in hand) && zod.success) t.equal(hand.maxBytes, zod.data.max_payload_bytes);
+      if (!('problem' in hand) && !zod.success && zod.error.issues.some((i) => i.path[0] === 'max_payload_bytes')) throw new Error(`${JSON.stringify(s)}: taken by hand, the schema refuses max_payload_bytes`);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+t.test('loadPayloadLimit: the limit of a file, with the file, line and key of a bad one', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-limit-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'd.conf');
+  fs.writeFileSync(file, '[main]\nqueue_max = 5\n\n[secondary]\nmax_payload_bytes = 33554432\n');
+  t.same(loadPayloadLimit(file, true), { maxBytes: 32 * 1024 * 1024, set: true });
+  fs.writeFileSync(file, '[main]\nqueue_max = 5\n');
+  t.same(loadPayloadLimit(file, true), { maxBytes: DEFAULT_MAX_PAYLOAD_BYTES, set: false }, 'not set: the default');
+  t.same(loadPayloadLimit(path.join(dir, 'absent.conf'), false), { maxBytes: DEFAULT_MAX_PAYLOAD_BYTES, set: false }, 'a missing default file: the default');
+  t.throws(() => loadPayloadLimit(path.join(dir, 'absent.conf'), true), { code: 'CONFIG_UNREADABLE' }, 'a missing file named with --config');
+  fs.writeFileSync(file, '[secondary]\n\nmax_payload_bytes = 1024\n');
+  const small = (() => { try { loadPayloadLimit(file, true); } catch (e) { return e as DispatchError; } })();
+  t.equal(small?.code, 'CONFIG_INVALID');
+  t.match(small?.message, new RegExp(`configuration '${file}' line 3: key 'secondary.max_payload_bytes': an integer from 16777216 to 1073741824`), 'names the file, line and key');
+  t.same(small?.fields, { config: file, key: 'secondary.max_payload_bytes' });
+  fs.writeFileSync(file, 'this is = = not toml\n');
+  t.throws(() => loadPayloadLimit(file, true), { code: 'CONFIG_INVALID', message: /failed to parse configuration '.*d\.conf' line 1/ });
+  fs.writeFileSync(file, 'secondary = 5\n');
+  t.throws(() => loadPayloadLimit(file, true), { code: 'CONFIG_INVALID', message: /'secondary' is not a table/ });
 });
 
 // ---- properties: the configuration parser is a decoder of an operator's (or anyone's) file -
