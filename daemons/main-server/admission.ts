@@ -80,7 +80,7 @@ export class Admission {
 
   constructor(private readonly o: AdmissionOptions) {}
 
-  /** Live secondaries at the last look at the scoreboard. */
+  /** Live secondaries at the last tick, or the last lease that found none with a credit. */
   get secondariesAlive(): number {
     return this.alive;
   }
@@ -188,11 +188,14 @@ export class Admission {
       }
       const route = this.route(type, slots);
       const serving = slots.filter((x) => x.kind !== 'secondary' || route?.instances.has(x.instance));
-      const { candidates, alive, full } = pickSecondaries(serving, this.pickOptions(Date.now()));
-      this.alive = alive;
-      this.rotation++;
       const now = Date.now();
+      // The /proc look-up only for the candidates tried, in order (one per lease while the
+      // first has credits), not for every slot: a killed secondary is still skipped at once.
+      const exists = this.o.processExists ?? processExists;
+      const { candidates } = pickSecondaries(serving, { ...this.pickOptions(now), processExists: undefined });
+      this.rotation++;
       for (const c of candidates) {
+        if (!exists(c.pid)) continue;
         const m = this.mint(c, type, now);
         if (m) {
           const socket = clientSocketPath(config.paths.runtime_dir, secondary(c.instance));
@@ -202,13 +205,16 @@ export class Admission {
         if (this.o.pool.heard(c.instance, c.generation)) sawFull = true;
         this.askIfDue(c.instance, c.generation, now);
       }
-      if (full > 0) sawFull = true;
+      // None had a credit: the counts of the error and the status line, with every process looked up.
+      const counted = pickSecondaries(serving, this.pickOptions(now));
+      this.alive = counted.alive;
+      if (counted.full > 0) sawFull = true;
       const remaining = deadline - Date.now();
       if (remaining <= 0 || this.o.queue.full) {
         if (sawFull) {
           throw new DispatchError('BUSY', `every secondary is busy (waited ${queueMs} ms in the admission queue); retry after ${BUSY_RETRY_AFTER_MS} ms`, { retryAfterMs: BUSY_RETRY_AFTER_MS, retryable: true });
         }
-        const why = alive > 0 ? `none of the ${alive} running secondaries has granted this main credits (asked with \`want\`)` : 'no secondary server is running';
+        const why = counted.alive > 0 ? `none of the ${counted.alive} running secondaries has granted this main credits (asked with \`want\`)` : 'no secondary server is running';
         throw new DispatchError('UNAVAILABLE', `${why} (waited ${queueMs} ms); check 'systemctl status dispatchd-secondary@*.service'`, { retryable: true });
       }
       this.o.queueChanged();

@@ -12,6 +12,8 @@ import type { SlotData } from '../common/scoreboard-layout.js';
 export interface Candidate {
   instance: number;
   generation: number;
+  /** Its process, as its slot says. */
+  pid: number;
   load: number;
 }
 
@@ -54,7 +56,7 @@ export function pickSecondaries(slots: readonly SlotData[], o: PickOptions): Pic
       full++;
       continue;
     }
-    candidates.push({ instance: s.instance, generation: s.generation, load: s.active / s.capacity });
+    candidates.push({ instance: s.instance, generation: s.generation, pid: s.pid, load: s.active / s.capacity });
   }
   candidates.sort((a, b) => a.load - b.load || a.instance - b.instance);
   // Rotate each run of equally loaded candidates by `rotation` positions, so that over

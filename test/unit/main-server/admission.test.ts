@@ -41,7 +41,7 @@ function build(slots: SlotData[], credits: Record<number, number>, o: { queueMs?
   const ledger = new LeaseLedger(logger);
   const pool = new CreditPool(KEY);
   const queue = new AdmissionQueue(o.queueMax ?? 100);
-  const state = { stopping: false, slots, unreadable: false, queueChanges: 0, reads: 0, now: 1_000_000, dead: new Set<number>() };
+  const state = { stopping: false, slots, unreadable: false, queueChanges: 0, reads: 0, now: 1_000_000, dead: new Set<number>(), lookups: [] as number[] };
   const types = fakeTypes(slots, o.serves, o.published ?? true);
   const grant = (n: number, count: number) => {
     const gen = state.slots.find((x) => x.instance === n)!.generation;
@@ -66,7 +66,10 @@ function build(slots: SlotData[], credits: Record<number, number>, o: { queueMs?
     stopping: () => state.stopping,
     incident: () => undefined,
     queueChanged: () => void state.queueChanges++,
-    processExists: (pid) => !state.dead.has(pid),
+    processExists: (pid) => {
+      state.lookups.push(pid);
+      return !state.dead.has(pid);
+    },
     now: () => state.now,
   });
   return { admission, wants, ledger, queue, state, config, types, grant, pool };
@@ -88,7 +91,8 @@ t.test('the least-loaded secondary with a credit gets the lease, which its own s
   t.notOk(new LeaseSigner(KEY, 2, 42).verify(grant.lease, 'sha256', Date.now()).ok, 'nor for another type');
   t.equal(ledger.out, 1, 'the ledger waits for its end');
   t.same(wants, [], 'nothing asked: main holds credits');
-  t.equal(admission.secondariesAlive, 2);
+  admission.refresh(Date.now());
+  t.equal(admission.secondariesAlive, 2, 'both alive at the tick');
   const second = await admission.lease('echo');
   t.not(second.lease, grant.lease, 'each lease its own sequence');
 });
@@ -184,6 +188,20 @@ t.test(`leases within SCOREBOARD_REUSE_MS (${SCOREBOARD_REUSE_MS} ms) share one 
   state.now += SCOREBOARD_REUSE_MS;
   await admission.lease('echo');
   t.equal(state.reads, 2, 'read again once the snapshot is SCOREBOARD_REUSE_MS old');
+});
+
+t.test('a lease looks up the process of the secondary it mints for, not of every slot; a killed one costs one look-up more', async (t) => {
+  const { admission, state } = build([secondary(1), secondary(2), secondary(3, { state: 'full', active: 4 })], { 1: 10, 2: 10 });
+  const g = await admission.lease('echo');
+  const pidOf = (n: number) => state.slots.find((x) => x.instance === n)!.pid;
+  t.same(state.lookups, [pidOf(g.secondary)], 'one /proc look-up: the chosen secondary');
+  state.lookups.length = 0;
+  const other = g.secondary === 1 ? 2 : 1;
+  state.dead.add(pidOf(other));
+  for (let i = 0; i < 4; i++) t.equal((await admission.lease('echo')).secondary, g.secondary, 'the killed one is never chosen');
+  t.ok(state.lookups.length >= 4 && state.lookups.length <= 6, `at most one look-up more per lease it came first in: ${state.lookups.length} for 4 leases`);
+  admission.refresh(Date.now());
+  t.equal(admission.secondariesAlive, 2, 'the tick does not count it alive (every process looked up)');
 });
 
 t.test("a secondary's ready, or a credit of a generation the snapshot does not show, makes the next lease read the scoreboard afresh", async (t) => {

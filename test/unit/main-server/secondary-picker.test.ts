@@ -6,9 +6,9 @@ import { daemon, NOW, secondary } from '../lib/slots.js';
 const opts = (o: Partial<PickOptions> = {}): PickOptions => ({ now: NOW, staleMs: 3000, rotation: 0, ...o });
 const order = (r: ReturnType<typeof pickSecondaries>) => r.candidates.map((c) => c.instance);
 
-t.test('a ready secondary with room is a candidate, with its generation and load', async (t) => {
+t.test('a ready secondary with room is a candidate, with its generation, process and load', async (t) => {
   const r = pickSecondaries([secondary(1, { active: 1, capacity: 4, generation: 77 })], opts());
-  t.same(r.candidates, [{ instance: 1, generation: 77, load: 0.25 }]);
+  t.same(r.candidates, [{ instance: 1, generation: 77, pid: 1001, load: 0.25 }]);
   t.equal(r.alive, 1);
   t.equal(r.full, 0);
 });
