@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from . import __version__
@@ -49,6 +50,34 @@ def _with_hint(why: str, hint: str) -> str:
     return hint[len(first):] if first != hint and why.endswith(first) else f"; {hint}"
 
 
+def _stdout_failed(err: OSError) -> int:
+    """What a failed write to standard output ends with, as dispatchctl's (cli-output.ts): a
+    reader that closed early (``| head``, EPIPE) is a quiet exit 0, the reader having taken
+    what it wanted; any other failure (a full disk, EIO) one error line and exit 1."""
+    if isinstance(err, BrokenPipeError):
+        # Python flushes stdout again at exit: point it at /dev/null so that cannot fail too
+        # (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return Exit.OK
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError:
+        pass
+    sys.stderr.write(f"dispatchd: failed to write to standard output: {err.strerror or err}\n")
+    return Exit.FAILURE
+
+
+def _flush_stdout(code: int) -> int:
+    """Flushes standard output before the exit with ``code``; a failed write ends as
+    :func:`_stdout_failed` says."""
+    try:
+        sys.stdout.flush()
+    except OSError as err:
+        return _stdout_failed(err)
+    return code
+
+
 def _fail(what: str, err: BaseException) -> int:
     sys.stderr.write(error_line(what, err) + "\n")
     return exit_code_for(err.code) if isinstance(err, DispatchError) else Exit.FAILURE
@@ -56,6 +85,12 @@ def _fail(what: str, err: BaseException) -> int:
 
 class _Parser(argparse.ArgumentParser):
     """Usage errors end with exit 64 (EX_USAGE) and one line, as dispatchctl's."""
+
+    def _print_message(self, message: str, file=None) -> None:  # type: ignore[no-untyped-def]
+        # argparse ignores a failed write (--version > /dev/full would exit 0 having printed
+        # nothing): let it reach run(), which says so.
+        if message:
+            (file or sys.stderr).write(message)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"dispatchd: {message}; see 'python3 -m dispatchd --help'\n")
@@ -134,8 +169,11 @@ def _request(a: argparse.Namespace) -> int:
         return _fail(f"'{a.type}' request failed", err)
     if a.verbose:
         sys.stderr.write(f"dispatchd: served by secondary-{info.secondary} (generation {info.generation}) in {info.attempts} attempt{'' if info.attempts == 1 else 's'}\n")
-    sys.stdout.buffer.write(info.result)
-    sys.stdout.buffer.flush()
+    try:
+        sys.stdout.buffer.write(info.result)
+        sys.stdout.buffer.flush()
+    except OSError as err:
+        return _stdout_failed(err)
     return Exit.OK
 
 
@@ -154,8 +192,18 @@ def _status(a: argparse.Namespace) -> int:
     return Exit.OK
 
 
-if __name__ == "__main__":
+def run() -> int:
+    """:func:`main`, with what it wrote flushed (``--version`` too, which argparse ends with
+    SystemExit): a failed write to standard output is not left to the interpreter's exit,
+    which would report it as a traceback or not at all."""
     try:
-        sys.exit(main())
-    except BrokenPipeError:
-        sys.exit(Exit.FAILURE)
+        code = main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (Exit.OK if e.code is None else Exit.FAILURE)
+    except OSError as err:  # a write to standard output (help, version, status) failed
+        return _stdout_failed(err)
+    return _flush_stdout(code)
+
+
+if __name__ == "__main__":
+    sys.exit(run())

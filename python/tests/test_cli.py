@@ -83,6 +83,30 @@ class CliTest(unittest.TestCase):
             self.assertEqual(r.returncode, 64, args)
             self.assertRegex(r.stderr.decode(), r"^dispatchd: .*; see 'python3 -m dispatchd --help'\n$")
 
+    def test_standard_output_failures_as_dispatchctl(self) -> None:
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": PKG, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+        big = "x" * (1 << 20)
+
+        def run(args: list, stdout) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "dispatchd", *args], stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, env=env, timeout=60)
+
+        with open("/dev/full", "wb") as full:
+            v = run(["--version"], full)
+            self.assertEqual((v.returncode, v.stderr), (1, b"dispatchd: failed to write to standard output: No space left on device\n"), "--version > /dev/full")
+            s = self.suite([{"expect": {"op": "lease"}, "reply": grant(), "then": "close"}],
+                           [{"expect": {"op": "run"}, "reply": result(), "reply_body": big, "then": "keep"}])
+            r = run(["--socket", s.main_socket, "request", "echo", "x"], full)
+            self.assertEqual((r.returncode, r.stderr), (1, b"dispatchd: failed to write to standard output: No space left on device\n"), "request > /dev/full")
+        # A reader that takes one byte and goes (| head -c 1): a quiet exit 0.
+        s = self.suite([{"expect": {"op": "lease"}, "reply": grant(), "then": "close"}],
+                       [{"expect": {"op": "run"}, "reply": result(), "reply_body": big, "then": "keep"}])
+        p = subprocess.Popen([sys.executable, "-m", "dispatchd", "--socket", s.main_socket, "request", "echo", "x"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        assert p.stdout is not None and p.stderr is not None
+        self.assertEqual(p.stdout.read(1), b"x")
+        p.stdout.close()
+        self.assertEqual((p.wait(60), p.stderr.read()), (0, b""), "request | head -c 1")
+        p.stderr.close()
+
     def test_status_json_and_table(self) -> None:
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "scoreboard")
