@@ -79,7 +79,7 @@ export async function runCli(args: readonly string[], run: CommandRunners = LOAD
     .parserConfiguration({ 'populate--': true })
     .scriptName('dispatchctl')
     .usage('$0 <command> [options]\n\nSend requests to dispatchd and show its scoreboard.')
-    .option('socket', { type: 'string', default: DEFAULT_SOCKET, describe: "the main server's socket", global: true })
+    .option('socket', { requiresArg: true, type: 'string', default: DEFAULT_SOCKET, describe: "the main server's socket", global: true })
     .command(
       'request <type> [data]',
       'send one request of a declared type (dispatchctl types lists them; completion offers them); DATA from the argument, or standard input when it is - or absent; the result\'s bytes go to standard output',
@@ -87,9 +87,9 @@ export async function runCli(args: readonly string[], run: CommandRunners = LOAD
         y
           .positional('type', { type: 'string', demandOption: true, describe: 'request type' })
           .positional('data', { type: 'string', describe: "request data, or '-' for standard input (DATA starting with '-' goes after '--')" })
-          .option('timeout', { type: 'number', default: DEFAULT_TIMEOUT_MS, describe: 'total time budget for the request, retries included (ms)' })
-          .option('deadline', { type: 'number', describe: "deadline for running the request on the secondary (ms; default: the server's)" })
-          .option('config', { type: 'string', describe: `the configuration whose max_payload_bytes caps DATA from standard input (default ${DEFAULT_CONFIG_PATH})` })
+          .option('timeout', { requiresArg: true, type: 'number', default: DEFAULT_TIMEOUT_MS, describe: 'total time budget for the request, retries included (ms)' })
+          .option('deadline', { requiresArg: true, type: 'number', describe: "deadline for running the request on the secondary (ms; default: the server's)" })
+          .option('config', { requiresArg: true, type: 'string', describe: `the configuration whose max_payload_bytes caps DATA from standard input (default ${DEFAULT_CONFIG_PATH})` })
           .option('verbose', { type: 'boolean', default: false, alias: 'v', describe: 'report retries, and which secondary served the request, on standard error' })
           .check(wholeMs(args, 'timeout', TIMEOUT_RANGE_MS))
           .check(wholeMs(args, 'deadline', DEADLINE_RANGE_MS)),
@@ -106,11 +106,11 @@ export async function runCli(args: readonly string[], run: CommandRunners = LOAD
       (y) =>
         y
           .option('json', { type: 'boolean', describe: 'one JSON object with a daemons array (same as --format json)' })
-          .option('format', { choices: ['table', 'json', 'openmetrics'] as const, describe: 'table (default), json, or OpenMetrics text for a scraper' })
+          .option('format', { requiresArg: true, choices: ['table', 'json', 'openmetrics'] as const, describe: 'table (default), json, or OpenMetrics text for a scraper' })
           .option('watch', { type: 'boolean', default: false, alias: 'w', describe: 'refresh every --interval: in place on a terminal, one snapshot after another on a pipe' })
-          .option('interval', { type: 'number', default: 1000, describe: 'time between --watch snapshots (ms)' })
-          .option('count', { type: 'number', describe: 'with --watch: stop after this many snapshots' })
-          .option('scoreboard', { type: 'string', describe: 'the scoreboard file (default: from /etc/dispatchd/dispatchd.conf)' })
+          .option('interval', { requiresArg: true, type: 'number', default: 1000, describe: 'time between --watch snapshots (ms)' })
+          .option('count', { requiresArg: true, type: 'number', describe: 'with --watch: stop after this many snapshots' })
+          .option('scoreboard', { requiresArg: true, type: 'string', describe: 'the scoreboard file (default: from /etc/dispatchd/dispatchd.conf)' })
           .conflicts('json', 'format')
           .check(wholeMs(args, 'interval', [100, 3_600_000]))
           .check((a) => {
@@ -138,7 +138,7 @@ export async function runCli(args: readonly string[], run: CommandRunners = LOAD
       (y) =>
         y
           .option('json', { type: 'boolean', default: false, describe: 'one JSON object with a types array' })
-          .option('config', { type: 'string', describe: `the configuration naming the types directories (default ${DEFAULT_CONFIG_PATH})` }),
+          .option('config', { requiresArg: true, type: 'string', describe: `the configuration naming the types directories (default ${DEFAULT_CONFIG_PATH})` }),
       async (a) => (await import('./config-commands.js')).runTypes({ json: a.json, config: a.config }),
     )
     .command(

@@ -92,6 +92,12 @@ t.test('errors: one line on stderr and the documented exit code', async (t) => {
   t.match(badTimeout.stderr, /--timeout takes a whole number of milliseconds from 1 to \d+, got 'abc'/, 'the value as typed, not NaN');
   const badDeadline = await suite.dispatchctl(['request', 'sleep', '1', '--deadline', '1.5']);
   t.equal(badDeadline.code, EXIT.USAGE);
+  // An option with no value is a usage error, not its default (or '' for a file) taken silently.
+  for (const args of [['request', 'echo', 'x', '--timeout'], ['request', 'echo', '--timeout'], ['request', 'echo', 'x', '--deadline'], ['request', 'echo', '--config'], ['status', '--scoreboard'], ['status', '--format'], ['status', '--watch', '--count'], ['types', '--config'], ['status', '--socket']]) {
+    const r = await suite.dispatchctl(args);
+    t.equal(r.code, EXIT.USAGE, `${args.join(' ')}: exit 64`);
+    t.match(r.stderr, new RegExp(`^dispatchctl: Not enough arguments following: ${args.at(-1)!.slice(2)}; see 'dispatchctl --help'\n$`));
+  }
   const numeric = await suite.dispatchctl(['request', 'echo', '--', '-5']);
   t.equal(numeric.stdout.toString(), '-5', "numeric DATA after '--' is sent as text");
   // dispatchctl told of a larger limit than the server's (64 MiB, the default), so that the
