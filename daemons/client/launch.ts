@@ -8,15 +8,16 @@
  * `node -e 0` 24–26 ms; docs/BENCHMARKS.md "Command line"). Every other command,
  * `--version`, and the reader of the configuration's `max_payload_bytes` (`request` with
  * DATA on standard input) stay ES modules beside the bundle (dispatchctl-cli.ts, version.ts,
- * payload-limit.ts), loaded with import() when used. No module is both in the bundle and loaded beside it except the small
- * shared ones (errors.ts and its like), and nothing but strings and DispatchErrors
- * (errors.ts: recognised across copies) passes between the two.
+ * payload-limit.ts), loaded with import() when used. No module is both in the bundle and
+ * loaded beside it except the small shared ones (errors.ts and its like), and nothing but
+ * strings, numbers and DispatchErrors (errors.ts: recognised across copies) passes between
+ * the two.
  *
  * This module turns on Node.js's on-disk compile cache where the running Node.js has one
  * (module.enableCompileCache(), Node.js 22.1 and later), then loads dispatchctl. The cache
  * keeps V8's compiled code of what is loaded after it (the ES modules above and their
- * libraries: yargs, zod, smol-toml, prom-client, ...) between runs, so a command starts without
- * compiling them again. On Node.js 20 this does nothing and dispatchctl runs as before.
+ * libraries: yargs, zod, smol-toml, prom-client, ...) between runs, so a command starts
+ * without compiling them again. On Node.js 20 this does nothing and dispatchctl runs as before.
  * Run unbundled (build/daemons/client/launch.js), dispatchctl's modules must be compiled
  * after the cache is on, so they are loaded with a dynamic import.
  *
