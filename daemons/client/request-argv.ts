@@ -6,7 +6,7 @@
  * request reaches the socket with the least code loaded. It takes only what it can read
  * exactly as yargs would (dispatchctl-cli.ts): the options of `request` given once each with
  * a valid value after the command name (only --socket before it), and the positionals
- * `request TYPE [DATA]`. Anything else (help, completion, `--`, a bad value, a repeated or
+ * `request TYPE [DATA]` (DATA `-`: standard input, as absent). Anything else (help, completion, `--`, a bad value, a repeated or
  * unknown option, another command) is left to yargs, which answers with its own help text
  * and usage errors.
  *
@@ -62,12 +62,15 @@ export function parseRequestArgv(args: readonly string[]): RequestCommand | unde
   }
   const { values, positionals, tokens } = parsed;
   let seenCommand = false;
+  let positional = 0;
   for (const [i, token] of tokens.entries()) {
     // `--`: DATA after it is yargs's to read.
     if (token.kind === 'option-terminator') return undefined;
     if (token.kind === 'positional') {
-      // '' and '-' (standard input) are yargs's; other dashed words parseArgs refused above.
-      if (token.value === '' || token.value === '-') return undefined;
+      // '' is yargs's, and '-' anywhere but as DATA (where it means standard input); other
+      // dashed words parseArgs refused above.
+      if (token.value === '' || (token.value === '-' && positional !== 2)) return undefined;
+      positional++;
       seenCommand = true;
       continue;
     }
@@ -89,5 +92,5 @@ export function parseRequestArgv(args: readonly string[]): RequestCommand | unde
   const timeout = values.timeout === undefined ? DEFAULT_TIMEOUT_MS : plainMs(one(values.timeout)!, TIMEOUT_RANGE_MS);
   const deadline = values.deadline === undefined ? undefined : plainMs(one(values.deadline)!, DEADLINE_RANGE_MS);
   if (timeout === undefined || (values.deadline !== undefined && deadline === undefined)) return undefined;
-  return { socket: one(values.socket) ?? DEFAULT_SOCKET, type: positionals[1]!, data: positionals[2], timeout, deadline, config: one(values.config), verbose: values.verbose !== undefined };
+  return { socket: one(values.socket) ?? DEFAULT_SOCKET, type: positionals[1]!, data: positionals[2] === '-' ? undefined : positionals[2], timeout, deadline, config: one(values.config), verbose: values.verbose !== undefined };
 }

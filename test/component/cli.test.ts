@@ -61,6 +61,9 @@ t.test('request runs from the bundle alone: no ES module, neither yargs nor the 
   t.equal(stdin.stdout, 'from stdin', 'DATA from standard input');
   t.ok(stdin.modules.some((m) => m.endsWith('/common/payload-limit.js')), 'loads the reader of max_payload_bytes beside the bundle, for the size limit');
   t.strictSame(stdin.modules.filter((m) => /\/node_modules\/(yargs|yargs-parser|zod|prom-client|log-update)\//.test(m) || m.endsWith('/common/config.js')), [], 'and not the configuration schema (zod) nor yargs');
+  const dash = await dispatchctlModules(['--socket', suite.mainSocket, 'request', 'echo', '-'], 'from a dash');
+  t.equal(dash.stdout, 'from a dash', "DATA '-': standard input");
+  t.strictSame(dash.modules.filter((m) => /\/node_modules\/(yargs|yargs-parser|zod)\//.test(m)), [], "read by the fast path too, without yargs");
   const version = await dispatchctlModules(['--version']);
   t.strictSame(version.modules.filter((m) => heavy.test(m)), [], '--version loads none of them either');
   t.strictSame(files(version.modules).map((m) => path.basename(m)), ['version.js'], '--version loads version.js only');

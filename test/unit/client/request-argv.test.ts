@@ -37,6 +37,8 @@ t.test('the common forms of request are taken by the fast path, read as yargs re
     ['request', 'echo', 'x', '--socket', '/s', '--timeout', '5', '--deadline', '4', '--config', '/c', '-v'],
     ['request', '-v', 'echo', 'x'],
     ['request', '--timeout', '7', 'echo'],
+    ['request', 'echo', '-'],
+    ['request', 'echo', '-', '--config', '/etc/x.conf', '-v'],
   ];
   for (const args of taken) {
     const fast = parseRequestArgv(args);
@@ -55,7 +57,10 @@ t.test('every other command line is left to yargs', async (t) => {
     ['request', '--help'],
     ['request'],
     ['request', 'echo', 'x', 'y'],
-    ['request', 'echo', '-'],
+    ['request', '-', 'x'],
+    ['request', '-'],
+    ['-', 'echo', 'x'],
+    ['request', 'echo', 'x', '-'],
     ['request', 'echo', '--', '-n'],
     ['request', 'echo', '-5'],
     ['request', '', 'x'],
