@@ -74,6 +74,33 @@ async function payloadLimit(file: string | undefined): Promise<{ maxBytes: numbe
   }
 }
 
+/**
+ * The bytes of DATA given as an argument, as the shell passed them. Node.js decodes argv as
+ * UTF-8 and replaces bytes that are not UTF-8 with U+FFFD, so `dispatchctl request sha256
+ * $'\xff'` would hash EF BF BD. Such an argument is taken from /proc/self/cmdline instead
+ * (proc(5): the process's argv, NUL-separated, as exec(2) received it), where it is the
+ * argument that decodes to `data`; a DATA of valid UTF-8 is encoded back unchanged.
+ */
+function argumentBytes(data: string): Buffer {
+  const utf8 = Buffer.from(data, 'utf8');
+  if (!data.includes('\uFFFD')) return utf8;
+  let raw: Buffer[];
+  try {
+    const cmdline = fs.readFileSync('/proc/self/cmdline');
+    raw = [];
+    for (let start = 0; start < cmdline.length; ) {
+      const end = cmdline.indexOf(0, start);
+      raw.push(cmdline.subarray(start, end < 0 ? cmdline.length : end));
+      start = end < 0 ? cmdline.length : end + 1;
+    }
+  } catch {
+    return utf8; // no /proc: the argument as Node.js decoded it
+  }
+  const matches = raw.filter((b) => b.toString('utf8') === data);
+  // One argument decodes to DATA (or several, all the same bytes): those bytes.
+  return matches.length > 0 && matches.every((b) => b.equals(matches[0]!)) ? Buffer.from(matches[0]!) : utf8;
+}
+
 /** Whether standard input is a directory (`dispatchctl request sha256 < /`); false when fd 0 cannot be examined. */
 function stdinIsDirectory(): boolean {
   try {
@@ -93,7 +120,7 @@ export async function runRequest(a: RequestCommand): Promise<void> {
       const limit = await payloadLimit(a.config);
       data = await readStdin(limit.maxBytes, limit.source);
     } else {
-      data = Buffer.from(a.data, 'utf8');
+      data = argumentBytes(a.data);
     }
   } catch (err) {
     fail(`'${a.type}' request not sent`, err);

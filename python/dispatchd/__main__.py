@@ -17,6 +17,7 @@ import sys
 
 from . import __version__
 from .client import DEFAULT_SOCKET, Client
+from .frame import MAX_BODY_BYTES_CEILING
 from .errors import DispatchError, Exit, exit_code_for
 from .scoreboard import DEFAULT_SCOREBOARD, format_table, problems, read_scoreboard, status_report
 
@@ -153,10 +154,59 @@ def main(argv: list[str] | None = None) -> int:
     return _status(a)
 
 
+#: [secondary] max_payload_bytes when the configuration does not set it, and its least (bytes).
+DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
+MIN_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+
+
+def _stdin_limit() -> tuple[int, str]:
+    """The most DATA from standard input may hold (bytes), and where that comes from, as
+    dispatchctl request reads it (daemons/common/payload-limit.ts): ``[secondary]
+    max_payload_bytes`` of /etc/dispatchd/dispatchd.conf; its default when the file is absent
+    or does not set it; the protocol's ceiling (the server then refuses) when the file cannot
+    be read or the key is bad."""
+    import tomllib
+    try:
+        with open(CONFIG, "rb") as fh:
+            section = tomllib.load(fh).get("secondary", {})
+    except FileNotFoundError:
+        return DEFAULT_MAX_PAYLOAD_BYTES, f"the default max_payload_bytes; {CONFIG} is absent"
+    except (OSError, ValueError):
+        return MAX_BODY_BYTES_CEILING, "the protocol's ceiling"
+    v = section.get("max_payload_bytes") if isinstance(section, dict) else "bad"
+    if v is None:
+        return DEFAULT_MAX_PAYLOAD_BYTES, f"the default max_payload_bytes; {CONFIG} does not set it"
+    if type(v) is not int or not MIN_MAX_PAYLOAD_BYTES <= v <= MAX_BODY_BYTES_CEILING:
+        return MAX_BODY_BYTES_CEILING, "the protocol's ceiling"
+    return v, f"max_payload_bytes, from {CONFIG}"
+
+
+def _read_stdin() -> bytes:
+    """Standard input, whole, but no further than the first byte past :func:`_stdin_limit`: an
+    endless pipe is refused at once rather than read into memory.
+
+    :raises DispatchError: PAYLOAD_TOO_LARGE past the limit, BAD_REQUEST when standard input
+        is closed.
+    :raises OSError: when it cannot be read.
+    """
+    if sys.stdin is None:
+        raise DispatchError("BAD_REQUEST", "standard input is closed; give DATA as an argument, or redirect a file into it")
+    limit, source = _stdin_limit()
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := sys.stdin.buffer.read1(1 << 20):
+        size += len(chunk)
+        if size > limit:
+            raise DispatchError("PAYLOAD_TOO_LARGE", f"standard input is over the {limit}-byte request limit ({source})")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _request(a: argparse.Namespace) -> int:
     try:
-        data = sys.stdin.buffer.read() if a.data is None or a.data == "-" else a.data.encode("utf-8")
-    except OSError as err:
+        # os.fsencode: the argument's bytes as the shell passed them, UTF-8 or not (PEP 383).
+        data = _read_stdin() if a.data is None or a.data == "-" else os.fsencode(a.data)
+    except (OSError, DispatchError) as err:
         return _fail(f"'{a.type}' request not sent", err)
     retry = None
     if a.verbose:

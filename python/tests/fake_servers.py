@@ -78,7 +78,8 @@ class ScriptedServer:
                         w = f.header.get("wait_ms")
                         if not (isinstance(w, int) and 0 <= w <= 3_600_000):
                             self.problems.append(f"{self.path}: wait_ms {w!r} is not an integer 0..3600000")
-                    if "expect_body" in step and f.body != step["expect_body"].encode():
+                    expected = step["expect_body"] if isinstance(step.get("expect_body"), bytes) else step.get("expect_body", "").encode()
+                    if "expect_body" in step and f.body != expected:
                         self.problems.append(f"{self.path}: expected body {step['expect_body']!r}, got {f.body!r}")
                     if step.get("reply") is not None:
                         body = step.get("reply_body", "").encode()

@@ -107,6 +107,27 @@ class CliTest(unittest.TestCase):
         self.assertEqual((p.wait(60), p.stderr.read()), (0, b""), "request | head -c 1")
         p.stderr.close()
 
+    def test_data_that_is_not_utf8_is_sent_byte_for_byte(self) -> None:
+        s = self.suite([{"expect": {"op": "lease"}, "reply": grant(), "then": "close"}],
+                       [{"expect": {"op": "run"}, "expect_body": b"\xff\xfea\x80", "reply": result(), "reply_body": "ok", "then": "keep"}])
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": PKG, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+        r = subprocess.run([os.fsencode(sys.executable), b"-m", b"dispatchd", b"--socket", os.fsencode(s.main_socket), b"request", b"echo", b"\xff\xfea\x80"],
+                           capture_output=True, env=env, timeout=60)
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, b"ok", b""))
+        self.assertEqual(s.secondary.problems, [], "the secondary got the bytes as given")
+
+    def test_standard_input_stops_at_the_request_limit(self) -> None:
+        # No configuration in /etc here: the default 64 MiB. Nothing is sent (the socket is absent).
+        r = cli("--socket", "/nonexistent/main.sock", "request", "echo", stdin=b"\0" * (64 * 1024 * 1024 + 1))
+        self.assertEqual(r.returncode, 65, r.stderr)
+        self.assertRegex(r.stderr.decode(), r"^dispatchd: 'echo' request not sent: standard input is over the 67108864-byte request limit \(the default max_payload_bytes; /etc/dispatchd/dispatchd.conf (is absent|does not set it)\); send less.* \[PAYLOAD_TOO_LARGE\]\n$")
+        ok = cli("--socket", "/nonexistent/main.sock", "request", "echo", stdin=b"\0" * (64 * 1024 * 1024))
+        self.assertEqual(ok.returncode, 69, "64 MiB exactly is read and sent (here: to no server)")
+        closed = subprocess.run([sys.executable, "-m", "dispatchd", "request", "echo"], stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+                                env={"PATH": "/usr/bin:/bin", "PYTHONPATH": PKG, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"},
+                                preexec_fn=lambda: os.close(0))
+        self.assertEqual((closed.returncode, closed.stderr), (65, b"dispatchd: 'echo' request not sent: standard input is closed; give DATA as an argument, or redirect a file into it [BAD_REQUEST]\n"))
+
     def test_status_json_and_table(self) -> None:
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "scoreboard")

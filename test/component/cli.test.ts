@@ -101,6 +101,15 @@ t.test('errors: one line on stderr and the documented exit code', async (t) => {
     t.equal(r.code, EXIT.USAGE, `${args.join(' ')}: exit 64`);
     t.match(r.stderr, new RegExp(`^dispatchctl: Not enough arguments following: ${args.at(-1)!.slice(2)}; see 'dispatchctl --help'\n$`));
   }
+  // DATA that is not UTF-8, as a shell passes it (Node.js cannot spawn with such bytes itself).
+  const octal = '\\377\\376a\\200';
+  for (const args of [['request', 'echo'], ['request', '-v', 'echo'], ['request', 'echo', '--']]) { // the fast path, and yargs (after --)
+    const raw = spawnSync('/bin/sh', ['-c', `exec "$0" "$1" --socket "$2" ${args.join(' ')} "$(printf '${octal}')"`, process.execPath, DISPATCHCTL, suite.mainSocket]);
+    t.equal(raw.status, 0, raw.stderr.toString());
+    t.strictSame([...raw.stdout], [0xff, 0xfe, 0x61, 0x80], `${args.join(' ')}: DATA that is not UTF-8 is sent byte for byte`);
+  }
+  const hashed = spawnSync('/bin/sh', ['-c', `exec "$0" "$1" --socket "$2" request sha256 "$(printf '\\377')"`, process.execPath, DISPATCHCTL, suite.mainSocket], { encoding: 'utf8' });
+  t.equal(hashed.stdout, createHash('sha256').update(Buffer.from([0xff])).digest('hex'), 'sha256 of the byte FF, not of U+FFFD');
   const numeric = await suite.dispatchctl(['request', 'echo', '--', '-5']);
   t.equal(numeric.stdout.toString(), '-5', "numeric DATA after '--' is sent as text");
   // dispatchctl told of a larger limit than the server's (64 MiB, the default), so that the
