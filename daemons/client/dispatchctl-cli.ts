@@ -76,7 +76,8 @@ export async function runCli(args: readonly string[], run: CommandRunners = LOAD
   if (await completeRequestType(args)) return;
   const argv = args.map((a) => (a === '-' ? STDIN : a));
   await yargs(argv)
-    .parserConfiguration({ 'populate--': true })
+    // An option given twice: the last one holds, as in most commands (not an array of both).
+    .parserConfiguration({ 'populate--': true, 'duplicate-arguments-array': false })
     .scriptName('dispatchctl')
     .usage('$0 <command> [options]\n\nSend requests to dispatchd and show its scoreboard.')
     .option('socket', { requiresArg: true, type: 'string', default: DEFAULT_SOCKET, describe: "the main server's socket", global: true })

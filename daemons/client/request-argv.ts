@@ -85,7 +85,7 @@ export function parseRequestArgv(args: readonly string[]): RequestCommand | unde
     // A value that is empty or looks like an option is yargs's to read.
     if (token.value === undefined || token.value === '' || token.value.startsWith('-')) return undefined;
   }
-  // An option given twice is yargs's (it would make an array of it).
+  // An option given twice is yargs's (the last one holds there).
   if (Object.values(values).some((v) => v.length > 1)) return undefined;
   if (positionals[0] !== 'request' || positionals.length < 2 || positionals.length > 3) return undefined;
   const one = (v: string[] | undefined) => v?.[0];

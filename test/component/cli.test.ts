@@ -95,6 +95,13 @@ t.test('errors: one line on stderr and the documented exit code', async (t) => {
   t.match(badTimeout.stderr, /--timeout takes a whole number of milliseconds from 1 to \d+, got 'abc'/, 'the value as typed, not NaN');
   const badDeadline = await suite.dispatchctl(['request', 'sleep', '1', '--deadline', '1.5']);
   t.equal(badDeadline.code, EXIT.USAGE);
+  // An option given twice: the last one holds.
+  const twice = await suite.dispatchctl(['request', 'echo', 'again', '--socket', path.join(suite.dir, 'nothing.sock'), '--socket', suite.mainSocket, '--timeout', '5', '--timeout', '60000']);
+  t.equal(twice.code, 0, twice.stderr.toString());
+  t.equal(twice.stdout.toString(), 'again', 'the last --socket and --timeout hold');
+  const twiceBad = await suite.dispatchctl(['request', 'echo', 'x', '--timeout', '60000', '--timeout', '0']);
+  t.equal(twiceBad.code, EXIT.USAGE);
+  t.match(twiceBad.stderr, /--timeout takes a whole number of milliseconds from 1 to \d+, got '0'/, 'the value that holds is the one named');
   // An option with no value is a usage error, not its default (or '' for a file) taken silently.
   for (const args of [['request', 'echo', 'x', '--timeout'], ['request', 'echo', '--timeout'], ['request', 'echo', 'x', '--deadline'], ['request', 'echo', '--config'], ['status', '--scoreboard'], ['status', '--format'], ['status', '--watch', '--count'], ['types', '--config'], ['status', '--socket']]) {
     const r = await suite.dispatchctl(args);
