@@ -55,6 +55,8 @@ export async function runStatus(a: StatusCommand): Promise<void> {
   const ac = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => ac.abort());
   process.stdout.on('error', () => ac.abort()); // the reader of the pipe went away
+  // What the last snapshot failed with: a watch with --count ends with it, as one read would.
+  let failed: unknown;
   await watchStatus({
     intervalMs: a.interval,
     count: a.count,
@@ -65,10 +67,13 @@ export async function runStatus(a: StatusCommand): Promise<void> {
       try {
         const report = read();
         const text = await render(report, !tty);
+        failed = undefined;
         return tty && format === 'table' ? `dispatchctl status, every ${a.interval} ms (Ctrl-C to stop)   ${new Date().toISOString()}\n\n${text}` : text;
       } catch (err) {
+        failed = err;
         return `${errorLine('failed to read the status', err)}; retrying in ${a.interval} ms\n`;
       }
     },
   });
+  if (failed !== undefined && a.count !== undefined && !ac.signal.aborted) fail(`failed to read the status (the last of ${a.count} snapshots)`, failed);
 }

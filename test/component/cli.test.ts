@@ -259,6 +259,10 @@ t.test('status --format openmetrics and --watch on a pipe', async (t) => {
   const watch = await suite.dispatchctl(['status', '--watch', '--json', '--interval', '100', '--count', '2', '--scoreboard', suite.scoreboard]);
   t.equal(watch.code, 0);
   t.equal(watch.stdout.toString().trim().split('\n').length, 2, 'two snapshots, one JSON line each');
+  const missing = await suite.dispatchctl(['status', '--watch', '--interval', '100', '--count', '2', '--scoreboard', path.join(suite.dir, 'none.scoreboard')]);
+  t.equal(missing.code, EXIT.UNAVAILABLE, 'a watch whose last snapshot failed ends with that failure (69), not 0');
+  t.match(missing.stderr, /^dispatchctl: failed to read the status \(the last of 2 snapshots\): failed to open scoreboard .* \[SCOREBOARD_MISSING\]\n$/);
+  t.equal(missing.stdout.toString().match(/retrying in 100 ms/g)?.length, 2, 'each failed snapshot is said where the snapshots go');
   const both = await suite.dispatchctl(['status', '--json', '--format', 'table']);
   t.equal(both.code, EXIT.USAGE, '--json and --format together are a usage error');
   t.equal((await suite.dispatchctl(['--version'])).stdout.toString().trim(), JSON.parse(fs.readFileSync(path.join(BUILD, '../../package.json'), 'utf8')).version, '--version');
