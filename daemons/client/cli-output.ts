@@ -15,12 +15,21 @@ const HINTS: Partial<Record<string, string>> = {
   BUSY: 'retry later, or raise max_leases / add secondaries (dispatchctl scale N)',
 };
 
+/**
+ * Control characters (C0 and DEL) written as JSON escapes (`\n`, `\u001b`): a type name,
+ * path or DATA quoted in a message stays on its line and cannot drive the terminal.
+ */
+export function oneLine(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f]/g, (c) => (c === '\u007f' ? '\\u007f' : JSON.stringify(c).slice(1, -1)));
+}
+
 /** One line saying what failed, why, what to do, and the error's stable code (no newline). */
 export function errorLine(what: string, err: unknown): string {
   const de = err instanceof DispatchError ? err : undefined;
   const why = reason(err);
   const hint = de ? HINTS[de.code] : undefined;
-  return `dispatchctl: ${what}: ${why}${hint ? withHint(why, hint) : ''}${de ? ` [${de.code}]` : ''}`;
+  return oneLine(`dispatchctl: ${what}: ${why}${hint ? withHint(why, hint) : ''}${de ? ` [${de.code}]` : ''}`);
 }
 
 /**

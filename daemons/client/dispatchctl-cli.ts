@@ -11,7 +11,7 @@ import { DEFAULT_CONFIG_PATH } from '../common/config-path.js';
 import { EXIT } from '../common/exit-codes.js';
 import { isSecondaryInstance, MAX_SECONDARIES } from '../common/topology.js';
 import { VERSION } from '../common/version.js';
-import { fail } from './cli-output.js';
+import { fail, oneLine } from './cli-output.js';
 import { DEFAULT_SOCKET } from './client.js';
 import { DEADLINE_RANGE_MS, DEFAULT_TIMEOUT_MS, TIMEOUT_RANGE_MS } from './request-argv.js';
 import type { RequestCommand } from './request-command.js';
@@ -159,7 +159,8 @@ export async function runCli(args: readonly string[], run: CommandRunners = LOAD
       // yargs passes a message for bad usage (a failed .check() included); none for an error
       // thrown by a command, which is not a usage error.
       if (err && !msg) fail('failed', err);
-      process.stderr.write(`dispatchctl: ${msg}; see 'dispatchctl --help'\n`);
+      // yargs's own messages may take several lines ("Invalid values:\n  Argument: …"): one.
+      process.stderr.write(`dispatchctl: ${oneLine(msg.replace(/\s*\n\s*/g, ' '))}; see 'dispatchctl --help'\n`);
       process.exit(EXIT.USAGE);
     })
     .parseAsync();

@@ -33,12 +33,28 @@ HINTS = {
 }
 
 
+def _one_line(s: str) -> str:
+    """Control characters (C0 and DEL) written as JSON escapes (``\\n``, ``\\u001b``), as
+    dispatchctl's: a type name, path or DATA quoted in a message stays on its line and cannot
+    drive the terminal. Bytes that were not UTF-8 (surrogate escapes) are shown as ``\\xNN``."""
+    out = []
+    for c in s:
+        o = ord(c)
+        if o < 0x20 or o == 0x7F:
+            out.append(json.dumps(c)[1:-1] if o != 0x7F else "\\u007f")
+        elif 0xDC80 <= o <= 0xDCFF:
+            out.append(f"\\x{o - 0xDC00:02x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
 def error_line(what: str, err: BaseException) -> str:
     """One line saying what failed, why, what to do, and the error's stable code."""
     if isinstance(err, DispatchError):
         hint = HINTS.get(err.code)
-        return f"dispatchd: {what}: {err.message}{_with_hint(err.message, hint) if hint else ''} [{err.code}]"
-    return f"dispatchd: {what}: {err}"
+        return _one_line(f"dispatchd: {what}: {err.message}{_with_hint(err.message, hint) if hint else ''} [{err.code}]")
+    return _one_line(f"dispatchd: {what}: {err}")
 
 
 def _with_hint(why: str, hint: str) -> str:
@@ -94,7 +110,7 @@ class _Parser(argparse.ArgumentParser):
             (file or sys.stderr).write(message)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"dispatchd: {message}; see 'python3 -m dispatchd --help'\n")
+        sys.stderr.write(_one_line(f"dispatchd: {message}; see 'python3 -m dispatchd --help'") + "\n")
         sys.exit(Exit.USAGE)
 
 

@@ -156,3 +156,9 @@ class ErrorLineTest(unittest.TestCase):
         self.assertEqual(line.count("send less"), 1, line)
         self.assertTrue(line.endswith("; send less, or raise max_payload_bytes (a type's own in its file in /etc/dispatchd/types.d, else [secondary] max_payload_bytes in /etc/dispatchd/dispatchd.conf) [PAYLOAD_TOO_LARGE]"), line)
         self.assertEqual(error_line("x", DispatchError("TIMEOUT", "no answer")), "dispatchd: x: no answer; raise --timeout (ms) if the request needs longer [TIMEOUT]")
+
+    def test_control_characters_are_escaped_as_dispatchctl(self) -> None:
+        line = error_line("'a\nb' request failed", DispatchError("CONNECT_FAILED", "failed to connect to '/x\r\ny\x1b[31m\x7f\udcff': no such socket"))
+        self.assertTrue(line.startswith("dispatchd: 'a\\nb' request failed: failed to connect to '/x\\r\\ny\\u001b[31m\\u007f\\xff': no such socket"), line)
+        self.assertIsNone(__import__("re").search(r"[\x00-\x1f\x7f]", line), line)
+        self.assertEqual(error_line("x", ValueError("tab\there, é and ✓ stay")), "dispatchd: x: tab\\there, é and ✓ stay")

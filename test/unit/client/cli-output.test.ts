@@ -17,3 +17,10 @@ t.test('a message without the hint gets it whole; one that has it, nothing more'
   t.equal(errorLine('x', new DispatchError('TIMEOUT', 'no answer in 5 ms; raise --timeout (ms) if the request needs longer')), 'dispatchctl: x: no answer in 5 ms; raise --timeout (ms) if the request needs longer [TIMEOUT]');
   t.equal(errorLine('x', new Error('boom')), 'dispatchctl: x: boom', 'not a DispatchError: no hint, no code');
 });
+
+t.test('control characters in a message are escaped: the line stays one line and cannot drive a terminal', async (t) => {
+  const line = errorLine("'a\nb' request failed", new DispatchError('CONNECT_FAILED', "failed to connect to '/x\r\ny\u001b[31m\u007f': no such socket"));
+  t.match(line, /^dispatchctl: 'a\\nb' request failed: failed to connect to '\/x\\r\\ny\\u001b\[31m\\u007f': no such socket.* \[CONNECT_FAILED\]$/);
+  t.notMatch(line, /[\u0000-\u001f\u007f]/, 'no control character left');
+  t.equal(errorLine('x', new Error('tab\there, é and ✓ stay')), 'dispatchctl: x: tab\\there, é and ✓ stay', 'only controls are escaped');
+});
