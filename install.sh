@@ -201,6 +201,7 @@ dispatchd $version is installed and running (dispatchd.target is enabled and act
 Configuration: /etc/dispatchd/dispatchd.conf, then: dispatchctl check-config && sudo systemctl reload dispatchd.target
 Secondaries: sudo dispatchctl scale N     (2 by default)
 Manual: man dispatchd, man dispatchctl, /usr/share/doc/dispatchd/
+Python client and workers: sudo apt-get install $REPO/dist/python3-dispatchd_${version}_all.deb (docs/PYTHON.md)
 Remove: sudo apt-get remove dispatchd (purge also removes /etc/dispatchd)
 EOF
 }
@@ -255,6 +256,10 @@ then, inside:
 
 Or run one command in it from the host:
   sudo $SANDBOX exec $SANDBOX_NAME dispatchctl status
+
+The Python client and workers (docs/PYTHON.md) are a package of their own:
+  sudo $SANDBOX copy-in $SANDBOX_NAME /root $REPO/dist/python3-dispatchd_${version}_all.deb
+  sudo $SANDBOX exec $SANDBOX_NAME apt-get install -y /root/python3-dispatchd_${version}_all.deb
 
 Stop it (everything inside is discarded):
   sudo $SANDBOX stop $SANDBOX_NAME

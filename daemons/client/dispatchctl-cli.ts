@@ -89,7 +89,7 @@ export async function runCli(args: readonly string[], run: CommandRunners = LOAD
           .positional('type', { type: 'string', demandOption: true, describe: 'request type' })
           .positional('data', { type: 'string', describe: "request data, or '-' for standard input (DATA starting with '-' goes after '--')" })
           .option('timeout', { requiresArg: true, type: 'number', default: DEFAULT_TIMEOUT_MS, describe: 'total time budget for the request, retries included (ms)' })
-          .option('deadline', { requiresArg: true, type: 'number', describe: "deadline for running the request on the secondary (ms; default: the server's)" })
+          .option('deadline', { requiresArg: true, type: 'number', describe: "deadline for running the request on the secondary (ms; default: the type's deadline_ms)" })
           .option('config', { requiresArg: true, type: 'string', describe: `the configuration whose max_payload_bytes caps DATA from standard input (default ${DEFAULT_CONFIG_PATH})` })
           .option('verbose', { type: 'boolean', default: false, alias: 'v', describe: 'report retries, and which secondary served the request, on standard error' })
           .check(wholeMs(args, 'timeout', TIMEOUT_RANGE_MS))
@@ -135,7 +135,7 @@ export async function runCli(args: readonly string[], run: CommandRunners = LOAD
     )
     .command(
       'types',
-      'list every request type: handler, limits, idempotent, where it is declared, which secondaries serve it, requests and failures',
+      'list every request type: handler, limits, idempotent, which secondaries serve it, requests and failures (--json adds where each is declared)',
       (y) =>
         y
           .option('json', { type: 'boolean', default: false, describe: 'one JSON object with a types array' })
