@@ -13,6 +13,7 @@
  * ones are closed once the runs they have in progress are over (a module type always gets a
  * fresh pool, so a changed module file is used).
  */
+import { DEFAULT_TYPES_DIRS } from '../common/config.js';
 import { DispatchError, reason } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { sameType, type RequestType } from '../common/request-type.js';
@@ -163,7 +164,12 @@ export class TypeRunner {
       return new DispatchError('SHUTTING_DOWN', `${this.secondary} is stopping and cut off the '${t.name}' request after ${ranMs} ms; it may have run in part${t.idempotent ? ': it may be retried' : ''}`, { retryable: true, mayHaveRun: true });
     }
     if (signal?.aborted) {
-      const advice = deadlineMs < t.deadline_ms ? `ask for a longer deadline (at most the type's deadline_ms, ${t.deadline_ms} ms)` : `that is the type's deadline_ms: raise it in its types.d file (${t.source.file})`;
+      const advice =
+        deadlineMs < t.deadline_ms
+          ? `ask for a longer deadline (at most the type's deadline_ms, ${t.deadline_ms} ms)`
+          : t.source.file.startsWith(`${DEFAULT_TYPES_DIRS[0]}/`)
+            ? `that is the deadline_ms of the package's built-in type '${t.name}' (${t.source.file}, the package's file): declare a type of your own with a longer deadline_ms in /etc/dispatchd/types.d (docs/TYPES.md)`
+            : `that is the type's deadline_ms: raise it in its types.d file (${t.source.file})`;
       return new DispatchError('DEADLINE_EXCEEDED', `the '${t.name}' request ran past its deadline of ${deadlineMs} ms and was cut off; ${advice}`);
     }
     if (err instanceof DispatchError) return err;

@@ -42,6 +42,10 @@ t.test('the deadline is the request\'s, capped by the type\'s; passing it is DEA
   await t.rejects(r.run('slow', Buffer.alloc(0), { ...req, deadlineMs: 50 }), { code: 'DEADLINE_EXCEEDED', message: /deadline of 50 ms/ });
   await t.rejects(r.run('slow', Buffer.alloc(0), { ...req, deadlineMs: 60_000 }), { code: 'DEADLINE_EXCEEDED', message: /deadline of 100 ms.*that is the type's deadline_ms: raise it in its types\.d file \(test\.toml\)/ });
   t.same(seen, [50, 100]);
+  // A built-in type's file is the package's: the advice is a type of one's own in /etc.
+  const builtin = { ...typeOf('nap', { handler: 'exec', command: ['/bin/cat'], deadline_ms: 100 }), source: { file: '/usr/share/dispatchd/types.d/00-builtin.toml' } } as RequestType;
+  const pkg = runner([builtin], { nap: fake((_d, ctx) => until(ctx.signal)) });
+  await t.rejects(pkg.r.run('nap', Buffer.alloc(0), req), { code: 'DEADLINE_EXCEEDED', message: /that is the deadline_ms of the package's built-in type 'nap' \(\/usr\/share\/dispatchd\/types\.d\/00-builtin\.toml, the package's file\): declare a type of your own with a longer deadline_ms in \/etc\/dispatchd\/types\.d/ });
   await new Promise((res) => setImmediate(res));
   t.ok(lines.some((l) => /warning: cut off a 'slow' request at its deadline of \d+ ms/.test(l) && /code=DEADLINE_EXCEEDED/.test(l) && /type=slow/.test(l) && /secondary=secondary-1/.test(l)), lines.join('\n'));
 });
