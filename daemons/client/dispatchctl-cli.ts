@@ -34,11 +34,16 @@ function rawOption(args: readonly string[], name: string): string | undefined {
   return undefined;
 }
 
-/** A yargs check: the option, when given, is a whole number of ms in [min, max]. */
+/**
+ * A yargs check: the option, when given, is a whole number of ms in [min, max], written
+ * plainly as the fast path takes it (request-argv.ts: digits, no sign, exponent, fraction,
+ * hex or leading zero), so that both read the same command lines.
+ */
 function wholeMs(args: readonly string[], name: string, [min, max]: readonly [number, number]) {
   return (a: Record<string, unknown>) => {
     const v = a[name];
-    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max)) {
+    const raw = rawOption(args, name);
+    if (v !== undefined && (!(typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) || (raw !== undefined && !/^[1-9][0-9]*$/.test(raw)))) {
       throw new Error(`--${name} takes a whole number of milliseconds from ${min} to ${max}, got '${rawOption(args, name) ?? String(v)}'`);
     }
     return true;
@@ -113,6 +118,12 @@ export async function runCli(args: readonly string[], run: CommandRunners = LOAD
           .option('count', { requiresArg: true, type: 'number', describe: 'with --watch: stop after this many snapshots' })
           .option('scoreboard', { requiresArg: true, type: 'string', describe: 'the scoreboard file (default: from /etc/dispatchd/dispatchd.conf)' })
           .conflicts('json', 'format')
+          .check((a) => {
+            // Both have a meaning only with --watch (yargs's implies() counts --interval's default as given).
+            const given = (['interval', 'count'] as const).filter((o) => rawOption(args, o) !== undefined);
+            if (!a.watch && given.length) throw new Error(`--${given[0]} goes with --watch (dispatchctl status --watch --${given[0]} …)`);
+            return true;
+          })
           .check(wholeMs(args, 'interval', [100, 3_600_000]))
           .check((a) => {
             if (a.count !== undefined && !(Number.isInteger(a.count) && a.count >= 1)) throw new Error('--count must be a whole number of at least 1');

@@ -262,6 +262,8 @@ def run() -> int:
     """:func:`main`, with what it wrote flushed (``--version`` too, which argparse ends with
     SystemExit): a failed write to standard output is not left to the interpreter's exit,
     which would report it as a traceback or not at all."""
+    if sys.stdout is None:  # started with standard output closed (>&-): as Node.js, /dev/null
+        sys.stdout = open(os.devnull, "w")
     try:
         code = main()
     except SystemExit as e:

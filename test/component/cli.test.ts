@@ -95,6 +95,18 @@ t.test('errors: one line on stderr and the documented exit code', async (t) => {
   t.match(badTimeout.stderr, /--timeout takes a whole number of milliseconds from 1 to \d+, got 'abc'/, 'the value as typed, not NaN');
   const badDeadline = await suite.dispatchctl(['request', 'sleep', '1', '--deadline', '1.5']);
   t.equal(badDeadline.code, EXIT.USAGE);
+  // A number of ms is written plainly, as the fast path reads it: yargs refuses the rest too.
+  for (const v of ['1e3', '0x10', '060', '60000.0', ' 100', '+5']) {
+    const r = await suite.dispatchctl(['request', 'echo', 'x', `--timeout=${v}`]);
+    t.equal(r.code, EXIT.USAGE, `--timeout=${v}: exit 64`);
+    t.match(r.stderr, `got '${v}'`);
+  }
+  // --interval and --count mean something only with --watch.
+  for (const o of ['--count', '--interval']) {
+    const r = await suite.dispatchctl(['status', o, '500', '--scoreboard', suite.scoreboard]);
+    t.equal(r.code, EXIT.USAGE, `status ${o} without --watch: exit 64`);
+    t.match(r.stderr, `${o} goes with --watch`);
+  }
   // An option given twice: the last one holds.
   const twice = await suite.dispatchctl(['request', 'echo', 'again', '--socket', path.join(suite.dir, 'nothing.sock'), '--socket', suite.mainSocket, '--timeout', '5', '--timeout', '60000']);
   t.equal(twice.code, 0, twice.stderr.toString());
