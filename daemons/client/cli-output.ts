@@ -3,6 +3,8 @@
  * with the exit code of README "Exit codes". Loads nothing beyond the error codes, so that
  * every command, `request` first, can use it.
  */
+import fs from 'node:fs';
+import { format } from 'node:util';
 import { DispatchError, reason } from '../common/errors.js';
 import { EXIT, exitCodeFor } from '../common/exit-codes.js';
 import { stderrIsJournal } from '../common/journal-stream.js';
@@ -65,6 +67,23 @@ export function guardStdout(): void {
 function stdoutFailed(err: NodeJS.ErrnoException): never {
   if (err.code === 'EPIPE') process.exit(EXIT.OK);
   fail('failed to write to standard output', err);
+}
+
+/**
+ * Routes console.log (what yargs prints help, --version and the completion script with) to
+ * a synchronous write of fd 1 whose failure ends as {@link guardStdout} says. Node.js's
+ * console ignores failed writes, and yargs exits right after printing, so `dispatchctl
+ * completion > FILE` on a full disk would exit 0 having written nothing. The texts are a few
+ * KiB, well within a pipe's buffer.
+ */
+export function consoleLogToStdout(): void {
+  console.log = (...args: unknown[]) => {
+    try {
+      fs.writeSync(1, `${format(...args)}\n`);
+    } catch (err) {
+      stdoutFailed(err as NodeJS.ErrnoException);
+    }
+  };
 }
 
 /**

@@ -159,6 +159,15 @@ t.test('standard output that fails: a reader that goes away is a quiet exit 0, a
   t.match(full.stderr, /^dispatchctl: failed to write to standard output: .*ENOSPC.*\n$/, 'one line naming ENOSPC');
   const version = spawnSync(DISPATCHCTL, ['--version'], { stdio: ['ignore', fs.openSync('/dev/full', 'w'), 'pipe'], encoding: 'utf8' });
   t.match(version.stderr, /^dispatchctl: failed to write to standard output: .*ENOSPC.*\n$/, '--version alike');
+  // What yargs prints (help, the completion script) alike: `completion > FILE` on a full disk is not a success.
+  for (const args of [['--help'], ['status', '--help'], ['completion']]) {
+    const r = spawnSync(DISPATCHCTL, args, { stdio: ['ignore', fs.openSync('/dev/full', 'w'), 'pipe'], encoding: 'utf8' });
+    t.equal(r.status, EXIT.FAILURE, `${args.join(' ')} > /dev/full: exit 1`);
+    t.match(r.stderr, /^dispatchctl: failed to write to standard output: .*ENOSPC.*\n$/);
+  }
+  const help = spawnSync(DISPATCHCTL, ['--help'], { encoding: 'utf8' });
+  t.equal(help.status, 0);
+  t.match(help.stdout, /^dispatchctl <command> \[options\]/, 'help still reaches a working stdout');
 });
 
 t.test('request: a directory on standard input is refused, not sent as empty DATA', async (t) => {
