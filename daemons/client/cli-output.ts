@@ -15,7 +15,7 @@ const HINTS: Partial<Record<string, string>> = {
   DEADLINE_EXCEEDED: 'dispatchctl takes it as --deadline (ms)',
   PAYLOAD_TOO_LARGE: "send less, or raise max_payload_bytes (a type's own in its file in /etc/dispatchd/types.d, else [secondary] max_payload_bytes in /etc/dispatchd/dispatchd.conf)",
   BUSY: 'retry later, or raise max_leases / add secondaries (dispatchctl scale N)',
-  CONFIG_UNREADABLE: 'check the path, and that this user may read it (run as root, or name a file of your own with --config)',
+  CONFIG_UNREADABLE: 'check the path, and that this user may read it (the installed file is readable by all; run as root for a file of root only)',
 };
 
 /**

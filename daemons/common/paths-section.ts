@@ -24,16 +24,30 @@ export interface Paths {
 /** The defaults of `[paths]` (config.ts's schema takes them from here). */
 export const DEFAULT_PATHS: Readonly<Paths> = { runtime_dir: '/run/dispatchd', scoreboard: '/dev/shm/dispatchd.scoreboard' };
 
+/** The most a configuration file may hold (bytes): the shipped one is ~3 KiB. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
 /**
  * The configuration file's text; undefined for a missing file at the default path (the
- * defaults apply). @throws DispatchError CONFIG_UNREADABLE.
+ * defaults apply). Read no further than {@link MAX_CONFIG_BYTES}, so that a wrong path
+ * (`--config /dev/zero`, a log file) is refused rather than read into memory.
+ * @throws DispatchError CONFIG_UNREADABLE, CONFIG_INVALID (larger than MAX_CONFIG_BYTES).
  */
 export function readConfigText(file: string, explicit: boolean): string | undefined {
+  let fd: number | undefined;
   try {
-    return fs.readFileSync(file, 'utf8');
+    fd = fs.openSync(file, 'r');
+    const buf = Buffer.allocUnsafe(MAX_CONFIG_BYTES + 1);
+    let n = 0;
+    for (let got = -1; got !== 0 && n < buf.length; n += got) got = fs.readSync(fd, buf, n, buf.length - n, null);
+    if (n > MAX_CONFIG_BYTES) throw new DispatchError('CONFIG_INVALID', `failed to read configuration '${file}': it is larger than ${MAX_CONFIG_BYTES} bytes; is it the configuration file?`);
+    return buf.toString('utf8', 0, n);
   } catch (cause) {
+    if (cause instanceof DispatchError) throw cause;
     if (!explicit && (cause as { code?: string }).code === 'ENOENT') return undefined;
     throw new DispatchError('CONFIG_UNREADABLE', `failed to read configuration '${file}': ${reason(cause)}`, { cause });
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
 }
 

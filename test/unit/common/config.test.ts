@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { changedKeys, ConfigSchema, defaultConfig, DEFAULT_CONFIG_PATH, loadConfig, mergeReload, parseConfig, type Config } from '../../../daemons/common/config.js';
-import { checkPaths, loadPaths } from '../../../daemons/common/paths-section.js';
+import { checkPaths, loadPaths, MAX_CONFIG_BYTES } from '../../../daemons/common/paths-section.js';
 import { checkPayloadLimit, DEFAULT_MAX_PAYLOAD_BYTES, loadPayloadLimit, MIN_MAX_PAYLOAD_BYTES } from '../../../daemons/common/payload-limit.js';
 import { lineOf } from '../../../daemons/common/toml-lines.js';
 import type { DispatchError } from '../../../daemons/common/errors.js';
@@ -238,6 +238,18 @@ t.test("loadPaths (the keeper's): [paths] alone, the defaults when the file or [
   t.same(loadPaths(file, true), { paths: { runtime_dir: '/run/x', scoreboard: '/dev/shm/dispatchd.scoreboard' } }, 'a good file: no problem');
   t.same(loadPaths(path.join(dir, 'absent.conf'), false), { paths: { runtime_dir: '/run/dispatchd', scoreboard: '/dev/shm/dispatchd.scoreboard' } }, 'a missing default file: the defaults');
   t.match(loadPaths(path.join(dir, 'absent.conf'), true).problem, /failed to read configuration/, 'a missing file named with --config: said so');
+});
+
+t.test('a configuration file is read no further than MAX_CONFIG_BYTES: a wrong path is refused, not read into memory', async (t) => {
+  t.throws(() => loadConfig('/dev/zero', true), { code: 'CONFIG_INVALID', message: `failed to read configuration '/dev/zero': it is larger than ${MAX_CONFIG_BYTES} bytes; is it the configuration file?` });
+  t.throws(() => loadPayloadLimit('/dev/zero', true), { code: 'CONFIG_INVALID' });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatchd-big-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'd.conf');
+  fs.writeFileSync(file, `# ${'x'.repeat(MAX_CONFIG_BYTES - 3)}\n`);
+  t.equal(fs.statSync(file).size, MAX_CONFIG_BYTES);
+  t.same(loadConfig(file, true), defaultConfig(), 'exactly MAX_CONFIG_BYTES is read');
+  t.throws(() => loadConfig(dir, true), { code: 'CONFIG_UNREADABLE', message: /EISDIR/ }, 'a directory: unreadable');
 });
 
 t.test("checkPaths answers as ConfigSchema's paths: same success, same paths", async (t) => {
