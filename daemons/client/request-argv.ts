@@ -6,9 +6,9 @@
  * request reaches the socket with the least code loaded. It takes only what it can read
  * exactly as yargs would (dispatchctl-cli.ts): the options of `request` given once each with
  * a valid value after the command name (only --socket before it), and the positionals
- * `request TYPE [DATA]` (DATA `-`: standard input, as absent). Anything else (help, completion, `--`, a bad value, a repeated or
- * unknown option, another command) is left to yargs, which answers with its own help text
- * and usage errors.
+ * `request TYPE [DATA]` (DATA `-`: standard input, as absent). Anything else (help,
+ * completion, `--`, a bad value, a repeated or unknown option, another command) is left to
+ * yargs, which answers with its own help text and usage errors.
  *
  * test/unit/client/request-argv.test.ts checks that yargs reads each accepted command line
  * the same way.
