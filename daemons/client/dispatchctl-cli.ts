@@ -98,6 +98,10 @@ export async function runCli(args: readonly string[], run: CommandRunners = LOAD
           .option('deadline', { requiresArg: true, type: 'number', describe: "deadline for running the request on the secondary (ms; default: the type's deadline_ms)" })
           .option('config', { requiresArg: true, type: 'string', describe: `the configuration whose max_payload_bytes caps DATA from standard input (default ${DEFAULT_CONFIG_PATH})` })
           .option('verbose', { type: 'boolean', default: false, alias: 'v', describe: 'report retries, and which secondary served the request, on standard error' })
+          .check((a) => {
+            if (a.type === '') throw new Error('TYPE is empty: name a request type (dispatchctl types lists them)');
+            return true;
+          })
           .check(wholeMs(args, 'timeout', TIMEOUT_RANGE_MS))
           .check(wholeMs(args, 'deadline', DEADLINE_RANGE_MS)),
       async (a) => {

@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.command is None:
         p.error("name a command: request or status")
     if a.command == "request":
+        if a.type == "":
+            p.error("TYPE is empty: name a request type (dispatchctl types lists them)")
         return _request(a)
     return _status(a)
 

@@ -78,7 +78,7 @@ class CliTest(unittest.TestCase):
 
     def test_usage_errors_exit_64(self) -> None:
         for args in (["bogus"], [], ["request"], ["request", "echo", "x", "--timeout", "0"], ["request", "echo", "x", "--deadline", "abc"],
-                     ["request", "echo", "a", "b"], ["request", "echo", "-v", "a", "b"]):
+                     ["request", "echo", "a", "b"], ["request", "echo", "-v", "a", "b"], ["request", "", "x"]):
             r = cli(*args)
             self.assertEqual(r.returncode, 64, args)
             self.assertRegex(r.stderr.decode(), r"^dispatchd: .*; see 'python3 -m dispatchd --help'\n$")

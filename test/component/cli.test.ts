@@ -95,6 +95,9 @@ t.test('errors: one line on stderr and the documented exit code', async (t) => {
   t.match(badTimeout.stderr, /--timeout takes a whole number of milliseconds from 1 to \d+, got 'abc'/, 'the value as typed, not NaN');
   const badDeadline = await suite.dispatchctl(['request', 'sleep', '1', '--deadline', '1.5']);
   t.equal(badDeadline.code, EXIT.USAGE);
+  const empty = await suite.dispatchctl(['request', '', 'x']);
+  t.equal(empty.code, EXIT.USAGE, 'an empty TYPE is a usage error, not sent');
+  t.match(empty.stderr, /^dispatchctl: TYPE is empty: name a request type \(dispatchctl types lists them\); see 'dispatchctl --help'\n$/);
   // A number of ms is written plainly, as the fast path reads it: yargs refuses the rest too.
   for (const v of ['1e3', '0x10', '060', '60000.0', ' 100', '+5']) {
     const r = await suite.dispatchctl(['request', 'echo', 'x', `--timeout=${v}`]);
