@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DispatchError, errnoCode, reason } from './errors.js';
-import { checkHeader, encodeHeader, HEADER_BYTES, SCOREBOARD_BYTES } from './scoreboard-layout.js';
+import { badLayout, checkHeader, encodeHeader, HEADER_BYTES, SCOREBOARD_BYTES } from './scoreboard-layout.js';
 
 /**
  * A failed open, read, write, create or remove of the scoreboard file as a DispatchError:
@@ -50,7 +50,7 @@ export function createScoreboard(file: string, options: { mode?: number; replace
       fs.closeSync(fd);
     }
     checkHeader(b, file);
-    throw new DispatchError('SCOREBOARD_BAD_LAYOUT', `failed to read scoreboard '${file}': ${size} bytes, expected ${SCOREBOARD_BYTES}; restart the suite (systemctl restart dispatchd.target) to recreate it`);
+    throw badLayout(file, `${size} bytes, expected ${SCOREBOARD_BYTES}`);
   }
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   const content = Buffer.alloc(SCOREBOARD_BYTES);

@@ -117,12 +117,19 @@ export function encodeHeader(createdMs: number): Buffer {
 }
 
 /**
+ * SCOREBOARD_BAD_LAYOUT for the file `where`, saying `what` differs, and what to do: the
+ * suite's own scoreboard is recreated by a restart; any other file was the wrong one to name.
+ */
+export function badLayout(where: string, what: string): DispatchError {
+  return new DispatchError('SCOREBOARD_BAD_LAYOUT', `failed to read scoreboard '${where}': ${what}; if it is the suite's scoreboard, restart the suite (systemctl restart dispatchd.target) to recreate it, else name the suite's ([paths] scoreboard, default /dev/shm/dispatchd.scoreboard)`);
+}
+
+/**
  * Checks a header against this build's layout.
  * @throws DispatchError SCOREBOARD_BAD_LAYOUT naming the field that differs.
  */
 export function checkHeader(b: Buffer, where: string): { createdMs: number } {
-  const fail = (what: string) =>
-    new DispatchError('SCOREBOARD_BAD_LAYOUT', `failed to read scoreboard '${where}': ${what}; restart the suite (systemctl restart dispatchd.target) to recreate it`);
+  const fail = (what: string) => badLayout(where, what);
   if (b.length < HEADER_BYTES) throw fail(`only ${b.length} bytes, expected at least ${HEADER_BYTES}`);
   if (b.toString('latin1', 0, 8) !== SCOREBOARD_MAGIC) throw fail('bad magic, not a dispatchd scoreboard');
   const version = b.readUInt32LE(8);

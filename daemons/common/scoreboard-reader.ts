@@ -3,9 +3,8 @@
  * pread(2) of the whole object, as daemons and `dispatchctl status` do.
  */
 import fs from 'node:fs';
-import { DispatchError } from './errors.js';
 import { scoreboardIoError } from './scoreboard-file.js';
-import { checkHeader, decodeSlot, HEADER_BYTES, SCOREBOARD_BYTES, SLOT, SLOT_BYTES, SLOT_COUNT, type SlotData } from './scoreboard-layout.js';
+import { badLayout, checkHeader, decodeSlot, HEADER_BYTES, SCOREBOARD_BYTES, SLOT, SLOT_BYTES, SLOT_COUNT, type SlotData } from './scoreboard-layout.js';
 
 /** How many times a reader reads a slot whose `seq` is odd or changing before it gives up (docs/SCOREBOARD.md §4). */
 export const MAX_SEQ_READS = 10_000;
@@ -55,7 +54,7 @@ export class ScoreboardReader {
       throw scoreboardIoError('read', this.file, err);
     }
     if (n < into.length) {
-      throw new DispatchError('SCOREBOARD_BAD_LAYOUT', `failed to read scoreboard '${this.file}': ${n} bytes, expected ${into.length}; restart the suite to recreate it`);
+      throw badLayout(this.file, `${n} bytes, expected ${into.length}`);
     }
   }
 

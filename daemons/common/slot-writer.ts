@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { DispatchError } from './errors.js';
 import { scoreboardIoError } from './scoreboard-file.js';
-import { checkHeader, decodeSlot, encodeSlot, HEADER_BYTES, SCOREBOARD_BYTES, SLOT, SLOT_BYTES, type Kind, type SlotData } from './scoreboard-layout.js';
+import { badLayout, checkHeader, decodeSlot, encodeSlot, HEADER_BYTES, SCOREBOARD_BYTES, SLOT, SLOT_BYTES, type Kind, type SlotData } from './scoreboard-layout.js';
 import { daemonIdOf, formatDaemonId, instanceOf, isSecondaryInstance, MAX_SECONDARIES, slotIndexOf, type DaemonId } from './topology.js';
 
 /**
@@ -52,7 +52,7 @@ export class SlotWriter {
       checkHeader(header, file);
       const size = fs.fstatSync(this.fd).size;
       if (size < SCOREBOARD_BYTES) {
-        throw new DispatchError('SCOREBOARD_BAD_LAYOUT', `failed to open scoreboard '${file}': ${size} bytes, expected ${SCOREBOARD_BYTES}; restart the suite (systemctl restart dispatchd.target) to recreate it`);
+        throw badLayout(file, `${size} bytes, expected ${SCOREBOARD_BYTES}`);
       }
       const prev = Buffer.alloc(SLOT_BYTES);
       fs.readSync(this.fd, prev, 0, SLOT_BYTES, this.offset);

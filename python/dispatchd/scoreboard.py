@@ -84,7 +84,9 @@ def decode_slot(raw: bytes, consistent: bool = True) -> Slot | None:
 
 
 def _bad(path: str, what: str) -> DispatchError:
-    return DispatchError("SCOREBOARD_BAD_LAYOUT", f"failed to read scoreboard '{path}': {what}; restart the suite (systemctl restart dispatchd.target) to recreate it")
+    return DispatchError("SCOREBOARD_BAD_LAYOUT", f"failed to read scoreboard '{path}': {what}; if it is the suite's scoreboard, "
+                         "restart the suite (systemctl restart dispatchd.target) to recreate it, else name the suite's "
+                         "([paths] scoreboard, default /dev/shm/dispatchd.scoreboard)")
 
 
 def read_scoreboard(path: str | None = None) -> Snapshot:

@@ -64,6 +64,7 @@ t.test('header: encode and check', async (t) => {
   bad((b) => b.writeUInt32LE(256, 16), /differ/, 'slot size');
   bad((b) => b.writeUInt32LE(16, 20), /differ/, 'slot count');
   t.throws(() => checkHeader(Buffer.alloc(10), 'x'), { code: 'SCOREBOARD_BAD_LAYOUT', message: /only 10 bytes/ });
+  t.throws(() => checkHeader(Buffer.alloc(10), '/etc/passwd'), { message: /; if it is the suite's scoreboard, restart the suite \(systemctl restart dispatchd\.target\) to recreate it, else name the suite's \(\[paths\] scoreboard, default \/dev\/shm\/dispatchd\.scoreboard\)$/ }, 'both remedies: the suite\'s file, or the wrong file named');
   t.throws(() => checkHeader(encodeHeader(1).fill(0, 8, 12), '/dev/shm/x'), { message: /\/dev\/shm\/x.*restart the suite/ }, 'names the file and says what to do');
 });
 
