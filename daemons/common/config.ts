@@ -4,12 +4,11 @@
  * the file, line and key named; daemons then exit 78 (EXIT.CONFIG), which the units list in
  * RestartPreventExitStatus= so that a bad configuration does not crash-loop.
  */
-import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { DEFAULT_CONFIG_PATH } from './config-path.js';
-import { DEFAULT_PATHS, readConfigText } from './paths-section.js';
+import { DEFAULT_PATHS, parseConfigToml, readConfigText } from './paths-section.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, MIN_MAX_PAYLOAD_BYTES } from './payload-limit.js';
-import { DispatchError, reason } from './errors.js';
+import { DispatchError } from './errors.js';
 import { findLine } from './toml-lines.js';
 import { MAX_BODY_BYTES_CEILING } from './frame.js';
 import { TYPE_NAME } from './request-type.js';
@@ -91,14 +90,7 @@ export function defaultConfig(): Config {
  * @throws DispatchError CONFIG_INVALID with file, line and key in the message.
  */
 export function parseConfig(text: string, where: string): Config {
-  let raw: unknown;
-  try {
-    raw = parseToml(text);
-  } catch (cause) {
-    const line = (cause as { line?: number }).line;
-    const first = reason(cause).split('\n')[0];
-    throw new DispatchError('CONFIG_INVALID', `failed to parse configuration '${where}'${line ? ` line ${line}` : ''}: ${first}; fix the file, then reload or restart the suite (systemctl reload|restart dispatchd.target)`, { cause });
-  }
+  const raw = parseConfigToml(text, where, 'fix the file, then reload or restart the suite (systemctl reload|restart dispatchd.target)');
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

@@ -52,6 +52,20 @@ export function readConfigText(file: string, explicit: boolean): string | undefi
 }
 
 /**
+ * Configuration text parsed as TOML (smol-toml), for every reader of the file (config.ts,
+ * payload-limit.ts, {@link loadPaths}). `remedy` (what to do) follows the problem when given.
+ * @throws DispatchError CONFIG_INVALID naming the file and the line of the TOML error.
+ */
+export function parseConfigToml(text: string, file: string, remedy?: string): Record<string, unknown> {
+  try {
+    return parseToml(text) as Record<string, unknown>;
+  } catch (cause) {
+    const line = (cause as { line?: number }).line;
+    throw new DispatchError('CONFIG_INVALID', `failed to parse configuration '${file}'${line ? ` line ${line}` : ''}: ${reason(cause).split('\n')[0]}${remedy ? `; ${remedy}` : ''}`, { cause });
+  }
+}
+
+/**
  * `[paths]` of a parsed file (`section`: its value, undefined when absent), checked as
  * ConfigSchema checks it: a table of only `runtime_dir` and `scoreboard`, each a string
  * starting with '/', each defaulted. Returns the paths, or what is wrong.
@@ -80,16 +94,14 @@ export function checkPaths(section: unknown): { paths: Paths } | { problem: stri
  * wrong, and says why in `problem`.
  */
 export function loadPaths(file: string = DEFAULT_CONFIG_PATH, explicit = false): { paths: Paths; problem?: string } {
-  let raw: unknown;
+  let raw: Record<string, unknown>;
   try {
     const text = readConfigText(file, explicit);
     if (text === undefined) return { paths: { ...DEFAULT_PATHS } };
-    raw = parseToml(text);
+    raw = parseConfigToml(text, file);
   } catch (err) {
-    const line = (err as { line?: number }).line;
-    const problem = err instanceof DispatchError ? err.message : `failed to parse configuration '${file}'${line ? ` line ${line}` : ''}: ${reason(err).split('\n')[0]}`;
-    return { paths: { ...DEFAULT_PATHS }, problem };
+    return { paths: { ...DEFAULT_PATHS }, problem: reason(err) };
   }
-  const r = checkPaths((raw as Record<string, unknown>).paths);
+  const r = checkPaths(raw.paths);
   return 'paths' in r ? r : { paths: { ...DEFAULT_PATHS }, problem: `failed to load configuration '${file}': ${r.problem}` };
 }

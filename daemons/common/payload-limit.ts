@@ -14,10 +14,9 @@
  *
  * The file is TOML (https://toml.io/en/v1.0.0), read with smol-toml as config.ts reads it.
  */
-import { parse as parseToml } from 'smol-toml';
-import { DispatchError, reason } from './errors.js';
+import { DispatchError } from './errors.js';
 import { MAX_BODY_BYTES_CEILING } from './frame.js';
-import { readConfigText } from './paths-section.js';
+import { parseConfigToml, readConfigText } from './paths-section.js';
 import { lineOf } from './toml-lines.js';
 
 /** `max_payload_bytes` when the file does not set it (bytes). */
@@ -51,14 +50,7 @@ export function checkPayloadLimit(section: unknown): { maxBytes: number; set: bo
 export function loadPayloadLimit(file: string, explicit: boolean): { maxBytes: number; set: boolean } {
   const text = readConfigText(file, explicit);
   if (text === undefined) return { maxBytes: DEFAULT_MAX_PAYLOAD_BYTES, set: false };
-  let raw: unknown;
-  try {
-    raw = parseToml(text);
-  } catch (err) {
-    const line = (err as { line?: number }).line;
-    throw new DispatchError('CONFIG_INVALID', `failed to parse configuration '${file}'${line ? ` line ${line}` : ''}: ${reason(err).split('\n')[0]}; fix the file (dispatchctl check-config ${file})`, { cause: err });
-  }
-  const r = checkPayloadLimit((raw as Record<string, unknown>).secondary);
+  const r = checkPayloadLimit(parseConfigToml(text, file, `fix the file (dispatchctl check-config ${file})`).secondary);
   if ('problem' in r) {
     const line = lineOf(text, ['secondary', 'max_payload_bytes']) ?? lineOf(text, ['secondary']);
     throw new DispatchError('CONFIG_INVALID', `failed to load configuration '${file}'${line ? ` line ${line}` : ''}: ${r.problem}; fix the file (dispatchctl check-config ${file})`, { fields: { config: file, key: 'secondary.max_payload_bytes' } });
