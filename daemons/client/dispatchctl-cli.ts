@@ -44,7 +44,7 @@ function wholeMs(args: readonly string[], name: string, [min, max]: readonly [nu
     const v = a[name];
     const raw = rawOption(args, name);
     if (v !== undefined && (!(typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) || (raw !== undefined && !/^[1-9][0-9]*$/.test(raw)))) {
-      throw new Error(`--${name} takes a whole number of milliseconds from ${min} to ${max}, got '${rawOption(args, name) ?? String(v)}'`);
+      throw new Error(`--${name} takes a whole number of milliseconds from ${min} to ${max}, got '${raw ?? String(v)}'`);
     }
     return true;
   };

@@ -66,8 +66,9 @@ async function payloadLimit(file: string | undefined): Promise<{ maxBytes: numbe
   const path = file ?? DEFAULT_CONFIG_PATH;
   try {
     const { loadPayloadLimit } = await import('../common/payload-limit.js');
-    const { maxBytes, set } = loadPayloadLimit(path, file !== undefined);
-    return { maxBytes, source: set ? `max_payload_bytes, from ${path}` : fs.existsSync(path) ? `the default max_payload_bytes; ${path} does not set it` : `the default max_payload_bytes; ${path} is absent` };
+    const { maxBytes, from } = loadPayloadLimit(path, file !== undefined);
+    const source = { file: `max_payload_bytes, from ${path}`, default: `the default max_payload_bytes; ${path} does not set it`, 'no file': `the default max_payload_bytes; ${path} is absent` };
+    return { maxBytes, source: source[from] };
   } catch (err) {
     if (file !== undefined) throw err;
     return { maxBytes: MAX_BODY_BYTES_CEILING, source: "the protocol's ceiling" };
@@ -84,15 +85,11 @@ async function payloadLimit(file: string | undefined): Promise<{ maxBytes: numbe
 function argumentBytes(data: string): Buffer {
   const utf8 = Buffer.from(data, 'utf8');
   if (!data.includes('\uFFFD')) return utf8;
-  let raw: Buffer[];
+  const raw: Buffer[] = [];
   try {
+    // Each argument ends with a NUL.
     const cmdline = fs.readFileSync('/proc/self/cmdline');
-    raw = [];
-    for (let start = 0; start < cmdline.length; ) {
-      const end = cmdline.indexOf(0, start);
-      raw.push(cmdline.subarray(start, end < 0 ? cmdline.length : end));
-      start = end < 0 ? cmdline.length : end + 1;
-    }
+    for (let start = 0, end; (end = cmdline.indexOf(0, start)) !== -1; start = end + 1) raw.push(cmdline.subarray(start, end));
   } catch {
     return utf8; // no /proc: the argument as Node.js decoded it
   }

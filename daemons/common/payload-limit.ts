@@ -42,18 +42,19 @@ export function checkPayloadLimit(section: unknown): { maxBytes: number; set: bo
 }
 
 /**
- * The request limit of configuration `file` (bytes), and whether the file set it. A missing
- * file is the default unless `explicit` (named with --config).
+ * The request limit of configuration `file` (bytes), and where it comes from: the file, the
+ * default (the file does not set it), or the default for want of a file (`no file`; an error
+ * when `explicit`, named with --config).
  * @throws DispatchError CONFIG_UNREADABLE (the file cannot be read), CONFIG_INVALID (it is not
  *   TOML, or the key is wrong).
  */
-export function loadPayloadLimit(file: string, explicit: boolean): { maxBytes: number; set: boolean } {
+export function loadPayloadLimit(file: string, explicit: boolean): { maxBytes: number; from: 'file' | 'default' | 'no file' } {
   const text = readConfigText(file, explicit);
-  if (text === undefined) return { maxBytes: DEFAULT_MAX_PAYLOAD_BYTES, set: false };
+  if (text === undefined) return { maxBytes: DEFAULT_MAX_PAYLOAD_BYTES, from: 'no file' };
   const r = checkPayloadLimit(parseConfigToml(text, file, `fix the file (dispatchctl check-config ${file})`).secondary);
   if ('problem' in r) {
     const line = lineOf(text, ['secondary', 'max_payload_bytes']) ?? lineOf(text, ['secondary']);
     throw new DispatchError('CONFIG_INVALID', `failed to load configuration '${file}'${line ? ` line ${line}` : ''}: ${r.problem}; fix the file (dispatchctl check-config ${file})`, { fields: { config: file, key: 'secondary.max_payload_bytes' } });
   }
-  return r;
+  return { maxBytes: r.maxBytes, from: r.set ? 'file' : 'default' };
 }

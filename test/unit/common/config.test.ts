@@ -299,10 +299,10 @@ t.test('loadPayloadLimit: the limit of a file, with the file, line and key of a 
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'd.conf');
   fs.writeFileSync(file, '[main]\nqueue_max = 5\n\n[secondary]\nmax_payload_bytes = 33554432\n');
-  t.same(loadPayloadLimit(file, true), { maxBytes: 32 * 1024 * 1024, set: true });
+  t.same(loadPayloadLimit(file, true), { maxBytes: 32 * 1024 * 1024, from: 'file' });
   fs.writeFileSync(file, '[main]\nqueue_max = 5\n');
-  t.same(loadPayloadLimit(file, true), { maxBytes: DEFAULT_MAX_PAYLOAD_BYTES, set: false }, 'not set: the default');
-  t.same(loadPayloadLimit(path.join(dir, 'absent.conf'), false), { maxBytes: DEFAULT_MAX_PAYLOAD_BYTES, set: false }, 'a missing default file: the default');
+  t.same(loadPayloadLimit(file, true), { maxBytes: DEFAULT_MAX_PAYLOAD_BYTES, from: 'default' }, 'not set: the default');
+  t.same(loadPayloadLimit(path.join(dir, 'absent.conf'), false), { maxBytes: DEFAULT_MAX_PAYLOAD_BYTES, from: 'no file' }, 'a missing default file: the default');
   t.throws(() => loadPayloadLimit(path.join(dir, 'absent.conf'), true), { code: 'CONFIG_UNREADABLE' }, 'a missing file named with --config');
   fs.writeFileSync(file, '[secondary]\n\nmax_payload_bytes = 1024\n');
   const small = (() => { try { loadPayloadLimit(file, true); } catch (e) { return e as DispatchError; } })();
