@@ -71,16 +71,16 @@ def _stdout_failed(err: OSError) -> int:
     """What a failed write to standard output ends with, as dispatchctl's (cli-output.ts): a
     reader that closed early (``| head``, EPIPE) is a quiet exit 0, the reader having taken
     what it wanted; any other failure (a full disk, EIO) one error line and exit 1."""
-    if isinstance(err, BrokenPipeError):
-        # Python flushes stdout again at exit: point it at /dev/null so that cannot fail too
-        # (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+    # Python flushes stdout again at exit: point it at /dev/null so that cannot fail too
+    # (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+    try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return Exit.OK
-    try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        os.close(devnull)
     except OSError:
         pass
+    if isinstance(err, BrokenPipeError):
+        return Exit.OK
     sys.stderr.write(f"dispatchd: failed to write to standard output: {err.strerror or err}\n")
     return Exit.FAILURE
 
@@ -126,15 +126,28 @@ def _ms(lo: int, hi: int):
     return parse
 
 
+def _config() -> dict | None:
+    """/etc/dispatchd/dispatchd.conf parsed (tomllib), or None when there is no such file.
+
+    :raises OSError: when it cannot be read.
+    :raises ValueError: (tomllib.TOMLDecodeError) when it is not TOML.
+    """
+    import tomllib
+    try:
+        with open(CONFIG, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return None
+
+
 def _default_scoreboard() -> str:
     """The scoreboard named by /etc/dispatchd/dispatchd.conf's [paths] scoreboard, else the default."""
     try:
-        import tomllib
-        with open(CONFIG, "rb") as fh:
-            path = tomllib.load(fh).get("paths", {}).get("scoreboard")
-        return path if isinstance(path, str) and path else DEFAULT_SCOREBOARD
+        paths = (_config() or {}).get("paths")
     except (OSError, ValueError):
         return DEFAULT_SCOREBOARD
+    path = paths.get("scoreboard") if isinstance(paths, dict) else None
+    return path if isinstance(path, str) and path else DEFAULT_SCOREBOARD
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,14 +196,13 @@ def _stdin_limit() -> tuple[int, str]:
     max_payload_bytes`` of /etc/dispatchd/dispatchd.conf; its default when the file is absent
     or does not set it; the protocol's ceiling (the server then refuses) when the file cannot
     be read or the key is bad."""
-    import tomllib
     try:
-        with open(CONFIG, "rb") as fh:
-            section = tomllib.load(fh).get("secondary", {})
-    except FileNotFoundError:
-        return DEFAULT_MAX_PAYLOAD_BYTES, f"the default max_payload_bytes; {CONFIG} is absent"
+        config = _config()
     except (OSError, ValueError):
         return MAX_BODY_BYTES_CEILING, "the protocol's ceiling"
+    if config is None:
+        return DEFAULT_MAX_PAYLOAD_BYTES, f"the default max_payload_bytes; {CONFIG} is absent"
+    section = config.get("secondary", {})
     v = section.get("max_payload_bytes") if isinstance(section, dict) else "bad"
     if v is None:
         return DEFAULT_MAX_PAYLOAD_BYTES, f"the default max_payload_bytes; {CONFIG} does not set it"
