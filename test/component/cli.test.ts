@@ -40,13 +40,31 @@ t.test('request: DATA from the argument, from stdin with -, and from stdin when 
  * 20); resolves with the result and the module URLs.
  */
 async function dispatchctlModules(args: string[], input = ''): Promise<{ code: number | null; stdout: string; modules: string[] }> {
+  return modulesLoaded(DISPATCHCTL, args, input);
+}
+
+/** Runs `entry` with `args` under the module hook of {@link dispatchctlModules}. */
+async function modulesLoaded(entry: string, args: string[], input = ''): Promise<{ code: number | null; stdout: string; modules: string[] }> {
   const dir = fs.mkdtempSync(path.join(suite.dir, 'modules-'));
   const log = path.join(dir, 'modules.log');
   fs.writeFileSync(path.join(dir, 'hooks.mjs'), "import fs from 'node:fs';\nexport async function resolve(s, c, next) { const r = await next(s, c); fs.appendFileSync(process.env.MODULE_LOG, r.url + '\\n'); return r; }\n");
   fs.writeFileSync(path.join(dir, 'register.mjs'), "import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n");
-  const r = spawnSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), DISPATCHCTL, ...args], { encoding: 'utf8', input, env: { ...process.env, MODULE_LOG: log } });
+  const r = spawnSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), entry, ...args], { encoding: 'utf8', input, env: { ...process.env, MODULE_LOG: log, JOURNAL_STREAM: '' } });
   return { code: r.status, stdout: r.stdout, modules: fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter(Boolean) : [] };
 }
+
+t.test('each daemon starts from one bundled file: no other ES module is loaded, so no library is resolved and compiled file by file', async (t) => {
+  // The native addons (sd-notify, systemd-journald, usocket) and piscina stay in
+  // node_modules, loaded with require() or on first use; this run ends at the configuration
+  // (exit 78), after every static import is loaded.
+  const missing = path.join(suite.dir, 'no-such.conf');
+  for (const entry of ['main-server/main.js', 'secondary-server/main.js', 'watchdog/main.js', 'metrics/main.js']) {
+    const r = await modulesLoaded(path.join(BUILD, entry), entry.startsWith('secondary') ? ['--instance', '1', '--config', missing] : ['--config', missing]);
+    t.equal(r.code, EXIT.CONFIG, `${entry}: exit 78 on the missing configuration`);
+    t.ok(r.modules.some((m) => m.endsWith(`/daemons/${entry}`)), `${entry}: the hook saw the entry point`);
+    t.strictSame(r.modules.filter((m) => m.startsWith('file:') && !m.endsWith(`/daemons/${entry}`)), [], `${entry}: and no other file`);
+  }
+});
 
 t.test('request runs from the bundle alone: no ES module, neither yargs nor the schema, TOML, metrics or terminal libraries; other commands go through yargs', async (t) => {
   const heavy = /\/node_modules\/(yargs|yargs-parser|zod|smol-toml|prom-client|log-update)\//;

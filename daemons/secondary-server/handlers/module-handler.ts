@@ -35,12 +35,15 @@ const IDLE_THREAD_MS = 60_000;
 export const MODULE_CHECK_TIMEOUT_MS = 5000;
 
 /**
- * A worker file: beside this module when compiled; run from source (the tests), its compiled
- * copy under build/ (`npm test` builds first), as worker threads run JavaScript only.
+ * A worker file: beside this module under build/daemons, found from the tree this code runs
+ * from, whether it is this module compiled, the secondary's bundle (build/daemons/
+ * secondary-server/main.js, see package.json `build:daemons`) or the source (the tests; its
+ * compiled copy, as worker threads run JavaScript only and `npm test` builds first).
  */
 function workerFile(name: string): URL {
   const here = import.meta.url;
-  return new URL(`./${name}.js`, here.endsWith('.ts') ? here.replace('/daemons/', '/build/daemons/') : here);
+  const root = here.slice(0, here.lastIndexOf('/daemons/'));
+  return new URL(`${here.endsWith('.ts') ? `${root}/build` : root}/daemons/secondary-server/handlers/${name}.js`);
 }
 const WORKER = workerFile('module-worker');
 const CHECK_WORKER = workerFile('module-check-worker');
