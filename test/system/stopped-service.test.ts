@@ -125,7 +125,14 @@ if (sb) {
 
   t.test('a secondary stopped with its sockets stays stopped; started again, it is probed again', async (t) => {
     const units = ['dispatchd-secondary@2.socket', 'dispatchd-secondary-mailbox@2.socket', service(2)];
-    await sb.out(`systemctl stop ${units.join(' ')}`);
+    const from = await journalNow(sb);
+    const stop = await sb.sh(`systemctl stop ${units.join(' ')}`);
+    if (stop.code !== 0) {
+      // Seen once (a stop job of the socket "canceled"): say which job replaced it.
+      t.comment(await sb.out(`journalctl --no-pager -q --since '${from}' -o short-precise | tail -n 60`));
+      t.comment(await sb.out('systemctl list-jobs --no-pager || true'));
+    }
+    t.equal(stop.code, 0, `systemctl stop ${units.join(' ')}: ${stop.stderr.toString().trim()}`);
     // The watchdog has forgotten it once its status line no longer names it.
     const status = await until('the watchdog to stop probing secondary-2', BACK_WITHIN_MS, async () => {
       const s = (await sb.show('dispatchd-watchdog.service', 'StatusText')).StatusText ?? '';
