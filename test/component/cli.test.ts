@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { EXIT } from '../../daemons/common/exit-codes.js';
+import { DAEMON_KINDS, entryPoint } from '../../daemons/common/topology.js';
 import { BUILD_DAEMONS as BUILD, BUILTIN_TYPES_DIR, closeAfter, DISPATCHCTL, ProcessSuite, ROOT, until } from '../helpers/index.js';
 
 const suite = new ProcessSuite({ config: `[main]\nqueue_timeout_ms = 200\n`, secondaries: 1, restart: false });
@@ -58,7 +59,10 @@ t.test('each daemon starts from one bundled file: no other ES module is loaded, 
   // node_modules, loaded with require() or on first use; this run ends at the configuration
   // (exit 78), after every static import is loaded.
   const missing = path.join(suite.dir, 'no-such.conf');
-  for (const entry of ['main-server/main.js', 'secondary-server/main.js', 'watchdog/main.js', 'metrics/main.js']) {
+  const entries = [...DAEMON_KINDS.map((kind) => entryPoint(kind).replace(/^daemons\//, '')), 'metrics/main.js'];
+  const script = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['build:daemons'] ?? '';
+  for (const entry of entries) t.ok(script.includes(`build/daemons/${entry} `), `package.json build:daemons bundles ${entry} (topology.ts names it)`);
+  for (const entry of entries) {
     const r = await modulesLoaded(path.join(BUILD, entry), entry.startsWith('secondary') ? ['--instance', '1', '--config', missing] : ['--config', missing]);
     t.equal(r.code, EXIT.CONFIG, `${entry}: exit 78 on the missing configuration`);
     t.ok(r.modules.some((m) => m.endsWith(`/daemons/${entry}`)), `${entry}: the hook saw the entry point`);
