@@ -24,6 +24,7 @@ import { IncidentLog, type IncidentLevel } from './incident-log.js';
 import type { Logger } from './logger.js';
 import type { MailboxMessage } from './messages.js';
 import type { InboxPort, NotifierPort, OutboxPort, SlotPort, SlotState } from './daemon-ports.js';
+import type { MarkingPort } from './marking-mode.js';
 import { PeerOutboxes } from './peer-outboxes.js';
 import { PublishPacer } from './publish-pacer.js';
 import { TICK_MS } from './timing.js';
@@ -62,14 +63,16 @@ export interface DaemonCoreOptions {
   incidentFields?: Record<string, unknown>;
   /** Unix ms now (default Date.now). */
   now?: () => number;
+  /** Told each tick whether work ran since the last one (marking-mode.ts); none in unit tests. */
+  marking?: MarkingPort | undefined;
 }
 
 /** The options a daemon class hands its core as they are. */
-export type CoreBasics = Pick<DaemonCoreOptions, 'config' | 'logger' | 'notifier' | 'pid' | 'generation'>;
+export type CoreBasics = Pick<DaemonCoreOptions, 'config' | 'logger' | 'notifier' | 'pid' | 'generation' | 'marking'>;
 
 /** Picks the {@link CoreBasics} out of a daemon's options (which hold more). */
 export function coreBasics(o: CoreBasics): CoreBasics {
-  return { config: o.config, logger: o.logger, notifier: o.notifier, pid: o.pid, generation: o.generation };
+  return { config: o.config, logger: o.logger, notifier: o.notifier, pid: o.pid, generation: o.generation, marking: o.marking };
 }
 
 type Handler<T extends MailboxMessage['t']> = (m: Extract<MailboxMessage, { t: T }>) => void;
@@ -80,6 +83,8 @@ export class DaemonCore {
   private heartbeatMs: number;
   private incidentCount = 0;
   private workCount = 0;
+  /** Work started since the last tick (for {@link DaemonCoreOptions.marking}). */
+  private workStarted = false;
   private idle: (() => void) | undefined;
   private readonly pacer = new PublishPacer(() => {
     if (this.phaseNow !== 'stopped') this.publish();
@@ -225,6 +230,8 @@ export class DaemonCore {
     } catch (err) {
       this.incident('tick', `failed to run ${this.name}'s periodic work: ${reason(err)}, retrying in ${this.tickMs} ms`, { code: err instanceof DispatchError ? err.code : 'INTERNAL' });
     }
+    this.o.marking?.tick(now, this.workStarted || this.workCount > 0);
+    this.workStarted = false;
     this.heartbeatMs = now;
     try {
       this.o.slot.publish(this.slotValues());
@@ -246,6 +253,7 @@ export class DaemonCore {
   /** Counts one piece of work (a request) as started. */
   enter(): void {
     this.workCount++;
+    this.workStarted = true;
   }
 
   /** Counts one piece of work as over; wakes a pending {@link drain} when none is left. */

@@ -14,6 +14,7 @@ import { DispatchError, reason } from './errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { parseListenFds, type ListenFds } from './listen-fds.js';
 import { closeLogger, createLogger, logLastLine, type Logger } from './logger.js';
+import { MarkingMode, type MarkingPort } from './marking-mode.js';
 import { loadNotifyBinding, Notifier } from './notify.js';
 import { VERSION } from './version.js';
 
@@ -31,6 +32,8 @@ export interface DaemonContext<A> {
   logger: Logger;
   notifier: Notifier;
   listenFds: ListenFds;
+  /** V8's incremental marking by whether the daemon serves (marking-mode.ts): for its core. */
+  marking: MarkingPort;
 }
 
 /** One command-line option of a daemon. */
@@ -84,22 +87,11 @@ export interface DaemonSpec<A> {
   start: (ctx: DaemonContext<A>) => Promise<Service>;
 }
 
-/**
- * V8 flags every daemon runs with, set before it serves.
- *
- * `--no-incremental-marking`: a daemon's heap is small (about 10 MB), so a full mark-compact
- * is a pause of a few ms, while request bodies are external memory (Buffers) allocated at a
- * high rate. With incremental marking V8 answers that external-memory pressure by starting
- * mark-compact after mark-compact (measured: 60 to 90 in 3 s of 64 KiB sha256 requests,
- * against 1 or 2 in a bare server), each cycle's write barriers and marking steps taxing
- * every request; without it the same pressure is relieved by cheap scavenges. Docs:
- * docs/BENCHMARKS.md.
- */
-export const DAEMON_V8_FLAGS = ['--no-incremental-marking'];
 
 /** Runs a daemon until SIGTERM/SIGINT; never returns normally (the process exits). */
 export async function runDaemon<A extends { config: string }>(spec: DaemonSpec<A>): Promise<never> {
-  for (const flag of DAEMON_V8_FLAGS) v8.setFlagsFromString(flag);
+  // Incremental marking off before the daemon serves, back on while it idles (marking-mode.ts).
+  const marking = new MarkingMode((flag) => v8.setFlagsFromString(flag), Date.now());
   let args: A;
   try {
     const parsed = parseDaemonArgs(process.argv.slice(2), spec.options);
@@ -144,7 +136,7 @@ export async function runDaemon<A extends { config: string }>(spec: DaemonSpec<A
 
   let service: Service;
   try {
-    service = await spec.start({ args, config, logger, notifier, listenFds });
+    service = await spec.start({ args, config, logger, notifier, listenFds, marking });
   } catch (err) {
     return die(err, `failed to start ${unit}`);
   }

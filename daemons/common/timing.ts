@@ -6,6 +6,12 @@
 /** How often a daemon refreshes its heartbeat and STATUS= (ms), unless the systemd watchdog wants it sooner. */
 export const TICK_MS = 1000;
 
+/**
+ * How long a daemon serves no request (ms) before it turns V8's incremental marking back on,
+ * so that V8's memory reducer can shrink its heap (marking-mode.ts).
+ */
+export const IDLE_MARKING_AFTER_MS = 10_000;
+
 /** On stop, how long running requests may take to finish (ms); the units' TimeoutStopSec= allows more. */
 export const DRAIN_MS = 1500;
 

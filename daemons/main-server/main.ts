@@ -13,7 +13,7 @@ import { MainServer } from './main-server.js';
 await runDaemon({
   identifier: 'dispatchd-main',
   unit: () => serviceUnit(MAIN),
-  start: async ({ config, logger, notifier, listenFds }) =>
+  start: async ({ config, logger, notifier, listenFds, marking }) =>
     MainServer.start({
       config,
       logger,
@@ -22,5 +22,6 @@ await runDaemon({
       mailboxFd: requireFd(listenFds, FD_NAMES.mailbox, mailboxSocketUnit(MAIN)),
       generation: newGeneration(),
       pid: process.pid,
+      marking,
     }),
 });

@@ -22,7 +22,7 @@ await runDaemon<{ config: string; instance: number }>({
       check: (n) => (isSecondaryInstance(n) ? undefined : `--instance must be a whole number 1..${MAX_SECONDARIES}`),
     },
   },
-  start: async ({ args, config, logger, notifier, listenFds }) =>
+  start: async ({ args, config, logger, notifier, listenFds, marking }) =>
     SecondaryServer.start({
       config,
       logger,
@@ -32,5 +32,6 @@ await runDaemon<{ config: string; instance: number }>({
       mailboxFd: requireFd(listenFds, FD_NAMES.mailbox, mailboxSocketUnit(secondary(args.instance))),
       generation: newGeneration(),
       pid: process.pid,
+      marking,
     }),
 });

@@ -16,6 +16,7 @@
 import type net from 'node:net';
 import type { Config, ReloadOutcome } from '../common/config.js';
 import { DaemonCore } from '../common/daemon-core.js';
+import type { MarkingPort } from '../common/marking-mode.js';
 import { openDaemonPorts, type DaemonPorts, type NotifierPort, type SlotState } from '../common/daemon-ports.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { FramedServer, type ClientServer, type ClientServerFactory } from '../common/framed-server.js';
@@ -51,6 +52,8 @@ export interface SecondaryServerOptions {
   mailboxFd: number;
   generation: number;
   pid: number;
+  /** V8's incremental marking by whether the daemon serves (marking-mode.ts); none in tests. */
+  marking?: MarkingPort | undefined;
 }
 
 /** What a secondary is built from besides its options (unit tests pass fakes). */
@@ -96,6 +99,7 @@ export class SecondaryServer {
       ...ports,
       pid: o.pid,
       generation: o.generation,
+      marking: o.marking,
       project: (core) => this.project(core),
       statusLine: () => this.statusLine(),
       onTick: () => this.publishTypes(false),

@@ -15,9 +15,9 @@ import { Watchdog } from './watchdog.js';
 await runDaemon({
   identifier: 'dispatchd-watchdog',
   unit: () => serviceUnit(WATCHDOG),
-  start: async ({ config, logger, notifier, listenFds }) => {
+  start: async ({ config, logger, notifier, listenFds, marking }) => {
     checkProbeInterval(config, notifier.watchdogMs); // before claiming the slot
     const mailboxFd = requireFd(listenFds, FD_NAMES.mailbox, mailboxSocketUnit(WATCHDOG));
-    return Watchdog.start({ config, logger, notifier, units: new DbusUnitManager(), mailboxFd, generation: newGeneration(), pid: process.pid });
+    return Watchdog.start({ config, logger, notifier, units: new DbusUnitManager(), mailboxFd, generation: newGeneration(), pid: process.pid, marking });
   },
 });

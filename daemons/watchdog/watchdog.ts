@@ -20,6 +20,7 @@
 import type { Clock } from '../common/clock.js';
 import type { Config, ReloadOutcome } from '../common/config.js';
 import { coreBasics, DaemonCore } from '../common/daemon-core.js';
+import type { MarkingPort } from '../common/marking-mode.js';
 import type { NotifierPort, SlotState } from '../common/daemon-ports.js';
 import type { DispatchError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
@@ -54,6 +55,8 @@ export interface WatchdogOptions {
   /** Random per process; published in the slot. */
   generation: number;
   pid: number;
+  /** V8's incremental marking by whether the daemon serves (marking-mode.ts); none in tests. */
+  marking?: MarkingPort | undefined;
 }
 
 interface Target {

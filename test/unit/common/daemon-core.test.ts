@@ -206,3 +206,19 @@ t.test('closeOutbox closes the writer to a peer gone for good; a later send open
   core.release();
   t.same(parts.outboxesClosed(), ['secondary-3', 'secondary-3'], 'the new writer is closed on release');
 });
+
+t.test('each tick tells the marking mode whether work started or ran since the last tick', async (t) => {
+  const seen: boolean[] = [];
+  const { core } = build({ marking: { tick: (_now, worked) => seen.push(worked) } });
+  core.ready();
+  core.tick(1000);
+  core.enter();
+  core.leave();
+  core.tick(2000);
+  core.enter();
+  core.tick(3000);
+  core.tick(4000);
+  core.leave();
+  core.tick(5000);
+  t.strictSame(seen, [false, true, true, true, false], 'quiet; a request that came and went; one that started; still running; quiet again');
+});
