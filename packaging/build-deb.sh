@@ -34,9 +34,16 @@ mkdir -p "$src"
 # Sources of the package: only what debian/install, debian/docs and debian/manpages use.
 cp package.json package-lock.json "$src/"
 mkdir -p "$src/build" "$src/packaging"
-# Compiled JavaScript only (the ES modules, and dispatchctl.cjs, the bundle of launch.ts):
-# no declarations (.d.ts) nor source maps (their .ts is not shipped).
-(cd build && find daemons -type f \( -name '*.js' -o -name '*.cjs' \) -print0 | tar --null -cf - -T -) | tar -xf - -C "$src/build"
+# Compiled JavaScript (the ES modules, the daemons' bundles, and dispatchctl.cjs, the bundle
+# of launch.ts), no declarations (.d.ts). Of the source maps only the daemons' bundles'
+# (package.json build:daemons), which carry the TypeScript they were built from
+# (sourcesContent): `node --enable-source-maps` maps a stack trace of the journal back to
+# file and line of the source. tsc's maps of the other modules point to .ts files that are
+# not shipped.
+(cd build && {
+    find daemons -type f \( -name '*.js' -o -name '*.cjs' \) -print0
+    find daemons -type f -name '*.js.map' -exec grep -lZ '"sourcesContent"' {} +
+} | tar --null -cf - -T -) | tar -xf - -C "$src/build"
 # Entry points with a #! line (dispatchctl.cjs, linked from /usr/bin) are executable.
 find "$src/build/daemons" \( -name '*.js' -o -name '*.cjs' \) -print0 |
     while IFS= read -r -d '' f; do

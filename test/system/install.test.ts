@@ -103,6 +103,27 @@ if (sb) {
     t.equal((await sb.exec(['dispatchctl', 'request', 'echo', 'reloaded'])).stdout.toString(), 'reloaded', 'still serving');
   });
 
+  t.test("each daemon's bundle has its source map beside it, mapping back to the TypeScript (node --enable-source-maps)", async (t) => {
+    // A position in main's bundle (where class MailboxReader is defined) looked up in the
+    // installed map, with Node.js's own SourceMap: what --enable-source-maps does for a trace.
+    const script = [
+      "import fs from 'node:fs';",
+      "import { SourceMap } from 'node:module';",
+      "const dir = '/usr/lib/dispatchd/build/daemons';",
+      "for (const d of ['main-server', 'secondary-server', 'watchdog', 'metrics']) if (!fs.existsSync(`${dir}/${d}/main.js.map`)) throw new Error(`no ${d}/main.js.map`);",
+      "const code = fs.readFileSync(`${dir}/main-server/main.js`, 'utf8');",
+      "const at = code.indexOf('MailboxReader=class');",
+      "const before = code.slice(0, at).split('\\n');",
+      "const map = new SourceMap(JSON.parse(fs.readFileSync(`${dir}/main-server/main.js.map`, 'utf8')));",
+      "const e = map.findEntry(before.length - 1, before.at(-1).length);",
+      "console.log(`${e.originalSource}:${e.originalLine + 1}`);",
+    ].join('\n');
+    const r = await sb.exec(['node', '--input-type=module', '-e', script]);
+    t.equal(r.code, 0, `the maps are installed (${r.stderr.toString().trim()})`);
+    const out = r.stdout.toString().trim();
+    t.match(out, /daemons\/common\/mailbox\.ts:\d+$/, `main.js's MailboxReader maps to daemons/common/mailbox.ts (${out})`);
+  });
+
   t.test('no errors in the journal in normal operation', async (t) => {
     t.equal(await journalErrors(sb, 'dispatchd-main'), '', 'journalctl -u dispatchd-main -p err is empty');
     for (const unit of UNITS) t.equal(await journalErrors(sb, unit), '', `no errors from ${unit}`);
