@@ -63,7 +63,7 @@ function listenForLogs(logger: Logger): void {
     const line = (ev as { data: HandlerLogLine }).data;
     if (!line || typeof line.message !== 'string') return;
     const level = ['debug', 'info', 'notice', 'warning', 'error'].includes(line.level) ? line.level : 'info';
-    logSink?.log(level, `[${line.type}] ${line.message.slice(0, 4096)}`, { ...(line.fields ?? {}), type: line.type, lease: line.lease });
+    logSink?.log(level, `[${line.type}] ${line.message.slice(0, 4096)}`, { ...(line.fields ?? {}), type: line.type, lease: line.lease, secondary: line.secondary });
   };
 }
 

@@ -35,6 +35,8 @@ export interface HandlerLogLine {
   message: string;
   type: string;
   lease: string;
+  /** secondary-N, for the line's SECONDARY= field. */
+  secondary: string;
   fields?: Record<string, string | number | boolean>;
 }
 
@@ -52,7 +54,7 @@ async function load(module: string): Promise<HandlerFn> {
 function logger(task: ModuleTask) {
   channel ??= new BroadcastChannel(task.logChannel);
   const post = (level: HandlerLogLine['level']) => (message: unknown, fields?: Record<string, string | number | boolean>) => {
-    const line: HandlerLogLine = { level, message: String(message), type: task.type, lease: task.lease };
+    const line: HandlerLogLine = { level, message: String(message), type: task.type, lease: task.lease, secondary: task.secondary };
     if (fields && typeof fields === 'object') line.fields = fields;
     channel!.postMessage(line);
   };
@@ -71,7 +73,15 @@ export default async function runModuleTask(task: ModuleTask): Promise<unknown> 
   try {
     const ctx = Object.freeze({ type: task.type, lease: task.lease, secondary: task.secondary, deadlineMs: task.deadlineMs, signal: ac.signal, log: logger(task) });
     const data = Buffer.from(task.data.buffer, task.data.byteOffset, task.data.byteLength);
-    const out = await handler(data, ctx);
+    let out: unknown;
+    try {
+      out = await handler(data, ctx);
+    } catch (err) {
+      // piscina marks a task that succeeded with `error: null`, so a handler's `throw null`
+      // would come back as a success without a result: it is a failure like any other throw.
+      if (err === null) throw new Error('the handler threw null');
+      throw err;
+    }
     let bytes: Uint8Array;
     if (typeof out === 'string') bytes = Buffer.from(out, 'utf8');
     else if (out instanceof Uint8Array) bytes = out;

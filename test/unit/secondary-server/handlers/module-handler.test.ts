@@ -26,12 +26,12 @@ async function run(h: ModuleHandler, data: string, deadlineMs = 10_000): Promise
   }
 }
 
-t.test('the default export runs in a worker thread: data in, bytes out; ctx.log reaches the journal with the type and lease', async (t) => {
+t.test('the default export runs in a worker thread: data in, bytes out; ctx.log reaches the journal with the type, lease and secondary', async (t) => {
   const { h, lines } = handler('echo');
   t.teardown(() => h.close());
   t.equal((await run(h, 'hello')).value, 'hello');
   await new Promise((r) => setTimeout(r, 50)); // the log line crosses threads asynchronously
-  t.ok(lines.some((l) => /\[echo\] echoing/.test(l) && /type=echo/.test(l) && /lease=(ab){16}/.test(l) && /bytes=5/.test(l)), lines.join('\n'));
+  t.ok(lines.some((l) => /\[echo\] echoing/.test(l) && /type=echo/.test(l) && /lease=(ab){16}/.test(l) && /secondary=secondary-1/.test(l) && /bytes=5/.test(l)), lines.join('\n'));
 });
 
 t.test('ctx gives the type, the lease, the secondary, the deadline and an AbortSignal; DATA is a Buffer', async (t) => {
@@ -44,6 +44,12 @@ t.test('a throw is HANDLER_FAILED with its message', async (t) => {
   const { h } = handler('throws');
   t.teardown(() => h.close());
   t.match((await run(h, '')).value, { code: 'HANDLER_FAILED', message: /the 'throws' handler failed: the database is down/ });
+});
+
+t.test('a throw of null is HANDLER_FAILED too, not an empty result', async (t) => {
+  const { h } = handler('throws-null');
+  t.teardown(() => h.close());
+  t.match((await run(h, '')).value, { code: 'HANDLER_FAILED', message: /the 'throws-null' handler failed: the handler threw null/ });
 });
 
 t.test('a handler that returns something else than bytes or a string is HANDLER_FAILED', async (t) => {
