@@ -5,7 +5,8 @@
  *
  * - exec: the program exists, is a regular file and is executable by the user the
  *   secondaries run as (`dispatchd`; by mode bits, owner and groups, as execve(2) would);
- * - module: the module imports in a throw-away worker thread and default-exports a function;
+ * - module: the module's file is readable by that user (by mode bits, owner and groups), and
+ *   it imports in a throw-away worker thread and default-exports a function;
  * - a persistent type's `user` exists, looked up as systemd's User= is (NSS, `getent passwd`).
  *
  * Library code: throws DispatchError CONFIG_INVALID naming the type, its file and line.
@@ -54,12 +55,22 @@ export function userIds(name: string, passwd = '/etc/passwd', group = '/etc/grou
   return { uid: Number(entry[2]), gids: [...gids] };
 }
 
+/** The permission bit of the owner, group or others class that applies to `user` (`bit`: 4 read, 1 execute). */
+function permits(st: fs.Stats, user: { uid: number; gids: number[] }, bit: 4 | 1): boolean {
+  if (st.uid === user.uid) return (st.mode & (bit << 6)) !== 0;
+  if (user.gids.includes(st.gid)) return (st.mode & (bit << 3)) !== 0;
+  return (st.mode & bit) !== 0;
+}
+
 /** Whether execve(2) would let this user run the file, by its mode bits (root: any x bit). */
 export function executableBy(st: fs.Stats, user: { uid: number; gids: number[] }): boolean {
   if (user.uid === 0) return (st.mode & 0o111) !== 0;
-  if (st.uid === user.uid) return (st.mode & 0o100) !== 0;
-  if (user.gids.includes(st.gid)) return (st.mode & 0o010) !== 0;
-  return (st.mode & 0o001) !== 0;
+  return permits(st, user, 1);
+}
+
+/** Whether open(2) for reading would let this user read the file, by its mode bits (root: always). */
+export function readableBy(st: fs.Stats, user: { uid: number; gids: number[] }): boolean {
+  return user.uid === 0 || permits(st, user, 4);
 }
 
 function where(t: RequestType): string {
@@ -81,6 +92,22 @@ export function checkCommand(t: Extract<RequestType, { handler: 'exec' }>, user 
   if (user ? !executableBy(st, user) : (st.mode & 0o111) === 0) {
     throw refuse(`is not executable by user '${SERVICE_USER}' (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, owner ${st.uid}:${st.gid}); chmod a+x it, or make it executable by that user`);
   }
+}
+
+/**
+ * @throws DispatchError CONFIG_INVALID when the module's file cannot be read by the service
+ *   user: `check-config` imports it as whoever runs it (often root), the secondaries as
+ *   `dispatchd`. Only the file named by `module` is checked, not what it imports.
+ */
+export function checkModuleFile(t: Extract<RequestType, { handler: 'module' }>, user = userIds(SERVICE_USER)): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(t.module);
+  } catch {
+    return; // checkModule's import names what is wrong with a missing module
+  }
+  if (!user || !st.isFile() || readableBy(st, user)) return;
+  throw new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): module '${t.module}' is not readable by user '${SERVICE_USER}' (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, owner ${st.uid}:${st.gid}), so the secondaries cannot import it; chmod a+r it, or make it readable by that user; ${applyHint(false, "'module' in that file")}`, { fields: { type: t.name, key: `type.${t.name}.module` } });
 }
 
 /**
@@ -141,6 +168,7 @@ export async function checkTypes(config: Config): Promise<TypeRegistry> {
     }
     else if (t.handler === 'module') {
       checkVisible(t, t.module, `type.${t.name}.module`);
+      checkModuleFile(t, user);
       try {
         await checkModule(t.module, t.name);
       } catch (err) {

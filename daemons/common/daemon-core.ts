@@ -10,7 +10,8 @@
  * - mailbox writers to peers, one per peer, opened lazily ({@link DaemonCore.send});
  * - incidents ({@link IncidentLog}), counted in the slot;
  * - the tick (every TICK_MS, or {@link DaemonCoreOptions.tickMs}): heartbeat publish, STATUS=
- *   and the systemd keepalive through the notifier;
+ *   and the systemd keepalive through the notifier, and whether work ran since the last tick
+ *   for V8's marking mode ({@link DaemonCoreOptions.marking}, marking-mode.ts);
  * - the work counter, the drain on stop and the release of everything it holds;
  * - configuration reload (all but paths).
  *

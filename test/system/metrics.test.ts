@@ -137,5 +137,14 @@ chown -R prometheus: /tmp/prom 2>/dev/null || true`);
         t.ok(a.data.result.length > 0, `${q}: ${a.data.result.length} series (${a.data.result.map((r) => r.value[1]).slice(0, 4).join(', ')})`);
       }
     });
+
+    t.test('enabled, it stops and starts with the suite: systemctl stop, then start dispatchd.target', async (t) => {
+      await sb.out('systemctl stop dispatchd.target');
+      t.equal((await sb.sh('systemctl is-active dispatchd-metrics.socket')).stdout.toString().trim(), 'inactive', 'stopped with the suite (PartOf=)');
+      await sb.out('systemctl start dispatchd.target');
+      t.equal((await sb.sh('systemctl is-active dispatchd-metrics.socket')).stdout.toString().trim(), 'active', 'and started with it again (WantedBy=dispatchd.target)');
+      const r = await sb.sh('curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:10391/metrics');
+      t.equal(r.stdout.toString(), '200', 'scraped again');
+    });
   }
 }

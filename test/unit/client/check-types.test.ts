@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { checkCommand, checkWorkerUser, executableBy, HIDDEN_FROM_SECONDARIES, unservedTypes, userExists } from '../../../daemons/client/check-types.js';
+import { checkCommand, checkModuleFile, checkWorkerUser, executableBy, HIDDEN_FROM_SECONDARIES, readableBy, unservedTypes, userExists } from '../../../daemons/client/check-types.js';
 import { parseConfig } from '../../../daemons/common/config.js';
 import { resolveType } from '../../../daemons/common/request-type.js';
 import { TypeRegistry } from '../../../daemons/common/type-registry.js';
@@ -30,6 +30,27 @@ t.test('executable by the service user: by owner, group or other bits, as execve
   t.ok(executableBy(st(0o700), { uid: st(0o700).uid, gids: [] }), '0700: for its owner');
   t.ok(executableBy(st(0o100), { uid: 0, gids: [] }), 'root: any x bit');
   t.notOk(executableBy(st(0o644), { uid: 0, gids: [] }), 'root: no x bit at all');
+});
+
+t.test('a module the service user cannot read is refused by check-config, whoever runs it; by owner, group or other bits', async (t) => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'check-types-'));
+  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
+  const f = path.join(d, 'h.mjs');
+  fs.writeFileSync(f, 'export default async (d) => d;\n');
+  const st = (mode: number) => (fs.chmodSync(f, mode), fs.statSync(f));
+  const other = { uid: 4242, gids: [4242] };
+  t.notOk(readableBy(st(0o640), other), '0640: not for others');
+  t.ok(readableBy(st(0o644), other), '0644: for everyone');
+  t.ok(readableBy(st(0o640), { uid: 4343, gids: [st(0o640).gid] }), '0640: for its group');
+  t.ok(readableBy(st(0o600), { uid: st(0o600).uid, gids: [] }), '0600: for its owner');
+  t.ok(readableBy(st(0o000), { uid: 0, gids: [] }), 'root: always');
+  const mod = resolveType('secret', { handler: 'module', module: f }, DEFAULTS, { file: '/etc/dispatchd/types.d/x.toml', line: 3 }) as Extract<ReturnType<typeof resolveType>, { handler: 'module' }>;
+  st(0o600);
+  t.throws(() => checkModuleFile(mod, other), { code: 'CONFIG_INVALID', message: /type 'secret' \('\/etc\/dispatchd\/types.d\/x.toml' line 3\): module '.*h\.mjs' is not readable by user 'dispatchd' \(mode 0600, owner \d+:\d+\), so the secondaries cannot import it; chmod a\+r it/ }, '0600, owned by another user');
+  st(0o644);
+  t.doesNotThrow(() => checkModuleFile(mod, other), '0644 passes');
+  fs.rmSync(f);
+  t.doesNotThrow(() => checkModuleFile(mod, other), 'a missing module is left to the import check, which names it');
 });
 
 t.test('a declared type that no serve list names is reported (a warning)', async (t) => {
