@@ -138,9 +138,18 @@ chown -R prometheus: /tmp/prom 2>/dev/null || true`);
       }
     });
 
+    t.test('scraped, it survives systemctl restart dispatchd.target (the socket is not restarted under its running service)', async (t) => {
+      for (let i = 1; i <= 3; i++) {
+        t.equal((await sb.sh('curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:10391/metrics')).stdout.toString(), '200', `scraped before restart ${i}: the service runs`);
+        await sb.out('systemctl restart dispatchd.target');
+        t.equal((await sb.sh('systemctl is-active dispatchd-metrics.socket')).stdout.toString().trim(), 'active', `restart ${i}: the socket still listens (it failed with "Address already in use" when it was restarted too)`);
+      }
+      t.equal((await sb.sh('curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:10391/metrics')).stdout.toString(), '200', 'and answers');
+    });
+
     t.test('enabled, it stops and starts with the suite: systemctl stop, then start dispatchd.target', async (t) => {
       await sb.out('systemctl stop dispatchd.target');
-      t.equal((await sb.sh('systemctl is-active dispatchd-metrics.socket')).stdout.toString().trim(), 'inactive', 'stopped with the suite (PartOf=)');
+      t.equal((await sb.sh('systemctl is-active dispatchd-metrics.socket')).stdout.toString().trim(), 'inactive', 'stopped with the suite (StopPropagatedFrom=)');
       await sb.out('systemctl start dispatchd.target');
       t.equal((await sb.sh('systemctl is-active dispatchd-metrics.socket')).stdout.toString().trim(), 'active', 'and started with it again (WantedBy=dispatchd.target)');
       const r = await sb.sh('curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:10391/metrics');

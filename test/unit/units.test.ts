@@ -258,14 +258,19 @@ t.test('postinst enables topology.ts DEFAULT_SECONDARIES through the templates [
 t.test('sockets: RemoveOnStop=yes and the documented names, owners and modes', async (t) => {
   for (const unit of unitFiles.filter((u) => u.endsWith('.socket'))) {
     const text = readFileSync(join(UNITS, unit), 'utf8');
-    t.match(text, /^PartOf=dispatchd\.target$/m, `${unit}: PartOf=dispatchd.target`);
     if (unit === 'dispatchd-metrics.socket') {
+      // Stopped with the suite, started with it when enabled, but never restarted under its
+      // running service (which holds the port): StopPropagatedFrom=, not PartOf=.
+      t.match(text, /^StopPropagatedFrom=dispatchd\.target$/m, `${unit}: StopPropagatedFrom=dispatchd.target`);
+      t.notMatch(text, /^PartOf=/m, `${unit}: no PartOf= (a restart of the suite would restart it)`);
+      t.match(text, /^WantedBy=sockets\.target dispatchd\.target$/m, `${unit}: enabled, wanted at boot and by the suite`);
       // A TCP port, loopback only; nothing in the file system to remove.
       t.match(text, /^ListenStream=127\.0\.0\.1:10391$/m, `${unit}: 127.0.0.1:10391`);
       t.match(text, /^FileDescriptorName=http$/m, `${unit}: the http fd`);
       t.notMatch(text, /^ListenStream=(0\.0\.0\.0:|\[::\]:|\d+$)/m, `${unit}: never on every address`);
       continue;
     }
+    t.match(text, /^PartOf=dispatchd\.target$/m, `${unit}: PartOf=dispatchd.target`);
     t.match(text, /^RemoveOnStop=yes$/m, `${unit}: RemoveOnStop=yes`);
     if (unit === WORKER_SOCKET_TEMPLATE) {
       t.match(text, /^FileDescriptorName=worker$/m, `${unit}: the worker fd`);
