@@ -87,7 +87,6 @@ export interface DaemonSpec<A> {
   start: (ctx: DaemonContext<A>) => Promise<Service>;
 }
 
-
 /** Runs a daemon until SIGTERM/SIGINT; never returns normally (the process exits). */
 export async function runDaemon<A extends { config: string }>(spec: DaemonSpec<A>): Promise<never> {
   // Incremental marking off before the daemon serves, back on while it idles (marking-mode.ts).
