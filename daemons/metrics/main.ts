@@ -11,7 +11,7 @@ import { reason } from '../common/errors.js';
 import { requireFd } from '../common/listen-fds.js';
 import { IncidentLimiter } from '../common/logger.js';
 import { readStatusReport } from '../client/read-status.js';
-import { createMetricsServer, METRICS_PATH } from './metrics-server.js';
+import { createMetricsServer, HTTP_LIMITS, METRICS_PATH } from './metrics-server.js';
 
 /** The service and socket units, and the fd name (FileDescriptorName=) of the listening socket. */
 export const METRICS_UNITS = { service: 'dispatchd-metrics.service', socket: 'dispatchd-metrics.socket', fdName: 'http' } as const;
@@ -19,7 +19,8 @@ export const METRICS_UNITS = { service: 'dispatchd-metrics.service', socket: 'di
 function listenOnFd(server: Server, fd: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ fd }, () => {
+    // The backlog as an argument: Node ignores `backlog` in the options of an `{ fd }` listen.
+    server.listen({ fd }, HTTP_LIMITS.backlog, () => {
       server.off('error', reject);
       resolve();
     });

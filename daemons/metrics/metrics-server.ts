@@ -43,6 +43,12 @@ export const HTTP_LIMITS = {
   checkIntervalMs: 1_000,
   /** Largest request head (request line and headers). */
   maxHeaderBytes: 8 * 1024,
+  /**
+   * The listen(2) backlog: dispatchd-metrics.socket's Backlog=, so a scraper's connection storm
+   * waits in a small queue. Node calls listen(2) again on an activated fd, with 511 unless
+   * given one (units.test checks the unit says the same).
+   */
+  backlog: 64,
 } as const;
 
 /** The media types offered, classic text first (the default for an Accept that names neither). */

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { describe, ROOT as REPO, until } from '../helpers/index.js';
 import { installedSuite } from './lib/suite.js';
+import { HTTP_LIMITS } from '../../daemons/metrics/metrics-server.js';
 
 const ENDPOINT = 'http://127.0.0.1:10391/metrics';
 const PROMETHEUS = 'http://127.0.0.1:9090';
@@ -136,6 +137,13 @@ chown -R prometheus: /tmp/prom 2>/dev/null || true`);
         t.equal(a.status, 'success', `${q}: success`);
         t.ok(a.data.result.length > 0, `${q}: ${a.data.result.length} series (${a.data.result.map((r) => r.value[1]).slice(0, 4).join(', ')})`);
       }
+    });
+
+    t.test("the service keeps the socket unit's Backlog= when it listens again on the fd", async (t) => {
+      t.equal((await sb.sh('curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:10391/metrics')).stdout.toString(), '200', 'scraped: the service runs');
+      // For a listening socket, ss's Send-Q column is the backlog.
+      const line = (await sb.out("ss -ltnH 'sport = :10391'")).trim();
+      t.equal(line.split(/\s+/)[2], String(HTTP_LIMITS.backlog), `Send-Q is the backlog (${line}); Node's default is 511`);
     });
 
     t.test('scraped, it survives systemctl restart dispatchd.target (the socket is not restarted under its running service)', async (t) => {

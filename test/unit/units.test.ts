@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInNewContext } from 'node:vm';
 import t from 'tap';
+import { HTTP_LIMITS } from '../../daemons/metrics/metrics-server.js';
 import {
   clientSocketPath,
   DEFAULT_SECONDARIES,
@@ -267,6 +268,7 @@ t.test('sockets: RemoveOnStop=yes and the documented names, owners and modes', a
       // A TCP port, loopback only; nothing in the file system to remove.
       t.match(text, /^ListenStream=127\.0\.0\.1:10391$/m, `${unit}: 127.0.0.1:10391`);
       t.match(text, /^FileDescriptorName=http$/m, `${unit}: the http fd`);
+      t.match(text, new RegExp(`^Backlog=${HTTP_LIMITS.backlog}$`, 'm'), `${unit}: Backlog= is the backlog the service listens with again (HTTP_LIMITS.backlog)`);
       t.notMatch(text, /^ListenStream=(0\.0\.0\.0:|\[::\]:|\d+$)/m, `${unit}: never on every address`);
       continue;
     }
