@@ -21,16 +21,18 @@ import { errorReply } from './protocol.js';
 export const LISTEN_BACKLOG = 4096;
 
 /**
- * Listens on an activated fd (`{ fd }`, systemd.socket(5)) or binds a path (`{ path }`).
+ * Listens on an activated fd (`{ fd }`, systemd.socket(5)) or binds a path (`{ path }`), with
+ * `backlog` (its socket unit's Backlog=; default {@link LISTEN_BACKLOG}); `what` names the
+ * socket in the error. Any net.Server: the metrics daemon's node:http server too.
  * @throws DispatchError CONNECT_FAILED when listen(2) fails.
  */
-export function listen(server: net.Server, target: { fd: number } | { path: string }): Promise<void> {
+export function listen(server: net.Server, target: { fd: number } | { path: string }, backlog = LISTEN_BACKLOG, what = 'the client socket'): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const onError = (err: Error) =>
-      reject(new DispatchError('CONNECT_FAILED', `failed to listen on the client socket: ${reason(err)}`, { cause: err }));
+      reject(new DispatchError('CONNECT_FAILED', `failed to listen on ${what}: ${reason(err)}`, { cause: err }));
     server.once('error', onError);
     // The backlog as an argument: Node ignores `backlog` in the options of an `{ fd }` listen.
-    server.listen(target, LISTEN_BACKLOG, () => {
+    server.listen(target, backlog, () => {
       server.off('error', onError);
       resolve();
     });

@@ -5,9 +5,9 @@
  * scoreboard named by the configuration's `paths.scoreboard` read-only on every scrape.
  * Started by systemd on the first connection; stops on SIGTERM, closing its connections.
  */
-import type { Server } from 'node:http';
 import { runDaemon } from '../common/daemon.js';
 import { reason } from '../common/errors.js';
+import { listen } from '../common/framed-server.js';
 import { requireFd } from '../common/listen-fds.js';
 import { IncidentLimiter } from '../common/logger.js';
 import { readStatusReport } from '../client/read-status.js';
@@ -15,17 +15,6 @@ import { createMetricsServer, HTTP_LIMITS, METRICS_PATH } from './metrics-server
 
 /** The service and socket units, and the fd name (FileDescriptorName=) of the listening socket. */
 export const METRICS_UNITS = { service: 'dispatchd-metrics.service', socket: 'dispatchd-metrics.socket', fdName: 'http' } as const;
-
-function listenOnFd(server: Server, fd: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    // The backlog as an argument: Node ignores `backlog` in the options of an `{ fd }` listen.
-    server.listen({ fd }, HTTP_LIMITS.backlog, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
 
 await runDaemon<{ config: string }>({
   identifier: 'dispatchd-metrics',
@@ -43,7 +32,7 @@ await runDaemon<{ config: string }>({
       },
     });
     server.on('error', (err) => logger.error(`HTTP server error: ${reason(err)}`));
-    await listenOnFd(server, fd);
+    await listen(server, { fd }, HTTP_LIMITS.backlog, METRICS_UNITS.socket);
     const status = `serving GET ${METRICS_PATH} from ${file}`;
     notifier.ready(status);
     return {
