@@ -73,6 +73,11 @@ export function readableBy(st: fs.Stats, user: { uid: number; gids: number[] }):
   return user.uid === 0 || permits(st, user, 4);
 }
 
+/** A file's mode and owner for a message: `mode 0640, owner 0:0`. */
+function modeAndOwner(st: fs.Stats): string {
+  return `mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, owner ${st.uid}:${st.gid}`;
+}
+
 function where(t: RequestType): string {
   return t.source.line === undefined ? `'${t.source.file}'` : `'${t.source.file}' line ${t.source.line}`;
 }
@@ -90,7 +95,7 @@ export function checkCommand(t: Extract<RequestType, { handler: 'exec' }>, user 
   }
   if (!st.isFile()) throw refuse('is not a regular file');
   if (user ? !executableBy(st, user) : (st.mode & 0o111) === 0) {
-    throw refuse(`is not executable by user '${SERVICE_USER}' (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, owner ${st.uid}:${st.gid}); chmod a+x it, or make it executable by that user`);
+    throw refuse(`is not executable by user '${SERVICE_USER}' (${modeAndOwner(st)}); chmod a+x it, or make it executable by that user`);
   }
 }
 
@@ -107,7 +112,7 @@ export function checkModuleFile(t: Extract<RequestType, { handler: 'module' }>, 
     return; // checkModule's import names what is wrong with a missing module
   }
   if (!user || !st.isFile() || readableBy(st, user)) return;
-  throw new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): module '${t.module}' is not readable by user '${SERVICE_USER}' (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, owner ${st.uid}:${st.gid}), so the secondaries cannot import it; chmod a+r it, or make it readable by that user; ${applyHint(false, "'module' in that file")}`, { fields: { type: t.name, key: `type.${t.name}.module` } });
+  throw new DispatchError('CONFIG_INVALID', `type '${t.name}' (${where(t)}): module '${t.module}' is not readable by user '${SERVICE_USER}' (${modeAndOwner(st)}), so the secondaries cannot import it; chmod a+r it, or make it readable by that user; ${applyHint(false, "'module' in that file")}`, { fields: { type: t.name, key: `type.${t.name}.module` } });
 }
 
 /**
