@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { checkCommand, checkModuleFile, checkWorkerUser, executableBy, HIDDEN_FROM_SECONDARIES, readableBy, unservedTypes, userExists } from '../../../daemons/client/check-types.js';
 import { parseConfig } from '../../../daemons/common/config.js';
 import { resolveType } from '../../../daemons/common/request-type.js';
@@ -9,6 +9,15 @@ import { TypeRegistry } from '../../../daemons/common/type-registry.js';
 
 const DEFAULTS = { deadline_ms: 1000, max_payload_bytes: 1, max_result_bytes: 1, concurrency: 1 };
 const exec = (name: string, program: string) => resolveType(name, { handler: 'exec', command: [program] }, DEFAULTS, { file: '/etc/dispatchd/types.d/x.toml', line: 2 }) as Extract<ReturnType<typeof resolveType>, { handler: 'exec' }>;
+
+/** A file `name` with `text` in a temporary directory; `st(mode)` chmods it and returns its stat. */
+function fileWithModes(t: Test, name: string, text: string): { f: string; st: (mode: number) => fs.Stats } {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'check-types-'));
+  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
+  const f = path.join(d, name);
+  fs.writeFileSync(f, text);
+  return { f, st: (mode) => (fs.chmodSync(f, mode), fs.statSync(f)) };
+}
 
 t.test('a program in a directory the secondaries cannot see is refused, naming the sandbox', async (t) => {
   t.same(HIDDEN_FROM_SECONDARIES, ['/home/', '/root/', '/run/user/', '/tmp/', '/var/tmp/']);
@@ -19,11 +28,7 @@ t.test('a program in a directory the secondaries cannot see is refused, naming t
 });
 
 t.test('executable by the service user: by owner, group or other bits, as execve(2) decides', async (t) => {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'check-types-'));
-  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
-  const f = path.join(d, 'h');
-  fs.writeFileSync(f, '#!/bin/sh\n');
-  const st = (mode: number) => (fs.chmodSync(f, mode), fs.statSync(f));
+  const { st } = fileWithModes(t, 'h', '#!/bin/sh\n');
   const other = { uid: 4242, gids: [4242] };
   t.notOk(executableBy(st(0o750), other), '0750: not for others');
   t.ok(executableBy(st(0o755), other), '0755: for everyone');
@@ -33,11 +38,7 @@ t.test('executable by the service user: by owner, group or other bits, as execve
 });
 
 t.test('a module the service user cannot read is refused by check-config, whoever runs it; by owner, group or other bits', async (t) => {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'check-types-'));
-  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
-  const f = path.join(d, 'h.mjs');
-  fs.writeFileSync(f, 'export default async (d) => d;\n');
-  const st = (mode: number) => (fs.chmodSync(f, mode), fs.statSync(f));
+  const { f, st } = fileWithModes(t, 'h.mjs', 'export default async (d) => d;\n');
   const other = { uid: 4242, gids: [4242] };
   t.notOk(readableBy(st(0o640), other), '0640: not for others');
   t.ok(readableBy(st(0o644), other), '0644: for everyone');
