@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { BUILD_DAEMONS } from '../../../helpers/index.js';
+import { BUILD_DAEMONS, until } from '../../../helpers/index.js';
 import { checkModule, ModuleHandler } from '../../../../daemons/secondary-server/handlers/module-handler.js';
 import { capturingLogger, runContext, typeOf } from './lib.js';
 
@@ -30,8 +30,9 @@ t.test('the default export runs in a worker thread: data in, bytes out; ctx.log 
   const { h, lines } = handler('echo');
   t.teardown(() => h.close());
   t.equal((await run(h, 'hello')).value, 'hello');
-  await new Promise((r) => setTimeout(r, 50)); // the log line crosses threads asynchronously
-  t.ok(lines.some((l) => /\[echo\] echoing/.test(l) && /type=echo/.test(l) && /lease=(ab){16}/.test(l) && /secondary=secondary-1/.test(l) && /bytes=5/.test(l)), lines.join('\n'));
+  // The log line crosses threads asynchronously: wait for it rather than for a fixed time.
+  const line = await until('the ctx.log line', 5000, () => lines.find((l) => /\[echo\] echoing/.test(l)));
+  t.ok(/type=echo/.test(line) && /lease=(ab){16}/.test(line) && /secondary=secondary-1/.test(line) && /bytes=5/.test(line), line);
 });
 
 t.test('ctx gives the type, the lease, the secondary, the deadline and an AbortSignal; DATA is a Buffer', async (t) => {
