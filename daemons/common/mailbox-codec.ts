@@ -11,7 +11,7 @@
  * and a valid one is recovered rather than lost with the garbage before it.
  */
 import { DispatchError } from './errors.js';
-import { isCredit, MailboxMessage, PIPE_BUF } from './messages.js';
+import { isCredit, isPing, isPong, MailboxMessage, PIPE_BUF } from './messages.js';
 
 const NEWLINE = 0x0a;
 /** Every message starts so (every daemon builds its messages with `v` first, and JSON.stringify keeps the order); where a damaged line is retried. */
@@ -150,8 +150,9 @@ function decodeLine(line: Buffer): MailboxDecoded {
   } catch (cause) {
     return { kind: 'invalid', preview: previewOf(line), error: new DispatchError('MESSAGE_INVALID', 'failed to decode mailbox message: not valid JSON', { cause }) };
   }
-  // The common message (main's `credit`, one per few leases) is checked by hand; the rest, and what that check refuses, by zod.
-  if (isCredit(value)) return { kind: 'message', message: value };
+  // The common messages (main's `credit`, one per few leases; `ping` and `pong`, one per
+  // probe round all day) are checked by hand; the rest, and what those checks refuse, by zod.
+  if (isCredit(value) || isPing(value) || isPong(value)) return { kind: 'message', message: value };
   const parsed = MailboxMessage.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

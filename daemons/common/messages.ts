@@ -157,6 +157,27 @@ export function isCredit(x: unknown): x is Credit {
   return true;
 }
 
+/** The keys of a `ping` and of a `pong`: exactly these (the schemas are strict). */
+const PING_KEYS = 4;
+const PONG_KEYS = 6;
+
+/**
+ * `Ping.safeParse(x).success` by hand, as {@link isCredit}: every daemon decodes one `ping`
+ * per probe round (watchdog.probe_interval_ms, 300 ms by default) all its life, idle or not.
+ */
+export function isPing(x: unknown): x is Ping {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) return false;
+  const m = x as Record<string, unknown>;
+  return m.v === MAILBOX_VERSION && m.t === 'ping' && m.from === 'watchdog' && isUint(m.seq) && Object.keys(m).length === PING_KEYS;
+}
+
+/** `Pong.safeParse(x).success` by hand, as {@link isCredit}: the watchdog decodes one `pong` per probed daemon and round. */
+export function isPong(x: unknown): x is Pong {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) return false;
+  const m = x as Record<string, unknown>;
+  return m.v === MAILBOX_VERSION && m.t === 'pong' && typeof m.from === 'string' && isDaemonName(m.from) && isUint(m.seq) && isUint(m.pid) && isInt(m.gen, 0, 0xffffffff) && Object.keys(m).length === PONG_KEYS;
+}
+
 export const MailboxMessage = z.discriminatedUnion('t', [Credit, Want, Reserve, Reserved, Refused, Done, Ready, Ping, Pong]);
 
 export type Credit = z.infer<typeof Credit>;

@@ -6,6 +6,8 @@ import {
   CREDIT_LIST_MAX,
   Done,
   isCredit,
+  isPing,
+  isPong,
   LEASE_TOKEN,
   MAILBOX_VERSION,
   MailboxMessage,
@@ -150,4 +152,38 @@ t.test("isCredit, the mailbox decoder's check of a `credit` by hand, accepts exa
   t.ok(valid > 100, `the hand check took ${valid} of 3000 valid messages whole`);
   for (const m of SAMPLES.filter((x) => x.t === 'credit')) t.ok(isCredit(m), 'the sample credit takes the hand check');
   t.notOk(isCredit({ ...SAMPLES.find((x) => x.t === 'credit'), extra: 1 }), 'an extra key is refused, as by the strict schema');
+});
+
+t.test('isPing and isPong, the hand checks of the probe messages, accept exactly what the Ping and Pong schemas accept', async (t) => {
+  const anyValue = fc.oneof(fc.constant(undefined), fc.constant(null), fc.boolean(), fc.integer(), fc.double(), fc.string({ maxLength: 12 }), fc.constant(2 ** 32), fc.constant(-1), fc.constant(0), fc.constant(1.5), fc.constant(Number.MAX_SAFE_INTEGER + 2), fc.constant([]), fc.constant({}));
+  const w = <T, U>(good: fc.Arbitrary<T>, bad: fc.Arbitrary<U>) => fc.oneof({ arbitrary: good, weight: 10 }, { arbitrary: bad, weight: 1 });
+  const uint = w(fc.oneof(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), fc.constant(Number.MAX_SAFE_INTEGER)), anyValue);
+  const kind = fc.constantFrom('ping', 'pong', 'credit', 'ready');
+  const ping = fc.record({ v: w(fc.constant(1), anyValue), t: w(fc.constant('ping'), fc.oneof(kind, anyValue)), from: w(fc.constant('watchdog'), fc.oneof(fc.constantFrom('main', 'secondary-1'), anyValue)), seq: uint, extra: anyValue }, { requiredKeys: ['v', 't', 'from', 'seq'] });
+  const pong = fc.record(
+    {
+      v: w(fc.constant(1), anyValue),
+      t: w(fc.constant('pong'), fc.oneof(kind, anyValue)),
+      from: w(fc.constantFrom('main', 'watchdog', 'secondary-1', `secondary-${MAX_SECONDARIES}`), fc.oneof(fc.constantFrom('secondary-0', 'secondary-01', `secondary-${MAX_SECONDARIES + 1}`, 'Main'), anyValue)),
+      seq: uint,
+      pid: uint,
+      gen: w(fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), fc.constant(0xffffffff)), fc.oneof(fc.constant(2 ** 32), anyValue)),
+      extra: anyValue,
+    },
+    { requiredKeys: ['v', 't', 'from', 'seq', 'pid', 'gen'] },
+  );
+  const valid = { ping: 0, pong: 0 };
+  fc.assert(
+    fc.property(fc.oneof({ arbitrary: ping, weight: 4 }, { arbitrary: pong, weight: 4 }, anyValue), (m) => {
+      const json = JSON.parse(JSON.stringify(m) ?? 'null') as unknown;
+      t.equal(isPing(json), Ping.safeParse(json).success, `ping ${JSON.stringify(json)}`);
+      t.equal(isPong(json), Pong.safeParse(json).success, `pong ${JSON.stringify(json)}`);
+      if (isPing(json)) valid.ping++;
+      if (isPong(json)) valid.pong++;
+    }),
+    { numRuns: 3000 },
+  );
+  t.ok(valid.ping > 100 && valid.pong > 100, `the hand checks took ${valid.ping} pings and ${valid.pong} pongs whole`);
+  for (const m of SAMPLES.filter((x) => x.t === 'ping')) t.ok(isPing(m), 'the sample ping takes the hand check');
+  for (const m of SAMPLES.filter((x) => x.t === 'pong')) t.ok(isPong(m), 'the sample pong takes the hand check');
 });
