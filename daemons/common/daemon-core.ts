@@ -9,8 +9,9 @@
  *   with `pong` to the watchdog's mailbox by the core itself (docs/PROTOCOL.md §2);
  * - mailbox writers to peers, one per peer, opened lazily ({@link DaemonCore.send});
  * - incidents ({@link IncidentLog}), counted in the slot;
- * - the tick (every TICK_MS, or {@link DaemonCoreOptions.tickMs}): heartbeat publish, STATUS=
- *   and the systemd keepalive through the notifier, and whether work ran since the last tick
+ * - the tick (every TICK_MS, or {@link DaemonCoreOptions.tickMs}): heartbeat publish and
+ *   STATUS= (about once per TICK_MS however short the tick), the systemd keepalive through
+ *   the notifier, and whether work ran since the last tick
  *   for V8's marking mode ({@link DaemonCoreOptions.marking}, marking-mode.ts);
  * - the work counter, the drain on stop and the release of everything it holds;
  * - configuration reload (all but paths).
@@ -233,6 +234,7 @@ export class DaemonCore {
     }
     this.o.marking?.tick(now, this.workStarted || this.workCount > 0);
     this.workStarted = false;
+    if (!this.heartbeatDue(now)) return;
     this.heartbeatMs = now;
     try {
       this.o.slot.publish(this.slotValues());
@@ -240,6 +242,19 @@ export class DaemonCore {
       this.incident('scoreboard', `failed to publish the heartbeat: ${reason(err)}, retrying in ${this.tickMs} ms`, { code: err instanceof DispatchError ? err.code : 'SCOREBOARD_IO' });
     }
     this.o.notifier.status(this.o.statusLine(this));
+  }
+
+  /**
+   * Whether this tick publishes the heartbeat and STATUS=: every tick of TICK_MS or longer;
+   * with a shorter tick (the watchdog's probe round, 300 ms by default) the tick nearest to
+   * TICK_MS after the last heartbeat, so that the slot and STATUS= are written about once per
+   * TICK_MS whatever the tick (what changes in between is published by {@link publishSoon}).
+   */
+  private heartbeatDue(now: number): boolean {
+    const tickMs = this.tickMs;
+    if (tickMs >= TICK_MS) return true;
+    const since = now - this.heartbeatMs;
+    return since < 0 || since + tickMs / 2 >= TICK_MS;
   }
 
   /** Applies a reloaded configuration (all but paths); `apply` updates what the daemon derived from it. */

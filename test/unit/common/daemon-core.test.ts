@@ -183,6 +183,26 @@ t.test('the tick period: TICK_MS, or the daemon\'s own, read from the reloaded c
   t.equal(parts.slot().heartbeatMs, 1000);
 });
 
+t.test('a tick shorter than TICK_MS publishes the heartbeat and STATUS= about once per TICK_MS, a tick of TICK_MS each time', async (t) => {
+  const heartbeats = (tickMs: number, ticks: number) => {
+    const { core, parts } = build({ tickMs: () => tickMs });
+    core.ready(); // the heartbeat at 1000 (the fake clock)
+    const before = parts.published.length;
+    const statuses = () => parts.notifier.sent.filter((l) => l.startsWith('STATUS=')).length;
+    for (let i = 1; i <= ticks; i++) core.tick(1000 + i * tickMs);
+    return { beats: parts.published.slice(before).map((s) => s.heartbeatMs), statuses: statuses() };
+  };
+  t.same(heartbeats(TICK_MS, 3), { beats: [2000, 3000, 4000], statuses: 3 }, 'every tick of TICK_MS');
+  // The watchdog's default probe round: a heartbeat every third round (900 ms), not every one.
+  t.same(heartbeats(300, 9), { beats: [1900, 2800, 3700], statuses: 3 }, 'every third 300 ms round');
+  t.same(heartbeats(50, 40), { beats: [2000, 3000], statuses: 2 }, 'every twentieth 50 ms round');
+  const { core, parts } = build({ tickMs: () => 300 });
+  core.ready();
+  const before = parts.published.length;
+  core.tick(500); // the wall clock stepped back
+  t.equal(parts.published.length, before + 1, 'a clock stepped back publishes at once');
+});
+
 t.test('incidents are quiet for the daemon\'s interval on the daemon\'s clock', async (t) => {
   let now = 1_000_000;
   const { core, parts } = build({ now: () => now, incidentIntervalMs: 30_000 });

@@ -245,7 +245,9 @@ t.test('a frozen daemon is restarted once and followed until it is back; the slo
   t.same(units.calls.filter((c) => c !== 'list'), [], 'no restart while everyone answers');
   t.same(r.w.states(), { main: 'probing', 'secondary-1': 'probing' });
   t.ok(r.pings.includes('main:10') && r.pings.includes('secondary-1:10'), 'one ping per daemon per round');
-  t.equal(r.parts.slot().requests, r.pings.length, `the slot counts the pings sent (${r.pings.length}: one per daemon per round)`);
+  // The slot is written with the heartbeat, about once per TICK_MS (three 300 ms rounds).
+  const counted = r.parts.slot().requests ?? -1;
+  t.ok(counted >= r.pings.length - 2 * 3 && counted <= r.pings.length && counted % 2 === 0, `the slot counts the pings sent as of its last heartbeat (${counted} of ${r.pings.length}: one per daemon per round)`);
 
   units.onRestart = (unit) => units.set(unit, 'activating', true);
   r.answering.delete('secondary-1'); // frozen
