@@ -65,12 +65,17 @@ export function typeTag(type: string): string {
   return createHash('sha256').update(type, 'utf8').digest().subarray(0, 8).toString('hex');
 }
 
-/** Parses a token's fields without checking them; undefined when it is not 82 hex digits of version 1. */
-export function parseLeaseToken(token: string): LeaseClaims | undefined {
+/** A token's bytes and its fields, unchecked; undefined when it is not 82 hex digits of version 1. */
+function decodeLeaseToken(token: string): { bytes: Buffer; claims: LeaseClaims } | undefined {
   if (!HEX_TOKEN.test(token)) return undefined;
   const b = Buffer.from(token, 'hex');
   if (b[0] !== LEASE_TOKEN_VERSION) return undefined;
-  return { keyId: b.subarray(1, 5).toString('hex'), seq: b.readUIntBE(5, 6), exp: b.readUIntBE(11, 6), tag: b.subarray(17, 25).toString('hex') };
+  return { bytes: b, claims: { keyId: b.subarray(1, 5).toString('hex'), seq: b.readUIntBE(5, 6), exp: b.readUIntBE(11, 6), tag: b.subarray(17, 25).toString('hex') } };
+}
+
+/** Parses a token's fields without checking them; undefined when it is not 82 hex digits of version 1. */
+export function parseLeaseToken(token: string): LeaseClaims | undefined {
+  return decodeLeaseToken(token)?.claims;
 }
 
 /**
@@ -126,10 +131,10 @@ export class LeaseSigner {
    * @returns the claims, or the first fault found.
    */
   verify(token: string, type: string, now: number): { ok: true; claims: LeaseClaims } | { ok: false; fault: LeaseFault; claims?: LeaseClaims } {
-    const claims = parseLeaseToken(token);
-    if (!claims) return { ok: false, fault: 'malformed' };
+    const decoded = decodeLeaseToken(token);
+    if (!decoded) return { ok: false, fault: 'malformed' };
+    const { bytes: b, claims } = decoded;
     if (claims.keyId !== this.keyId) return { ok: false, fault: 'old-key', claims };
-    const b = Buffer.from(token, 'hex');
     if (!timingSafeEqual(this.mac(b.subarray(0, SIGNED_BYTES)), b.subarray(SIGNED_BYTES))) return { ok: false, fault: 'bad-mac', claims };
     if (claims.tag !== this.tagOf(type)) return { ok: false, fault: 'wrong-type', claims };
     if (claims.exp < now) return { ok: false, fault: 'expired', claims };

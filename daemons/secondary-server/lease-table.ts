@@ -8,7 +8,7 @@
  */
 import { DispatchError } from '../common/errors.js';
 import type { FrameConnection } from '../common/frame-connection.js';
-import { parseLeaseToken, type LeaseSigner } from '../common/lease-token.js';
+import type { LeaseSigner } from '../common/lease-token.js';
 import type { RunRequest } from '../common/protocol.js';
 import { SECONDARY_BUSY_RETRY_MS } from '../common/timing.js';
 import type { CreditWindow } from './credit-window.js';
@@ -82,13 +82,14 @@ export class LeaseTable {
       if (req.type !== state.lease.type) throw refuse('wrong-type', 'LEASE_WRONG_TYPE', `this lease is for '${state.lease.type}' requests, not '${req.type}'; ask the main server for a lease of type '${req.type}'`);
       return state.lease;
     }
-    const claims = parseLeaseToken(req.lease);
-    if (!claims) throw refuse('malformed', 'LEASE_UNKNOWN', `${this.o.name} holds no such lease: not a lease token of this version (docs/PROTOCOL.md §2.2); ${ask}`);
-    if (claims.keyId !== this.o.signer.keyId) throw refuse('old-key', 'LEASE_STALE', `lease was minted with the key of an earlier start of the suite; ${ask}`);
+    // One parse of the token: the faults in the order of docs/PROTOCOL.md §2.2 (format, key,
+    // generation, then what the MAC vouches for).
+    const v = this.o.signer.verify(req.lease, req.type, now);
+    if (!v.ok && v.fault === 'malformed') throw refuse('malformed', 'LEASE_UNKNOWN', `${this.o.name} holds no such lease: not a lease token of this version (docs/PROTOCOL.md §2.2); ${ask}`);
+    if (!v.ok && v.fault === 'old-key') throw refuse('old-key', 'LEASE_STALE', `lease was minted with the key of an earlier start of the suite; ${ask}`);
     if (req.generation !== this.o.generation) {
       throw refuse('wrong-generation', 'LEASE_STALE', `the run frame names generation ${req.generation}, but this is generation ${this.o.generation} of ${this.o.name} (it restarted, or the lease is for another secondary); ${ask}`);
     }
-    const v = this.o.signer.verify(req.lease, req.type, now);
     if (!v.ok) {
       if (v.fault === 'wrong-type') throw refuse('wrong-type', 'LEASE_WRONG_TYPE', `this lease is not for '${req.type}' requests; ask the main server for a lease of type '${req.type}'`);
       if (v.fault === 'expired') throw refuse('expired', 'LEASE_EXPIRED', `lease expired before it was presented (a lease lasts the main server's lease_ttl_ms); ${ask}`);
