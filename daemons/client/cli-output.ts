@@ -54,14 +54,19 @@ export function fail(what: string, err: unknown): never {
 }
 
 /**
- * Handles a failed write to standard output for the whole run (call once, first): a reader
- * that closed its end (EPIPE: `dispatchctl … | head -c 1`) took what it wanted, so
- * dispatchctl exits 0 quietly; any other failure (ENOSPC on a full disk, EIO) is one error
- * line and exit 1. Without it Node.js throws the stream's 'error' event with a stack trace.
+ * Handles a failed write to standard output through `process.stdout` for the whole run (call
+ * before the stream is used: the commands that write through it, and {@link writeStdout}
+ * when it falls back to it): a reader that closed its end (EPIPE: `dispatchctl … | head -c
+ * 1`) took what it wanted, so dispatchctl exits 0 quietly; any other failure (ENOSPC on a
+ * full disk, EIO) is one error line and exit 1. Without it Node.js throws the stream's
+ * 'error' event with a stack trace. Idempotent.
  */
 export function guardStdout(): void {
+  if (stdoutGuarded) return;
+  stdoutGuarded = true;
   process.stdout.on('error', stdoutFailed);
 }
+let stdoutGuarded = false;
 
 /** What a failed write to standard output ends in, whoever sees it first (see {@link guardStdout}). */
 function stdoutFailed(err: NodeJS.ErrnoException): never {
@@ -88,9 +93,22 @@ export function consoleLogToStdout(): void {
 
 /**
  * Writes `b` to standard output; resolves once it is handed to the system. A failed write
- * ends the run as {@link guardStdout} says (the write's callback hears of it before the
- * stream's 'error' event: both end the same way).
+ * ends the run as {@link guardStdout} says.
+ *
+ * It writes file descriptor 1 itself (write(2) until all is written), without creating
+ * `process.stdout`: the stream costs a `dispatchctl request` about 2 ms of its start
+ * (docs/BENCHMARKS.md "Command line"). A descriptor in non-blocking mode (a pipe some parent
+ * made so) that is full (EAGAIN) gets the rest through `process.stdout`, which waits for it.
  */
-export function writeStdout(b: Buffer): Promise<void> {
-  return new Promise((resolve) => process.stdout.write(b, (err) => (err ? stdoutFailed(err) : resolve())));
+export async function writeStdout(b: Buffer): Promise<void> {
+  let done = 0;
+  try {
+    while (done < b.length) done += fs.writeSync(1, b, done, b.length - done);
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') stdoutFailed(err as NodeJS.ErrnoException);
+  }
+  guardStdout();
+  // The stream's callback hears of a failure before its 'error' event: both end the same way.
+  await new Promise<void>((resolve) => process.stdout.write(b.subarray(done), (err) => (err ? stdoutFailed(err) : resolve())));
 }

@@ -11,7 +11,7 @@ import { DEFAULT_CONFIG_PATH } from '../common/config-path.js';
 import { EXIT } from '../common/exit-codes.js';
 import { isSecondaryInstance, MAX_SECONDARIES } from '../common/topology.js';
 import { VERSION } from '../common/version.js';
-import { consoleLogToStdout, fail, oneLine } from './cli-output.js';
+import { consoleLogToStdout, fail, guardStdout, oneLine } from './cli-output.js';
 import { DEFAULT_SOCKET } from './client.js';
 import { DEADLINE_RANGE_MS, DEFAULT_TIMEOUT_MS, TIMEOUT_RANGE_MS } from './request-argv.js';
 import type { RequestCommand } from './request-command.js';
@@ -78,6 +78,7 @@ async function completeRequestType(args: readonly string[]): Promise<boolean> {
 
 /** Parses `args` (process.argv without node and the script) and runs the command. */
 export async function runCli(args: readonly string[], run: CommandRunners = LOADED): Promise<void> {
+  guardStdout();
   if (await completeRequestType(args)) return;
   consoleLogToStdout();
   const argv = args.map((a) => (a === '-' ? STDIN : a));

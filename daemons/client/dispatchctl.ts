@@ -18,18 +18,21 @@
  * (dispatchctl.cjs, see launch.ts); the units' ExecReload= run it as is.
  */
 
-import { guardStdout } from './cli-output.js';
+import { writeStdout } from './cli-output.js';
 
-/** Runs the command line `args` (process.argv without node and the script). */
+/**
+ * Runs the command line `args` (process.argv without node and the script). `request` and
+ * `--version` write standard output with writeStdout (cli-output.ts), never creating
+ * `process.stdout`; the other commands guard it in runCli.
+ */
 async function main(args: readonly string[]): Promise<void> {
-  guardStdout();
   // --version first: it needs neither the argument parser nor the client library.
   const request = args.length === 1 && args[0] === '--version' ? undefined : (await import('./request-argv.js')).parseRequestArgv(args);
   if (request) {
     await (await import('./request-command.js')).runRequest(request);
   } else if (args.length === 1 && args[0] === '--version') {
     // As yargs's .version(): the version and a newline.
-    process.stdout.write(`${(await import('../common/version.js')).VERSION}\n`);
+    await writeStdout(Buffer.from(`${(await import('../common/version.js')).VERSION}\n`));
   } else {
     await (await import('./dispatchctl-cli.js')).runCli(args);
   }

@@ -195,6 +195,30 @@ t.test('standard output that fails: a reader that goes away is a quiet exit 0, a
   t.match(help.stdout, /^dispatchctl <command> \[options\]/, 'help still reaches a working stdout');
 });
 
+t.test('request: a result to a full non-blocking pipe (a parent made it so) still arrives whole, after the reader starts reading', async (t) => {
+  // Python makes the pipe (os.set_blocking), starts dispatchctl with it as standard output,
+  // reads nothing for 300 ms (the pipe fills: write(2) says EAGAIN), then reads everything.
+  const script = [
+    'import os, subprocess, sys, time',
+    'r, w = os.pipe()',
+    'os.set_blocking(w, False)',
+    'p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=w, stderr=subprocess.PIPE)',
+    'os.close(w)',
+    'time.sleep(0.3)',
+    'n = 0',
+    'while True:',
+    '    b = os.read(r, 1 << 16)',
+    '    if not b: break',
+    '    n += len(b)',
+    'err = p.stderr.read().decode()',
+    'print(n, p.wait(), repr(err))',
+  ].join('\n');
+  const size = 100_000; // more than a pipe holds (64 KiB), less than one argument may be (128 KiB)
+  const r = spawnSync('python3', ['-c', script, process.execPath, DISPATCHCTL, '--socket', suite.mainSocket, 'request', 'echo', 'x'.repeat(size)], { encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout.trim(), `${size} 0 ''`, 'every byte of the result, exit 0, nothing on standard error');
+});
+
 t.test('request: a directory on standard input is refused, not sent as empty DATA', async (t) => {
   const r = spawnSync(DISPATCHCTL, ['--socket', suite.mainSocket, 'request', 'sha256'], { stdio: [fs.openSync(suite.dir, 'r'), 'pipe', 'pipe'], encoding: 'utf8' });
   t.equal(r.status, EXIT.REJECTED, 'exit 65');
