@@ -3,7 +3,9 @@
  * offers: the commands that read the configuration and the request types. Loaded only when
  * one of them runs.
  */
+import fs from 'node:fs';
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../common/config.js';
+import { missingConfigIsError } from '../common/config-path.js';
 import { ScoreboardReader } from '../common/scoreboard-reader.js';
 import { liveServedTypes, type ServedTypesFile } from '../common/served-types.js';
 import { loadTypesFor, type TypeRegistry } from '../common/type-registry.js';
@@ -40,7 +42,7 @@ export async function runTypes(a: { json: boolean; config: string | undefined })
   let registry: TypeRegistry;
   let scoreboard: string;
   try {
-    const config = loadConfig(a.config ?? DEFAULT_CONFIG_PATH, a.config !== undefined);
+    const config = loadConfig(a.config ?? DEFAULT_CONFIG_PATH, missingConfigIsError(a.config));
     registry = loadTypesFor(config);
     scoreboard = config.paths.scoreboard;
   } catch (err) {
@@ -55,13 +57,16 @@ export async function runCheckConfig(a: { file: string | undefined }): Promise<v
   const file = a.file ?? DEFAULT_CONFIG_PATH;
   let types: TypeRegistry;
   let unserved: string[];
+  let absent = false;
   try {
-    const config = loadConfig(file, a.file !== undefined);
+    absent = !missingConfigIsError(file) && !fs.existsSync(file);
+    const config = loadConfig(file, missingConfigIsError(a.file));
     types = await checkTypes(config);
     unserved = unservedTypes(config, types);
   } catch (err) {
     fail('configuration refused', err);
   }
   for (const name of unserved) process.stderr.write(`dispatchctl: warning: type '${name}' is declared but no serve list names it ([secondary] serve, [secondary.instance.N] serve): no secondary will run it\n`);
-  await writeStdout(Buffer.from(`dispatchctl: configuration '${file}' is valid (${types.size} request types: ${types.names().join(', ') || 'none'})\n`));
+  const what = absent ? `configuration '${file}' is absent: the defaults apply, and are valid` : `configuration '${file}' is valid`;
+  await writeStdout(Buffer.from(`dispatchctl: ${what} (${types.size} request types: ${types.names().join(', ') || 'none'})\n`));
 }

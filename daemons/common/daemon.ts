@@ -10,6 +10,7 @@
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import { DEFAULT_CONFIG_PATH, loadConfig, type Config, type ReloadOutcome } from './config.js';
+import { missingConfigIsError } from './config-path.js';
 import { DispatchError, reason } from './errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { parseListenFds, type ListenFds } from './listen-fds.js';
@@ -124,7 +125,7 @@ export async function runDaemon<A extends { config: string }>(spec: DaemonSpec<A
   let config: Config;
   let listenFds: ListenFds;
   try {
-    config = loadConfig(args.config, args.config !== DEFAULT_CONFIG_PATH);
+    config = loadConfig(args.config, missingConfigIsError(args.config));
     listenFds = parseListenFds(process.env, process.pid);
   } catch (err) {
     return die(err, `failed to start ${unit}`);
@@ -167,7 +168,7 @@ export async function runDaemon<A extends { config: string }>(spec: DaemonSpec<A
       if (stopping) return;
       notifier.reloading('reloading configuration');
       try {
-        const outcome = service.reload(loadConfig(args.config, args.config !== DEFAULT_CONFIG_PATH));
+        const outcome = service.reload(loadConfig(args.config, missingConfigIsError(args.config)));
         const restart = outcome.needRestart.length ? `; needs a restart to take effect: ${outcome.needRestart.join(', ')}` : '';
         const level = outcome.needRestart.length ? 'warning' : 'notice';
         logger.log(level, `reloaded configuration '${args.config}': ${outcome.applied.length ? `applied ${outcome.applied.join(', ')}` : 'nothing changed'}${restart}`, { config: args.config });

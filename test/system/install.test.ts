@@ -103,6 +103,24 @@ if (sb) {
     t.equal((await sb.exec(['dispatchctl', 'request', 'echo', 'reloaded'])).stdout.toString(), 'reloaded', 'still serving');
   });
 
+  t.test('without /etc/dispatchd/dispatchd.conf the defaults apply: check-config says so, and a reload succeeds', async (t) => {
+    // README "Configuration": every key is optional, and a missing file means the defaults. The
+    // units pass the path to check-config on reload, which refused it as a missing file.
+    await sb.out('mv /etc/dispatchd/dispatchd.conf /etc/dispatchd/dispatchd.conf.away');
+    try {
+      for (const args of [['check-config'], ['check-config', '/etc/dispatchd/dispatchd.conf']]) {
+        const check = await sb.exec(['dispatchctl', ...args]);
+        t.equal(check.code, 0, `dispatchctl ${args.join(' ')} exits 0 (${check.stderr.toString().trim()})`);
+        t.match(check.stdout.toString(), /^dispatchctl: configuration '\/etc\/dispatchd\/dispatchd\.conf' is absent: the defaults apply, and are valid \(\d+ request types: /, 'and says the file is absent');
+      }
+      const r = await sb.exec(['systemctl', 'reload', ...DAEMONS]);
+      t.equal(r.code, 0, `systemctl reload exits 0 (${r.stderr.toString().trim()})`);
+      t.equal((await sb.exec(['dispatchctl', 'request', 'echo', 'defaults'])).stdout.toString(), 'defaults', 'still serving');
+    } finally {
+      await sb.out('mv /etc/dispatchd/dispatchd.conf.away /etc/dispatchd/dispatchd.conf');
+    }
+  });
+
   t.test("each daemon's bundle has its source map beside it, mapping back to the TypeScript (node --enable-source-maps)", async (t) => {
     // A position in main's bundle (where class MailboxReader is defined) looked up in the
     // installed map, with Node.js's own SourceMap: what --enable-source-maps does for a trace.
