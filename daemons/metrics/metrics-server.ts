@@ -9,13 +9,15 @@
  * Both are written by prom-client through daemons/client/metrics.ts, the code behind
  * `dispatchctl status --format openmetrics`: one set of metric families.
  *
- * Everything else is refused in plain text: another path 404, another method on /metrics
- * 405 (with `Allow: GET`). The scoreboard unreadable (the suite stopped): 503, which a
+ * `HEAD /metrics` is GET without the body (RFC 9110 §9.3.2). Everything else is refused in
+ * plain text: another path 404, another method on /metrics 405 (with `Allow: GET, HEAD`).
+ * The scoreboard unreadable (its keeper stopped, or the suite restarting): 503, which a
  * scraper records as `up == 0`.
  *
  * A slow or hostile client is cut off by node:http's own limits ({@link HTTP_LIMITS}):
  * headers within 5 s, the whole request within 10 s, an idle keep-alive connection closed
- * after 5 s, at most 16 connections at once, headers of at most 8 KiB. The server only reads
+ * after 5 s, at most 16 connections at once (node:http closes more as they are accepted),
+ * headers of at most 8 KiB. The server only reads
  * the scoreboard (a lock-free snapshot), so no client can hold up a daemon of the suite.
  */
 import http from 'node:http';
@@ -104,8 +106,9 @@ export function createMetricsServer(opts: MetricsServerOptions): http.Server {
         plain(res, 404, `not found: only GET ${METRICS_PATH} is served here`);
         return;
       }
-      if (req.method !== 'GET') {
-        plain(res, 405, `method not allowed: only GET ${METRICS_PATH} is served here`, { Allow: 'GET' });
+      // HEAD as GET without the body (RFC 9110 §9.3.2: a server that supports GET supports HEAD).
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        plain(res, 405, `method not allowed: only GET (and HEAD) ${METRICS_PATH} is served here`, { Allow: 'GET, HEAD' });
         return;
       }
       const contentType = negotiateFormat(req.headers.accept);
@@ -119,7 +122,8 @@ export function createMetricsServer(opts: MetricsServerOptions): http.Server {
       }
       openMetrics(report, contentType).then(
         (text) => {
-          res.writeHead(200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' });
+          // node:http sends no body for HEAD; Content-Length is what GET would send.
+          res.writeHead(200, { 'Content-Type': contentType, 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text) });
           res.end(text);
         },
         (err: unknown) => {

@@ -39,12 +39,12 @@ async function serve(t: Test, report: () => StatusReport) {
   });
   const port = (server.address() as AddressInfo).port;
   const get = (path: string, method = 'GET', headers: http.OutgoingHttpHeaders = {}) =>
-    new Promise<{ status: number; type: string; allow: string; body: string }>((resolve, reject) => {
+    new Promise<{ status: number; type: string; allow: string; length: string; body: string }>((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port, path, method, headers, agent: false }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), allow: String(res.headers.allow ?? ''), body }));
+        res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), allow: String(res.headers.allow ?? ''), length: String(res.headers['content-length'] ?? ''), body }));
       });
       req.on('error', reject);
       req.end();
@@ -72,11 +72,21 @@ t.test('anything but GET /metrics is refused in plain text', async (t) => {
   t.match(other.type, /^text\/plain/);
   t.match(other.body, /only GET \/metrics/);
   t.equal((await get('/metrics/x')).status, 404);
-  for (const method of ['POST', 'PUT', 'DELETE', 'HEAD']) {
+  for (const method of ['POST', 'PUT', 'DELETE']) {
     const r = await get('/metrics', method);
     t.equal(r.status, 405, `${method} /metrics: 405`);
-    t.equal(r.allow, 'GET', 'Allow: GET');
+    t.equal(r.allow, 'GET, HEAD', 'Allow: GET, HEAD');
   }
+});
+
+t.test('HEAD /metrics: the headers of GET (type, length), no body (RFC 9110 §9.3.2)', async (t) => {
+  const { get } = await serve(t, () => REPORT);
+  const full = await get('/metrics');
+  const head = await get('/metrics', 'HEAD');
+  t.equal(head.status, 200);
+  t.equal(head.type, full.type, 'the Content-Type of GET');
+  t.equal(head.length, String(Buffer.byteLength(full.body)), 'the Content-Length of GET');
+  t.equal(head.body, '', 'and no body');
 });
 
 t.test('an unreadable scoreboard: 503 with the reason, and the error reported', async (t) => {
