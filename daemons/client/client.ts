@@ -47,7 +47,9 @@ export class DispatchClient {
   private readonly leases: MainLeases;
   private readonly o: Required<Omit<ClientOptions, 'deadlineMs' | 'onRetry' | 'onLease'>> & Pick<ClientOptions, 'deadlineMs' | 'onRetry' | 'onLease'>;
 
+  /** @throws DispatchError BAD_REQUEST when an option is out of range (ClientOptions says each one's). */
   constructor(options: ClientOptions = {}) {
+    checkOptions(options);
     this.socket = options.socket ?? DEFAULT_SOCKET;
     this.leases = new MainLeases(this.socket);
     this.o = {
@@ -129,6 +131,23 @@ export class DispatchClient {
     const e = last ?? new DispatchError('TIMEOUT', `failed to complete the '${type}' request within ${this.o.timeoutMs} ms`);
     throw new DispatchError(e.code, e.message, { cause: e, retryAfterMs: e.retryAfterMs, retryable: RETRYABLE.has(e.code), mayHaveRun: e.mayHaveRun, fields: e.fields });
   }
+}
+
+/** The longest timer Node.js keeps (2^31 − 1 ms, about 24.8 days; a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The protocol's bound of a run's `deadline_ms` (docs/PROTOCOL.md §2.2), in ms. */
+const MAX_DEADLINE_MS = 3_600_000;
+
+/** Refuses an option out of range before anything is sent. @throws DispatchError BAD_REQUEST. */
+function checkOptions(o: ClientOptions): void {
+  const bad = (name: string, want: string, value: unknown) => new DispatchError('BAD_REQUEST', `${name} must be ${want}, not ${String(value)}; nothing was sent`);
+  for (const name of ['timeoutMs', 'answerTimeoutMs'] as const) {
+    const v = o[name];
+    if (v !== undefined && !(typeof v === 'number' && v >= 1 && v <= MAX_TIMER_MS)) throw bad(name, `a number of 1 … ${MAX_TIMER_MS} ms`, v);
+  }
+  if (o.attempts !== undefined && !(Number.isInteger(o.attempts) && o.attempts >= 1)) throw bad('attempts', 'an integer of at least 1', o.attempts);
+  if (o.deadlineMs !== undefined && !(Number.isInteger(o.deadlineMs) && o.deadlineMs >= 1 && o.deadlineMs <= MAX_DEADLINE_MS)) throw bad('deadlineMs', `an integer of 1 … ${MAX_DEADLINE_MS} ms`, o.deadlineMs);
+  if (o.maxResultBytes !== undefined && !(Number.isInteger(o.maxResultBytes) && o.maxResultBytes >= 0 && o.maxResultBytes <= MAX_BODY_BYTES_CEILING)) throw bad('maxResultBytes', `an integer of 0 … ${MAX_BODY_BYTES_CEILING} bytes`, o.maxResultBytes);
 }
 
 /** Sends one request with a new client. See {@link DispatchClient.request}. */

@@ -13,6 +13,8 @@ import { exchange, fromReply } from './exchange.js';
  * after the other ("established lease"). The lease ends when the session closes.
  */
 export class Session {
+  private closed = false;
+
   private constructor(private readonly conn: FrameConnection, readonly grant: LeaseGranted) {}
 
   /**
@@ -30,9 +32,13 @@ export class Session {
    * Runs one request on this lease and returns the result's bytes.
    * @param timeoutMs how long to wait for the answer, in ms.
    * @param deadlineMs the per-request deadline sent to the secondary, in ms (default: the server's).
-   * @throws DispatchError as DispatchClient.runOnLease; CONNECTION_LOST or TIMEOUT with `mayHaveRun` once the run frame was sent.
+   * @throws DispatchError as DispatchClient.runOnLease; CONNECTION_LOST or TIMEOUT with `mayHaveRun` once the run frame was sent;
+   *   CONNECTION_LOST without it when the session was closed already (nothing sent).
    */
   async run(type: string, data: Buffer, timeoutMs: number, deadlineMs?: number): Promise<Buffer> {
+    if (this.closed || this.conn.isClosed) {
+      throw new DispatchError('CONNECTION_LOST', `the session on secondary-${this.grant.secondary} is closed (its lease ended): nothing was sent; run the '${type}' request on a new lease`, { retryable: true });
+    }
     const header: FrameHeader = { op: 'run', lease: this.grant.lease, generation: this.grant.generation, type };
     if (deadlineMs !== undefined) header.deadline_ms = deadlineMs;
     const peer = `secondary-${this.grant.secondary}`;
@@ -63,8 +69,9 @@ export class Session {
     return f.body;
   }
 
-  /** Closes the connection, which ends the lease. */
+  /** Closes the connection, which ends the lease (idempotent); a later {@link run} throws CONNECTION_LOST. */
   close(): void {
+    this.closed = true;
     this.conn.end(100);
   }
 }

@@ -236,6 +236,16 @@ def backoff_ms(attempt: int) -> int:
     return math.floor(base / 2 + random.random() * (base / 2) + 0.5)  # Math.round
 
 
+def _check_ms(name: str, value: object, low: float, high: float, *, integer: bool = False) -> None:
+    """Raises DispatchError BAD_REQUEST (nothing sent) unless ``value`` is a number of ms in [low, high] (an integer when asked)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value) and low <= value <= high
+    if ok and integer:
+        ok = float(value).is_integer()
+    if not ok:
+        bound = f"{low:g} … {high:,.0f} ms" if high != math.inf else f"at least {low:g} ms"
+        raise DispatchError("BAD_REQUEST", f"{name} must be {'an integer' if integer else 'a number'} of {bound}, not {value!r}; nothing was sent")
+
+
 class Session:
     """A connection to a secondary holding a claimed lease ("established lease").
 
@@ -255,6 +265,7 @@ class Session:
         self.lease = lease
         self._conn = _Connection(lease.socket, max_result_bytes, connect_timeout_ms, budget)
         self.ran = False
+        self._closed = False
 
     def run(self, data: bytes = b"", *, timeout_ms: float = 60_000, deadline_ms: int | None = None) -> bytes:
         """Runs one request of the lease's type and returns the result's bytes.
@@ -268,8 +279,16 @@ class Session:
         Raises:
             DispatchError: the secondary's error code (LEASE_*, HANDLER_FAILED,
                 DEADLINE_EXCEEDED, …); CONNECTION_LOST or TIMEOUT with ``may_have_run`` once
-                the run frame was sent; PROTOCOL_ERROR.
+                the run frame was sent; CONNECTION_LOST without it when the session was
+                closed already (nothing sent); BAD_REQUEST for a ``timeout_ms`` or
+                ``deadline_ms`` out of range (nothing sent); PROTOCOL_ERROR.
         """
+        if self._closed:
+            raise DispatchError("CONNECTION_LOST", f"the session on secondary-{self.lease.secondary} is closed (its lease ended): nothing was sent; run the '{self.lease.type}' request on a new lease",
+                                retryable=True)
+        _check_ms("timeout_ms", timeout_ms, 1, math.inf)
+        if deadline_ms is not None:
+            _check_ms("deadline_ms", deadline_ms, 1, MAX_WAIT_MS, integer=True)
         header: dict = {"op": "run", "lease": self.lease.lease, "generation": self.lease.generation, "type": self.lease.type}
         if deadline_ms is not None:
             header["deadline_ms"] = deadline_ms
@@ -294,7 +313,8 @@ class Session:
         return f.body
 
     def close(self) -> None:
-        """Closes the connection, which ends the lease."""
+        """Closes the connection, which ends the lease (idempotent); a later :meth:`run` raises CONNECTION_LOST."""
+        self._closed = True
         self._conn.close()
 
     def __enter__(self) -> "Session":
@@ -321,6 +341,14 @@ class Client:
                  answer_timeout_ms: int = 5000, deadline_ms: int | None = None,
                  max_result_bytes: int = MAX_BODY_BYTES_CEILING,
                  on_retry: Callable[[int, DispatchError, int], None] | None = None) -> None:
+        _check_ms("timeout_ms", timeout_ms, 1, math.inf)
+        _check_ms("answer_timeout_ms", answer_timeout_ms, 1, math.inf)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise DispatchError("BAD_REQUEST", f"attempts must be an integer of at least 1, not {attempts!r}")
+        if deadline_ms is not None:
+            _check_ms("deadline_ms", deadline_ms, 1, MAX_WAIT_MS, integer=True)
+        if isinstance(max_result_bytes, bool) or not isinstance(max_result_bytes, int) or not 0 <= max_result_bytes <= MAX_BODY_BYTES_CEILING:
+            raise DispatchError("BAD_REQUEST", f"max_result_bytes must be an integer of 0 … {MAX_BODY_BYTES_CEILING} bytes, not {max_result_bytes!r}")
         self.socket = socket or DEFAULT_SOCKET
         self.timeout_ms = timeout_ms
         self.attempts = attempts

@@ -89,3 +89,34 @@ t.test('a failure before the run frame is retried even for a type that is not id
   t.equal((await client.request('charge', Buffer.from('w'))).toString(), 'w');
   t.same(s.counts(), { leases: 2, runs: 1 });
 });
+
+t.test('a session closed already: run sends nothing and says so (CONNECTION_LOST, not "may have run")', async (t) => {
+  const s = await fakeSuite(t, false, ['answer', 'answer']);
+  const grant = await s.client.lease('charge');
+  const { Session } = await import('../../../daemons/client/session.js');
+  const session = await Session.open(grant, 1 << 20, 1000);
+  t.equal((await session.run('charge', Buffer.from('1'), 1000)).toString(), '1');
+  session.close();
+  await t.rejects(session.run('charge', Buffer.from('2'), 1000), { code: 'CONNECTION_LOST', mayHaveRun: false, message: /^the session on secondary-1 is closed \(its lease ended\): nothing was sent; run the 'charge' request on a new lease$/ });
+  t.same(s.counts(), { leases: 1, runs: 1 }, 'the second run frame never reached the secondary');
+  s.client.close();
+});
+
+t.test('options out of range are refused before anything is sent (BAD_REQUEST)', async (t) => {
+  for (const [options, name] of [
+    [{ timeoutMs: 0 }, 'timeoutMs'],
+    [{ timeoutMs: -1 }, 'timeoutMs'],
+    [{ timeoutMs: Number.NaN }, 'timeoutMs'],
+    [{ timeoutMs: Number.POSITIVE_INFINITY }, 'timeoutMs'],
+    [{ answerTimeoutMs: 0 }, 'answerTimeoutMs'],
+    [{ attempts: 0 }, 'attempts'],
+    [{ attempts: 1.5 }, 'attempts'],
+    [{ deadlineMs: 0 }, 'deadlineMs'],
+    [{ deadlineMs: 3_600_001 }, 'deadlineMs'],
+    [{ deadlineMs: 1.5 }, 'deadlineMs'],
+    [{ maxResultBytes: -1 }, 'maxResultBytes'],
+  ] as const) {
+    t.throws(() => new DispatchClient(options), { code: 'BAD_REQUEST', message: new RegExp(`^${name} must be .*; nothing was sent$`) }, JSON.stringify(options));
+  }
+  t.doesNotThrow(() => new DispatchClient({ timeoutMs: 1, answerTimeoutMs: 1, attempts: 1, deadlineMs: 3_600_000, maxResultBytes: 0 }), 'the bounds themselves are fine');
+});
