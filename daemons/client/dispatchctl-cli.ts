@@ -177,7 +177,9 @@ export async function runCli(args: readonly string[], run: CommandRunners = LOAD
       // thrown by a command, which is not a usage error.
       if (err && !msg) fail('failed', err);
       // yargs's own messages may take several lines ("Invalid values:\n  Argument: …"): one.
-      process.stderr.write(`dispatchctl: ${oneLine(msg.replace(/\s*\n\s*/g, ' '))}; see 'dispatchctl --help'\n`);
+      // An unknown option after `request` is most often DATA that starts with '-' (README).
+      const dashData = argv.includes('request') && /^Unknown arguments?: /.test(msg) ? "; DATA that starts with '-' goes after '--' (dispatchctl request TYPE -- -DATA)" : '';
+      process.stderr.write(`dispatchctl: ${oneLine(msg.replace(/\s*\n\s*/g, ' '))}${dashData}; see 'dispatchctl --help'\n`);
       process.exit(EXIT.USAGE);
     })
     .parseAsync();

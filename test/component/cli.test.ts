@@ -31,6 +31,9 @@ t.test('request: DATA from the argument, from stdin with -, and from stdin when 
   t.equal(c.stdout.toString(), createHash('sha256').update(bin).digest('hex'));
   const dashed = await suite.dispatchctl(['request', 'echo', '--', '-n']);
   t.equal(dashed.stdout.toString(), '-n', "DATA starting with a dash goes after '--'");
+  const undashed = await suite.dispatchctl(['request', 'echo', '-n']);
+  t.equal(undashed.code, EXIT.USAGE, 'without it: a usage error (64)');
+  t.match(undashed.stderr, /^dispatchctl: Unknown argument: n; DATA that starts with '-' goes after '--' \(dispatchctl request TYPE -- -DATA\); see 'dispatchctl --help'\n$/, 'which says where such DATA goes');
   const d = await suite.dispatchctl(['request', 'sleep', '10']);
   t.equal(d.stdout.toString(), 'slept 10');
 });
