@@ -96,7 +96,7 @@ export function consoleLogToStdout(): void {
  * ends the run as {@link guardStdout} says.
  *
  * It writes file descriptor 1 itself (write(2) until all is written), without creating
- * `process.stdout`: the stream costs a `dispatchctl request` about 2 ms of its start
+ * `process.stdout`: the stream costs a `dispatchctl request` about 1 ms of its start
  * (docs/BENCHMARKS.md "Command line"). A descriptor in non-blocking mode (a pipe some parent
  * made so) that is full (EAGAIN) gets the rest through `process.stdout`, which waits for it.
  */

@@ -248,7 +248,8 @@ export class DaemonCore {
    * Whether this tick publishes the heartbeat and STATUS=: every tick of TICK_MS or longer;
    * with a shorter tick (the watchdog's probe round, 300 ms by default) the tick nearest to
    * TICK_MS after the last heartbeat, so that the slot and STATUS= are written about once per
-   * TICK_MS whatever the tick (what changes in between is published by {@link publishSoon}).
+   * TICK_MS whatever the tick (a change that must be seen sooner is published by its daemon:
+   * {@link publish}, {@link publishSoon}).
    */
   private heartbeatDue(now: number): boolean {
     const tickMs = this.tickMs;
