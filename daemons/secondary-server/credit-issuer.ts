@@ -13,8 +13,9 @@
  * heard from before (main restarted: the credits it held are gone with it) is answered with
  * the whole free capacity at once, even though the old credits stay valid until they lapse: a
  * lease presented while the secondary is full is refused (BUSY, nothing ran), so granting more
- * than it can serve never overloads it. Unclaimed credits in all are bounded by
- * {@link MAX_OUTSTANDING} × max_leases.
+ * than it can serve never overloads it. Fresh unclaimed credits are bounded by
+ * {@link MAX_OUTSTANDING} × max_leases, so the window (which keeps a credit one more lease
+ * lifetime after it goes stale) holds at most about twice that.
  */
 import type { DispatchError } from '../common/errors.js';
 import { CREDIT_LIST_MAX, type Credit } from '../common/messages.js';
@@ -22,7 +23,7 @@ import { PublishPacer } from '../common/publish-pacer.js';
 import { CLAIM_REPORT_MS, CREDIT_BATCH_MS, CREDIT_GATHER_MS } from '../common/timing.js';
 import type { CreditGrant, CreditWindow } from './credit-window.js';
 
-/** Unused valid credits are at most this many times max_leases. */
+/** Unused fresh credits are at most this many times max_leases. */
 export const MAX_OUTSTANDING = 3;
 
 export interface CreditIssuerOptions {
@@ -123,7 +124,11 @@ export class CreditIssuer {
     const now = this.now();
     const free = Math.max(0, this.o.maxLeases() - this.o.inUse());
     let n = this.o.stopping() ? 0 : this.refill ? free : Math.max(0, free - this.o.window.fresh(now));
-    n = Math.min(n, Math.max(0, MAX_OUTSTANDING * this.o.maxLeases() - this.o.window.size));
+    // The bound counts the fresh credits only: stale ones (main mints no more from them) stay
+    // valid one more lease lifetime, and after a reload that lowered max_leases the stale
+    // ones granted under the old limit would otherwise hold back every new credit until
+    // they lapse, with capacity free and main answering BUSY.
+    n = Math.min(n, Math.max(0, MAX_OUTSTANDING * this.o.maxLeases() - this.o.window.fresh(now)));
     this.refill = false;
     let grant: CreditGrant | undefined = n > 0 ? this.o.window.grant(n, now) : undefined;
     while (grant || this.claimed.size || this.ended.length) {

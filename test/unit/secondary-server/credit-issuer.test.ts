@@ -7,7 +7,7 @@ import { CreditWindow } from '../../../daemons/secondary-server/credit-window.js
 import { CLAIM_REPORT_GRACE_MS } from '../../../daemons/main-server/lease-ledger.js';
 import { CLAIM_REPORT_MS, CREDIT_BATCH_MS, CREDIT_GATHER_MS } from '../../../daemons/common/timing.js';
 
-function build(o: { maxLeases?: number; fail?: () => DispatchError | undefined } = {}) {
+function build(o: { maxLeases?: number | (() => number); fail?: () => DispatchError | undefined } = {}) {
   let now = 1000;
   let inUse = 0;
   let stopping = false;
@@ -19,7 +19,7 @@ function build(o: { maxLeases?: number; fail?: () => DispatchError | undefined }
     from: 'secondary-4',
     generation: 9,
     window,
-    maxLeases: () => o.maxLeases ?? 4,
+    maxLeases: () => (typeof o.maxLeases === 'function' ? o.maxLeases() : (o.maxLeases ?? 4)),
     inUse: () => inUse,
     stopping: () => stopping,
     send: async (m) => {
@@ -108,7 +108,27 @@ t.test('stale credits are replaced; a `want` from a main process new to it gets 
   t.equal(sent.length, 3, 'the same main again, its credits fresh: nothing');
   issuer.want(78);
   issuer.flush();
-  t.equal(sent.length, 3, `unused valid credits stay within ${MAX_OUTSTANDING} × max_leases`);
+  t.match(sent[3], { seq: 13, n: 4 }, 'another new main: 12 fresh now');
+  issuer.want(79);
+  issuer.flush();
+  t.equal(sent.length, 4, `unused fresh credits stay within ${MAX_OUTSTANDING} × max_leases`);
+});
+
+t.test('after a reload lowers max_leases, the credits granted under the old limit do not hold back new ones', async (t) => {
+  // Issue seen from outside: max_leases 32 → 1 by reload under load; the credits granted
+  // before, stale but still valid, counted against 3 × the new limit, so a lease that ended
+  // freed capacity that main was never given: BUSY until they lapsed (two lease lifetimes).
+  let max = 32;
+  const { issuer, sent, set } = build({ maxLeases: () => max });
+  issuer.flush();
+  t.match(sent[0], { n: 32 }, 'the whole capacity under the old limit');
+  max = 1;
+  set({ now: 2500, inUse: 1 }); // reloaded; one lease in use
+  issuer.flush();
+  t.equal(sent.length, 1, 'full under the new limit: nothing');
+  set({ now: 4500, inUse: 0 }); // the 32 went stale at 4000 (valid until 7000); the lease ended
+  issuer.flush();
+  t.match(sent[1], { n: 1 }, 'the freed capacity goes to main as a credit at once');
 });
 
 t.test('a `want` from the main that read the first credits (a just-started secondary) gets no second capacity', async (t) => {
