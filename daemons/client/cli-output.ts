@@ -13,7 +13,7 @@ import { stderrIsJournal } from '../common/journal-stream.js';
 const HINTS: Partial<Record<string, string>> = {
   TIMEOUT: 'raise --timeout (ms) if the request needs longer',
   DEADLINE_EXCEEDED: 'dispatchctl takes it as --deadline (ms)',
-  PAYLOAD_TOO_LARGE: "send less, or raise max_payload_bytes (a type's own in its file in /etc/dispatchd/types.d, else [secondary] max_payload_bytes in /etc/dispatchd/dispatchd.conf)",
+  PAYLOAD_TOO_LARGE: "send less, or raise max_payload_bytes (a type's own where its file sets one, in /etc/dispatchd/types.d; the package's built-in types, in /usr/share/dispatchd/types.d, are not edited; else [secondary] max_payload_bytes in /etc/dispatchd/dispatchd.conf)",
   BUSY: 'retry later, or raise max_leases / add secondaries (dispatchctl scale N)',
   CONFIG_UNREADABLE: 'check the path, and that this user may read it (the installed file is readable by all; run as root for a file of root only)',
 };

@@ -27,7 +27,8 @@ CONFIG = "/etc/dispatchd/dispatchd.conf"
 HINTS = {
     "TIMEOUT": "raise --timeout (ms) if the request needs longer",
     "DEADLINE_EXCEEDED": "python3 -m dispatchd takes it as --deadline (ms)",
-    "PAYLOAD_TOO_LARGE": "send less, or raise max_payload_bytes (a type's own in its file in /etc/dispatchd/types.d, "
+    "PAYLOAD_TOO_LARGE": "send less, or raise max_payload_bytes (a type's own where its file sets one, in /etc/dispatchd/types.d; "
+    "the package's built-in types, in /usr/share/dispatchd/types.d, are not edited; "
     "else [secondary] max_payload_bytes in /etc/dispatchd/dispatchd.conf)",
     "BUSY": "retry later, or raise max_leases / add secondaries (dispatchctl scale N)",
 }

@@ -154,7 +154,7 @@ class ErrorLineTest(unittest.TestCase):
     def test_the_servers_send_less_is_not_said_twice(self) -> None:
         line = error_line("'upper' request failed", DispatchError("PAYLOAD_TOO_LARGE", "the 'upper' request carries 2000000 bytes, more than its type's max_payload_bytes (1048576 bytes); send less"))
         self.assertEqual(line.count("send less"), 1, line)
-        self.assertTrue(line.endswith("; send less, or raise max_payload_bytes (a type's own in its file in /etc/dispatchd/types.d, else [secondary] max_payload_bytes in /etc/dispatchd/dispatchd.conf) [PAYLOAD_TOO_LARGE]"), line)
+        self.assertTrue(line.endswith("; send less, or raise max_payload_bytes (a type's own where its file sets one, in /etc/dispatchd/types.d; the package's built-in types, in /usr/share/dispatchd/types.d, are not edited; else [secondary] max_payload_bytes in /etc/dispatchd/dispatchd.conf) [PAYLOAD_TOO_LARGE]"), line)
         self.assertEqual(error_line("x", DispatchError("TIMEOUT", "no answer")), "dispatchd: x: no answer; raise --timeout (ms) if the request needs longer [TIMEOUT]")
 
     def test_control_characters_are_escaped_as_dispatchctl(self) -> None:

@@ -9,11 +9,11 @@ import { DispatchError } from '../../../daemons/common/errors.js';
 t.test("a type's payload limit: the server's \"send less\" is not said twice, and the hint names where the limit is set", async (t) => {
   const line = errorLine("'upper' request failed", new DispatchError('PAYLOAD_TOO_LARGE', "the 'upper' request carries 2000000 bytes, more than its type's max_payload_bytes (1048576 bytes); send less"));
   t.equal(line.split('send less').length - 1, 1, line);
-  t.match(line, /; send less, or raise max_payload_bytes \(a type's own in its file in \/etc\/dispatchd\/types\.d, else \[secondary\] max_payload_bytes in \/etc\/dispatchd\/dispatchd\.conf\) \[PAYLOAD_TOO_LARGE\]$/);
+  t.match(line, /; send less, or raise max_payload_bytes \(a type's own where its file sets one, in \/etc\/dispatchd\/types\.d; the package's built-in types, in \/usr\/share\/dispatchd\/types\.d, are not edited; else \[secondary\] max_payload_bytes in \/etc\/dispatchd\/dispatchd\.conf\) \[PAYLOAD_TOO_LARGE\]$/);
 });
 
 t.test('a message without the hint gets it whole; one that has it, nothing more', async (t) => {
-  t.equal(errorLine('x', new DispatchError('PAYLOAD_TOO_LARGE', 'standard input is over the 16-byte request limit')), "dispatchctl: x: standard input is over the 16-byte request limit; send less, or raise max_payload_bytes (a type's own in its file in /etc/dispatchd/types.d, else [secondary] max_payload_bytes in /etc/dispatchd/dispatchd.conf) [PAYLOAD_TOO_LARGE]");
+  t.equal(errorLine('x', new DispatchError('PAYLOAD_TOO_LARGE', 'standard input is over the 16-byte request limit')), "dispatchctl: x: standard input is over the 16-byte request limit; send less, or raise max_payload_bytes (a type's own where its file sets one, in /etc/dispatchd/types.d; the package's built-in types, in /usr/share/dispatchd/types.d, are not edited; else [secondary] max_payload_bytes in /etc/dispatchd/dispatchd.conf) [PAYLOAD_TOO_LARGE]");
   t.equal(errorLine('x', new DispatchError('TIMEOUT', 'no answer in 5 ms; raise --timeout (ms) if the request needs longer')), 'dispatchctl: x: no answer in 5 ms; raise --timeout (ms) if the request needs longer [TIMEOUT]');
   t.equal(errorLine('x', new Error('boom')), 'dispatchctl: x: boom', 'not a DispatchError: no hint, no code');
 });
