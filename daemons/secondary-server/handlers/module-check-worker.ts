@@ -5,8 +5,21 @@
  * function is refused before a secondary ever runs it. Posts `{ ok: true }` or
  * `{ ok: false, error }`.
  */
+import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
+
+/**
+ * The line of a syntax error in `file`, from `node --check` (a caught SyntaxError of import()
+ * carries no position: Node.js prints it only for an uncaught one); undefined when the check
+ * finds none in that file (the error is in a module it imports) or cannot run.
+ */
+function syntaxErrorLine(file: string): number | undefined {
+  const r = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8', timeout: 10_000 });
+  const first = (r.stderr ?? '').split('\n', 1)[0] ?? '';
+  const at = first.lastIndexOf(':');
+  return at > 0 && first.slice(0, at).replace(/^file:\/\//, '') === file && /^\d+$/.test(first.slice(at + 1)) ? Number(first.slice(at + 1)) : undefined;
+}
 
 const { module } = workerData as { module: string };
 try {
@@ -14,5 +27,6 @@ try {
   if (typeof mod.default !== 'function') parentPort!.postMessage({ ok: false, error: `its default export is ${mod.default === undefined ? 'missing' : `a ${typeof mod.default}`}, not a function (export default async (data, ctx) => result)` });
   else parentPort!.postMessage({ ok: true });
 } catch (err) {
-  parentPort!.postMessage({ ok: false, error: `importing it failed: ${err instanceof Error ? err.message : String(err)}` });
+  const line = err instanceof SyntaxError ? syntaxErrorLine(module) : undefined;
+  parentPort!.postMessage({ ok: false, error: `importing it failed: ${err instanceof Error ? err.message : String(err)}${line === undefined ? '' : ` (line ${line} of the module)`}` });
 }

@@ -106,6 +106,8 @@ t.test('checkModule refuses what cannot serve: missing, failing import, no funct
   await t.rejects(checkModule('/nonexistent/x.mjs', 'x'), { code: 'CONFIG_INVALID', message: /type 'x': module '\/nonexistent\/x.mjs' cannot serve requests: importing it failed/ });
   await t.rejects(checkModule(fixture('import-fails'), 'y'), { code: 'CONFIG_INVALID', message: /importing it failed: cannot initialise/ });
   await t.rejects(checkModule(fixture('not-a-function'), 'z'), { code: 'CONFIG_INVALID', message: /default export is a string, not a function/ });
+  // A caught SyntaxError carries no position: the line comes from `node --check`.
+  await t.rejects(checkModule(fixture('syntax-error'), 's'), { code: 'CONFIG_INVALID', message: /importing it failed: Unexpected end of input \(line 5 of the module\)$/ });
 });
 
 t.test('piscina is loaded with the first module handler: a secondary serving only built-in types never loads it', async (t) => {
