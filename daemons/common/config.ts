@@ -5,6 +5,7 @@
  * RestartPreventExitStatus= so that a bad configuration does not crash-loop.
  */
 import { z } from 'zod';
+import './zod-messages.js'; // range errors worded as dispatchd's ("must be at least 1")
 import { DEFAULT_CONFIG_PATH } from './config-path.js';
 import { DEFAULT_PATHS, parseConfigToml, readConfigText } from './paths-section.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, MIN_MAX_PAYLOAD_BYTES } from './payload-limit.js';

@@ -10,6 +10,7 @@
  *                                                                   → RunResult + result | ErrorReply
  */
 import { z } from 'zod';
+import './zod-messages.js'; // range errors worded as dispatchd's ("must be at least 1")
 import { ERROR_CODES, type DispatchError } from './errors.js';
 import type { FrameHeader } from './frame.js';
 import { CLIENT_LEASE_TOKEN as LEASE_TOKEN } from './client-lease-token.js';

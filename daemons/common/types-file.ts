@@ -6,6 +6,7 @@
 import type fs from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
+import './zod-messages.js'; // range errors worded as dispatchd's ("must be at least 1")
 import { findLine } from './toml-lines.js';
 import { DispatchError, reason } from './errors.js';
 import { resolveType, TYPE_NAME, TypeDeclaration, TypesFile, type RequestType, type TypeDefaults, type TypeSource } from './request-type.js';
