@@ -21,6 +21,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { DispatchError, reason } from '../common/errors.js';
 import { MAX_BODY_BYTES_CEILING } from '../common/frame.js';
+import { MAX_DEADLINE_MS, MAX_TIMER_MS } from '../common/timing.js';
 import type { LeaseGranted } from '../common/protocol-replies.js';
 import { DEFAULT_SOCKET, type ClientOptions, type RequestInfo } from './client-options.js';
 import type { TimeBudget } from './connect-framed.js';
@@ -132,11 +133,6 @@ export class DispatchClient {
     throw new DispatchError(e.code, e.message, { cause: e, retryAfterMs: e.retryAfterMs, retryable: RETRYABLE.has(e.code), mayHaveRun: e.mayHaveRun, fields: e.fields });
   }
 }
-
-/** The longest timer Node.js keeps (2^31 − 1 ms, about 24.8 days; a longer one fires after 1 ms). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-/** The protocol's bound of a run's `deadline_ms` (docs/PROTOCOL.md §2.2), in ms. */
-const MAX_DEADLINE_MS = 3_600_000;
 
 /** Refuses an option out of range before anything is sent. @throws DispatchError BAD_REQUEST. */
 function checkOptions(o: ClientOptions): void {

@@ -14,6 +14,7 @@
  * the same way.
  */
 import { parseArgs } from 'node:util';
+import { MAX_DEADLINE_MS } from '../common/timing.js';
 import { DEFAULT_SOCKET } from './client.js';
 import type { RequestCommand } from './request-command.js';
 
@@ -21,7 +22,7 @@ import type { RequestCommand } from './request-command.js';
 export const DEFAULT_TIMEOUT_MS = 60_000;
 export const TIMEOUT_RANGE_MS = [1, 24 * 3_600_000] as const;
 /** --deadline: range (ms). */
-export const DEADLINE_RANGE_MS = [1, 3_600_000] as const;
+export const DEADLINE_RANGE_MS = [1, MAX_DEADLINE_MS] as const;
 
 /** A whole number of ms in `range` written plainly (no sign, exponent or leading zero), else undefined. */
 function plainMs(v: string, [min, max]: readonly [number, number]): number | undefined {

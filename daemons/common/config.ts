@@ -13,7 +13,7 @@ import { DispatchError } from './errors.js';
 import { findLine } from './toml-lines.js';
 import { MAX_BODY_BYTES_CEILING } from './frame.js';
 import { TYPE_NAME } from './request-type.js';
-import { MAX_LEASE_TTL_MS, STALE_HEARTBEAT_MS } from './timing.js';
+import { MAX_DEADLINE_MS, MAX_LEASE_TTL_MS, STALE_HEARTBEAT_MS } from './timing.js';
 import { isSecondaryInstance, MAX_SECONDARIES } from './topology.js';
 
 export { DEFAULT_CONFIG_PATH };
@@ -52,7 +52,7 @@ export const ConfigSchema = z.strictObject({
   secondary: z
     .strictObject({
       max_leases: z.number().int().min(1).max(100_000).default(32),
-      request_deadline_ms: ms(10, 3_600_000).default(30_000),
+      request_deadline_ms: ms(10, MAX_DEADLINE_MS).default(30_000),
       max_payload_bytes: z.number().int().min(MIN_MAX_PAYLOAD_BYTES).max(MAX_BODY_BYTES_CEILING).default(DEFAULT_MAX_PAYLOAD_BYTES),
       client_idle_timeout_ms: ms(100, 3_600_000).default(5000),
       /** The request types every secondary serves: names, or "*" for every declared type. */

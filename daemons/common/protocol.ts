@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import './zod-messages.js'; // range errors worded as dispatchd's ("must be at least 1")
 import { ERROR_CODES, type DispatchError } from './errors.js';
+import { MAX_DEADLINE_MS } from './timing.js';
 import type { FrameHeader } from './frame.js';
 import { CLIENT_LEASE_TOKEN as LEASE_TOKEN } from './client-lease-token.js';
 
@@ -33,7 +34,7 @@ export const LeaseRequest = ClientRequest.extend({
    * queue_timeout_ms): a client with less time left than the queue timeout gets BUSY in time,
    * rather than giving up with no answer.
    */
-  wait_ms: z.number().int().nonnegative().max(3_600_000).optional(),
+  wait_ms: z.number().int().nonnegative().max(MAX_DEADLINE_MS).optional(),
 });
 
 export const LeaseGranted = z.object({
@@ -63,7 +64,7 @@ export const RunRequest = ClientRequest.extend({
   lease: z.string().regex(LEASE_TOKEN),
   generation: u32,
   /** Optional per-request deadline in ms, at most the server's request_deadline_ms. */
-  deadline_ms: z.number().int().positive().max(3_600_000).optional(),
+  deadline_ms: z.number().int().positive().max(MAX_DEADLINE_MS).optional(),
 });
 
 export const RunResult = z.object({
@@ -115,7 +116,7 @@ export function parseRunRequest(header: FrameHeader): RunRequestParse {
     LEASE_TOKEN.test(lease) &&
     isU32(generation) &&
     isShortString(type, 1) &&
-    (deadline_ms === undefined || (Number.isInteger(deadline_ms) && (deadline_ms as number) > 0 && (deadline_ms as number) <= 3_600_000)) &&
+    (deadline_ms === undefined || (Number.isInteger(deadline_ms) && (deadline_ms as number) > 0 && (deadline_ms as number) <= MAX_DEADLINE_MS)) &&
     (id === undefined || isShortString(id, 0))
   ) {
     const data: RunRequest = { op, lease, generation, type };
@@ -141,7 +142,7 @@ export function parseLeaseRequest(header: FrameHeader): LeaseRequestParse {
   if (
     op === 'lease' &&
     isShortString(type, 1) &&
-    (wait_ms === undefined || (Number.isInteger(wait_ms) && (wait_ms as number) >= 0 && (wait_ms as number) <= 3_600_000)) &&
+    (wait_ms === undefined || (Number.isInteger(wait_ms) && (wait_ms as number) >= 0 && (wait_ms as number) <= MAX_DEADLINE_MS)) &&
     (id === undefined || isShortString(id, 0))
   ) {
     const data: LeaseRequest = { op, type };

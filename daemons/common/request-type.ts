@@ -17,6 +17,7 @@
  */
 import { z } from 'zod';
 import { MAX_BODY_BYTES_CEILING } from './frame.js';
+import { MAX_DEADLINE_MS } from './timing.js';
 import type { WorkerId } from './topology.js';
 
 /** A type's name: a lowercase letter, then up to 62 lowercase letters, digits or dashes. */
@@ -27,7 +28,7 @@ export const BUILTIN_HANDLERS = ['echo', 'sha256', 'sleep'] as const;
 export type BuiltinHandler = (typeof BUILTIN_HANDLERS)[number];
 
 /** The largest per-run deadline a type may declare, in ms (one hour, as the protocol's deadline_ms). */
-export const MAX_TYPE_DEADLINE_MS = 3_600_000;
+export const MAX_TYPE_DEADLINE_MS = MAX_DEADLINE_MS;
 
 const bytes = z.number().int().min(0).max(MAX_BODY_BYTES_CEILING);
 const limits = {

@@ -12,6 +12,15 @@ export const TICK_MS = 1000;
  */
 export const IDLE_MARKING_AFTER_MS = 10_000;
 
+/**
+ * The protocol's bound of a run frame's `deadline_ms` and a lease request's `wait_ms` (ms, one
+ * hour; docs/PROTOCOL.md §1.2, §2.2): what a client may ask for, and what a type may declare.
+ */
+export const MAX_DEADLINE_MS = 3_600_000;
+
+/** The longest delay one Node.js timer holds (2^31 − 1 ms, about 24.8 days); a longer one fires after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** On stop, how long running requests may take to finish (ms); the units' TimeoutStopSec= allows more. */
 export const DRAIN_MS = 1500;
 

@@ -15,10 +15,8 @@ import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { DispatchError } from '../../common/errors.js';
 import type { BuiltinHandler as BuiltinName } from '../../common/request-type.js';
+import { MAX_TIMER_MS } from '../../common/timing.js';
 import type { Handler, RunContext } from './handler.js';
-
-/** The longest delay one timer holds (2^31 − 1 ms); Node turns a longer one into 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Parses sleep's DATA. @throws DispatchError BAD_REQUEST. */
 export function parseSleepMs(data: Buffer): number {
