@@ -11,8 +11,7 @@
  */
 import type net from 'node:net';
 import type { Config, ReloadOutcome } from '../common/config.js';
-import { coreBasics, DaemonCore } from '../common/daemon-core.js';
-import type { MarkingPort } from '../common/marking-mode.js';
+import { coreBasics, DaemonCore, type DaemonCoreOptions } from '../common/daemon-core.js';
 import { openDaemonPorts, type DaemonPorts, type NotifierPort, type SlotState } from '../common/daemon-ports.js';
 import { DispatchError, reason } from '../common/errors.js';
 import type { FrameConnection } from '../common/frame-connection.js';
@@ -31,7 +30,8 @@ import { CreditPool } from './credit-pool.js';
 import { LeaseLedger } from './lease-ledger.js';
 import { ServedTypesIndex } from './served-types-index.js';
 
-export interface MainServerOptions {
+/** `marking` (V8's incremental marking, marking-mode.ts) goes to the daemon core as it is. */
+export interface MainServerOptions extends Pick<DaemonCoreOptions, 'marking'> {
   config: Config;
   logger: Logger;
   notifier: NotifierPort;
@@ -42,8 +42,6 @@ export interface MainServerOptions {
   /** Random per process; published in the slot. */
   generation: number;
   pid: number;
-  /** V8's incremental marking by whether the daemon serves (marking-mode.ts); none in tests. */
-  marking?: MarkingPort | undefined;
 }
 
 /** What main is built from besides its options: the daemon core's ports and the scoreboard reader. */

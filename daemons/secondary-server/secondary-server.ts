@@ -15,8 +15,7 @@
  */
 import type net from 'node:net';
 import type { Config, ReloadOutcome } from '../common/config.js';
-import { DaemonCore } from '../common/daemon-core.js';
-import type { MarkingPort } from '../common/marking-mode.js';
+import { DaemonCore, type DaemonCoreOptions } from '../common/daemon-core.js';
 import { openDaemonPorts, type DaemonPorts, type NotifierPort, type SlotState } from '../common/daemon-ports.js';
 import { DispatchError, reason } from '../common/errors.js';
 import { FramedServer, type ClientServer, type ClientServerFactory } from '../common/framed-server.js';
@@ -42,7 +41,8 @@ import { RunFrameHandler, type ConnectionLease } from './run-frame-handler.js';
  */
 const COUNTERS_PUBLISH_MS = 5;
 
-export interface SecondaryServerOptions {
+/** `marking` (V8's incremental marking, marking-mode.ts) goes to the daemon core as it is. */
+export interface SecondaryServerOptions extends Pick<DaemonCoreOptions, 'marking'> {
   config: Config;
   logger: Logger;
   notifier: NotifierPort;
@@ -52,8 +52,6 @@ export interface SecondaryServerOptions {
   mailboxFd: number;
   generation: number;
   pid: number;
-  /** V8's incremental marking by whether the daemon serves (marking-mode.ts); none in tests. */
-  marking?: MarkingPort | undefined;
 }
 
 /** What a secondary is built from besides its options (unit tests pass fakes). */

@@ -19,8 +19,7 @@
  */
 import type { Clock } from '../common/clock.js';
 import type { Config, ReloadOutcome } from '../common/config.js';
-import { coreBasics, DaemonCore } from '../common/daemon-core.js';
-import type { MarkingPort } from '../common/marking-mode.js';
+import { coreBasics, DaemonCore, type DaemonCoreOptions } from '../common/daemon-core.js';
 import type { NotifierPort, SlotState } from '../common/daemon-ports.js';
 import type { DispatchError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
@@ -44,7 +43,8 @@ export const UNIT_LIST_MAX_AGE_MS = 2000;
 /** Probe failures repeat every round: each kind is logged at most this often (ms). */
 const INCIDENT_INTERVAL_MS = 30_000;
 
-export interface WatchdogOptions {
+/** `marking` (V8's incremental marking, marking-mode.ts) goes to the daemon core as it is. */
+export interface WatchdogOptions extends Pick<DaemonCoreOptions, 'marking'> {
   config: Config;
   logger: Logger;
   /** sd_notify; `watchdogMs` is the unit's WatchdogSec= the probe period must fit (0: none). */
@@ -55,8 +55,6 @@ export interface WatchdogOptions {
   /** Random per process; published in the slot. */
   generation: number;
   pid: number;
-  /** V8's incremental marking by whether the daemon serves (marking-mode.ts); none in tests. */
-  marking?: MarkingPort | undefined;
 }
 
 interface Target {
