@@ -55,12 +55,13 @@ export async function runTypes(a: { json: boolean; config: string | undefined })
 /** Runs `dispatchctl check-config [FILE]`: exit 78 (cli-output.ts fail) when something is invalid. */
 export async function runCheckConfig(a: { file: string | undefined }): Promise<void> {
   const file = a.file ?? DEFAULT_CONFIG_PATH;
+  const required = missingConfigIsError(file);
+  // A missing optional file is the defaults (loadConfig); the message says it was absent.
+  const absent = !required && !fs.existsSync(file);
   let types: TypeRegistry;
   let unserved: string[];
-  let absent = false;
   try {
-    absent = !missingConfigIsError(file) && !fs.existsSync(file);
-    const config = loadConfig(file, missingConfigIsError(a.file));
+    const config = loadConfig(file, required);
     types = await checkTypes(config);
     unserved = unservedTypes(config, types);
   } catch (err) {
