@@ -16,9 +16,9 @@ import { parentPort, workerData } from 'node:worker_threads';
  */
 function syntaxErrorLine(file: string): number | undefined {
   const r = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8', timeout: 10_000 });
-  const first = (r.stderr ?? '').split('\n', 1)[0] ?? '';
-  const at = first.lastIndexOf(':');
-  return at > 0 && first.slice(0, at).replace(/^file:\/\//, '') === file && /^\d+$/.test(first.slice(at + 1)) ? Number(first.slice(at + 1)) : undefined;
+  // Its first line on stderr is `FILE:LINE` (a `file://` URL for some loaders).
+  const at = /^(?:file:\/\/)?(.*):(\d+)$/m.exec(r.stderr ?? '');
+  return at && at.index === 0 && at[1] === file ? Number(at[2]) : undefined;
 }
 
 const { module } = workerData as { module: string };
