@@ -200,14 +200,18 @@ t.test('standard output that fails: a reader that goes away is a quiet exit 0, a
 
 t.test('request: a result to a full non-blocking pipe (a parent made it so) still arrives whole, after the reader starts reading', async (t) => {
   // Python makes the pipe (os.set_blocking), starts dispatchctl with it as standard output,
-  // reads nothing for 300 ms (the pipe fills: write(2) says EAGAIN), then reads everything.
+  // reads nothing until the pipe holds all it can (FIONREAD = its capacity: dispatchctl's next
+  // write(2) says EAGAIN) or dispatchctl ended, then reads everything.
   const script = [
-    'import os, subprocess, sys, time',
+    'import array, fcntl, os, subprocess, sys, termios, time',
     'r, w = os.pipe()',
     'os.set_blocking(w, False)',
+    'size = fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)',
     'p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=w, stderr=subprocess.PIPE)',
     'os.close(w)',
-    'time.sleep(0.3)',
+    'held = array.array("i", [0])',
+    'while p.poll() is None and (fcntl.ioctl(r, termios.FIONREAD, held), held[0])[1] < size:',
+    '    time.sleep(0.005)',
     'n = 0',
     'while True:',
     '    b = os.read(r, 1 << 16)',
