@@ -11,6 +11,12 @@ from .fake_servers import FakeSuite
 L = "ab" * 16
 
 
+def lease_grant(type: str, *, idempotent: bool) -> dict:
+    """Main's answer granting lease L on the fake secondary (generation 7) for ``type``."""
+    return {"ok": True, "op": "lease", "secondary": 1, "socket": "$SECONDARY_SOCKET", "lease": L, "generation": 7,
+            "expires_in_ms": 3000, "type": type, "idempotent": idempotent}
+
+
 class BackoffTest(unittest.TestCase):
     def test_exponential_jittered_capped(self) -> None:
         for attempt, base in [(1, 25), (2, 50), (3, 100), (6, 800), (7, 1000), (10, 1000)]:
@@ -31,8 +37,7 @@ class FramesSentTest(unittest.TestCase):
             self.assertTrue(lo <= wait <= hi, (answer_ms, wait))
 
     def test_deadline_ms_is_sent_only_when_given(self) -> None:
-        grant = {"ok": True, "op": "lease", "secondary": 1, "socket": "$SECONDARY_SOCKET", "lease": L, "generation": 7,
-                 "expires_in_ms": 3000, "type": "echo", "idempotent": True}
+        grant = lease_grant("echo", idempotent=True)
         result = {"ok": True, "op": "result", "type": "echo", "elapsed_ms": 0.1}
         s = FakeSuite({"main": [{"expect": {}, "reply": grant, "then": "close"}] * 2,
                        "secondary": [{"expect": {}, "reply": result, "then": "keep"}] * 2})
@@ -46,8 +51,7 @@ class FramesSentTest(unittest.TestCase):
 
 class SessionClosedTest(unittest.TestCase):
     def test_run_after_close_sends_nothing_and_says_so(self) -> None:
-        grant = {"ok": True, "op": "lease", "secondary": 1, "socket": "$SECONDARY_SOCKET", "lease": L, "generation": 7,
-                 "expires_in_ms": 3000, "type": "charge", "idempotent": False}
+        grant = lease_grant("charge", idempotent=False)
         result = {"ok": True, "op": "result", "type": "charge", "elapsed_ms": 0.1}
         s = FakeSuite({"main": [{"expect": {}, "reply": grant, "then": "close"}],
                        "secondary": [{"expect": {}, "reply": result, "then": "keep"}] * 2})
@@ -79,8 +83,7 @@ class OptionsTest(unittest.TestCase):
         Client("/nonexistent.sock", timeout_ms=1, answer_timeout_ms=1, attempts=1, deadline_ms=3_600_000, max_result_bytes=0)
 
     def test_a_run_deadline_out_of_range_is_refused_before_the_run_frame(self) -> None:
-        grant = {"ok": True, "op": "lease", "secondary": 1, "socket": "$SECONDARY_SOCKET", "lease": L, "generation": 7,
-                 "expires_in_ms": 3000, "type": "echo", "idempotent": True}
+        grant = lease_grant("echo", idempotent=True)
         s = FakeSuite({"main": [{"expect": {}, "reply": grant, "then": "close"}], "secondary": []})
         self.addCleanup(s.close)
         c = Client(s.main_socket)
