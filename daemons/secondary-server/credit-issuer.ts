@@ -123,12 +123,13 @@ export class CreditIssuer {
     if (this.closed) return;
     const now = this.now();
     const free = Math.max(0, this.o.maxLeases() - this.o.inUse());
-    let n = this.o.stopping() ? 0 : this.refill ? free : Math.max(0, free - this.o.window.fresh(now));
+    const fresh = this.o.window.fresh(now);
+    let n = this.o.stopping() ? 0 : this.refill ? free : Math.max(0, free - fresh);
     // The bound counts the fresh credits only: stale ones (main mints no more from them) stay
     // valid one more lease lifetime, and after a reload that lowered max_leases the stale
     // ones granted under the old limit would otherwise hold back every new credit until
     // they lapse, with capacity free and main answering BUSY.
-    n = Math.min(n, Math.max(0, MAX_OUTSTANDING * this.o.maxLeases() - this.o.window.fresh(now)));
+    n = Math.min(n, Math.max(0, MAX_OUTSTANDING * this.o.maxLeases() - fresh));
     this.refill = false;
     let grant: CreditGrant | undefined = n > 0 ? this.o.window.grant(n, now) : undefined;
     while (grant || this.claimed.size || this.ended.length) {
