@@ -40,6 +40,8 @@ if (sb) {
     t.plan(0, 'skip: no prometheus/promtool/curl on the host (apt-get install prometheus curl, as .ci/run does)');
   } else {
     const curl = (args: string) => sb.sh(`curl -sS --max-time 10 ${args}`);
+    /** The HTTP status of one GET /metrics ('000' when nothing answered). */
+    const scrapeStatus = async () => (await curl(`-o /dev/null -w '%{http_code}' ${ENDPOINT}`)).stdout.toString();
     const query = async (promql: string): Promise<QueryAnswer> =>
       JSON.parse(await sb.out(`curl -sS --max-time 10 --data-urlencode 'query=${promql.replace(/'/g, "'\\''")}' ${PROMETHEUS}/api/v1/query`)) as QueryAnswer;
 
@@ -140,7 +142,7 @@ chown -R prometheus: /tmp/prom 2>/dev/null || true`);
     });
 
     t.test("the service keeps the socket unit's Backlog= when it listens again on the fd", async (t) => {
-      t.equal((await sb.sh('curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:10391/metrics')).stdout.toString(), '200', 'scraped: the service runs');
+      t.equal(await scrapeStatus(), '200', 'scraped: the service runs');
       // For a listening socket, ss's Send-Q column is the backlog.
       const line = (await sb.out("ss -ltnH 'sport = :10391'")).trim();
       t.equal(line.split(/\s+/)[2], String(HTTP_LIMITS.backlog), `Send-Q is the backlog (${line}); Node's default is 511`);
@@ -148,11 +150,11 @@ chown -R prometheus: /tmp/prom 2>/dev/null || true`);
 
     t.test('scraped, it survives systemctl restart dispatchd.target (the socket is not restarted under its running service)', async (t) => {
       for (let i = 1; i <= 3; i++) {
-        t.equal((await sb.sh('curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:10391/metrics')).stdout.toString(), '200', `scraped before restart ${i}: the service runs`);
+        t.equal(await scrapeStatus(), '200', `scraped before restart ${i}: the service runs`);
         await sb.out('systemctl restart dispatchd.target');
         t.equal((await sb.sh('systemctl is-active dispatchd-metrics.socket')).stdout.toString().trim(), 'active', `restart ${i}: the socket still listens (it failed with "Address already in use" when it was restarted too)`);
       }
-      t.equal((await sb.sh('curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:10391/metrics')).stdout.toString(), '200', 'and answers');
+      t.equal(await scrapeStatus(), '200', 'and answers');
     });
 
     t.test('enabled, it stops and starts with the suite: systemctl stop, then start dispatchd.target', async (t) => {
@@ -160,8 +162,7 @@ chown -R prometheus: /tmp/prom 2>/dev/null || true`);
       t.equal((await sb.sh('systemctl is-active dispatchd-metrics.socket')).stdout.toString().trim(), 'inactive', 'stopped with the suite (StopPropagatedFrom=)');
       await sb.out('systemctl start dispatchd.target');
       t.equal((await sb.sh('systemctl is-active dispatchd-metrics.socket')).stdout.toString().trim(), 'active', 'and started with it again (WantedBy=dispatchd.target)');
-      const r = await sb.sh('curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:10391/metrics');
-      t.equal(r.stdout.toString(), '200', 'scraped again');
+      t.equal(await scrapeStatus(), '200', 'scraped again');
     });
   }
 }
